@@ -1,0 +1,185 @@
+/*
+ * Orrery gear API: the one header a gear author includes.
+ *
+ * A gear is a name and a table of websocket routes, each with its callbacks.
+ * Every connection behaves like its own process: all callbacks of one
+ * connection run one at a time on the worker thread that accepted it, so a
+ * gear's per-connection state needs no locks.
+ *
+ * Ownership and lifetime, stated once for the whole header:
+ *  - Pointers that Orrery hands to a callback (handshake, conn, message bytes,
+ *    strings returned by accessors) are owned by Orrery and valid only until
+ *    that callback returns. Copy what you need to keep.
+ *  - Bytes passed to a send function are copied before it returns.
+ *  - The state returned by `init` belongs to the gear; Orrery only passes it
+ *    back. `terminate` is called exactly once per connection that was
+ *    initialised and is the place to free it.
+ *
+ * Errors: functions return 0 on success and a negative ORR_E* code otherwise.
+ *
+ * ABI: everything is reached through functions and opaque handles, and a gear
+ * exports one `orr_gear` value whose `api_version` is ORR_GEAR_API_VERSION, so
+ * a gear compiled as a shared object can be loaded without change.
+ */
+#ifndef ORRERY_GEAR_H
+#define ORRERY_GEAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ORR_GEAR_API_VERSION 1
+
+/* Error codes shared by the whole API (0 is success). */
+enum {
+    ORR_OK = 0,
+    ORR_EAGAIN = -1,    /* try again later (would block) */
+    ORR_EINVAL = -2,    /* bad argument */
+    ORR_ENOMEM = -3,    /* out of memory or over a configured bound */
+    ORR_ECLOSED = -4,   /* the connection is closing: nothing more is sent */
+    ORR_ENOTFOUND = -5, /* no such name / key */
+    ORR_ETAKEN = -6,    /* name already registered */
+    ORR_ESTATE = -7,    /* called outside the callback context that allows it */
+    ORR_EFAIL = -8,     /* generic callback failure */
+    ORR_ENOTSUP = -9,   /* not supported (yet) */
+};
+
+/* Opcodes of complete messages handed to a gear. */
+enum { ORR_TEXT = 1, ORR_BINARY = 2 };
+
+typedef struct orr_handshake orr_handshake; /* a websocket upgrade request */
+typedef struct orr_conn orr_conn;           /* an upgraded connection */
+
+/* ---- the handshake (valid inside `connect`, and inside `init` through
+ *      orr_conn_handshake) --------------------------------------------- */
+
+const char *orr_hs_method(const orr_handshake *hs);
+/* The request path as received (percent-encoded), without the query. */
+const char *orr_hs_path(const orr_handshake *hs);
+/* The raw query string (after '?'), "" if none. */
+const char *orr_hs_query_string(const orr_handshake *hs);
+/* A path parameter (`:name`, or the `*name` wildcard joined with '/'),
+ * URL-decoded; NULL if the route has no such parameter. */
+const char *orr_hs_param(const orr_handshake *hs, const char *name);
+/* The first value of a query parameter, URL-decoded (`+` is a space); NULL if
+ * absent. A key given without '=' has the value "". */
+const char *orr_hs_query(const orr_handshake *hs, const char *name);
+/* The first header of that name (case-insensitive), NULL if absent. */
+const char *orr_hs_header(const orr_handshake *hs, const char *name);
+/* Headers in the order received; returns 0 or ORR_ENOTFOUND past the end.
+ * Names are lower-cased. */
+int orr_hs_header_at(const orr_handshake *hs, size_t i, const char **name, const char **value);
+/* A cookie from the Cookie header(s), NULL if absent. */
+const char *orr_hs_cookie(const orr_handshake *hs, const char *name);
+/* The client's IP: the last X-Forwarded-For entry, else the peer address. */
+const char *orr_hs_client_ip(const orr_handshake *hs);
+/* The context id that every log line of this request carries. */
+const char *orr_hs_context_id(const orr_handshake *hs);
+/* Gear-chosen data kept for the connection's life and readable later with
+ * orr_conn_assigns (the gear owns it; free it in `terminate`, or in
+ * `connect` itself when rejecting). */
+void orr_hs_set_assigns(orr_handshake *hs, void *assigns);
+
+/* Inside `connect`: answer with a plain HTTP response instead of upgrading.
+ * `body` may be NULL. May be called once; headers are added before it. */
+int orr_hs_respond(orr_handshake *hs, int status, const char *content_type, const void *body,
+                   size_t body_len);
+int orr_hs_add_header(orr_handshake *hs, const char *name, const char *value);
+
+/* ---- connections ---------------------------------------------------- */
+
+/* A stable id, unique in this process for its life, that any thread may use
+ * to address the connection (the registry of the next layer delivers
+ * messages to it through its mailbox). */
+uint64_t orr_conn_id(const orr_conn *c);
+const char *orr_conn_context_id(const orr_conn *c);
+const char *orr_conn_gear_name(const orr_conn *c);
+const char *orr_conn_client_ip(const orr_conn *c);
+void *orr_conn_assigns(const orr_conn *c);
+/* The handshake, only while `init` runs; NULL afterwards. */
+const orr_handshake *orr_conn_handshake(const orr_conn *c);
+
+/* Queue a frame (only inside a callback of this connection). Frames go out in
+ * order, in one write, when the callback returns; anything queued after a
+ * close is dropped (ORR_ECLOSED). Text must be valid UTF-8 (ORR_EINVAL). */
+int orr_conn_send_text(orr_conn *c, const void *data, size_t len);
+int orr_conn_send_binary(orr_conn *c, const void *data, size_t len);
+/* Close with a code (1000..4999, not a reserved one) and a UTF-8 reason of at
+ * most 123 bytes; code 0 sends a close frame with an empty payload. The
+ * connection then ends with reason STOP. */
+int orr_conn_close(orr_conn *c, uint16_t code, const char *reason, size_t reason_len);
+
+/* ---- logs ----------------------------------------------------------- */
+
+enum { ORR_LOG_DEBUG, ORR_LOG_INFO, ORR_LOG_WARN, ORR_LOG_ERROR };
+/* One line on stderr, with the connection's context id. */
+void orr_conn_log(const orr_conn *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- callbacks ------------------------------------------------------ */
+
+typedef enum {
+    ORR_REASON_REMOTE,      /* the client sent a close (code and text below) */
+    ORR_REASON_TIMEOUT,     /* idle timeout (close 1000 was sent) */
+    ORR_REASON_STOP,        /* the gear closed, or the server drained (1001) */
+    ORR_REASON_CLOSED,      /* TCP closed without a close frame */
+    ORR_REASON_BADFRAME,    /* protocol error (1002 sent) */
+    ORR_REASON_BADENCODING, /* invalid UTF-8 (1007 sent) */
+    ORR_REASON_BADSIZE,     /* message over the size limit (1009 sent) */
+    ORR_REASON_ERROR,       /* a callback failed, or a socket error */
+} orr_reason_kind;
+
+typedef struct orr_reason {
+    orr_reason_kind kind;
+    uint16_t code;    /* REMOTE: the client's close code, 0 if it sent none */
+    const char *text; /* REMOTE: its reason (not NUL-terminated); others: a word */
+    size_t text_len;
+} orr_reason;
+
+const char *orr_reason_name(orr_reason_kind kind);
+
+/*
+ * Callbacks return 0 on success; a negative value means the callback failed.
+ * A failed callback gets Antikythera's treatment: an error line in the log, a
+ * close frame with an empty payload, and `terminate` with ERROR and the state
+ * as it was before that callback (a callback that stored a new state in
+ * *state before failing must free it itself).
+ */
+typedef struct orr_ws_callbacks {
+    /* Before the upgrade. Return 0 to accept, unless orr_hs_respond was
+     * called, which answers with that response instead. A failure is 500.
+     * May be NULL (accept). */
+    int (*connect)(orr_handshake *hs);
+    /* Right after the upgrade: set *state (NULL is fine) and queue frames. */
+    int (*init)(orr_conn *c, void **state);
+    /* Each complete text or binary message (fragments reassembled). */
+    int (*on_client_message)(orr_conn *c, void **state, int opcode, const uint8_t *data,
+                             size_t len);
+    /* Each message that someone addressed to this connection. May be NULL. */
+    int (*on_server_message)(orr_conn *c, void **state, const uint8_t *msg, size_t len);
+    /* Exactly once, at the end. Frames queued here are dropped. */
+    void (*terminate)(orr_conn *c, void *state, const orr_reason *reason);
+} orr_ws_callbacks;
+
+typedef struct orr_ws_route {
+    /* e.g. "/ws" or "/room/:id": literals, `:param`, and a trailing wildcard
+     * segment (an asterisk then a name) matching at least one segment; matched on URL-decoded segments,
+     * with or without a trailing '/' when there is no wildcard. */
+    const char *pattern;
+    const orr_ws_callbacks *callbacks;
+} orr_ws_route;
+
+typedef struct orr_gear {
+    int api_version; /* ORR_GEAR_API_VERSION */
+    const char *name; /* [a-z][a-z0-9_]*, also its path prefix and subdomain */
+    const orr_ws_route *ws_routes;
+    size_t n_ws_routes;
+} orr_gear;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

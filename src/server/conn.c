@@ -1,0 +1,190 @@
+/*
+ * A connection's life: reading, timeouts, the close handshake, terminate
+ * and the end. The HTTP phase is in http_conn.c, frames in ws_conn.c.
+ */
+#include "common/log.h"
+#include "server/internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *reason_words[] = {
+    [ORR_REASON_REMOTE] = "remote",         [ORR_REASON_TIMEOUT] = "timeout",
+    [ORR_REASON_STOP] = "stop",             [ORR_REASON_CLOSED] = "closed",
+    [ORR_REASON_BADFRAME] = "badframe",     [ORR_REASON_BADENCODING] = "badencoding",
+    [ORR_REASON_BADSIZE] = "badsize",       [ORR_REASON_ERROR] = "error",
+};
+
+const char *orr_reason_name(orr_reason_kind kind) {
+    return (unsigned)kind < ORR_ARRAY_LEN(reason_words) ? reason_words[kind] : "unknown";
+}
+
+static void format_ms(int64_t ms, char *buf, size_t len) {
+    if (ms < 0) ms = 0;
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    snprintf(buf, len, "%04d%02d%02d-%02d%02d%02d.%03d", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000) % 1000);
+}
+
+/* Context ids are built when a line is written, not stored: 20 bytes per
+ * connection saved for a string that only logs need. */
+const char *conn_ctx(orr_worker *w, const orr_conn *c) {
+    char t[48];
+    format_ms(c->ctx_ms, t, sizeof t);
+    snprintf(w->ctx_buf, sizeof w->ctx_buf, "%s_%d_%u", t, w->index, c->ctx_seq);
+    return w->ctx_buf;
+}
+
+const char *conn_ip(orr_worker *w, const orr_conn *c, char *buf, size_t len) {
+    (void)w;
+    if (!c->addr.family || !inet_ntop(c->addr.family, c->addr.bytes, buf, (socklen_t)len))
+        snprintf(buf, len, "unknown");
+    return buf;
+}
+
+void conn_in_free(orr_conn *c) {
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    c->head_scanned = 0;
+}
+
+void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text, size_t text_len) {
+    if (c->flags & CF_TERMINATED) return;
+    c->flags |= CF_TERMINATED;
+    c->reason = (uint8_t)why;
+    if (!c->cb || !c->cb->terminate) return;
+    orr_reason r = {.kind = why, .code = why == ORR_REASON_REMOTE ? c->remote_code : 0};
+    if (text) {
+        r.text = text;
+        r.text_len = text_len;
+    } else {
+        r.text = orr_reason_name(why);
+        r.text_len = strlen(r.text);
+    }
+    orr_conn *saved = w->cb_conn;
+    w->cb_conn = NULL; /* frames queued in terminate are dropped */
+    c->cb->terminate(c, c->state, &r);
+    w->cb_conn = saved;
+    c->state = NULL;
+}
+
+void conn_close_now(orr_worker *w, orr_conn *c) {
+    if (c->phase == PHASE_DEAD) return;
+    if (c->cb && !(c->flags & CF_TERMINATED)) conn_terminate(w, c, ORR_REASON_CLOSED, NULL, 0);
+    if (c->flags & CF_SESSION) {
+        char at[48], reason[32];
+        format_ms(c->ctx_ms, at, sizeof at);
+        if (c->reason == ORR_REASON_REMOTE && c->remote_code)
+            snprintf(reason, sizeof reason, "remote:%u", c->remote_code);
+        else
+            snprintf(reason, sizeof reason, "%s", orr_reason_name(c->reason));
+        orr_log(ORR_LOG_INFO, conn_ctx(w, c),
+                "<websocket> DISCONNECTED connected_at=%s frames_received=%u frames_sent=%u reason=%s",
+                at, c->frames_received, c->frames_sent, reason);
+    }
+    worker_list_move(w, c, LIST_NONE);
+    close(c->fd);
+    c->fd = -1;
+    conn_in_free(c);
+    out_free(c);
+    free(c->ctl);
+    c->ctl = NULL;
+    c->phase = PHASE_DEAD;
+    if (w->cork_conn == c) w->cork_len = 0;
+    worker_conn_free_later(w, c);
+}
+
+/* Queue a close frame (corked on c) and start waiting for the peer's. */
+void conn_send_close(orr_worker *w, orr_conn *c, uint16_t code, const char *reason, size_t len,
+                     orr_reason_kind why) {
+    if (!(c->flags & CF_CLOSE_SENT)) {
+        uint8_t payload[125];
+        size_t n = 0;
+        if (code) {
+            payload[0] = (uint8_t)(code >> 8);
+            payload[1] = (uint8_t)code;
+            if (len > 123) len = 123;
+            if (len) memcpy(payload + 2, reason, len);
+            n = 2 + len;
+        }
+        out_frame(w, ORR_WS_OP_CLOSE, payload, n);
+        c->flags |= CF_CLOSE_SENT;
+        c->phase = PHASE_CLOSING;
+        worker_list_move(w, c, LIST_CLOSING);
+        /* Once the peer has also closed, the TCP connection ends as soon as
+         * the close is written. */
+        if (c->flags & CF_CLOSE_RECEIVED) c->flags |= CF_CLOSE_AFTER_FLUSH;
+    }
+    conn_terminate(w, c, why, NULL, 0);
+}
+
+void conn_on_timeout(orr_worker *w, orr_conn *c) {
+    switch (c->list_id) {
+    case LIST_HTTP:
+        if (c->flags & CF_HTTP_REQ_STARTED) {
+            orr_log(ORR_LOG_INFO, conn_ctx(w, c), "request head not received in time: status=408");
+            out_cork(w, c);
+            http_respond_simple(w, c, 408, NULL, "text/plain", "request timeout\n", 16, false);
+            out_uncork(w);
+            if (c->phase != PHASE_DEAD && c->list_id == LIST_HTTP) worker_list_move(w, c, LIST_CLOSING);
+        } else {
+            conn_close_now(w, c);
+        }
+        break;
+    case LIST_WS:
+        out_cork(w, c);
+        conn_send_close(w, c, ORR_WS_CLOSE_NORMAL, "", 0, ORR_REASON_TIMEOUT);
+        out_uncork(w);
+        break;
+    default:
+        conn_close_now(w, c);
+        break;
+    }
+}
+
+void conn_drain(orr_worker *w, orr_conn *c) {
+    static const char why[] = "server shutting down; please reconnect";
+    c->flags |= CF_DRAIN_CLOSED;
+    out_cork(w, c);
+    conn_send_close(w, c, ORR_WS_CLOSE_GOING_AWAY, why, sizeof why - 1, ORR_REASON_STOP);
+    out_uncork(w);
+}
+
+void conn_on_readable(orr_worker *w, orr_conn *c) {
+    /* A full buffer may mean more is waiting; a few rounds, then the other
+     * connections get their turn. */
+    for (int round = 0; round < 4; round++) {
+        ssize_t n = read(c->fd, w->rbuf, w->rbuf_size);
+        if (n > 0) {
+            if (c->flags & CF_LINGER) {
+                if ((size_t)n < w->rbuf_size) return;
+                continue;
+            }
+            out_cork(w, c);
+            if (c->phase == PHASE_HTTP) {
+                http_on_data(w, c, w->rbuf, (size_t)n);
+            } else {
+                if (c->phase == PHASE_WS && c->last_ms != w->now_ms) worker_list_move(w, c, LIST_WS);
+                ws_on_data(w, c, w->rbuf, (size_t)n);
+            }
+            out_uncork(w);
+            if (c->phase == PHASE_DEAD || (c->flags & CF_READ_PAUSED)) return;
+            if ((size_t)n < w->rbuf_size) return;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        /* EOF or a reset: the peer is gone. */
+        if (c->phase == PHASE_WS) conn_terminate(w, c, ORR_REASON_CLOSED, NULL, 0);
+        conn_close_now(w, c);
+        return;
+    }
+}

@@ -1,0 +1,92 @@
+/*
+ * The connection half of <orrery/gear.h>: what a gear may do with its
+ * connection from inside its callbacks.
+ */
+#include "common/log.h"
+#include "server/internal.h"
+#include "ws/utf8.h"
+
+#include <stdio.h>
+#include <string.h>
+
+uint64_t orr_conn_id(const orr_conn *c) {
+    return c->id;
+}
+
+const char *orr_conn_context_id(const orr_conn *c) {
+    return conn_ctx(c->w, c);
+}
+
+const char *orr_conn_gear_name(const orr_conn *c) {
+    return c->gear ? c->gear->gear->name : "";
+}
+
+const char *orr_conn_client_ip(const orr_conn *c) {
+    return conn_ip(c->w, c, c->w->ip_buf, sizeof c->w->ip_buf);
+}
+
+void *orr_conn_assigns(const orr_conn *c) {
+    return c->assigns;
+}
+
+const orr_handshake *orr_conn_handshake(const orr_conn *c) {
+    return c->w->cb_conn == c ? c->w->cb_hs : NULL;
+}
+
+/* Sends are allowed only from this connection's own running callback, and
+ * not once a close is queued. */
+static int may_send(const orr_conn *c) {
+    const orr_worker *w = c->w;
+    if (w->cb_conn != c) return ORR_ESTATE;
+    if (w->cb_closed || (c->flags & CF_CLOSE_SENT)) return ORR_ECLOSED;
+    return 0;
+}
+
+static int send_data(orr_conn *c, uint8_t opcode, const void *data, size_t len) {
+    int rc = may_send(c);
+    if (rc) return rc;
+    if (!data && len) return ORR_EINVAL;
+    orr_worker *w = c->w;
+    /* Text the gear echoes back was validated on the way in. */
+    if (opcode == ORR_WS_OP_TEXT && !(data == w->cb_msg && len == w->cb_msg_len) &&
+        !orr_utf8_valid(data, len))
+        return ORR_EINVAL;
+    out_frame(w, opcode, data, len);
+    c->frames_sent++;
+    return 0;
+}
+
+int orr_conn_send_text(orr_conn *c, const void *data, size_t len) {
+    return send_data(c, ORR_WS_OP_TEXT, data, len);
+}
+
+int orr_conn_send_binary(orr_conn *c, const void *data, size_t len) {
+    return send_data(c, ORR_WS_OP_BINARY, data, len);
+}
+
+int orr_conn_close(orr_conn *c, uint16_t code, const char *reason, size_t reason_len) {
+    int rc = may_send(c);
+    if (rc) return rc;
+    if (code == 0 && reason_len) return ORR_EINVAL;
+    if (code && !orr_ws_close_code_sendable(code)) return ORR_EINVAL;
+    if (reason_len > 123 || (reason_len && !reason) || !orr_utf8_valid((const uint8_t *)reason, reason_len))
+        return ORR_EINVAL;
+    uint8_t payload[125];
+    size_t n = 0;
+    if (code) {
+        payload[0] = (uint8_t)(code >> 8);
+        payload[1] = (uint8_t)code;
+        if (reason_len) memcpy(payload + 2, reason, reason_len);
+        n = 2 + reason_len;
+    }
+    out_frame(c->w, ORR_WS_OP_CLOSE, payload, n);
+    c->w->cb_closed = true; /* run_callback finishes the close when the callback returns */
+    return 0;
+}
+
+void orr_conn_log(const orr_conn *c, int level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    orr_vlog(level, conn_ctx(c->w, c), fmt, ap);
+    va_end(ap);
+}

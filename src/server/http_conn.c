@@ -1,0 +1,295 @@
+/*
+ * The HTTP phase: request heads (keep-alive and pipelining), the built-in
+ * pages, routing, the gear's `connect`, the protocol checks and the 101.
+ *
+ * Order for a websocket route: route lookup (404) -> query (400) -> the
+ * gear's connect (any response; failure is 500) -> protocol checks (426,
+ * 400) -> 101.
+ */
+#include "common/log.h"
+#include "http/websocket.h"
+#include "server/internal.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+int hs_query_valid(const orr_handshake *hs);
+
+const char *status_text(int status) {
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *extra_headers,
+                         const char *ctype, const void *body, size_t body_len, bool keep_alive) {
+    char head[512];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\nConnection: %s\r\n\r\n",
+                     status, status_text(status), ctype ? "Content-Type: " : "", ctype ? ctype : "",
+                     ctype ? "\r\n" : "", body_len, keep_alive ? "keep-alive" : "close");
+    /* extra_headers go right after the status line */
+    const char *nl = strstr(head, "\r\n") + 2;
+    size_t first = (size_t)(nl - head);
+    out_append(w, head, first);
+    if (extra_headers) out_append(w, extra_headers, strlen(extra_headers));
+    out_append(w, nl, (size_t)n - first);
+    if (body_len && !w->resp_no_body) out_append(w, body, body_len);
+    if (!keep_alive) c->flags |= CF_CLOSE_AFTER_FLUSH;
+}
+
+static void log_request(orr_worker *w, orr_conn *c, const orr_http_request *req, int status) {
+    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "%.*s %.*s status=%d", (int)req->method.n, req->method.p,
+            (int)(req->path.n > 200 ? 200 : req->path.n), req->path.p, status);
+}
+
+static void respond(orr_worker *w, orr_conn *c, const orr_http_request *req, int status,
+                    const char *extra, const char *body, bool keep_alive) {
+    log_request(w, c, req, status);
+    http_respond_simple(w, c, status, extra, "text/plain; charset=utf-8", body, strlen(body), keep_alive);
+}
+
+/* The client IP: the last X-Forwarded-For entry when it is an address,
+ * else the peer. Stored in binary on the connection. */
+static void client_ip(orr_worker *w, orr_conn *c, const orr_http_request *req, char *out, size_t len) {
+    const orr_span *xff = NULL;
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (req->headers[i].name.n == 15 && strncasecmp(req->headers[i].name.p, "x-forwarded-for", 15) == 0)
+            xff = &req->headers[i].value;
+    if (xff && xff->n) {
+        const char *end = xff->p + xff->n, *start = end;
+        while (start > xff->p && start[-1] != ',') start--;
+        while (start < end && (*start == ' ' || *start == '\t')) start++;
+        char tmp[64];
+        size_t n = (size_t)(end - start);
+        if (n < sizeof tmp) {
+            memcpy(tmp, start, n);
+            tmp[n] = '\0';
+            uint8_t bytes[16];
+            if (inet_pton(AF_INET, tmp, bytes) == 1) {
+                c->addr.family = AF_INET;
+                memcpy(c->addr.bytes, bytes, 4);
+            } else if (inet_pton(AF_INET6, tmp, bytes) == 1) {
+                c->addr.family = AF_INET6;
+                memcpy(c->addr.bytes, bytes, 16);
+            }
+        }
+    }
+    conn_ip(w, c, out, len);
+}
+
+static bool span_is(orr_span s, const char *lit) {
+    size_t n = strlen(lit);
+    return s.n == n && memcmp(s.p, lit, n) == 0;
+}
+
+/* Returns true when the connection switched to the websocket phase. */
+static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *req) {
+    orr_server *srv = w->srv;
+    bool keep = req->keep_alive;
+    bool is_get = span_is(req->method, "GET"), is_head = span_is(req->method, "HEAD");
+    c->ctx_seq = ++w->ctx_seq;
+    c->ctx_ms = wall_ms();
+    w->resp_no_body = is_head;
+
+    if (req->content_length || req->chunked) {
+        /* No route here takes a body; rather than read one, answer and close. */
+        respond(w, c, req, 400, NULL, "request bodies are not accepted here\n", false);
+        return false;
+    }
+    if (w->draining) {
+        respond(w, c, req, 503, NULL, "server shutting down\n", false);
+        return false;
+    }
+    if ((is_get || is_head) && span_is(req->path, "/healthz")) {
+        respond(w, c, req, 200, NULL, "ok\n", keep);
+        return false;
+    }
+    if ((is_get || is_head) && (span_is(req->path, "/") || span_is(req->path, "/index.html"))) {
+        log_request(w, c, req, 200);
+        http_respond_simple(w, c, 200, NULL, "text/html; charset=utf-8", srv->index_html,
+                            srv->index_html_len, keep);
+        return false;
+    }
+
+    orr_handshake hs;
+    hs_init(&hs, w, c, req, conn_ctx(w, c));
+    const orr_span *host = orr_http_header_get(req, "host");
+    char *scratch = hs_alloc(&hs, req->path.n + 64);
+    int rc = orr_router_match(srv->router, host ? host->p : NULL, host ? host->n : 0, req->path.p,
+                              req->path.n, scratch, req->path.n + 64, &hs.match);
+    if (rc == ORR_ENOTFOUND || (rc == 0 && !is_get)) {
+        respond(w, c, req, 404, NULL, "not found\n", keep);
+        hs_release(&hs);
+        return false;
+    }
+    if (rc < 0 || !hs_query_valid(&hs)) {
+        respond(w, c, req, 400, NULL, "malformed path or query\n", keep);
+        hs_release(&hs);
+        return false;
+    }
+    const orr_route_target *t = hs.match.data;
+    hs.gear = t->gear;
+    hs.callbacks = t->callbacks;
+    client_ip(w, c, req, hs.client_ip, sizeof hs.client_ip);
+
+    if (t->callbacks->connect) {
+        rc = t->callbacks->connect(&hs);
+        if (hs.resp_status) {
+            log_request(w, c, req, hs.resp_status);
+            http_respond_simple(w, c, hs.resp_status, hs.resp_headers_len ? hs.resp_headers : NULL,
+                                hs.resp_ctype, hs.resp_body, hs.resp_body_len, keep);
+            hs_release(&hs);
+            return false;
+        }
+        if (rc < 0) {
+            orr_log(ORR_LOG_ERROR, hs.ctx, "gear %s: connect failed: %s", t->gear->gear->name,
+                    orr_strerror(rc));
+            respond(w, c, req, 500, NULL, "internal server error\n", keep);
+            hs_release(&hs);
+            return false;
+        }
+    }
+
+    orr_span key;
+    rc = orr_ws_upgrade_check(req, &key);
+    if (rc == 426) {
+        respond(w, c, req, 426, "Upgrade: websocket\r\n", "this is a websocket endpoint\n", keep);
+    } else if (rc != 0) {
+        respond(w, c, req, 400, "Sec-WebSocket-Version: 13\r\n", "bad websocket handshake\n", keep);
+    }
+    if (rc != 0) {
+        hs_release(&hs);
+        return false;
+    }
+
+    char accept[29];
+    orr_ws_accept_value(key.p, key.n, accept);
+    char head[160];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n\r\n",
+                     accept);
+    out_append(w, head, (size_t)n);
+    log_request(w, c, req, 101);
+    ws_start(w, c, &hs);
+    hs_release(&hs);
+    return true;
+}
+
+/* One complete head at buf[0..end): parse and answer it. Returns true when
+ * the connection upgraded. */
+static bool process_head(orr_worker *w, orr_conn *c, const uint8_t *buf, size_t end) {
+    orr_http_request req;
+    int rc = orr_http_parse_head((const char *)buf, end, &req);
+    if (rc < 0) {
+        c->ctx_seq = ++w->ctx_seq;
+        c->ctx_ms = wall_ms();
+        int status = rc == ORR_HTTP_ETOOLARGE ? 431 : 400;
+        orr_log(ORR_LOG_INFO, conn_ctx(w, c), "malformed request head: status=%d", status);
+        http_respond_simple(w, c, status, NULL, "text/plain", "bad request\n", 12, false);
+        return false;
+    }
+    bool upgraded = handle_request(w, c, &req);
+    c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
+    if (!upgraded && c->phase == PHASE_HTTP) worker_list_move(w, c, LIST_HTTP);
+    return upgraded;
+}
+
+static void too_large(orr_worker *w, orr_conn *c) {
+    c->ctx_seq = ++w->ctx_seq;
+    c->ctx_ms = wall_ms();
+    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "request head over %d bytes: status=431", ORR_HTTP_MAX_HEAD);
+    http_respond_simple(w, c, 431, NULL, "text/plain", "request head too large\n", 23, false);
+}
+
+static bool more_requests(const orr_conn *c) {
+    return c->phase == PHASE_HTTP && !(c->flags & CF_CLOSE_AFTER_FLUSH);
+}
+
+void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
+    if (!(c->flags & CF_HTTP_REQ_STARTED)) {
+        c->flags |= CF_HTTP_REQ_STARTED;
+        worker_list_move(w, c, LIST_HTTP); /* the head's time starts at its first byte */
+    }
+    if (c->in_len) {
+        /* A head began in an earlier read: complete it in c->in, taking from
+         * p only what fits; what follows the head stays in p. */
+        size_t old = c->in_len;
+        size_t room = ORR_HTTP_MAX_HEAD - old;
+        size_t take = n < room ? n : room;
+        memcpy(c->in + old, p, take);
+        c->in_len += (uint32_t)take;
+        size_t scanned = c->head_scanned;
+        long end = orr_http_head_end((const char *)c->in, c->in_len, &scanned);
+        if (end == 0 && c->in_len >= ORR_HTTP_MAX_HEAD) end = ORR_HTTP_ETOOLARGE;
+        if (end == ORR_HTTP_ETOOLARGE) {
+            conn_in_free(c);
+            too_large(w, c);
+            return;
+        }
+        if (end == 0) {
+            c->head_scanned = (uint32_t)scanned;
+            return;
+        }
+        bool upgraded = process_head(w, c, c->in, (size_t)end);
+        conn_in_free(c);
+        size_t used = (size_t)end - old;
+        p += used;
+        n -= used;
+        if (upgraded) {
+            if (n && c->phase == PHASE_WS) ws_on_data(w, c, p, n);
+            return;
+        }
+    }
+    while (n > 0 && more_requests(c)) {
+        c->flags |= CF_HTTP_REQ_STARTED;
+        size_t scanned = 0;
+        long end = orr_http_head_end((const char *)p, n, &scanned);
+        if (end == ORR_HTTP_ETOOLARGE) {
+            too_large(w, c);
+            return;
+        }
+        if (end == 0) {
+            /* Keep the beginning of a head until the rest arrives. */
+            c->in = orr_xmalloc(ORR_HTTP_MAX_HEAD);
+            c->in_cap = ORR_HTTP_MAX_HEAD;
+            memcpy(c->in, p, n);
+            c->in_len = (uint32_t)n;
+            c->head_scanned = (uint32_t)scanned;
+            return;
+        }
+        bool upgraded = process_head(w, c, p, (size_t)end);
+        p += end;
+        n -= (size_t)end;
+        if (upgraded) {
+            /* Frames may follow the head in the same read. */
+            if (n && c->phase == PHASE_WS) ws_on_data(w, c, p, n);
+            return;
+        }
+    }
+}

@@ -1,0 +1,243 @@
+/*
+ * Private to src/server: the worker and connection structures that its files
+ * share. Nothing outside src/server includes this.
+ *
+ * Threading: a worker is one thread with its own epoll set, listener,
+ * connections and timers. A connection is created, used and freed only by
+ * its worker. Other threads reach a worker only through its inbox
+ * (worker_post), which wakes it through an eventfd.
+ */
+#ifndef ORR_SERVER_INTERNAL_H
+#define ORR_SERVER_INTERNAL_H
+
+#include "common/err.h"
+#include "common/list.h"
+#include "config/config.h"
+#include "http/request.h"
+#include "http/router.h"
+#include "server/server.h"
+#include "ws/frame.h"
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct orr_worker orr_worker;
+
+/* Where a connection is in its life. */
+enum conn_phase {
+    PHASE_HTTP,    /* reading request heads (keep-alive between them) */
+    PHASE_WS,      /* upgraded, open: gear callbacks run */
+    PHASE_CLOSING, /* our close is sent or the session ended: waiting for the peer */
+    PHASE_DEAD,    /* fd closed; freed at the end of the loop pass */
+};
+
+/* conn.flags */
+enum {
+    CF_CLOSE_SENT = 1 << 0,     /* a close frame is queued: nothing more goes out */
+    CF_CLOSE_RECEIVED = 1 << 1, /* the peer's close frame arrived */
+    CF_CLOSE_AFTER_FLUSH = 1 << 2, /* close the TCP connection once output is written */
+    CF_WANT_WRITE = 1 << 3,     /* EPOLLOUT is armed */
+    CF_READ_PAUSED = 1 << 4,    /* EPOLLIN is off: too much output is waiting */
+    CF_TERMINATED = 1 << 5,     /* terminate (or no gear at all) is done */
+    CF_DRAIN_CLOSED = 1 << 6,   /* the drain already sent this one its 1001 */
+    CF_HTTP_REQ_STARTED = 1 << 7, /* bytes of a request head have arrived */
+    CF_LINGER = 1 << 8,         /* our side is shut down: input is read and dropped until EOF */
+    CF_SESSION = 1 << 9,        /* it was upgraded (logs DISCONNECTED at the end) */
+};
+
+/* The peer's address in binary, formatted only when needed. */
+typedef struct conn_addr {
+    uint8_t family; /* AF_INET, AF_INET6, or 0 */
+    uint8_t bytes[16];
+} conn_addr;
+
+/*
+ * One client connection. Kept small, since idle upgraded connections are
+ * what a websocket server holds most of: buffers are allocated only while
+ * bytes are actually waiting (a partial head, a partial message, unsent
+ * output) and freed as soon as they are not.
+ */
+struct orr_conn {
+    orr_link link;          /* in exactly one of the worker's timeout lists */
+    orr_worker *w;
+    uint64_t id;            /* worker:8 | slot:24 | generation:32 */
+    int fd;
+    uint8_t phase;
+    uint8_t reason;          /* orr_reason_kind once decided */
+    uint8_t list_id;         /* which timeout list holds link */
+    uint8_t pad_;
+    uint16_t flags;
+    int64_t last_ms;         /* monotonic ms: when its timeout clock last restarted */
+    orr_ws_reader rd;
+    const struct orr_gear_entry *gear;
+    const orr_ws_callbacks *cb;
+    void *state;
+    void *assigns;
+    /* Partial input: a request head, or a data message split across reads. */
+    uint8_t *in;
+    uint32_t in_len, in_cap;
+    uint32_t head_scanned; /* bytes of `in` already searched for the head's end */
+    /* Output the socket did not take yet. */
+    uint32_t out_off, out_len, out_cap;
+    uint8_t *out;
+    uint8_t *ctl;           /* a control frame's payload split across reads (125 bytes) */
+    uint8_t ctl_len;
+    uint16_t remote_code;   /* the peer's close code, for the REMOTE reason */
+    uint32_t ctx_seq;       /* context id: <ctx_ms as time>_<worker>_<ctx_seq> */
+    int64_t ctx_ms;         /* wall-clock ms of the request that opened it */
+    uint32_t frames_received, frames_sent;
+    conn_addr addr;         /* client IP (last X-Forwarded-For entry, else the peer) */
+};
+
+/* The worker's timeout lists: each has one fixed timeout, so FIFO order is
+ * deadline order and a tick only looks at the heads. */
+enum { LIST_NONE, LIST_HTTP, LIST_WS, LIST_CLOSING, LIST_COUNT };
+
+typedef struct inbox_msg inbox_msg;
+
+struct orr_worker {
+    orr_server *srv;
+    int index;
+    pthread_t thread;
+    int epfd, listen_fd, event_fd, timer_fd;
+    bool draining, stopping;
+    int64_t now_ms;              /* monotonic, refreshed once per loop pass */
+    orr_link lists[LIST_COUNT];
+    size_t n_conns;
+    /* Slots give connections ids that other threads can hold safely: a slot
+     * is reused with a new generation, so a stale id finds nothing. */
+    orr_conn **slots;
+    uint32_t *slot_gen;
+    uint32_t n_slots, cap_slots;
+    uint32_t *free_slots;
+    uint32_t n_free;
+    orr_conn **zombies;         /* freed at the end of the loop pass */
+    size_t n_zombies, cap_zombies;
+    /* One receive buffer for all connections of this worker. */
+    uint8_t *rbuf;
+    size_t rbuf_size;
+    /* Output produced while handling one connection's event, sent in one
+     * write at the end (the "cork"). */
+    orr_conn *cork_conn;
+    uint8_t *cork;
+    size_t cork_len, cork_cap;
+    /* The callback being run, for the gear API's context checks. */
+    orr_conn *cb_conn;
+    const orr_handshake *cb_hs;  /* during init only */
+    const uint8_t *cb_msg;       /* the message being delivered (already validated) */
+    bool cb_closed;              /* the running callback queued a close */
+    bool resp_no_body;           /* answering a HEAD request */
+    size_t cb_msg_len;
+    uint32_t ctx_seq;
+    char ctx_buf[64];            /* orr_conn_context_id's result */
+    char ip_buf[64];             /* orr_conn_client_ip's result */
+    /* Drain: close 1001 spread over drain_ms. */
+    int64_t drain_start_ms;
+    size_t drain_total, drain_sent;
+    /* Inbox from other threads. */
+    pthread_mutex_t inbox_lock;
+    inbox_msg *inbox_head, *inbox_tail;
+    bool accept_paused;
+};
+
+typedef struct orr_gear_entry {
+    const orr_gear *gear;
+} orr_gear_entry;
+
+/* What a route leads to (the router's data pointer). */
+typedef struct orr_route_target {
+    const orr_gear_entry *gear;
+    const orr_ws_callbacks *callbacks;
+} orr_route_target;
+
+struct orr_server {
+    orr_config cfg;
+    char config_path[1024];
+    orr_router *router;
+    orr_gear_entry *gears;
+    size_t n_gears;
+    orr_route_target *targets;
+    size_t n_targets;
+    orr_worker *workers;
+    int n_workers;
+    uint16_t port;            /* actual listening port */
+    char *index_html;         /* GET / */
+    size_t index_html_len;
+    atomic_int draining;
+};
+
+/* ---- worker.c ---- */
+void worker_list_move(orr_worker *w, orr_conn *c, int list_id);
+void worker_conn_free_later(orr_worker *w, orr_conn *c);
+orr_conn *worker_conn_new(orr_worker *w, int fd, const struct sockaddr *sa);
+void worker_update_events(orr_worker *w, orr_conn *c);
+
+/* ---- output.c: the cork and per-connection backlog ---- */
+void out_cork(orr_worker *w, orr_conn *c);
+void out_uncork(orr_worker *w);
+uint8_t *out_reserve(orr_worker *w, size_t n);
+void out_append(orr_worker *w, const void *p, size_t n);
+void out_frame(orr_worker *w, uint8_t opcode, const void *p, size_t n);
+void out_on_writable(orr_worker *w, orr_conn *c);
+void out_free(orr_conn *c);
+
+/* ---- conn.c: life and death ---- */
+void conn_close_now(orr_worker *w, orr_conn *c);
+void conn_send_close(orr_worker *w, orr_conn *c, uint16_t code, const char *reason, size_t len,
+                     orr_reason_kind why);
+void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text, size_t text_len);
+const char *conn_ctx(orr_worker *w, const orr_conn *c);
+const char *conn_ip(orr_worker *w, const orr_conn *c, char *buf, size_t len);
+void conn_on_readable(orr_worker *w, orr_conn *c);
+void conn_on_timeout(orr_worker *w, orr_conn *c);
+void conn_drain(orr_worker *w, orr_conn *c);
+void conn_in_free(orr_conn *c);
+
+/* ---- http_conn.c: request heads, responses, the upgrade ---- */
+/* Handle bytes in the HTTP phase; returns bytes consumed, or -1 if the
+ * connection is gone or switched phase (then *upgraded says which). */
+void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n);
+void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *extra_headers,
+                         const char *ctype, const void *body, size_t body_len, bool keep_alive);
+
+/* ---- ws_conn.c: frames and messages ---- */
+void ws_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n);
+void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs);
+void ws_deliver_server_message(orr_worker *w, orr_conn *c, const uint8_t *msg, size_t len);
+
+/* ---- handshake.c ---- */
+struct orr_handshake {
+    orr_worker *w;
+    orr_conn *c;
+    const orr_http_request *req;
+    const orr_gear_entry *gear;
+    const orr_ws_callbacks *callbacks;
+    orr_route_match match;
+    const char *ctx;
+    char client_ip[64];
+    void *assigns;
+    /* connect's answer */
+    int resp_status;
+    char resp_headers[2048];
+    size_t resp_headers_len;
+    const char *resp_ctype;
+    const void *resp_body;
+    size_t resp_body_len;
+    struct hs_block *blocks; /* NUL-terminated copies that accessors return */
+};
+
+
+void hs_init(orr_handshake *hs, orr_worker *w, orr_conn *c, const orr_http_request *req,
+             const char *ctx);
+void hs_release(orr_handshake *hs);
+/* Arena copy valid until hs_release. */
+char *hs_alloc(orr_handshake *hs, size_t n);
+
+const char *status_text(int status);
+int64_t mono_ms(void);
+int64_t wall_ms(void);
+
+#endif

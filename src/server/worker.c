@@ -1,0 +1,434 @@
+/*
+ * A worker: one thread, one epoll set, its own SO_REUSEPORT listener,
+ * connections, timeout lists and inbox.
+ */
+#include "server/worker.h"
+
+#include "common/log.h"
+#include "server/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+/* epoll data: a connection pointer, or one of these tags (pointers are at
+ * least 8-byte aligned, so small integers never collide with them). */
+enum { TAG_LISTEN = 1, TAG_EVENT = 2, TAG_TIMER = 3 };
+
+#define RBUF_SIZE (512 * 1024)
+#define MAX_EVENTS 512
+#define ACCEPT_BATCH 64
+
+struct inbox_msg {
+    struct inbox_msg *next;
+    int kind;
+};
+
+int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t list_timeout(const orr_worker *w, int list_id) {
+    const orr_config *cfg = &w->srv->cfg;
+    switch (list_id) {
+    case LIST_HTTP: return cfg->handshake_timeout_ms;
+    case LIST_WS: return cfg->idle_timeout_ms;
+    case LIST_CLOSING: return cfg->close_timeout_ms;
+    default: return 0;
+    }
+}
+
+void worker_list_move(orr_worker *w, orr_conn *c, int list_id) {
+    orr_list_remove(&c->link);
+    c->list_id = (uint8_t)list_id;
+    c->last_ms = w->now_ms;
+    if (list_id != LIST_NONE) orr_list_push_back(&w->lists[list_id], &c->link);
+}
+
+/* ---- slots ---- */
+
+static uint32_t slot_take(orr_worker *w) {
+    if (w->n_free) return w->free_slots[--w->n_free];
+    if (w->n_slots == w->cap_slots) {
+        uint32_t cap = w->cap_slots ? w->cap_slots * 2 : 1024;
+        if (cap > (1u << 24)) cap = 1u << 24;
+        w->slots = orr_xrealloc(w->slots, cap * sizeof *w->slots);
+        w->slot_gen = orr_xrealloc(w->slot_gen, cap * sizeof *w->slot_gen);
+        w->free_slots = orr_xrealloc(w->free_slots, cap * sizeof *w->free_slots);
+        w->cap_slots = cap;
+    }
+    w->slot_gen[w->n_slots] = 0;
+    return w->n_slots++;
+}
+
+orr_conn *worker_conn_new(orr_worker *w, int fd, const struct sockaddr *sa) {
+    if (w->n_slots == (1u << 24) && w->n_free == 0) return NULL;
+    orr_conn *c = orr_xcalloc(1, sizeof *c);
+    uint32_t slot = slot_take(w);
+    uint32_t gen = ++w->slot_gen[slot];
+    w->slots[slot] = c;
+    c->w = w;
+    c->id = ((uint64_t)w->index << 56) | ((uint64_t)slot << 32) | gen;
+    c->fd = fd;
+    c->phase = PHASE_HTTP;
+    if (sa->sa_family == AF_INET) {
+        c->addr.family = AF_INET;
+        memcpy(c->addr.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        c->addr.family = AF_INET6;
+        memcpy(c->addr.bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    }
+    w->n_conns++;
+    return c;
+}
+
+orr_conn *orr_worker_find(orr_worker *w, uint64_t id) {
+    uint32_t slot = (uint32_t)(id >> 32) & 0xffffff;
+    if (slot >= w->n_slots) return NULL;
+    orr_conn *c = w->slots[slot];
+    return c && c->id == id && c->phase != PHASE_DEAD ? c : NULL;
+}
+
+void worker_conn_free_later(orr_worker *w, orr_conn *c) {
+    if (w->n_zombies == w->cap_zombies) {
+        w->cap_zombies = w->cap_zombies ? w->cap_zombies * 2 : 64;
+        w->zombies = orr_xrealloc(w->zombies, w->cap_zombies * sizeof *w->zombies);
+    }
+    w->zombies[w->n_zombies++] = c;
+}
+
+static void free_zombies(orr_worker *w) {
+    for (size_t i = 0; i < w->n_zombies; i++) {
+        orr_conn *c = w->zombies[i];
+        uint32_t slot = (uint32_t)(c->id >> 32) & 0xffffff;
+        w->slots[slot] = NULL;
+        w->free_slots[w->n_free++] = slot;
+        w->n_conns--;
+        free(c);
+    }
+    w->n_zombies = 0;
+}
+
+/* ---- epoll interest ---- */
+
+void worker_update_events(orr_worker *w, orr_conn *c) {
+    struct epoll_event ev = {.events = 0, .data.ptr = c};
+    if (!(c->flags & CF_READ_PAUSED)) ev.events |= EPOLLIN | EPOLLRDHUP;
+    if (c->flags & CF_WANT_WRITE) ev.events |= EPOLLOUT;
+    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+        orr_log(ORR_LOG_WARN, conn_ctx(w, c), "epoll_ctl: %s", strerror(errno));
+}
+
+static void epoll_add(orr_worker *w, int fd, uint32_t events, void *ptr) {
+    struct epoll_event ev = {.events = events, .data.ptr = ptr};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        orr_log(ORR_LOG_ERROR, NULL, "worker %d: epoll_ctl add: %s", w->index, strerror(errno));
+}
+
+/* ---- accepting ---- */
+
+static void on_accept(orr_worker *w) {
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(w->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting until the next tick
+                 * rather than spin on a listener that stays readable. */
+                orr_log(ORR_LOG_ERROR, NULL, "worker %d: accept: %s; pausing accepts", w->index,
+                        strerror(errno));
+                epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+                w->accept_paused = true;
+                return;
+            }
+            orr_log(ORR_LOG_WARN, NULL, "worker %d: accept: %s", w->index, strerror(errno));
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        orr_conn *c = worker_conn_new(w, fd, (struct sockaddr *)&ss);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        worker_list_move(w, c, LIST_HTTP);
+        epoll_add(w, fd, EPOLLIN | EPOLLRDHUP, c);
+    }
+}
+
+static void stop_listening(orr_worker *w) {
+    if (w->listen_fd < 0) return;
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+    close(w->listen_fd);
+    w->listen_fd = -1;
+}
+
+/* ---- timers ---- */
+
+static void expire_list(orr_worker *w, int list_id) {
+    uint32_t timeout = list_timeout(w, list_id);
+    orr_link *l;
+    while ((l = orr_list_front(&w->lists[list_id])) != NULL) {
+        orr_conn *c = ORR_CONTAINER_OF(l, orr_conn, link);
+        if (w->now_ms - c->last_ms < (int64_t)timeout) break;
+        /* conn_on_timeout always moves c out of this list (or kills it). */
+        conn_on_timeout(w, c);
+        if (c->list_id == list_id && c->phase != PHASE_DEAD) worker_list_move(w, c, LIST_NONE);
+    }
+}
+
+/* Send the drain's 1001 closes spread evenly over drain_ms: by time t, the
+ * first ceil(total * t / drain_ms) connections have theirs. */
+static void drain_step(orr_worker *w) {
+    int64_t span = w->srv->cfg.drain_ms;
+    int64_t t = w->now_ms - w->drain_start_ms;
+    size_t due = w->drain_total;
+    if (span > 0 && t < span) due = (size_t)((w->drain_total * (uint64_t)t + (uint64_t)span - 1) / (uint64_t)span);
+    if (due == 0 && w->drain_total) due = 1;
+    while (w->drain_sent < due) {
+        orr_link *l = orr_list_front(&w->lists[LIST_WS]);
+        if (!l) {
+            w->drain_sent = w->drain_total;
+            break;
+        }
+        conn_drain(w, ORR_CONTAINER_OF(l, orr_conn, link));
+        w->drain_sent++;
+    }
+}
+
+static void on_tick(orr_worker *w) {
+    uint64_t n;
+    ssize_t r = read(w->timer_fd, &n, sizeof n);
+    (void)r;
+    if (w->accept_paused && w->listen_fd >= 0 && !w->draining) {
+        w->accept_paused = false;
+        epoll_add(w, w->listen_fd, EPOLLIN, (void *)(uintptr_t)TAG_LISTEN);
+    }
+    expire_list(w, LIST_HTTP);
+    expire_list(w, LIST_WS);
+    expire_list(w, LIST_CLOSING);
+    if (w->draining) {
+        drain_step(w);
+        int64_t hard = (int64_t)w->srv->cfg.drain_ms + w->srv->cfg.close_timeout_ms;
+        if (w->now_ms - w->drain_start_ms >= hard) {
+            /* Past drain_ms + close_timeout_ms nothing is waited for any more. */
+            for (int id = LIST_HTTP; id < LIST_COUNT; id++) {
+                orr_link *l;
+                while ((l = orr_list_front(&w->lists[id])) != NULL) {
+                    orr_conn *c = ORR_CONTAINER_OF(l, orr_conn, link);
+                    if (c->phase == PHASE_WS) conn_terminate(w, c, ORR_REASON_STOP, NULL, 0);
+                    conn_close_now(w, c);
+                }
+            }
+        }
+        if (w->n_conns == w->n_zombies) w->stopping = true;
+    }
+}
+
+static void arm_timer(orr_worker *w, uint32_t period_ms) {
+    struct itimerspec its = {
+        .it_interval = {.tv_sec = period_ms / 1000, .tv_nsec = (long)(period_ms % 1000) * 1000000},
+        .it_value = {.tv_sec = period_ms / 1000, .tv_nsec = (long)(period_ms % 1000) * 1000000},
+    };
+    timerfd_settime(w->timer_fd, 0, &its, NULL);
+}
+
+/* A tick of an eighth of the shortest timeout (within 5..250 ms) keeps
+ * timeouts within about 12% of their setting at negligible cost. */
+static uint32_t tick_period(const orr_config *cfg) {
+    uint32_t m = cfg->idle_timeout_ms;
+    if (cfg->close_timeout_ms < m) m = cfg->close_timeout_ms;
+    if (cfg->handshake_timeout_ms < m) m = cfg->handshake_timeout_ms;
+    m /= 8;
+    if (m < 5) m = 5;
+    if (m > 250) m = 250;
+    return m;
+}
+
+/* ---- the inbox ---- */
+
+void orr_worker_post_drain(orr_worker *w) {
+    inbox_msg *m = orr_xcalloc(1, sizeof *m);
+    m->kind = 1;
+    pthread_mutex_lock(&w->inbox_lock);
+    bool was_empty = w->inbox_head == NULL;
+    if (w->inbox_tail)
+        w->inbox_tail->next = m;
+    else
+        w->inbox_head = m;
+    w->inbox_tail = m;
+    pthread_mutex_unlock(&w->inbox_lock);
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t r = write(w->event_fd, &one, sizeof one);
+        (void)r;
+    }
+}
+
+static void start_drain(orr_worker *w) {
+    if (w->draining) return;
+    w->draining = true;
+    w->drain_start_ms = w->now_ms;
+    stop_listening(w);
+    /* Connections between requests, or in the middle of a head, are
+     * answered now: 503 for a request under way, a plain close otherwise. */
+    orr_link *l;
+    while ((l = orr_list_front(&w->lists[LIST_HTTP])) != NULL) {
+        orr_conn *c = ORR_CONTAINER_OF(l, orr_conn, link);
+        if (c->flags & CF_HTTP_REQ_STARTED) {
+            out_cork(w, c);
+            http_respond_simple(w, c, 503, NULL, "text/plain", "server shutting down\n", 21, false);
+            out_uncork(w);
+            if (c->phase != PHASE_DEAD) worker_list_move(w, c, LIST_NONE);
+        } else {
+            conn_close_now(w, c);
+        }
+    }
+    w->drain_total = 0;
+    for (orr_link *p = w->lists[LIST_WS].next; p != &w->lists[LIST_WS]; p = p->next) w->drain_total++;
+    w->drain_sent = 0;
+    arm_timer(w, 5);
+    drain_step(w);
+}
+
+static void on_inbox(orr_worker *w) {
+    uint64_t n;
+    ssize_t r = read(w->event_fd, &n, sizeof n);
+    (void)r;
+    pthread_mutex_lock(&w->inbox_lock);
+    inbox_msg *m = w->inbox_head;
+    w->inbox_head = w->inbox_tail = NULL;
+    pthread_mutex_unlock(&w->inbox_lock);
+    while (m) {
+        inbox_msg *next = m->next;
+        if (m->kind == 1) start_drain(w);
+        free(m);
+        m = next;
+    }
+}
+
+/* ---- the loop ---- */
+
+static void on_conn_event(orr_worker *w, orr_conn *c, uint32_t events) {
+    if (c->phase == PHASE_DEAD) return;
+    if (events & EPOLLOUT) {
+        out_on_writable(w, c);
+        if (c->phase == PHASE_DEAD) return;
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) conn_on_readable(w, c);
+}
+
+static void *worker_main(void *arg) {
+    orr_worker *w = arg;
+    struct epoll_event evs[MAX_EVENTS];
+    arm_timer(w, tick_period(&w->srv->cfg));
+    while (!w->stopping) {
+        int n = epoll_wait(w->epfd, evs, MAX_EVENTS, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            orr_log(ORR_LOG_ERROR, NULL, "worker %d: epoll_wait: %s", w->index, strerror(errno));
+            break;
+        }
+        w->now_ms = mono_ms();
+        for (int i = 0; i < n; i++) {
+            uintptr_t tag = (uintptr_t)evs[i].data.ptr;
+            if (tag == TAG_LISTEN)
+                on_accept(w);
+            else if (tag == TAG_EVENT)
+                on_inbox(w);
+            else if (tag == TAG_TIMER)
+                on_tick(w);
+            else
+                on_conn_event(w, evs[i].data.ptr, evs[i].events);
+        }
+        free_zombies(w);
+        if (w->draining && w->n_conns == 0) w->stopping = true;
+    }
+    return NULL;
+}
+
+int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
+    memset(w, 0, sizeof *w);
+    w->srv = srv;
+    w->index = index;
+    w->listen_fd = listen_fd;
+    for (int i = 0; i < LIST_COUNT; i++) orr_list_init(&w->lists[i]);
+    pthread_mutex_init(&w->inbox_lock, NULL);
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (w->epfd < 0 || w->event_fd < 0 || w->timer_fd < 0) {
+        orr_log(ORR_LOG_ERROR, NULL, "worker %d: %s", index, strerror(errno));
+        return -1;
+    }
+    w->rbuf_size = RBUF_SIZE;
+    w->rbuf = orr_xmalloc(RBUF_SIZE);
+    w->cork_cap = 64 * 1024;
+    w->cork = orr_xmalloc(w->cork_cap);
+    w->now_ms = mono_ms();
+    epoll_add(w, listen_fd, EPOLLIN, (void *)(uintptr_t)TAG_LISTEN);
+    epoll_add(w, w->event_fd, EPOLLIN, (void *)(uintptr_t)TAG_EVENT);
+    epoll_add(w, w->timer_fd, EPOLLIN, (void *)(uintptr_t)TAG_TIMER);
+    return 0;
+}
+
+int orr_worker_start(orr_worker *w) {
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        orr_log(ORR_LOG_ERROR, NULL, "worker %d: pthread_create: %s", w->index, strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+void orr_worker_join(orr_worker *w) {
+    pthread_join(w->thread, NULL);
+}
+
+void orr_worker_destroy(orr_worker *w) {
+    /* Whatever is left (only after a failed start) is closed without ceremony. */
+    for (uint32_t i = 0; i < w->n_slots; i++) {
+        orr_conn *c = w->slots[i];
+        if (!c) continue;
+        if (c->fd >= 0) close(c->fd);
+        conn_in_free(c);
+        out_free(c);
+        free(c->ctl);
+        free(c);
+    }
+    stop_listening(w);
+    if (w->epfd >= 0) close(w->epfd);
+    if (w->event_fd >= 0) close(w->event_fd);
+    if (w->timer_fd >= 0) close(w->timer_fd);
+    inbox_msg *m = w->inbox_head;
+    while (m) {
+        inbox_msg *next = m->next;
+        free(m);
+        m = next;
+    }
+    pthread_mutex_destroy(&w->inbox_lock);
+    free(w->slots);
+    free(w->slot_gen);
+    free(w->free_slots);
+    free(w->zombies);
+    free(w->rbuf);
+    free(w->cork);
+}

@@ -1,0 +1,206 @@
+/*
+ * The websocket phase: frames in, messages to the gear, control frames
+ * answered, the close handshake, and gear callbacks run in their context.
+ */
+#include "common/log.h"
+#include "server/internal.h"
+#include "ws/utf8.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum cb_kind { CB_INIT, CB_CLIENT, CB_SERVER };
+
+static const char *cb_names[] = {"init", "on_client_message", "on_server_message"};
+
+/*
+ * Run one gear callback with Antikythera's failure semantics: on failure
+ * the frames it queued are dropped, the state it had is kept for terminate,
+ * an empty close goes out and terminate gets ERROR. A close the callback
+ * queued takes effect (and terminate runs) only after it returns.
+ */
+static void run_callback(orr_worker *w, orr_conn *c, enum cb_kind kind, int opcode,
+                         const uint8_t *data, size_t len) {
+    size_t mark = w->cork_len;
+    uint32_t sent = c->frames_sent;
+    void *before = c->state;
+    int rc;
+    w->cb_conn = c;
+    w->cb_closed = false;
+    switch (kind) {
+    case CB_INIT: rc = c->cb->init ? c->cb->init(c, &c->state) : 0; break;
+    case CB_CLIENT:
+        w->cb_msg = data;
+        w->cb_msg_len = len;
+        rc = c->cb->on_client_message ? c->cb->on_client_message(c, &c->state, opcode, data, len) : 0;
+        w->cb_msg = NULL;
+        break;
+    default:
+        rc = c->cb->on_server_message ? c->cb->on_server_message(c, &c->state, data, len) : 0;
+        break;
+    }
+    w->cb_conn = NULL;
+    bool closed = w->cb_closed;
+    w->cb_closed = false;
+    if (rc < 0) {
+        w->cork_len = mark;
+        c->frames_sent = sent;
+        c->state = before;
+        orr_log(ORR_LOG_ERROR, conn_ctx(w, c), "gear %s: %s failed: %s", c->gear->gear->name,
+                cb_names[kind], orr_strerror(rc));
+        conn_send_close(w, c, 0, NULL, 0, ORR_REASON_ERROR);
+        return;
+    }
+    if (closed) {
+        /* The close frame is in the cork already; now the state follows. */
+        c->flags |= CF_CLOSE_SENT;
+        c->phase = PHASE_CLOSING;
+        worker_list_move(w, c, LIST_CLOSING);
+        if (c->flags & CF_CLOSE_RECEIVED) c->flags |= CF_CLOSE_AFTER_FLUSH;
+        conn_terminate(w, c, ORR_REASON_STOP, NULL, 0);
+    }
+}
+
+void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs) {
+    c->phase = PHASE_WS;
+    c->flags |= CF_SESSION;
+    c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
+    c->gear = hs->gear;
+    c->cb = hs->callbacks;
+    c->assigns = hs->assigns;
+    orr_ws_reader_init(&c->rd, ORR_WS_SERVER, w->srv->cfg.max_message_bytes);
+    worker_list_move(w, c, LIST_WS);
+    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "<websocket> CONNECTED gear=%s", c->gear->gear->name);
+    w->cb_hs = hs;
+    run_callback(w, c, CB_INIT, 0, NULL, 0);
+    w->cb_hs = NULL;
+}
+
+void ws_deliver_server_message(orr_worker *w, orr_conn *c, const uint8_t *msg, size_t len) {
+    if (c->phase != PHASE_WS) return;
+    run_callback(w, c, CB_SERVER, 0, msg, len);
+}
+
+static void fail(orr_worker *w, orr_conn *c, int err) {
+    orr_reason_kind why = err == ORR_WS_EUTF8    ? ORR_REASON_BADENCODING
+                          : err == ORR_WS_ETOOBIG ? ORR_REASON_BADSIZE
+                                                  : ORR_REASON_BADFRAME;
+    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "closing: %s", orr_strerror(err));
+    conn_in_free(c);
+    if (c->flags & CF_CLOSE_SENT) {
+        /* Already closing: nothing more to say. */
+        c->flags |= CF_CLOSE_AFTER_FLUSH;
+        return;
+    }
+    conn_send_close(w, c, orr_ws_error_close_code(err), "", 0, why);
+    c->flags |= CF_CLOSE_AFTER_FLUSH;
+}
+
+static void deliver(orr_worker *w, orr_conn *c, int opcode, const uint8_t *data, size_t len) {
+    c->frames_received++;
+    run_callback(w, c, CB_CLIENT, opcode, data, len);
+}
+
+static int on_data_chunk(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
+    bool complete = ch->fin && ch->last;
+    if (c->flags & CF_CLOSE_SENT) return 0; /* after our close, data is dropped */
+    if (complete && ch->first && ch->opcode != ORR_WS_OP_CONT) {
+        deliver(w, c, ch->msg_opcode, ch->data, ch->len);
+        return 0;
+    }
+    /* A message in pieces: collect it. The reader has already checked the
+     * frame against max_message_bytes, so this growth is bounded. */
+    size_t need = (size_t)c->in_len + (ch->first ? ch->frame_len : ch->len);
+    if (need > c->in_cap) {
+        size_t cap = c->in_cap ? c->in_cap : 256;
+        while (cap < need) cap *= 2;
+        if (cap > w->srv->cfg.max_message_bytes && need <= w->srv->cfg.max_message_bytes)
+            cap = w->srv->cfg.max_message_bytes;
+        c->in = orr_xrealloc(c->in, cap);
+        c->in_cap = (uint32_t)cap;
+    }
+    if (ch->len) memcpy(c->in + c->in_len, ch->data, ch->len);
+    c->in_len += (uint32_t)ch->len;
+    if (complete) {
+        /* The buffer is handed over for the callback, then freed: an idle
+         * connection keeps no buffer. */
+        uint8_t *msg = c->in;
+        size_t n = c->in_len;
+        c->in = NULL;
+        c->in_len = c->in_cap = 0;
+        deliver(w, c, ch->msg_opcode, msg, n);
+        free(msg);
+    }
+    return 0;
+}
+
+static void on_close_frame(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n) {
+    uint16_t code = 0;
+    int rc = orr_ws_close_payload_check(p, n, &code);
+    if (rc < 0) {
+        fail(w, c, rc);
+        return;
+    }
+    c->flags |= CF_CLOSE_RECEIVED;
+    if (c->flags & CF_CLOSE_SENT) {
+        /* The answer to our close: the handshake is complete. */
+        c->flags |= CF_CLOSE_AFTER_FLUSH;
+        return;
+    }
+    c->remote_code = code;
+    conn_terminate(w, c, ORR_REASON_REMOTE, n >= 2 ? (const char *)p + 2 : NULL, n >= 2 ? n - 2 : 0);
+    /* Echo the code (an empty close is echoed empty), then end. */
+    conn_send_close(w, c, code, NULL, 0, ORR_REASON_REMOTE);
+    c->flags |= CF_CLOSE_AFTER_FLUSH;
+}
+
+static void on_control(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
+    const uint8_t *p = ch->data;
+    size_t n = ch->len;
+    if (!(ch->first && ch->last)) {
+        /* A control frame split across reads (at most 125 bytes). */
+        if (!c->ctl) c->ctl = orr_xmalloc(125);
+        if (ch->first) c->ctl_len = 0;
+        memcpy(c->ctl + c->ctl_len, ch->data, ch->len);
+        c->ctl_len = (uint8_t)(c->ctl_len + ch->len);
+        if (!ch->last) return;
+        p = c->ctl;
+        n = c->ctl_len;
+    }
+    switch (ch->opcode) {
+    case ORR_WS_OP_PING:
+        if (!(c->flags & CF_CLOSE_SENT)) out_frame(w, ORR_WS_OP_PONG, p, n);
+        break;
+    case ORR_WS_OP_CLOSE: {
+        uint8_t copy[125];
+        memcpy(copy, p, n);
+        free(c->ctl);
+        c->ctl = NULL;
+        on_close_frame(w, c, copy, n);
+        return;
+    }
+    default: break; /* unsolicited pongs are fine */
+    }
+    free(c->ctl);
+    c->ctl = NULL;
+}
+
+void ws_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
+    while (n > 0) {
+        if (c->phase == PHASE_DEAD || (c->flags & (CF_LINGER | CF_CLOSE_AFTER_FLUSH))) return;
+        orr_ws_chunk ch;
+        size_t used = 0;
+        int rc = orr_ws_read(&c->rd, p, n, &ch, &used);
+        p += used;
+        n -= used;
+        if (rc == 0) return;
+        if (rc < 0) {
+            fail(w, c, rc);
+            return;
+        }
+        if (ch.opcode & 0x8)
+            on_control(w, c, &ch);
+        else
+            on_data_chunk(w, c, &ch);
+    }
+}
