@@ -8,5 +8,7 @@ for t in "$dir"/fuzz/fuzz_*; do
   n=$(basename "$t")
   mkdir -p "$dir/corpus/$n"
   echo "== $n ($secs s)"
-  "$t" -max_total_time="$secs" -rss_limit_mb=2048 "$dir/corpus/$n" "fuzz/corpus/$n" 2>&1 | tail -3
+  seeds=""
+  [ -d "fuzz/corpus/$n" ] && seeds="fuzz/corpus/$n"
+  "$t" -max_total_time="$secs" -rss_limit_mb=2048 "$dir/corpus/$n" $seeds 2>&1 | tail -3
 done

@@ -1,0 +1,537 @@
+/*
+ * The config file: one table of keys drives loading, checking and --help, so
+ * the three never disagree. A key knows its field (offset and size in the
+ * struct its table describes), how to load it and how to show its default.
+ *
+ * A nested object (such as a future `cluster` or the entries of `pools`) is a
+ * key whose load function pushes its name on ctx->path and calls
+ * load_object() with a table of its own over a struct of its own; errors
+ * inside it then name the dotted path and the position of that nested key.
+ */
+#include "config/config.h"
+
+#include "common/err.h"
+#include "config/config_internal.h"
+#include "config/jsonpos.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Bigger than any sane config, small enough to read whole. */
+#define MAX_FILE_BYTES ((size_t)16 << 20)
+
+typedef struct load_ctx {
+    const char *file;
+    const char *text;
+    size_t len;
+    const char *path[ORR__JSONPOS_MAX_PATH]; /* keys down to the object being loaded */
+    size_t depth;
+    char *err;
+    size_t errlen;
+} load_ctx;
+
+typedef struct cfg_key cfg_key;
+
+struct cfg_key {
+    const char *name;
+    const char *type; /* for --help; integer keys generate theirs from min and max */
+    const char *meaning;
+    size_t offset, size; /* the field in the struct the table describes */
+    int (*load)(load_ctx *ctx, const cfg_key *k, json_t *v, void *base);
+    void (*show)(const cfg_key *k, const void *base, char *buf, size_t n);
+    long long min, max;         /* integer keys: the accepted range */
+    const char *unit;           /* integer keys: named in messages */
+    const char *const *choices; /* choice keys: the accepted strings, NULL-terminated */
+    const int *choice_values;   /* choice keys: the value stored for each */
+    const char *default_note;   /* a default that depends on the machine: what it is */
+};
+
+/* Integer fields are written through their size; `workers` is an int. */
+_Static_assert(sizeof(int) == sizeof(uint32_t), "int fields are stored as 32 bits");
+
+/* ---- messages ------------------------------------------------------------ */
+
+/* Copies s into buf with control characters replaced, so that a key cannot
+ * break the message line. */
+static void append_clean(char *buf, size_t n, size_t *at, const char *s) {
+    for (; *s && *at + 1 < n; s++) {
+        unsigned char ch = (unsigned char)*s;
+        buf[(*at)++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    buf[*at] = '\0';
+}
+
+static void dotted(char *buf, size_t n, const char *const *path, size_t depth) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < depth; i++) {
+        if (i) append_clean(buf, n, &at, ".");
+        append_clean(buf, n, &at, path[i]);
+    }
+}
+
+/* A value as written in JSON, cut short if long: for "got ..." in messages.
+ * (json_dumpb writes nothing of a piece that does not fit, so the value is
+ * dumped whole and then cut; this runs only on the way to an error.) */
+static const char *got(const json_t *v, char *buf, size_t n) {
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII);
+    if (!s) return "a value";
+    size_t len = strlen(s);
+    if (len > n - 1) {
+        len = n - 1;
+        memcpy(s + len - 3, "...", 3);
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    free(s);
+    return buf;
+}
+
+static int vfail_at(load_ctx *ctx, const char *key, int at_value, const char *fmt, va_list ap) {
+    const char *path[ORR__JSONPOS_MAX_PATH + 1];
+    char name[512], why[768];
+    orr__jsonpos kpos, vpos;
+
+    memcpy(path, ctx->path, ctx->depth * sizeof *path);
+    path[ctx->depth] = key;
+    dotted(name, sizeof name, path, ctx->depth + 1);
+    vsnprintf(why, sizeof why, fmt, ap);
+    if (orr__jsonpos_find(ctx->text, ctx->len, path, ctx->depth + 1, &kpos, &vpos) == 0) {
+        orr__jsonpos p = at_value ? vpos : kpos;
+        snprintf(ctx->err, ctx->errlen, "%s:%u:%u: %s: %s", ctx->file, p.line, p.col, name, why);
+    } else {
+        snprintf(ctx->err, ctx->errlen, "%s: %s: %s", ctx->file, name, why);
+    }
+    return -1;
+}
+
+/* Reports "FILE:LINE:COL: path.key: why" at the key or at its value, and
+ * returns -1. */
+static int fail_at(load_ctx *ctx, const char *key, int at_value, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail_at(load_ctx *ctx, const char *key, int at_value, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vfail_at(ctx, key, at_value, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- loading one key ----------------------------------------------------- */
+
+static void *field(void *base, const cfg_key *k) {
+    return (char *)base + k->offset;
+}
+
+static const void *cfield(const void *base, const cfg_key *k) {
+    return (const char *)base + k->offset;
+}
+
+static int load_int(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+    char g[64], unit[64] = "";
+    if (k->unit) snprintf(unit, sizeof unit, " (%s)", k->unit);
+    if (!json_is_integer(v))
+        return fail_at(ctx, k->name, 1, "expected a %s integer%s, got %s",
+                       k->min > 0 ? "positive" : "non-negative", unit, got(v, g, sizeof g));
+    long long x = json_integer_value(v);
+    if (x < k->min || x > k->max)
+        return fail_at(ctx, k->name, 1, "must be from %lld to %lld%s, got %lld", k->min, k->max,
+                       unit, x);
+    if (k->size == sizeof(uint64_t)) {
+        uint64_t u = (uint64_t)x;
+        memcpy(field(base, k), &u, sizeof u);
+    } else {
+        uint32_t u = (uint32_t)x;
+        memcpy(field(base, k), &u, sizeof u);
+    }
+    return 0;
+}
+
+static void show_int(const cfg_key *k, const void *base, char *buf, size_t n) {
+    if (k->size == sizeof(uint64_t)) {
+        uint64_t u;
+        memcpy(&u, cfield(base, k), sizeof u);
+        snprintf(buf, n, "%llu", (unsigned long long)u);
+    } else {
+        uint32_t u;
+        memcpy(&u, cfield(base, k), sizeof u);
+        snprintf(buf, n, "%lu", (unsigned long)u);
+    }
+}
+
+static int load_listen(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+    orr_config *c = base;
+    char g[80], why[128];
+    if (!json_is_string(v))
+        return fail_at(ctx, k->name, 1, "expected a \"HOST:PORT\" string, got %s",
+                       got(v, g, sizeof g));
+    if (orr_config_parse_listen(json_string_value(v), c->listen_host, sizeof c->listen_host,
+                                &c->listen_port, why, sizeof why) < 0)
+        return fail_at(ctx, k->name, 1, "%s, got %s", why, got(v, g, sizeof g));
+    return 0;
+}
+
+static void show_listen(const cfg_key *k, const void *base, char *buf, size_t n) {
+    const orr_config *c = base;
+    int v6 = strchr(c->listen_host, ':') != NULL;
+    snprintf(buf, n, "\"%s%s%s:%u\"", v6 ? "[" : "", c->listen_host, v6 ? "]" : "",
+             (unsigned)c->listen_port);
+}
+
+/* A host name, stored in lower case (host names are case-insensitive). */
+static int load_hostname(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+    char g[80];
+    if (!json_is_string(v))
+        return fail_at(ctx, k->name, 1, "expected a host name string, got %s", got(v, g, sizeof g));
+    const char *s = json_string_value(v);
+    const char *why = orr__config_check_hostname(s);
+    if (why) return fail_at(ctx, k->name, 1, "%s, got %s", why, got(v, g, sizeof g));
+    size_t len = strlen(s);
+    if (len >= k->size)
+        return fail_at(ctx, k->name, 1, "longer than %zu bytes, got %s", k->size - 1,
+                       got(v, g, sizeof g));
+    char *out = field(base, k);
+    for (size_t i = 0; i <= len; i++)
+        out[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+    return 0;
+}
+
+static void show_string(const cfg_key *k, const void *base, char *buf, size_t n) {
+    snprintf(buf, n, "\"%s\"", (const char *)cfield(base, k));
+}
+
+/* "a", "b" for messages, a|b for --help. */
+static void choices_text(const cfg_key *k, int for_help, char *buf, size_t n) {
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; k->choices[i]; i++) {
+        const char *sep = i == 0 ? "" : for_help ? "|" : ", ";
+        int w = for_help ? snprintf(buf + at, n - at, "%s%s", sep, k->choices[i])
+                         : snprintf(buf + at, n - at, "%s\"%s\"", sep, k->choices[i]);
+        if (w < 0 || (size_t)w >= n - at) break;
+        at += (size_t)w;
+    }
+}
+
+static int load_choice(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+    char g[64], list[128];
+    if (json_is_string(v)) {
+        for (size_t i = 0; k->choices[i]; i++) {
+            if (strcmp(json_string_value(v), k->choices[i]) == 0) {
+                memcpy(field(base, k), &k->choice_values[i], sizeof(int));
+                return 0;
+            }
+        }
+    }
+    choices_text(k, 0, list, sizeof list);
+    return fail_at(ctx, k->name, 1, "expected one of %s, got %s", list, got(v, g, sizeof g));
+}
+
+static void show_choice(const cfg_key *k, const void *base, char *buf, size_t n) {
+    int value;
+    memcpy(&value, cfield(base, k), sizeof value);
+    for (size_t i = 0; k->choices[i]; i++) {
+        if (k->choice_values[i] == value) {
+            snprintf(buf, n, "\"%s\"", k->choices[i]);
+            return;
+        }
+    }
+    snprintf(buf, n, "%d", value);
+}
+
+/* ---- the keys ------------------------------------------------------------ */
+
+#define INT_KEY(fld, lo, hi, unit_, meaning_)                                                      \
+    {                                                                                              \
+        .name = #fld, .meaning = meaning_, .offset = offsetof(orr_config, fld),                    \
+        .size = sizeof(((orr_config *)0)->fld), .load = load_int, .show = show_int, .min = lo,     \
+        .max = hi, .unit = unit_                                                                   \
+    }
+
+static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
+static const int log_level_values[] = {ORR_LOG_DEBUG, ORR_LOG_INFO, ORR_LOG_WARN, ORR_LOG_ERROR};
+
+static const cfg_key config_keys[] = {
+    {.name = "listen",
+     .type = "\"HOST:PORT\"",
+     .meaning = "where to accept connections: IPv4, host name or [IPv6]; port 0 is any free one",
+     .load = load_listen,
+     .show = show_listen},
+    {.name = "workers",
+     .meaning = "worker threads, each with its own listener and connections",
+     .offset = offsetof(orr_config, workers),
+     .size = sizeof(int),
+     .load = load_int,
+     .show = show_int,
+     .min = 1,
+     .max = 256,
+     .unit = "threads",
+     .default_note = "online cores"},
+    {.name = "base_domain",
+     .type = "host name",
+     .meaning = "gear G is also served at Host G.<base_domain>, without the /G prefix",
+     .offset = offsetof(orr_config, base_domain),
+     .size = sizeof(((orr_config *)0)->base_domain),
+     .load = load_hostname,
+     .show = show_string},
+    INT_KEY(idle_timeout_ms, 1, 86400000, "milliseconds",
+            "close (1000) a connection that sent nothing for this long"),
+    INT_KEY(max_message_bytes, 1, 2147483648LL, "bytes",
+            "largest message accepted; a bigger one is closed with 1009"),
+    INT_KEY(drain_ms, 0, 3600000, "milliseconds",
+            "on SIGTERM/SIGINT, the close frames (1001) are spread over this long"),
+    INT_KEY(close_timeout_ms, 1, 600000, "milliseconds",
+            "how long to wait for the client's close frame after sending one"),
+    INT_KEY(handshake_timeout_ms, 1, 600000, "milliseconds",
+            "time allowed to receive a request head (408 after)"),
+    {.name = "log_level",
+     .meaning = "the lowest level logged",
+     .offset = offsetof(orr_config, log_level),
+     .size = sizeof(int),
+     .load = load_choice,
+     .show = show_choice,
+     .choices = log_level_names,
+     .choice_values = log_level_values},
+};
+
+void orr_config_defaults(orr_config *c) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    *c = (orr_config){
+        .listen_host = "127.0.0.1",
+        .listen_port = 8080,
+        .workers = cores < 1     ? 1
+                   : cores > 256 ? 256
+                                 : (int)cores,
+        .base_domain = "localhost",
+        .idle_timeout_ms = 60000,
+        .max_message_bytes = 5000000,
+        .drain_ms = 5000,
+        .close_timeout_ms = 5000,
+        .handshake_timeout_ms = 10000,
+        .log_level = ORR_LOG_INFO,
+    };
+}
+
+/* ---- loading a file ------------------------------------------------------ */
+
+static int unknown_key(load_ctx *ctx, const cfg_key *keys, size_t n, const char *name) {
+    char known[512];
+    size_t at = 0;
+    known[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (i) append_clean(known, sizeof known, &at, ", ");
+        append_clean(known, sizeof known, &at, keys[i].name);
+    }
+    return fail_at(ctx, name, 0, "unknown key (known: %s)", known);
+}
+
+/* Loads the members of obj into the struct at base, in file order, stopping
+ * at the first error. */
+static int load_object(load_ctx *ctx, const cfg_key *keys, size_t n, json_t *obj, void *base) {
+    const char *name;
+    json_t *v;
+    json_object_foreach(obj, name, v) {
+        const cfg_key *k = NULL;
+        for (size_t i = 0; i < n && !k; i++)
+            if (strcmp(keys[i].name, name) == 0) k = &keys[i];
+        if (!k) return unknown_key(ctx, keys, n, name);
+        if (k->load(ctx, k, v, base) < 0) return -1;
+    }
+    return 0;
+}
+
+static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = orr_xmalloc(cap);
+    for (;;) {
+        if (len == cap) {
+            if (cap > MAX_FILE_BYTES) {
+                snprintf(err, errlen, "%s: cannot read: larger than %zu MiB", path,
+                         MAX_FILE_BYTES >> 20);
+                break;
+            }
+            cap = cap * 2 > MAX_FILE_BYTES ? MAX_FILE_BYTES + 1 : cap * 2;
+            buf = orr_xrealloc(buf, cap);
+        }
+        ssize_t r = read(fd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            break;
+        }
+        if (r == 0) {
+            close(fd);
+            *out = buf;
+            *outlen = len;
+            return 0;
+        }
+        len += (size_t)r;
+    }
+    close(fd);
+    free(buf);
+    return -1;
+}
+
+/* The member whose key ends at `key_end`, or whose value is the last to
+ * start at or before `value_at`: its dotted path and positions. */
+typedef struct member_arg {
+    size_t key_end, value_at;
+    char path[ORR__JSONPOS_MAX_PATH][256];
+    const char *segs[ORR__JSONPOS_MAX_PATH];
+    size_t depth;
+    orr__jsonpos key, value;
+} member_arg;
+
+static void keep_member(member_arg *a, const orr__jsonpos_member *m) {
+    for (size_t i = 0; i < m->depth; i++) {
+        orr__jsonpos_key_decode(m->path[i], a->path[i], sizeof a->path[i]);
+        a->segs[i] = a->path[i];
+    }
+    a->depth = m->depth;
+    a->key = m->key;
+    a->value = m->value;
+}
+
+static int member_by_key_end(const orr__jsonpos_member *m, void *arg) {
+    member_arg *a = arg;
+    if (m->key_end != a->key_end) return 0;
+    keep_member(a, m);
+    return 1;
+}
+
+static int member_by_value(const orr__jsonpos_member *m, void *arg) {
+    member_arg *a = arg;
+    if (m->value.offset > a->value_at) return 1;
+    keep_member(a, m);
+    return 0;
+}
+
+/* jansson rejected the text: say where, naming the key when we can tell. */
+static int syntax_error(const char *file, const char *text, size_t len, const json_error_t *je,
+                        char *err, size_t errlen) {
+    member_arg *a = orr_xcalloc(1, sizeof *a);
+    char name[512];
+    size_t pos = (size_t)je->position;
+    int code = json_error_code(je);
+
+    if (code == json_error_duplicate_key) {
+        a->key_end = pos;
+        if (orr__jsonpos_walk(text, len, member_by_key_end, a) == 1) {
+            orr__jsonpos first;
+            dotted(name, sizeof name, a->segs, a->depth);
+            if (orr__jsonpos_find(text, len, a->segs, a->depth, &first, NULL) == 0 &&
+                first.offset != a->key.offset)
+                snprintf(err, errlen, "%s:%u:%u: %s: duplicate key (first at %u:%u)", file,
+                         a->key.line, a->key.col, name, first.line, first.col);
+            else
+                snprintf(err, errlen, "%s:%u:%u: %s: duplicate key", file, a->key.line, a->key.col,
+                         name);
+            free(a);
+            return -1;
+        }
+    } else if (code == json_error_numeric_overflow && pos > 0) {
+        /* A number too big for jansson is a bad value of the key it belongs to. */
+        a->value_at = pos - 1;
+        orr__jsonpos_walk(text, len, member_by_value, a);
+        if (a->depth > 0) {
+            dotted(name, sizeof name, a->segs, a->depth);
+            snprintf(err, errlen, "%s:%u:%u: %s: %s", file, a->value.line, a->value.col, name,
+                     je->text);
+            free(a);
+            return -1;
+        }
+    }
+    free(a);
+    /* jansson's position counts the bytes it consumed: the last one is where
+     * it stopped. */
+    orr__jsonpos p = orr__jsonpos_at(text, len, pos > 0 ? pos - 1 : 0);
+    snprintf(err, errlen, "%s:%u:%u: (json): %s", file, p.line, p.col, je->text);
+    return -1;
+}
+
+static const char *type_name(const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    default:
+        return "an object";
+    }
+}
+
+int orr_config_load(const char *path, orr_config *c, char *err, size_t errlen) {
+    char *text;
+    size_t len;
+    if (read_file(path, &text, &len, err, errlen) < 0) return -1;
+
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    int rc = -1;
+    if (!root) {
+        syntax_error(path, text, len, &je, err, errlen);
+    } else if (!json_is_object(root)) {
+        size_t at = 0;
+        while (at < len && strchr(" \t\r\n", text[at]) && text[at])
+            at++;
+        orr__jsonpos p = orr__jsonpos_at(text, len, at);
+        snprintf(err, errlen, "%s:%u:%u: (json): the top level must be an object {...}, got %s",
+                 path, p.line, p.col, type_name(root));
+    } else {
+        /* Loaded into a copy so that a bad file leaves *c as it was (a
+         * reload keeps the running config). */
+        orr_config next = *c;
+        load_ctx ctx = {.file = path, .text = text, .len = len, .err = err, .errlen = errlen};
+        rc = load_object(&ctx, config_keys, ORR_ARRAY_LEN(config_keys), root, &next);
+        if (rc == 0) *c = next;
+    }
+    json_decref(root);
+    free(text);
+    return rc;
+}
+
+/* ---- --help -------------------------------------------------------------- */
+
+static void print_table(FILE *out, const cfg_key *keys, size_t n, const void *defaults) {
+    for (size_t i = 0; i < n; i++) {
+        const cfg_key *k = &keys[i];
+        char type[64], value[300], def[340];
+        if (k->type)
+            snprintf(type, sizeof type, "%s", k->type);
+        else if (k->choices)
+            choices_text(k, 1, type, sizeof type);
+        else
+            snprintf(type, sizeof type, "integer %lld..%lld", k->min, k->max);
+        k->show(k, defaults, value, sizeof value);
+        if (k->default_note)
+            snprintf(def, sizeof def, "%s (%s)", k->default_note, value);
+        else
+            snprintf(def, sizeof def, "%s", value);
+        fprintf(out, "  %-21s %-21s %-18s %s\n", k->name, type, def, k->meaning);
+    }
+}
+
+void orr_config_print_keys(FILE *out) {
+    orr_config d;
+    orr_config_defaults(&d);
+    print_table(out, config_keys, ORR_ARRAY_LEN(config_keys), &d);
+}

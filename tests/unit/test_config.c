@@ -1,0 +1,670 @@
+/*
+ * The config loader: defaults, a full file, every key with each kind of bad
+ * value (checked for the exact "FILE:LINE:COL: key:" prefix), syntax and
+ * duplicate errors, the position scanner, listen parsing and --help.
+ */
+#include "config/config.h"
+#include "config/jsonpos.h"
+
+#include <orrery/gear.h>
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef ORR_SOURCE_DIR
+#define ORR_SOURCE_DIR "."
+#endif
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* Writes text to a new temporary .json file; its name goes to path. */
+static void write_tmp(const char *text, char path[64]) {
+    strcpy(path, "/tmp/orr-config-XXXXXX.json");
+    int fd = mkstemps(path, 5);
+    cr_assert(fd >= 0, "mkstemps: %s", strerror(errno));
+    size_t len = strlen(text);
+    cr_assert_eq(write(fd, text, len), (ssize_t)len);
+    close(fd);
+}
+
+/* Loads text as a config file over c; path receives the file's name. */
+static int load_text(const char *text, orr_config *c, char path[64], char *err, size_t errlen) {
+    write_tmp(text, path);
+    err[0] = '\0';
+    int rc = orr_config_load(path, c, err, errlen);
+    unlink(path);
+    return rc;
+}
+
+static void expect_prefix(const char *err, const char *path, int line, int col, const char *key) {
+    char want[512];
+    snprintf(want, sizeof want, "%s:%d:%d: %s: ", path, line, col, key);
+    cr_expect(strncmp(err, want, strlen(want)) == 0, "want prefix \"%s\", got \"%s\"", want, err);
+}
+
+/* Field by field: struct padding is not part of a config. */
+static int same_config(const orr_config *a, const orr_config *b) {
+    return strcmp(a->listen_host, b->listen_host) == 0 && a->listen_port == b->listen_port &&
+           a->workers == b->workers && strcmp(a->base_domain, b->base_domain) == 0 &&
+           a->idle_timeout_ms == b->idle_timeout_ms &&
+           a->max_message_bytes == b->max_message_bytes && a->drain_ms == b->drain_ms &&
+           a->close_timeout_ms == b->close_timeout_ms &&
+           a->handshake_timeout_ms == b->handshake_timeout_ms && a->log_level == b->log_level;
+}
+
+/* ---- defaults and good files -------------------------------------------- */
+
+Test(config, defaults) {
+    orr_config c;
+    orr_config_defaults(&c);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cr_expect_str_eq(c.listen_host, "127.0.0.1");
+    cr_expect_eq(c.listen_port, 8080);
+    cr_expect_eq(c.workers, cores < 1 ? 1 : cores > 256 ? 256 : cores);
+    cr_expect_str_eq(c.base_domain, "localhost");
+    cr_expect_eq(c.idle_timeout_ms, 60000);
+    cr_expect_eq(c.max_message_bytes, 5000000);
+    cr_expect_eq(c.drain_ms, 5000);
+    cr_expect_eq(c.close_timeout_ms, 5000);
+    cr_expect_eq(c.handshake_timeout_ms, 10000);
+    cr_expect_eq(c.log_level, ORR_LOG_INFO);
+}
+
+Test(config, full_file) {
+    const char *text = "{\n"
+                       "  \"listen\": \"[::1]:9000\",\n"
+                       "  \"workers\": 3,\n"
+                       "  \"base_domain\": \"Gears.Example.COM\",\n"
+                       "  \"idle_timeout_ms\": 86400000,\n"
+                       "  \"max_message_bytes\": 2147483648,\n"
+                       "  \"drain_ms\": 0,\n"
+                       "  \"close_timeout_ms\": 600000,\n"
+                       "  \"handshake_timeout_ms\": 1,\n"
+                       "  \"log_level\": \"debug\"\n"
+                       "}\n";
+    orr_config c;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    cr_assert_eq(load_text(text, &c, path, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(c.listen_host, "::1");
+    cr_expect_eq(c.listen_port, 9000);
+    cr_expect_eq(c.workers, 3);
+    cr_expect_str_eq(c.base_domain, "gears.example.com");
+    cr_expect_eq(c.idle_timeout_ms, 86400000u);
+    cr_expect_eq(c.max_message_bytes, 2147483648ull);
+    cr_expect_eq(c.drain_ms, 0);
+    cr_expect_eq(c.close_timeout_ms, 600000);
+    cr_expect_eq(c.handshake_timeout_ms, 1);
+    cr_expect_eq(c.log_level, ORR_LOG_DEBUG);
+}
+
+Test(config, log_levels) {
+    static const struct {
+        const char *name;
+        int level;
+    } cases[] = {{"debug", ORR_LOG_DEBUG},
+                 {"info", ORR_LOG_INFO},
+                 {"warn", ORR_LOG_WARN},
+                 {"error", ORR_LOG_ERROR}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[64], path[64], err[512];
+        orr_config c;
+        orr_config_defaults(&c);
+        c.log_level = -1;
+        snprintf(text, sizeof text, "{\"log_level\": \"%s\"}", cases[i].name);
+        cr_assert_eq(load_text(text, &c, path, err, sizeof err), 0, "%s", err);
+        cr_expect_eq(c.log_level, cases[i].level, "%s", cases[i].name);
+    }
+}
+
+/* Keys absent from the file keep the values the caller had. */
+Test(config, loads_over_existing_values) {
+    orr_config c, want;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    c.workers = 7;
+    c.idle_timeout_ms = 123;
+    want = c;
+    want.drain_ms = 42;
+    cr_assert_eq(load_text("{\"drain_ms\": 42}", &c, path, err, sizeof err), 0, "%s", err);
+    cr_expect(same_config(&c, &want));
+    cr_assert_eq(load_text("  {}  \n", &c, path, err, sizeof err), 0, "%s", err);
+    cr_expect(same_config(&c, &want));
+}
+
+/* ---- bad values: each key, each kind, exact prefix ----------------------- */
+
+static const struct bad_case {
+    const char *key;
+    const char *value; /* as written in the file */
+    const char *why;   /* a part of the message after "key: " */
+} bad_cases[] = {
+    {"listen", "8080", "expected a \"HOST:PORT\" string, got 8080"},
+    {"listen", "null", "expected a \"HOST:PORT\" string, got null"},
+    {"listen", "\"\"", "expected HOST:PORT"},
+    {"listen", "\"localhost\"", "missing :PORT (expected HOST:PORT), got \"localhost\""},
+    {"listen", "\":8080\"", "missing host"},
+    {"listen", "\"localhost:65536\"",
+     "the port must be a number from 0 to 65535 (0: any free port), got"},
+    {"listen", "\"localhost:http\"",
+     "the port must be a number from 0 to 65535 (0: any free port), got"},
+    {"listen", "\"localhost:-1\"",
+     "the port must be a number from 0 to 65535 (0: any free port), got"},
+    {"listen", "\"localhost:\"",
+     "the port must be a number from 0 to 65535 (0: any free port), got"},
+    {"listen", "\"::1:8080\"", "an IPv6 address needs brackets, e.g. [::1]:8080"},
+    {"listen", "\"[::1\"", "missing ']'"},
+    {"listen", "\"[::1]8080\"", "expected :PORT after ']'"},
+    {"listen", "\"[zz::1]:80\"", "not a valid IPv6 address"},
+    {"listen", "\"bad_host:80\"", "host names allow only letters, digits"},
+    {"listen", "\"999.1.1.1:80\"", "not a valid IPv4 address"},
+    {"listen", "\"-x.com:80\"", "cannot start or end with '-'"},
+    {"workers", "0", "must be from 1 to 256 (threads), got 0"},
+    {"workers", "257", "must be from 1 to 256 (threads), got 257"},
+    {"workers", "-1", "must be from 1 to 256 (threads), got -1"},
+    {"workers", "\"4\"", "expected a positive integer (threads), got \"4\""},
+    {"workers", "2.0", "expected a positive integer (threads), got 2.0"},
+    {"workers", "true", "expected a positive integer (threads), got true"},
+    {"base_domain", "\"\"", "empty host name, got \"\""},
+    {"base_domain", "5", "expected a host name string, got 5"},
+    {"base_domain", "\"a..b\"", "empty label"},
+    {"base_domain", "\"a.\"", "empty label"},
+    {"base_domain", "\"-x.com\"", "cannot start or end with '-'"},
+    {"base_domain", "\"has space\"", "host names allow only letters, digits, '-' and '.'"},
+    {"base_domain", "\"x_y.com\"", "host names allow only"},
+    {"idle_timeout_ms", "\"abc\"", "expected a positive integer (milliseconds), got \"abc\""},
+    {"idle_timeout_ms", "0", "must be from 1 to 86400000 (milliseconds), got 0"},
+    {"idle_timeout_ms", "86400001", "must be from 1 to 86400000 (milliseconds), got 86400001"},
+    {"idle_timeout_ms", "1.5", "expected a positive integer (milliseconds), got 1.5"},
+    {"idle_timeout_ms", "-5", "must be from 1 to 86400000 (milliseconds), got -5"},
+    {"idle_timeout_ms", "[1]", "expected a positive integer (milliseconds), got [1]"},
+    {"idle_timeout_ms", "{\"a\": 1}", "expected a positive integer (milliseconds), got {\"a\":1}"},
+    {"max_message_bytes", "0", "must be from 1 to 2147483648 (bytes), got 0"},
+    {"max_message_bytes", "2147483649", "must be from 1 to 2147483648 (bytes), got 2147483649"},
+    {"max_message_bytes", "\"5\"", "expected a positive integer (bytes), got \"5\""},
+    {"max_message_bytes", "1e6", "expected a positive integer (bytes), got 1000000.0"},
+    {"drain_ms", "-1", "must be from 0 to 3600000 (milliseconds), got -1"},
+    {"drain_ms", "3600001", "must be from 0 to 3600000 (milliseconds), got 3600001"},
+    {"drain_ms", "\"0\"", "expected a non-negative integer (milliseconds), got \"0\""},
+    {"close_timeout_ms", "0", "must be from 1 to 600000 (milliseconds), got 0"},
+    {"close_timeout_ms", "600001", "must be from 1 to 600000 (milliseconds), got 600001"},
+    {"close_timeout_ms", "null", "expected a positive integer (milliseconds), got null"},
+    {"handshake_timeout_ms", "0", "must be from 1 to 600000 (milliseconds), got 0"},
+    {"handshake_timeout_ms", "600001", "must be from 1 to 600000"},
+    {"handshake_timeout_ms", "false", "expected a positive integer (milliseconds), got false"},
+    {"log_level", "\"verbose\"",
+     "expected one of \"debug\", \"info\", \"warn\", \"error\", got \"verbose\""},
+    {"log_level", "\"INFO\"", "got \"INFO\""},
+    {"log_level", "1", "expected one of \"debug\", \"info\", \"warn\", \"error\", got 1"},
+    {"log_level", "null", "got null"},
+};
+
+Test(config, bad_values) {
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        const struct bad_case *b = &bad_cases[i];
+        char text[256], path[64], err[1024];
+        orr_config c, before;
+        orr_config_defaults(&c);
+        before = c;
+        /* Line 2 is preceded by a good key; the value starts after `  "key": `. */
+        const char *other = strcmp(b->key, "workers") == 0 ? "drain_ms" : "workers";
+        snprintf(text, sizeof text, "{\"%s\": 1,\n  \"%s\": %s\n}\n", other, b->key, b->value);
+        cr_expect_eq(load_text(text, &c, path, err, sizeof err), -1, "%s = %s loaded", b->key,
+                     b->value);
+        expect_prefix(err, path, 2, (int)strlen(b->key) + 7, b->key);
+        cr_expect(strstr(err, b->why) != NULL, "%s = %s: want \"%s\" in \"%s\"", b->key, b->value,
+                  b->why, err);
+        cr_expect(same_config(&c, &before), "%s = %s changed the config", b->key, b->value);
+    }
+}
+
+/* The example of the brief, exactly. */
+Test(config, message_in_full) {
+    orr_config c;
+    char path[64], err[512], want[512];
+    orr_config_defaults(&c);
+    cr_assert_eq(load_text("{\n  \"workers\": 2,\n  \"idle_timeout_ms\": \"abc\"\n}", &c, path, err,
+                           sizeof err),
+                 -1);
+    snprintf(want, sizeof want,
+             "%s:3:22: idle_timeout_ms: expected a positive integer (milliseconds), got \"abc\"",
+             path);
+    cr_expect_str_eq(err, want);
+}
+
+/* Positions on one line, after tabs and CRLF line ends, and far down. */
+Test(config, value_positions) {
+    orr_config c;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    cr_expect_eq(load_text("{\"drain_ms\":1,\"workers\":0}", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 25, "workers");
+    cr_expect_eq(load_text("{\r\n\t\"workers\" :\r\n\t\t 0 }", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 3, 4, "workers");
+    cr_expect_eq(
+        load_text("\n\n\n\n{\n\n\"log_level\":\n\n\n    \"loud\"}", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 10, 5, "log_level");
+}
+
+/* The first bad key in file order is the one reported. */
+Test(config, first_error_in_file_order) {
+    orr_config c;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    cr_expect_eq(load_text("{\"workers\": 0, \"drain_ms\": -1, \"idle_timeout_ms\": 0}", &c, path,
+                           err, sizeof err),
+                 -1);
+    expect_prefix(err, path, 1, 13, "workers");
+    cr_expect_eq(load_text("{\"log_level\": \"x\", \"workers\": 0}", &c, path, err, sizeof err),
+                 -1);
+    expect_prefix(err, path, 1, 15, "log_level");
+}
+
+Test(config, unknown_key) {
+    orr_config c;
+    char path[64], err[512], want[512];
+    orr_config_defaults(&c);
+    cr_expect_eq(load_text("{\n  \"listen\": \"127.0.0.1:1\",\n    \"listen_port\": 5\n}", &c, path,
+                           err, sizeof err),
+                 -1);
+    snprintf(want, sizeof want,
+             "%s:3:5: listen_port: unknown key (known: listen, workers, base_domain, "
+             "idle_timeout_ms, max_message_bytes, drain_ms, close_timeout_ms, "
+             "handshake_timeout_ms, log_level)",
+             path);
+    cr_expect_str_eq(err, want);
+    /* Keys that later issues add are unknown until then. */
+    cr_expect_eq(load_text("{\"pools\": {}}", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 2, "pools");
+    /* A key written with escapes is found where it is written. */
+    cr_expect_eq(load_text("{\"workers\": 1, \"\\u0041b\\n\": 1}", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 16, "Ab?");
+}
+
+Test(config, syntax_errors) {
+    orr_config c;
+    char path[64], err[512], want[512];
+    orr_config_defaults(&c);
+    cr_expect_eq(load_text("{\n  \"workers\": 2,\n  \"drain_ms\": \n}", &c, path, err, sizeof err),
+                 -1);
+    snprintf(want, sizeof want, "%s:4:1: (json): unexpected token near '}'", path);
+    cr_expect_str_eq(err, want);
+
+    cr_expect_eq(load_text("{\"workers\": 2,}", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 15, "(json)");
+    cr_expect_eq(load_text("{\"workers\": 2} x", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 16, "(json)");
+    cr_expect(strstr(err, "end of file expected") != NULL, "%s", err);
+    cr_expect_eq(load_text("", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 1, "(json)");
+    /* A newline inside a string: the position is the last character read,
+     * not column 0 of the next line. */
+    cr_expect_eq(load_text("{\"base_domain\": \"a\nb\"}", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 18, "(json)");
+}
+
+/* Our columns count characters as jansson's do, also after UTF-8. */
+Test(config, syntax_columns_match_jansson) {
+    static const char *texts[] = {
+        "{\"\xc3\xa9\xc3\xa9\": 1 x}",
+        "{\"a\": \"\xe2\x82\xac\xf0\x9f\x98\x80\", ]",
+        "{\n\"a\": [1, 2,\n  \"\xc3\xa9\" 3]}",
+        "[1, 2, }",
+        "{\"a\": tru}",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        json_error_t je;
+        const char *t = texts[i];
+        json_t *j = json_loadb(t, strlen(t), JSON_DECODE_ANY, &je);
+        cr_assert_null(j, "%s", t);
+        orr__jsonpos p = orr__jsonpos_at(t, strlen(t), (size_t)je.position - 1);
+        cr_expect_eq((int)p.line, je.line, "%s", t);
+        cr_expect_eq((int)p.col, je.column, "%s", t);
+
+        orr_config c;
+        char path[64], err[512];
+        orr_config_defaults(&c);
+        cr_expect_eq(load_text(t, &c, path, err, sizeof err), -1);
+        expect_prefix(err, path, je.line, je.column, "(json)");
+    }
+}
+
+Test(config, duplicate_keys) {
+    orr_config c;
+    char path[64], err[512], want[512];
+    orr_config_defaults(&c);
+    cr_expect_eq(load_text("{\n  \"workers\": 2,\n  \"drain_ms\": 1,\n  \"workers\": 3\n}", &c,
+                           path, err, sizeof err),
+                 -1);
+    snprintf(want, sizeof want, "%s:4:3: workers: duplicate key (first at 2:3)", path);
+    cr_expect_str_eq(err, want);
+    /* Nested, and spelled differently: jansson compares decoded keys. */
+    cr_expect_eq(load_text("{\"x\": {\"a\": 1,\n \"\\u0061\": 2}}", &c, path, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s:2:2: x.a: duplicate key (first at 1:8)", path);
+    cr_expect_str_eq(err, want);
+}
+
+Test(config, too_big_number) {
+    orr_config c;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    cr_expect_eq(load_text("{\"drain_ms\": 1,\n \"workers\": 99999999999999999999}", &c, path, err,
+                           sizeof err),
+                 -1);
+    expect_prefix(err, path, 2, 13, "workers");
+    cr_expect(strstr(err, "too big integer") != NULL, "%s", err);
+    cr_expect_eq(load_text("{\"drain_ms\": 1e999}", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 14, "drain_ms");
+}
+
+Test(config, top_level_not_object) {
+    static const struct {
+        const char *text, *what;
+        int line, col;
+    } cases[] = {{"[1]", "an array", 1, 1},
+                 {"  \n  \"x\"", "a string", 2, 3},
+                 {"42", "a number", 1, 1},
+                 {"null", "null", 1, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        orr_config c;
+        char path[64], err[512];
+        orr_config_defaults(&c);
+        cr_expect_eq(load_text(cases[i].text, &c, path, err, sizeof err), -1);
+        expect_prefix(err, path, cases[i].line, cases[i].col, "(json)");
+        cr_expect(strstr(err, "the top level must be an object") != NULL, "%s", err);
+        cr_expect(strstr(err, cases[i].what) != NULL, "%s", err);
+    }
+}
+
+Test(config, unreadable) {
+    orr_config c;
+    char err[512];
+    orr_config_defaults(&c);
+    cr_expect_eq(orr_config_load("/nonexistent/orrery.json", &c, err, sizeof err), -1);
+    cr_expect_str_eq(err, "/nonexistent/orrery.json: cannot read: No such file or directory");
+    cr_expect_eq(orr_config_load("/tmp", &c, err, sizeof err), -1);
+    cr_expect_str_eq(err, "/tmp: cannot read: Is a directory");
+}
+
+/* Long values are cut in messages, and a small buffer is never overrun. */
+Test(config, long_values_and_small_buffers) {
+    char text[1200], path[64], err[512];
+    orr_config c;
+    orr_config_defaults(&c);
+    memset(text, 0, sizeof text);
+    strcpy(text, "{\"listen\": \"");
+    memset(text + strlen(text), 'a', 1000);
+    strcat(text, ":80\"}");
+    cr_expect_eq(load_text(text, &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 12, "listen");
+    cr_expect(strstr(err, "...") != NULL, "%s", err);
+    cr_expect_lt(strlen(err), 400);
+
+    char tiny[24];
+    memset(tiny, 'z', sizeof tiny);
+    cr_expect_eq(load_text("{\"workers\": 0}", &c, path, tiny, 16), -1);
+    cr_expect_eq(strlen(tiny), 15);
+    cr_expect_eq(tiny[16], 'z');
+}
+
+/* ---- the position scanner ------------------------------------------------ */
+
+static const char nested_text[] =
+    "{\n"
+    "  \"pools\": {\n"
+    "    \"gear:testgear\": {\"ws_max_connections\": 5},\n"
+    "    \"tenant:t\\u00e9\": { \"ws_max_connections\" : [1, {\"x\": 2}] }\n"
+    "  },\n"
+    "  \"cluster\": {\"list\": [{\"node_id\": \"n1\"}], \"heartbeat_ms\": 3000},\n"
+    "  \"gear\\u003atestgear\": \"\xf0\x9f\x98\x80\", \"emoji\\ud83d\\ude00\": 1\n"
+    "}\n";
+
+static void expect_at(const char *const *path, size_t depth, int kl, int kc, int vl, int vc) {
+    orr__jsonpos k, v;
+    int rc = orr__jsonpos_find(nested_text, strlen(nested_text), path, depth, &k, &v);
+    cr_assert_eq(rc, 0, "%s not found", path[depth - 1]);
+    cr_expect_eq(k.line, (unsigned)kl, "%s key line", path[depth - 1]);
+    cr_expect_eq(k.col, (unsigned)kc, "%s key col", path[depth - 1]);
+    cr_expect_eq(v.line, (unsigned)vl, "%s value line", path[depth - 1]);
+    cr_expect_eq(v.col, (unsigned)vc, "%s value col", path[depth - 1]);
+    cr_expect_eq(nested_text[k.offset], '"');
+}
+
+Test(jsonpos, nested_lookup) {
+    const char *const p1[] = {"pools", "gear:testgear", "ws_max_connections"};
+    expect_at(p1, 3, 3, 23, 3, 45);
+    const char *const p2[] = {"pools", "tenant:t\xc3\xa9", "ws_max_connections"};
+    expect_at(p2, 3, 4, 25, 4, 48);
+    const char *const p3[] = {"pools"};
+    expect_at(p3, 1, 2, 3, 2, 12);
+    const char *const p4[] = {"cluster", "heartbeat_ms"};
+    expect_at(p4, 2, 6, 44, 6, 60);
+    const char *const p5[] = {"gear:testgear"};
+    expect_at(p5, 1, 7, 3, 7, 25);
+    /* The value above is one character wide whatever its bytes. */
+    const char *const p6[] = {"emoji\xf0\x9f\x98\x80"};
+    expect_at(p6, 1, 7, 30, 7, 51);
+
+    /* Members inside arrays, wrong depths and missing keys are not found. */
+    const char *const n1[] = {"cluster", "list", "node_id"};
+    const char *const n2[] = {"pools", "tenant:t\xc3\xa9", "ws_max_connections", "x"};
+    const char *const n3[] = {"gear:testgear", "ws_max_connections"};
+    const char *const n4[] = {"pool"};
+    cr_expect_eq(orr__jsonpos_find(nested_text, strlen(nested_text), n1, 3, NULL, NULL),
+                 ORR_ENOTFOUND);
+    cr_expect_eq(orr__jsonpos_find(nested_text, strlen(nested_text), n2, 4, NULL, NULL),
+                 ORR_ENOTFOUND);
+    cr_expect_eq(orr__jsonpos_find(nested_text, strlen(nested_text), n3, 2, NULL, NULL),
+                 ORR_ENOTFOUND);
+    cr_expect_eq(orr__jsonpos_find(nested_text, strlen(nested_text), n4, 1, NULL, NULL),
+                 ORR_ENOTFOUND);
+}
+
+static int count_members(const orr__jsonpos_member *m, void *arg) {
+    (*(int *)arg)++;
+    return 0;
+}
+
+Test(jsonpos, walk_reports_members_in_order) {
+    int n = 0;
+    cr_expect_eq(orr__jsonpos_walk(nested_text, strlen(nested_text), count_members, &n), 0);
+    /* pools, gear:testgear, ws_max_connections, tenant:t\u00e9, ws_max_connections,
+     * cluster, list, heartbeat_ms, gear\u003atestgear, emoji: 10 (node_id and x are in arrays). */
+    cr_expect_eq(n, 10);
+}
+
+Test(jsonpos, key_decoding) {
+    orr__jsonpos_str raw = {.p = "a\\\"b\\\\c\\/d\\u00e9\\ud83d\\ude00\\t", .len = 30};
+    char buf[64];
+    size_t n = orr__jsonpos_key_decode(raw, buf, sizeof buf);
+    cr_expect_str_eq(buf, "a\"b\\c/d\xc3\xa9\xf0\x9f\x98\x80\t");
+    cr_expect_eq(n, strlen(buf));
+    cr_expect(orr__jsonpos_key_eq(raw, buf, n));
+    cr_expect(!orr__jsonpos_key_eq(raw, buf, n - 1));
+    /* Cut to fit, never in the middle of a character. */
+    cr_expect_eq(orr__jsonpos_key_decode(raw, buf, 10), 9);
+    cr_expect_str_eq(buf, "a\"b\\c/d\xc3\xa9");
+    /* A lone surrogate or a bad escape matches nothing. */
+    orr__jsonpos_str lone = {.p = "\\ud83dx", .len = 7};
+    cr_expect(!orr__jsonpos_key_eq(lone, "x", 1));
+    orr__jsonpos_str bad = {.p = "\\q", .len = 2};
+    cr_expect(!orr__jsonpos_key_eq(bad, "q", 1));
+}
+
+/* Every prefix of a text, and some garbage, in buffers of exactly their size
+ * (so ASan sees any read past the end): the walk always returns. */
+Test(jsonpos, truncated_and_garbage_input) {
+    size_t len = strlen(nested_text);
+    for (size_t i = 0; i <= len; i++) {
+        char *buf = malloc(i ? i : 1);
+        memcpy(buf, nested_text, i);
+        int n = 0;
+        int rc = orr__jsonpos_walk(buf, i, count_members, &n);
+        cr_expect(rc == ORR_EINVAL || (rc == 0 && i >= len - 1), "prefix %zu: %d", i, rc);
+        free(buf);
+    }
+    static const char *junk[] = {
+        "{\"a\\", "{\"a\"",     "{\"a\":",           "{1:2}",  "{\"a\" 1}", "[}", "{]", "}",
+        "\"",     "{\"a\":1,}", "{\"a\":1 \"b\":2}", "[[[[[[", "\\u"};
+    for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
+        size_t l = strlen(junk[i]);
+        char *buf = malloc(l);
+        memcpy(buf, junk[i], l);
+        int n = 0;
+        cr_expect_eq(orr__jsonpos_walk(buf, l, count_members, &n), ORR_EINVAL, "%s", junk[i]);
+        free(buf);
+    }
+    srand(1);
+    for (int round = 0; round < 2000; round++) {
+        char buf[64];
+        size_t l = (size_t)(rand() % 64);
+        for (size_t i = 0; i < l; i++)
+            buf[i] = "{}[]\":,\\ a1"[rand() % 11];
+        char *exact = malloc(l ? l : 1);
+        memcpy(exact, buf, l);
+        int n = 0;
+        int rc = orr__jsonpos_walk(exact, l, count_members, &n);
+        cr_expect(rc == 0 || rc == ORR_EINVAL);
+        free(exact);
+    }
+}
+
+Test(jsonpos, nesting_limit) {
+    size_t deep = ORR__JSONPOS_MAX_NESTING + 1;
+    char *buf = malloc(2 * deep);
+    memset(buf, '[', deep);
+    memset(buf + deep, ']', deep);
+    int n = 0;
+    cr_expect_eq(orr__jsonpos_walk(buf, 2 * deep, count_members, &n), ORR_EINVAL);
+    cr_expect_eq(orr__jsonpos_walk(buf + 1, 2 * deep - 2, count_members, &n), 0);
+    free(buf);
+}
+
+Test(jsonpos, positions_of_offsets) {
+    const char *t = "ab\n\xc3\xa9x\n";
+    orr__jsonpos p = orr__jsonpos_at(t, strlen(t), 3);
+    cr_expect_eq(p.line, 2);
+    cr_expect_eq(p.col, 1);
+    p = orr__jsonpos_at(t, strlen(t), 5);
+    cr_expect_eq(p.col, 2);
+    p = orr__jsonpos_at(t, strlen(t), 100);
+    cr_expect_eq(p.line, 3);
+    cr_expect_eq(p.col, 1);
+}
+
+/* ---- listen -------------------------------------------------------------- */
+
+Test(config, parse_listen_good) {
+    static const struct {
+        const char *in, *host;
+        unsigned port;
+    } cases[] = {{"127.0.0.1:8080", "127.0.0.1", 8080}, {"0.0.0.0:65535", "0.0.0.0", 65535},
+                 {"localhost:1", "localhost", 1},       {"Example.COM:80", "Example.COM", 80},
+                 {"[::1]:8080", "::1", 8080},           {"[::]:443", "::", 443},
+                 {"[2001:db8::1]:9", "2001:db8::1", 9}, {"[::ffff:1.2.3.4]:7", "::ffff:1.2.3.4", 7},
+                 {"a-b.c1:00080", "a-b.c1", 80},        {"localhost:0", "localhost", 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char host[256], err[128] = "";
+        uint16_t port = 0;
+        cr_expect_eq(
+            orr_config_parse_listen(cases[i].in, host, sizeof host, &port, err, sizeof err), 0,
+            "%s: %s", cases[i].in, err);
+        cr_expect_str_eq(host, cases[i].host);
+        cr_expect_eq(port, cases[i].port, "%s", cases[i].in);
+    }
+}
+
+Test(config, parse_listen_bad) {
+    static const char *bad[] = {
+        "",       "localhost", ":80",   "localhost:x", "a:65536", "a:99999999999", "a:+1",
+        "a: 1",   "::1:80",    "[::1]", "[::1]:",      "[::1:80", "[1.2.3.4]:80",  "1.2.3:80",
+        "a..b:1", "a b:1",     "[]:80", "x_y:80"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char host[256] = "unchanged", err[128] = "";
+        uint16_t port = 7;
+        cr_expect_eq(orr_config_parse_listen(bad[i], host, sizeof host, &port, err, sizeof err), -1,
+                     "%s", bad[i]);
+        cr_expect_neq(err[0], '\0', "%s: no reason", bad[i]);
+        cr_expect_str_eq(host, "unchanged");
+        cr_expect_eq(port, 7);
+    }
+    char host[4], err[128];
+    uint16_t port;
+    cr_expect_eq(orr_config_parse_listen("abcd:80", host, sizeof host, &port, err, sizeof err), -1);
+    cr_expect(strstr(err, "too long") != NULL, "%s", err);
+    cr_expect_eq(orr_config_parse_listen("abc:80", host, sizeof host, &port, NULL, 0), 0);
+    cr_expect_str_eq(host, "abc");
+}
+
+/* ---- --help and the example file ----------------------------------------- */
+
+static char *help_text(void) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    orr_config_print_keys(f);
+    fclose(f);
+    return buf;
+}
+
+/* Each --help line's first word, in order. */
+static size_t help_keys(char *help, char names[32][64]) {
+    size_t n = 0;
+    for (char *line = strtok(help, "\n"); line && n < 32; line = strtok(NULL, "\n"))
+        if (sscanf(line, " %63s", names[n]) == 1) n++;
+    return n;
+}
+
+Test(config, help_lists_every_key_with_its_default) {
+    char *help = help_text();
+    cr_expect(strstr(help, "\"127.0.0.1:8080\"") != NULL, "%s", help);
+    cr_expect(strstr(help, "online cores") != NULL);
+    cr_expect(strstr(help, "60000") != NULL);
+    cr_expect(strstr(help, "5000000") != NULL);
+    cr_expect(strstr(help, "\"localhost\"") != NULL);
+    cr_expect(strstr(help, "debug|info|warn|error") != NULL);
+    cr_expect(strstr(help, "\"info\"") != NULL);
+    cr_expect(strstr(help, "integer 1..86400000") != NULL);
+
+    char names[32][64];
+    size_t n = help_keys(help, names);
+    cr_expect_eq(n, 9);
+    /* Every listed key is one the loader knows. */
+    for (size_t i = 0; i < n; i++) {
+        char text[128], path[64], err[512];
+        orr_config c;
+        orr_config_defaults(&c);
+        snprintf(text, sizeof text, "{\"%s\": {}}", names[i]);
+        cr_expect_eq(load_text(text, &c, path, err, sizeof err), -1);
+        cr_expect(strstr(err, "unknown key") == NULL, "%s", err);
+        cr_expect(strstr(err, names[i]) != NULL, "%s", err);
+    }
+    free(help);
+}
+
+Test(config, example_file_has_every_key_at_its_default) {
+    const char *file = ORR_SOURCE_DIR "/config/orrery.example.json";
+    orr_config c, d;
+    char err[512];
+    orr_config_defaults(&d);
+    orr_config_defaults(&c);
+    cr_assert_eq(orr_config_load(file, &c, err, sizeof err), 0, "%s", err);
+    c.workers = d.workers; /* the one default that depends on the machine */
+    cr_expect(same_config(&c, &d), "a value in %s is not its default", file);
+
+    json_t *root = json_load_file(file, 0, NULL);
+    cr_assert_not_null(root);
+    char *help = help_text();
+    char names[32][64];
+    size_t n = help_keys(help, names);
+    for (size_t i = 0; i < n; i++)
+        cr_expect_not_null(json_object_get(root, names[i]), "%s lacks %s", file, names[i]);
+    cr_expect_eq(json_object_size(root), n);
+    free(help);
+    json_decref(root);
+}
