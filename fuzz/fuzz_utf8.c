@@ -14,8 +14,7 @@
 
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
-        if (!(c))                                                                                  \
-            __builtin_trap();                                                                      \
+        if (!(c)) __builtin_trap();                                                                \
     } while (0)
 
 enum { REF_OK, REF_BAD, REF_PARTIAL };
@@ -25,12 +24,9 @@ enum { REF_OK, REF_BAD, REF_PARTIAL };
 static bool ref_viable(uint32_t cp, unsigned rem, uint32_t min) {
     uint32_t lo = cp << (6 * rem);
     uint32_t hi = lo | ((1u << (6 * rem)) - 1);
-    if (lo < min)
-        lo = min;
-    if (hi > 0x10FFFF)
-        hi = 0x10FFFF;
-    if (lo > hi)
-        return false;
+    if (lo < min) lo = min;
+    if (hi > 0x10FFFF) hi = 0x10FFFF;
+    if (lo > hi) return false;
     return !(lo >= 0xD800 && hi <= 0xDFFF);
 }
 
@@ -58,8 +54,7 @@ static int ref_check(const uint8_t *s, size_t n, size_t *bad) {
             return REF_BAD;
         }
         for (unsigned k = 1; k <= need; k++) {
-            if (i + k >= n)
-                return REF_PARTIAL;
+            if (i + k >= n) return REF_PARTIAL;
             uint8_t c = s[i + k];
             if ((c & 0xC0) != 0x80) {
                 *bad = i + k;
@@ -87,8 +82,7 @@ static uint32_t feed_split(const uint8_t *s, size_t n, uint64_t seed, size_t *ba
             seed ^= seed >> 7;
             seed ^= seed << 17;
             k = 1 + (size_t)(seed % (seed & 1 ? 20 : n - pos + 1));
-            if (k > n - pos)
-                k = n - pos;
+            if (k > n - pos) k = n - pos;
         }
         /* Each piece in its own exact-size allocation, so ASan sees a read
          * past the piece and not just past the whole input. */
@@ -115,9 +109,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint32_t st = orr_utf8_feed(ORR_UTF8_ACCEPT, data, size, &bad);
     int ref = ref_check(data, size, &rbad);
     switch (ref) {
-    case REF_OK: CHECK(st == ORR_UTF8_ACCEPT); break;
-    case REF_PARTIAL: CHECK(st != ORR_UTF8_ACCEPT && st != ORR_UTF8_REJECT); break;
-    default: CHECK(st == ORR_UTF8_REJECT && bad == rbad);
+    case REF_OK:
+        CHECK(st == ORR_UTF8_ACCEPT);
+        break;
+    case REF_PARTIAL:
+        CHECK(st != ORR_UTF8_ACCEPT && st != ORR_UTF8_REJECT);
+        break;
+    default:
+        CHECK(st == ORR_UTF8_REJECT && bad == rbad);
     }
     CHECK(orr_utf8_valid(data, size) == (ref == REF_OK));
 
@@ -128,8 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t b2 = 0;
         uint32_t st2 = feed_split(data, size, round == 0 ? 0 : seed + (uint64_t)round, &b2);
         CHECK(st2 == st);
-        if (st == ORR_UTF8_REJECT)
-            CHECK(b2 == bad);
+        if (st == ORR_UTF8_REJECT) CHECK(b2 == bad);
     }
     return 0;
 }
