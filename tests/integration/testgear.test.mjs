@@ -1,0 +1,129 @@
+// The testgear's commands, driven by npm `ws`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { startServer, openWs, rawRequest, parseLogLine } from './lib/orrery.mjs';
+
+test('connect requires the query parameter name', async (t) => {
+  const srv = await startServer(t);
+  await assert.rejects(openWs(srv.wsUrl('/testgear/ws')), (e) => e.statusCode === 400);
+  await assert.rejects(openWs(srv.wsUrl('/testgear/ws?other=1')), (e) => e.statusCode === 400);
+  assert.equal((await rawRequest(srv.port, 'GET', '/testgear/ws?nam=x')).status, 400);
+  const ws = await openWs(srv.wsUrl('/testgear/ws?name=alice'));
+  ws.send('echo:hi');
+  assert.equal((await ws.nextMessage()).data.toString(), 'hi');
+  ws.close();
+  // URL-encoded names are fine.
+  const ws2 = await openWs(srv.wsUrl('/testgear/ws?x=1&name=b%C3%B6b+and%20c'));
+  ws2.close();
+  await ws2.closed;
+});
+
+test('echo:<t> answers <t> as text; noop answers nothing', async (t) => {
+  const srv = await startServer(t);
+  const ws = await openWs(srv.wsUrl('/testgear/ws?name=a'));
+  for (const s of ['hello', '', 'a:b:c', 'echo:nested', 'ünïcødé 🎉', 'x'.repeat(70000)]) {
+    ws.send(`echo:${s}`);
+    const m = await ws.nextMessage();
+    assert.equal(m.isBinary, false);
+    assert.equal(m.data.toString(), s);
+  }
+  ws.send('noop');
+  ws.send('noop');
+  ws.send('echo:after-noop');
+  const m = await ws.nextMessage();
+  assert.equal(m.data.toString(), 'after-noop', 'noop produced a frame');
+  ws.close();
+  await ws.closed;
+});
+
+test('binary messages are echoed as binary', async (t) => {
+  const srv = await startServer(t);
+  const ws = await openWs(srv.wsUrl('/testgear/ws?name=a'));
+  for (const b of [Buffer.alloc(0), Buffer.from('echo:not-a-command'), crypto.randomBytes(100000)]) {
+    ws.send(b, { binary: true });
+    const m = await ws.nextMessage();
+    assert.equal(m.isBinary, true);
+    assert.ok(Buffer.compare(m.data, b) === 0);
+  }
+  ws.close();
+});
+
+test('close:<code>:<reason> makes the server close with that code and reason (terminate STOP)', async (t) => {
+  const srv = await startServer(t);
+  for (const [code, reason] of [[4000, 'bye'], [1000, ''], [1001, 'away: with colon'], [3001, 'ünï']]) {
+    const ws = await openWs(srv.wsUrl('/testgear/ws?name=c'));
+    ws.send(`close:${code}:${reason}`);
+    const c = await ws.nextClose();
+    assert.equal(c.code, code);
+    assert.equal(c.reason, reason);
+  }
+  await srv.waitForLogCount(/DISCONNECTED .*reason=stop/, 4);
+});
+
+test('frames queued before a close go out first, in order', async (t) => {
+  const srv = await startServer(t);
+  const ws = await openWs(srv.wsUrl('/testgear/ws?name=c'));
+  ws.send('echo:1');
+  ws.send('echo:2');
+  ws.send('close:4001:done');
+  ws.send('echo:3'); // after the close: never answered
+  assert.equal((await ws.nextMessage()).data.toString(), '1');
+  assert.equal((await ws.nextMessage()).data.toString(), '2');
+  const c = await ws.nextClose();
+  assert.equal(c.code, 4001);
+  assert.equal(c.reason, 'done');
+});
+
+test('crash: empty close frame (1005), an error log line, DISCONNECTED reason=error; others unaffected', async (t) => {
+  const srv = await startServer(t, { workers: 1 });
+  const bystander = await openWs(srv.wsUrl('/testgear/ws?name=bystander'));
+  const ws = await openWs(srv.wsUrl('/testgear/ws?name=crasher'));
+  ws.send('echo:before');
+  assert.equal((await ws.nextMessage()).data.toString(), 'before');
+  ws.send('crash');
+  const c = await ws.nextClose();
+  assert.equal(c.code, 1005, 'close with an empty payload');
+  assert.equal(c.reason, '');
+
+  const disc = await srv.waitForLog(/DISCONNECTED .*reason=error/);
+  const ctx = parseLogLine(disc).ctx;
+  assert.ok(ctx && ctx !== '-', 'DISCONNECTED carries a context id');
+  const errLines = srv.entries().filter((e) => e.level === 'error' && e.ctx === ctx);
+  assert.ok(errLines.length >= 1, `an error-level line with context ${ctx}:\n${srv.stderr}`);
+
+  bystander.send('echo:still here');
+  assert.equal((await bystander.nextMessage()).data.toString(), 'still here');
+  // The server keeps accepting.
+  const again = await openWs(srv.wsUrl('/testgear/ws?name=crasher'));
+  again.send('echo:ok');
+  assert.equal((await again.nextMessage()).data.toString(), 'ok');
+  again.close();
+  bystander.close();
+  await Promise.all([again.closed, bystander.closed]);
+});
+
+test('registry commands answer error:unsupported', async (t) => {
+  const srv = await startServer(t);
+  const ws = await openWs(srv.wsUrl('/testgear/ws?name=r'));
+  for (const cmd of ['send:bob:hi', 'join:room', 'leave:room', 'publish:room:hello']) {
+    ws.send(cmd);
+    const m = await ws.nextMessage();
+    assert.equal(m.isBinary, false);
+    assert.equal(m.data.toString(), 'error:unsupported', cmd);
+  }
+  ws.send('echo:alive');
+  assert.equal((await ws.nextMessage()).data.toString(), 'alive');
+  ws.close();
+});
+
+test('testgear on its own host route', async (t) => {
+  const srv = await startServer(t);
+  const ws = await openWs(`ws://testgear.localhost:${srv.port}/ws?name=h`, {
+    lookup: (host, opts, cb) => (opts && opts.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4)),
+  });
+  ws.send('echo:host');
+  assert.equal((await ws.nextMessage()).data.toString(), 'host');
+  ws.close();
+  await ws.closed;
+});
