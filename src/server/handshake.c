@@ -18,6 +18,13 @@ struct hs_block {
 };
 
 char *hs_alloc(orr_handshake *hs, size_t n) {
+    /* Most handshakes fit in the inline buffer (on the worker's stack), so
+     * they cost no allocation at all. */
+    if (sizeof hs->inline_buf - hs->inline_used >= n) {
+        char *p = hs->inline_buf + hs->inline_used;
+        hs->inline_used += n;
+        return p;
+    }
     struct hs_block *b = hs->blocks;
     if (!b || b->cap - b->used < n) {
         size_t cap = n > 4000 ? n : 4000;

@@ -227,6 +227,8 @@ struct orr_handshake {
     const void *resp_body;
     size_t resp_body_len;
     struct hs_block *blocks; /* NUL-terminated copies that accessors return */
+    size_t inline_used;
+    char inline_buf[4096];
 };
 
 
