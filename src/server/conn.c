@@ -14,6 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* See the budget on struct orr_conn: idle connections are what we hold most of. */
+_Static_assert(sizeof(struct orr_conn) <= 232, "struct orr_conn grew past its 232-byte budget");
+
 static const char *reason_words[] = {
     [ORR_REASON_REMOTE] = "remote",         [ORR_REASON_TIMEOUT] = "timeout",
     [ORR_REASON_STOP] = "stop",             [ORR_REASON_CLOSED] = "closed",
@@ -61,7 +64,7 @@ void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char 
     if (c->flags & CF_TERMINATED) return;
     c->flags |= CF_TERMINATED;
     c->reason = (uint8_t)why;
-    if (!c->cb || !c->cb->terminate) return;
+    if (!c->route || !c->route->callbacks->terminate) return;
     orr_reason r = {.kind = why, .code = why == ORR_REASON_REMOTE ? c->remote_code : 0};
     if (text) {
         r.text = text;
@@ -72,14 +75,14 @@ void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char 
     }
     orr_conn *saved = w->cb_conn;
     w->cb_conn = NULL; /* frames queued in terminate are dropped */
-    c->cb->terminate(c, c->state, &r);
+    c->route->callbacks->terminate(c, c->state, &r);
     w->cb_conn = saved;
     c->state = NULL;
 }
 
 void conn_close_now(orr_worker *w, orr_conn *c) {
     if (c->phase == PHASE_DEAD) return;
-    if (c->cb && !(c->flags & CF_TERMINATED)) conn_terminate(w, c, ORR_REASON_CLOSED, NULL, 0);
+    if (c->route && !(c->flags & CF_TERMINATED)) conn_terminate(w, c, ORR_REASON_CLOSED, NULL, 0);
     if (c->flags & CF_SESSION) {
         char at[48], reason[32];
         format_ms(c->ctx_ms, at, sizeof at);

@@ -18,7 +18,7 @@ const char *orr_conn_context_id(const orr_conn *c) {
 }
 
 const char *orr_conn_gear_name(const orr_conn *c) {
-    return c->gear ? c->gear->gear->name : "";
+    return c->route ? c->route->gear->gear->name : "";
 }
 
 const char *orr_conn_client_ip(const orr_conn *c) {

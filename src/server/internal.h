@@ -58,7 +58,8 @@ typedef struct conn_addr {
  * One client connection. Kept small, since idle upgraded connections are
  * what a websocket server holds most of: buffers are allocated only while
  * bytes are actually waiting (a partial head, a partial message, unsent
- * output) and freed as soon as they are not.
+ * output) and freed as soon as they are not. Budget: 232 bytes, which glibc
+ * serves from a 240-byte chunk; check with a sizeof before adding a field.
  */
 struct orr_conn {
     orr_link link;          /* in exactly one of the worker's timeout lists */
@@ -66,27 +67,25 @@ struct orr_conn {
     uint64_t id;            /* worker:8 | slot:24 | generation:32 */
     int fd;
     uint8_t phase;
-    uint8_t reason;          /* orr_reason_kind once decided */
-    uint8_t list_id;         /* which timeout list holds link */
-    uint8_t pad_;
+    uint8_t reason;         /* orr_reason_kind once decided */
+    uint8_t list_id;        /* which timeout list holds link */
+    uint8_t ctl_len;
     uint16_t flags;
-    int64_t last_ms;         /* monotonic ms: when its timeout clock last restarted */
+    uint16_t remote_code;   /* the peer's close code, for the REMOTE reason */
+    uint32_t ctx_seq;       /* context id: <ctx_ms as time>_<worker>_<ctx_seq> */
+    int64_t last_ms;        /* monotonic ms: when its timeout clock last restarted */
     orr_ws_reader rd;
-    const struct orr_gear_entry *gear;
-    const orr_ws_callbacks *cb;
+    const struct orr_route_target *route; /* gear and callbacks, once upgraded */
     void *state;
     void *assigns;
     /* Partial input: a request head, or a data message split across reads. */
     uint8_t *in;
     uint32_t in_len, in_cap;
-    uint32_t head_scanned; /* bytes of `in` already searched for the head's end */
+    uint32_t head_scanned;  /* bytes of `in` already searched for the head's end */
     /* Output the socket did not take yet. */
     uint32_t out_off, out_len, out_cap;
     uint8_t *out;
     uint8_t *ctl;           /* a control frame's payload split across reads (125 bytes) */
-    uint8_t ctl_len;
-    uint16_t remote_code;   /* the peer's close code, for the REMOTE reason */
-    uint32_t ctx_seq;       /* context id: <ctx_ms as time>_<worker>_<ctx_seq> */
     int64_t ctx_ms;         /* wall-clock ms of the request that opened it */
     uint32_t frames_received, frames_sent;
     conn_addr addr;         /* client IP (last X-Forwarded-For entry, else the peer) */

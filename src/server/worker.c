@@ -297,7 +297,8 @@ static void start_drain(orr_worker *w) {
             out_cork(w, c);
             http_respond_simple(w, c, 503, NULL, "text/plain", "server shutting down\n", 21, false);
             out_uncork(w);
-            if (c->phase != PHASE_DEAD) worker_list_move(w, c, LIST_NONE);
+            /* Still unsent: it waits, bounded by the close timeout. */
+            if (c->phase != PHASE_DEAD && c->list_id == LIST_HTTP) worker_list_move(w, c, LIST_CLOSING);
         } else {
             conn_close_now(w, c);
         }

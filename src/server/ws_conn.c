@@ -28,15 +28,15 @@ static void run_callback(orr_worker *w, orr_conn *c, enum cb_kind kind, int opco
     w->cb_conn = c;
     w->cb_closed = false;
     switch (kind) {
-    case CB_INIT: rc = c->cb->init ? c->cb->init(c, &c->state) : 0; break;
+    case CB_INIT: rc = c->route->callbacks->init ? c->route->callbacks->init(c, &c->state) : 0; break;
     case CB_CLIENT:
         w->cb_msg = data;
         w->cb_msg_len = len;
-        rc = c->cb->on_client_message ? c->cb->on_client_message(c, &c->state, opcode, data, len) : 0;
+        rc = c->route->callbacks->on_client_message ? c->route->callbacks->on_client_message(c, &c->state, opcode, data, len) : 0;
         w->cb_msg = NULL;
         break;
     default:
-        rc = c->cb->on_server_message ? c->cb->on_server_message(c, &c->state, data, len) : 0;
+        rc = c->route->callbacks->on_server_message ? c->route->callbacks->on_server_message(c, &c->state, data, len) : 0;
         break;
     }
     w->cb_conn = NULL;
@@ -46,7 +46,7 @@ static void run_callback(orr_worker *w, orr_conn *c, enum cb_kind kind, int opco
         w->cork_len = mark;
         c->frames_sent = sent;
         c->state = before;
-        orr_log(ORR_LOG_ERROR, conn_ctx(w, c), "gear %s: %s failed: %s", c->gear->gear->name,
+        orr_log(ORR_LOG_ERROR, conn_ctx(w, c), "gear %s: %s failed: %s", c->route->gear->gear->name,
                 cb_names[kind], orr_strerror(rc));
         conn_send_close(w, c, 0, NULL, 0, ORR_REASON_ERROR);
         return;
@@ -65,12 +65,11 @@ void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs) {
     c->phase = PHASE_WS;
     c->flags |= CF_SESSION;
     c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
-    c->gear = hs->gear;
-    c->cb = hs->callbacks;
+    c->route = hs->match.data;
     c->assigns = hs->assigns;
     orr_ws_reader_init(&c->rd, ORR_WS_SERVER, w->srv->cfg.max_message_bytes);
     worker_list_move(w, c, LIST_WS);
-    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "<websocket> CONNECTED gear=%s", c->gear->gear->name);
+    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "<websocket> CONNECTED gear=%s", c->route->gear->gear->name);
     w->cb_hs = hs;
     run_callback(w, c, CB_INIT, 0, NULL, 0);
     w->cb_hs = NULL;
