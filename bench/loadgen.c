@@ -1,0 +1,501 @@
+/*
+ * orr-loadgen: WebSocket load generator for Orrery's benchmark.
+ *
+ *   orr-loadgen --mode closed|flood|rate|idle --port P [options]
+ *
+ * Prints one human line and one JSON line per run (see usage() and
+ * bench/README.md). The main thread only starts the workers, marks the
+ * measured window, samples CPU and memory at its edges and reports.
+ */
+#include "loadgen.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static struct lg_shared shared;
+
+static void usage(FILE *f) {
+    fputs("usage: orr-loadgen --mode closed|flood|rate|idle --port PORT [options]\n"
+          "  --host H            server address (127.0.0.1)\n"
+          "  --port P            server port (8080)\n"
+          "  --path PATH         request path (/echo/ws)\n"
+          "  --conns N           connections (100)\n"
+          "  --threads T         generator threads, each with its own epoll (1)\n"
+          "  --size S            payload bytes per text message (16)\n"
+          "  --duration D        measured seconds (5)\n"
+          "  --warmup W          seconds of load before the measurement (1)\n"
+          "  --rate R            rate mode: messages/s per connection (20)\n"
+          "  --tick MS           rate mode: send in bursts every MS ms (0: each message at its "
+          "time)\n"
+          "  --drain S           flood: longest wait for outstanding echoes after the window (2)\n"
+          "  --wbuf B            flood: bytes per write (65536)\n"
+          "  --hold S            idle: seconds to hold the connections after \"ready\" (10)\n"
+          "  --settle S          idle: wait before reading the server's RSS (1)\n"
+          "  --connect-window N  handshakes in progress at once per thread (64)\n"
+          "  --connect-timeout S give up opening connections after S seconds (60)\n"
+          "  --verify/--no-verify  compare echoed bytes, not only lengths (on, off in flood)\n"
+          "  --spin              poll without sleeping while the load runs (see README)\n"
+          "  --server-pid PID    sample the server's CPU time and RSS from /proc\n"
+          "  --label NAME        copied into the JSON line as \"server\"\n"
+          "Modes: closed = one message in flight per connection; flood = send as fast as the\n"
+          "sockets take; rate = R msgs/s per connection, latency percentiles; idle = open and "
+          "hold.\n",
+          f);
+}
+
+static void on_signal(int sig) {
+    (void)sig;
+    atomic_store(&shared.interrupted, 1);
+}
+
+/* The options, as a table: name, type, where the value goes, bounds. */
+enum opt_kind { OPT_INT, OPT_SIZE, OPT_DOUBLE, OPT_STRING, OPT_SET, OPT_MODE };
+
+struct opt_def {
+    const char *name;
+    enum opt_kind kind;
+    size_t off; /* into struct lg_opts */
+    double min, max;
+};
+
+#define OPT(name, kind, field, min, max)                                                           \
+    { name, kind, offsetof(struct lg_opts, field), min, max }
+
+static const struct opt_def opt_defs[] = {
+    OPT("mode", OPT_MODE, mode, 0, 0),
+    OPT("host", OPT_STRING, host, 0, 0),
+    OPT("port", OPT_INT, port, 1, 65535),
+    OPT("path", OPT_STRING, path, 0, 0),
+    OPT("conns", OPT_INT, conns, 1, 1000000),
+    OPT("threads", OPT_INT, threads, 1, 256),
+    OPT("size", OPT_SIZE, size, 0, 64 << 20),
+    OPT("duration", OPT_DOUBLE, duration, 0.01, 86400),
+    OPT("warmup", OPT_DOUBLE, warmup, 0, 3600),
+    OPT("rate", OPT_DOUBLE, rate, 0.001, 1e7),
+    OPT("tick", OPT_DOUBLE, tick, 0, 1000),
+    OPT("drain", OPT_DOUBLE, drain, 0, 3600),
+    OPT("wbuf", OPT_SIZE, wbuf, 1, 64 << 20),
+    OPT("hold", OPT_DOUBLE, hold, 0, 1e7),
+    OPT("settle", OPT_DOUBLE, settle, 0, 3600),
+    OPT("connect-window", OPT_INT, connect_window, 1, 1000000),
+    OPT("connect-timeout", OPT_DOUBLE, connect_timeout, 0.1, 3600),
+    OPT("verify", OPT_SET, verify, 1, 0),
+    OPT("no-verify", OPT_SET, verify, 0, 0),
+    OPT("spin", OPT_SET, spin, 1, 0),
+    OPT("server-pid", OPT_INT, server_pid, 1, 1 << 30),
+    OPT("label", OPT_STRING, label, 0, 0),
+};
+
+static void bad_option(const char *fmt, const char *a, const char *b) {
+    fprintf(stderr, "orr-loadgen: ");
+    fprintf(stderr, fmt, a, b);
+    fputs(" (see --help)\n", stderr);
+    exit(2);
+}
+
+static void set_option(struct lg_opts *o, const struct opt_def *d, const char *v) {
+    char *field = (char *)o + d->off, *end;
+    if (d->kind == OPT_STRING) {
+        *(const char **)field = v;
+        return;
+    }
+    if (d->kind == OPT_MODE) {
+        static const char *modes[] = {"closed", "flood", "rate", "idle"};
+        for (int m = 0; m < 4; m++)
+            if (!strcmp(v, modes[m])) {
+                *(enum lg_mode *)field = (enum lg_mode)m;
+                return;
+            }
+        bad_option("--mode: closed, flood, rate or idle, not '%s'%s", v, "");
+    }
+    double d_val = strtod(v, &end);
+    if (end == v || *end || d_val < d->min || d_val > d->max)
+        bad_option("--%s: '%s' is not a number in range", d->name, v);
+    if (d->kind == OPT_INT) *(int *)field = (int)d_val;
+    if (d->kind == OPT_SIZE) *(size_t *)field = (size_t)d_val;
+    if (d->kind == OPT_DOUBLE) *(double *)field = d_val;
+}
+
+static void parse(int argc, char **argv, struct lg_opts *o) {
+    *o = (struct lg_opts){.mode = LG_CLOSED,
+                          .host = "127.0.0.1",
+                          .port = 8080,
+                          .path = "/echo/ws",
+                          .conns = 100,
+                          .threads = 1,
+                          .size = 16,
+                          .duration = 5,
+                          .warmup = 1,
+                          .drain = 2,
+                          .hold = 10,
+                          .settle = 1,
+                          .rate = 20,
+                          .connect_timeout = 60,
+                          .connect_window = 64,
+                          .verify = -1,
+                          .wbuf = 65536};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strncmp(a, "--", 2)) bad_option("unexpected argument '%s'%s", a, "");
+        const char *eq = strchr(a, '=');
+        size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        const struct opt_def *d = NULL;
+        for (size_t k = 0; k < sizeof opt_defs / sizeof opt_defs[0]; k++)
+            if (strlen(opt_defs[k].name) == nl && !strncmp(opt_defs[k].name, a + 2, nl))
+                d = &opt_defs[k];
+        if (!d) bad_option("unknown option '%s'%s", a, "");
+        if (d->kind == OPT_SET) {
+            *(int *)((char *)o + d->off) = (int)d->min;
+            continue;
+        }
+        if (!eq && i + 1 >= argc) bad_option("%s wants a value%s", a, "");
+        set_option(o, d, eq ? eq + 1 : argv[++i]);
+    }
+    if (o->verify < 0) o->verify = o->mode != LG_FLOOD;
+    if (o->threads > o->conns) o->threads = o->conns;
+}
+
+/* Every connection is a descriptor; the default soft limit (1024, or the
+ * shell's) is far below the 10,000 idle connections the bench holds. */
+static int raise_nofile(rlim_t need) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return -1;
+    if (rl.rlim_cur >= need) return 0;
+    if (rl.rlim_max < need) rl.rlim_max = need; /* works as root */
+    rl.rlim_cur = need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0) return 0;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    return rl.rlim_cur >= need ? 0 : -1;
+}
+
+static int resolve(const char *host, int port, struct sockaddr_in *sa) {
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa->sin_addr) == 1) return 0;
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(host, NULL, &hints, &res)) return -1;
+    sa->sin_addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* Sleeps until t, or until a signal asks to stop. */
+static void nap_until(uint64_t t) {
+    while (!atomic_load(&shared.interrupted)) {
+        uint64_t now = lg_now_ns();
+        if (now >= t) return;
+        lg_sleep_until(t - now > 20000000 ? now + 20000000 : t);
+    }
+}
+
+static const char *mode_name(enum lg_mode m) {
+    static const char *names[] = {"closed", "flood", "rate", "idle"};
+    return names[m];
+}
+
+/* The CPUs the generator and the server may run on (bench/run.sh pins each
+ * to one core), to tell from /proc/stat whether that core was saturated. */
+static cpu_set_t gen_cpus, server_cpus;
+static int have_server_cpus;
+
+#define MAX_TASKS 4096
+
+struct sample {
+    double gen_cpu, server_cpu, server_sched;
+    struct lg_ticks gen_core, server_core;
+    struct lg_task_time *foreign; /* other processes' tasks on our cores */
+    int n_foreign;
+};
+
+static struct sample take_sample(const struct lg_opts *o) {
+    struct sample s = {.gen_cpu = lg_self_cpu_s(),
+                       .server_cpu = o->server_pid ? lg_proc_cpu_s(o->server_pid) : -1,
+                       .server_sched = o->server_pid ? lg_proc_sched_s(o->server_pid) : -1};
+    static struct lg_task_time lists[2][MAX_TASKS];
+    static int which;
+    cpu_set_t ours;
+    CPU_OR(&ours, &gen_cpus, &server_cpus);
+    s.foreign = lists[which++ & 1];
+    s.n_foreign = lg_foreign_tasks(getpid(), o->server_pid, &ours, s.foreign, MAX_TASKS);
+    lg_cpus_ticks(&gen_cpus, &s.gen_core);
+    if (have_server_cpus) {
+        lg_cpus_ticks(&server_cpus, &s.server_core);
+    }
+    return s;
+}
+
+/* How busy a set of cores was in the window (from /proc/stat, which this
+ * kernel samples at the timer tick: right for saturating loads, unreliable
+ * for a mostly idle core or a load in step with a timer). */
+struct core_load {
+    double busy, softirq;
+};
+
+static struct core_load core_load(struct lg_ticks a, struct lg_ticks b) {
+    struct core_load l = {-1, -1};
+    uint64_t total = b.total - a.total;
+    if (!total) return l;
+    l.busy = (double)(b.busy - a.busy) / (double)total;
+    l.softirq = (double)(b.softirq - a.softirq) / (double)total;
+    return l;
+}
+
+static void json_num(FILE *f, const char *k, double v) {
+    if (v != v || v < 0)
+        fprintf(f, ",\"%s\":null", k);
+    else
+        fprintf(f, ",\"%s\":%.6g", k, v);
+}
+
+static void report_idle(const struct lg_opts *o, double connect_s, long rss0, long rss1) {
+    double per = rss0 >= 0 && rss1 >= 0 ? (double)(rss1 - rss0) / o->conns : -1;
+    printf("idle: %d connections upgraded in %.2f s", o->conns, connect_s);
+    if (per >= 0) printf("; server RSS %ld -> %ld KiB = %.3f KiB per connection", rss0, rss1, per);
+    printf("\n{\"mode\":\"idle\"");
+    if (o->label) printf(",\"server\":\"%s\"", o->label);
+    printf(",\"conns\":%d", o->conns);
+    json_num(stdout, "connect_s", connect_s);
+    json_num(stdout, "rss_before_kib", (double)rss0);
+    json_num(stdout, "rss_after_kib", (double)rss1);
+    json_num(stdout, "rss_per_conn_kib", per);
+    json_num(stdout, "gen_cpu_s", lg_self_cpu_s());
+    printf("}\n");
+    fflush(stdout);
+}
+
+struct totals {
+    uint64_t win_msgs, sent, recvd, win_bytes_sent, errors, drain_ns, spin_ns;
+    struct lg_hist lat, lag;
+};
+
+/* What one load run measured, in the units of the report. */
+struct figures {
+    double d, gen, srv, srv_sched, rate, per_cpu, sent_rate;
+    double other; /* CPU seconds other processes ran on our cores */
+    struct core_load gen_core, srv_core;
+};
+
+static void print_human(const struct lg_opts *o, const struct totals *r, const struct figures *f) {
+    const struct lg_hist *h = &r->lat;
+    printf("%s: %d conns x %zu B, %.1f s: %llu echoes, %.0f msgs/s", mode_name(o->mode), o->conns,
+           o->size, f->d, (unsigned long long)r->win_msgs, f->rate);
+    if (o->mode == LG_FLOOD)
+        printf(" (sent %.0f msgs/s; %llu sent in all, %llu echoed, drain %.2f s)", f->sent_rate,
+               (unsigned long long)r->sent, (unsigned long long)r->recvd,
+               (double)r->drain_ns / 1e9);
+    else
+        printf(", latency p50 %.3f p90 %.3f p99 %.3f max %.3f ms",
+               (double)lg_hist_quantile(h, 0.5) / 1e6, (double)lg_hist_quantile(h, 0.9) / 1e6,
+               (double)lg_hist_quantile(h, 0.99) / 1e6, (double)h->max / 1e6);
+    printf("; generator CPU %.2f s", f->gen);
+    if (o->spin) printf(" (%.2f s of it spinning idle)", (double)r->spin_ns / 1e9);
+    printf(" (its core %.0f%% busy)", 100 * f->gen_core.busy);
+    if (f->srv >= 0)
+        printf("; server CPU %.2f s = %.0f msgs per server CPU-second (its core %.0f%% busy)",
+               f->srv, f->per_cpu, 100 * f->srv_core.busy);
+    if (f->other > 0.1 * f->d)
+        printf("; DISTURBED: other processes ran %.2f s on these cores", f->other);
+    if (r->errors) printf("; %llu ERRORS", (unsigned long long)r->errors);
+    printf("\n");
+}
+
+static void print_json(const struct lg_opts *o, const struct totals *r, const struct figures *f) {
+    const struct lg_hist *h = &r->lat;
+    printf("{\"mode\":\"%s\"", mode_name(o->mode));
+    if (o->label) printf(",\"server\":\"%s\"", o->label);
+    printf(",\"conns\":%d,\"size\":%zu,\"threads\":%d", o->conns, o->size, o->threads);
+    json_num(stdout, "duration_s", f->d);
+    printf(",\"msgs\":%llu", (unsigned long long)r->win_msgs);
+    json_num(stdout, "msgs_per_s", f->rate);
+    if (o->mode == LG_FLOOD) {
+        json_num(stdout, "sent_per_s", f->sent_rate);
+        printf(",\"sent\":%llu,\"received\":%llu", (unsigned long long)r->sent,
+               (unsigned long long)r->recvd);
+        json_num(stdout, "drain_s", (double)r->drain_ns / 1e9);
+    } else {
+        json_num(stdout, "p50_ms", (double)lg_hist_quantile(h, 0.5) / 1e6);
+        json_num(stdout, "p90_ms", (double)lg_hist_quantile(h, 0.9) / 1e6);
+        json_num(stdout, "p99_ms", (double)lg_hist_quantile(h, 0.99) / 1e6);
+        json_num(stdout, "max_ms", (double)h->max / 1e6);
+        json_num(stdout, "mean_ms", h->count ? (double)h->sum / (double)h->count / 1e6 : 0);
+    }
+    if (o->mode == LG_RATE) {
+        json_num(stdout, "rate_per_conn", o->rate);
+        json_num(stdout, "tick_ms", o->tick);
+        json_num(stdout, "sched_lag_p99_ms", (double)lg_hist_quantile(&r->lag, 0.99) / 1e6);
+        json_num(stdout, "sched_lag_max_ms", (double)r->lag.max / 1e6);
+    }
+    json_num(stdout, "gen_cpu_s", f->gen);
+    json_num(stdout, "gen_cpu_util", f->gen / f->d);
+    if (o->spin) json_num(stdout, "gen_spin_s", (double)r->spin_ns / 1e9);
+    json_num(stdout, "gen_core_busy", f->gen_core.busy);
+    json_num(stdout, "server_cpu_s", f->srv);
+    json_num(stdout, "server_sched_s", f->srv_sched);
+    json_num(stdout, "server_core_busy", f->srv_core.busy);
+    json_num(stdout, "server_core_softirq", f->srv_core.softirq);
+    json_num(stdout, "other_procs_cpu_s", f->other);
+    json_num(stdout, "msgs_per_server_cpu_s", f->per_cpu);
+    printf(",\"errors\":%llu}\n", (unsigned long long)r->errors);
+}
+
+static void report_load(const struct lg_opts *o, const struct totals *r, struct sample a,
+                        struct sample b, size_t frame_len) {
+    struct figures f = {.d = o->duration, .gen = b.gen_cpu - a.gen_cpu};
+    f.srv = a.server_cpu >= 0 && b.server_cpu >= 0 ? b.server_cpu - a.server_cpu : -1;
+    f.srv_sched = a.server_sched >= 0 && b.server_sched >= 0 ? b.server_sched - a.server_sched : -1;
+    f.rate = (double)r->win_msgs / f.d;
+    f.per_cpu = f.srv > 0 ? (double)r->win_msgs / f.srv : -1;
+    f.sent_rate = (double)(r->win_bytes_sent / frame_len) / f.d;
+    f.gen_core = core_load(a.gen_core, b.gen_core);
+    f.srv_core = (struct core_load){-1, -1};
+    if (have_server_cpus) f.srv_core = core_load(a.server_core, b.server_core);
+    f.other = lg_foreign_cpu_s(a.foreign, a.n_foreign, b.foreign, b.n_foreign);
+    print_human(o, r, &f);
+    print_json(o, r, &f);
+    fflush(stdout);
+}
+
+static struct lg_thread *start_threads(struct lg_opts *o, struct lg_conn *conns) {
+    struct lg_thread *ts = calloc((size_t)o->threads, sizeof *ts);
+    if (!ts) return NULL;
+    /* Connection g goes to thread g % T; each thread's slice is contiguous
+     * in its own array, so its connections are in global order. */
+    int base = 0;
+    for (int i = 0; i < o->threads; i++) {
+        struct lg_thread *t = &ts[i];
+        t->id = i;
+        t->sh = &shared;
+        t->ep = -1;
+        t->n = o->conns / o->threads + (i < o->conns % o->threads);
+        t->conns = conns + base;
+        for (int k = 0; k < t->n; k++)
+            t->conns[k].gidx = (uint32_t)(i + k * o->threads);
+        base += t->n;
+        if (pthread_create(&t->th, NULL, lg_worker_main, t)) {
+            fprintf(stderr, "orr-loadgen: pthread_create failed\n");
+            exit(1);
+        }
+    }
+    return ts;
+}
+
+/* Waits until every thread has opened its connections; returns how many failed. */
+static int wait_connected(const struct lg_opts *o, struct lg_thread *ts) {
+    while (atomic_load(&shared.threads_connected) < o->threads)
+        lg_sleep_until(lg_now_ns() + 1000000);
+    int failed = 0;
+    for (int i = 0; i < o->threads; i++) {
+        if (ts[i].failed && !failed) fprintf(stderr, "orr-loadgen: %s\n", ts[i].err);
+        failed += ts[i].failed;
+    }
+    return failed;
+}
+
+static void stop_and_join(const struct lg_opts *o, struct lg_thread *ts) {
+    atomic_store(&shared.phase, LG_P_STOP);
+    for (int i = 0; i < o->threads; i++)
+        pthread_join(ts[i].th, NULL);
+}
+
+/* Idle: all connections are open; measure the server's memory, then hold. */
+static int run_idle(const struct lg_opts *o, struct lg_thread *ts, double connect_s, long rss0) {
+    printf("ready %d\n", o->conns);
+    fflush(stdout);
+    uint64_t t_ready = lg_now_ns();
+    if (o->server_pid) nap_until(t_ready + (uint64_t)(o->settle * 1e9));
+    long rss1 = o->server_pid ? lg_proc_rss_kib(o->server_pid) : -1;
+    report_idle(o, connect_s, rss0, rss1);
+    nap_until(t_ready + (uint64_t)(o->hold * 1e9));
+    stop_and_join(o, ts);
+    return 0;
+}
+
+/* The other modes: mark the window, sample its edges, collect the threads. */
+static int run_load(const struct lg_opts *o, struct lg_thread *ts) {
+    static struct totals r;
+    uint64_t now = lg_now_ns();
+    shared.t0 = now;
+    shared.t_ms = now + (uint64_t)(o->warmup * 1e9);
+    shared.t_me = shared.t_ms + (uint64_t)(o->duration * 1e9);
+    shared.t_drain = shared.t_me + (uint64_t)(o->drain * 1e9);
+    atomic_store(&shared.phase, LG_P_RUN);
+    nap_until(shared.t_ms);
+    struct sample a = take_sample(o);
+    nap_until(shared.t_me);
+    struct sample b = take_sample(o);
+    lg_hist_init(&r.lat);
+    lg_hist_init(&r.lag);
+    for (int i = 0; i < o->threads; i++) {
+        struct lg_thread *t = &ts[i];
+        pthread_join(t->th, NULL);
+        r.win_msgs += t->win_msgs;
+        r.sent += t->sent;
+        r.recvd += t->recvd;
+        r.win_bytes_sent += t->win_bytes_sent;
+        r.errors += t->errors;
+        r.spin_ns += t->spin_ns;
+        if (t->drain_ns > r.drain_ns) r.drain_ns = t->drain_ns;
+        lg_hist_merge(&r.lat, t->lat);
+        lg_hist_merge(&r.lag, t->lag);
+        if (t->errors) fprintf(stderr, "orr-loadgen: thread %d: %s\n", t->id, t->err);
+    }
+    report_load(o, &r, a, b, lg_frame_size(o->size));
+    return r.errors || atomic_load(&shared.interrupted) ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    struct lg_opts o;
+    parse(argc, argv, &o);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    if (raise_nofile((rlim_t)o.conns + 64) < 0) {
+        fprintf(stderr, "orr-loadgen: cannot raise RLIMIT_NOFILE to %d (try ulimit -n)\n",
+                o.conns + 64);
+        return 1;
+    }
+    shared.o = &o;
+    if (resolve(o.host, o.port, &shared.addr) < 0) {
+        fprintf(stderr, "orr-loadgen: cannot resolve %s\n", o.host);
+        return 1;
+    }
+    /* Printable ASCII, so that text frames are valid UTF-8 without a check. */
+    shared.payload = malloc(o.size + 1);
+    struct lg_conn *conns = calloc((size_t)o.conns, sizeof *conns);
+    if (!shared.payload || !conns) return 1;
+    for (size_t i = 0; i < o.size; i++)
+        shared.payload[i] = (uint8_t)('a' + i % 26);
+
+    sched_getaffinity(0, sizeof gen_cpus, &gen_cpus);
+    have_server_cpus =
+        o.server_pid && sched_getaffinity(o.server_pid, sizeof server_cpus, &server_cpus) == 0;
+    long rss0 = o.server_pid ? lg_proc_rss_kib(o.server_pid) : -1;
+    uint64_t t_start = lg_now_ns();
+    struct lg_thread *ts = start_threads(&o, conns);
+    if (!ts) return 1;
+    int failed = wait_connected(&o, ts);
+    double connect_s = (double)(lg_now_ns() - t_start) / 1e9;
+    if (failed || atomic_load(&shared.interrupted)) {
+        if (failed) fprintf(stderr, "orr-loadgen: %d of %d connections failed\n", failed, o.conns);
+        stop_and_join(&o, ts);
+        printf("{\"mode\":\"%s\",\"error\":\"%d of %d connections failed\"}\n", mode_name(o.mode),
+               failed, o.conns);
+        return 1;
+    }
+    return o.mode == LG_IDLE ? run_idle(&o, ts, connect_s, rss0) : run_load(&o, ts);
+}

@@ -1,0 +1,166 @@
+/*
+ * Opening a connection for orr-loadgen: a non-blocking connect, the upgrade
+ * request with a fresh Sec-WebSocket-Key, and a check of the 101 response and
+ * its Sec-WebSocket-Accept (RFC 6455 section 4.1).
+ */
+#include "loadgen.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define HS_MAX 4096
+
+static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+static int fail(struct lg_thread *t, struct lg_conn *c, const char *fmt, const char *detail) {
+    if (!t->err[0]) {
+        char what[200];
+        snprintf(what, sizeof what, fmt, detail);
+        snprintf(t->err, sizeof t->err, "connection %u: %s", c->gidx, what);
+    }
+    lg_conn_close(t, c);
+    c->state = LG_S_FAILED;
+    return -1;
+}
+
+int lg_conn_arm(struct lg_thread *t, struct lg_conn *c, int want_out) {
+    if (c->out_armed == want_out) return 0;
+    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0u), .data.ptr = c};
+    c->out_armed = (uint8_t)want_out;
+    return epoll_ctl(t->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+int lg_conn_start(struct lg_thread *t, struct lg_conn *c) {
+    unsigned char raw[16];
+    for (int i = 0; i < 16; i += 8) {
+        uint64_t r = lg_rand64();
+        memcpy(raw + i, &r, 8);
+    }
+    EVP_EncodeBlock((unsigned char *)c->key, raw, 16);
+
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) return fail(t, c, "socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(c->fd, (const struct sockaddr *)&t->sh->addr, sizeof t->sh->addr) < 0 &&
+        errno != EINPROGRESS)
+        return fail(t, c, "connect: %s", strerror(errno));
+    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(t->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        return fail(t, c, "epoll_ctl: %s", strerror(errno));
+    c->out_armed = 1;
+    c->state = LG_S_CONNECTING;
+    return 0;
+}
+
+static int send_request(struct lg_thread *t, struct lg_conn *c) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err) return fail(t, c, "connect: %s", strerror(err));
+    const struct lg_opts *o = t->sh->o;
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     o->path, o->host, o->port, c->key);
+    if (n >= (int)sizeof req) return fail(t, c, "request too long%s", "");
+    if (write(c->fd, req, (size_t)n) != n) return fail(t, c, "write: %s", strerror(errno));
+    if (lg_conn_arm(t, c, 0) < 0) return fail(t, c, "epoll_ctl: %s", strerror(errno));
+    c->hs = malloc(HS_MAX);
+    if (!c->hs) return fail(t, c, "out of memory%s", "");
+    c->hs_len = 0;
+    c->state = LG_S_UPGRADING;
+    return 0;
+}
+
+/* The header value of `name` in a response head, or NULL; sets *vlen. */
+static const char *header_value(const char *head, const char *name, size_t *vlen) {
+    size_t nl = strlen(name);
+    for (const char *line = strstr(head, "\r\n"); line; line = strstr(line, "\r\n")) {
+        line += 2;
+        if (strncasecmp(line, name, nl) || line[nl] != ':') continue;
+        const char *v = line + nl + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        const char *e = strstr(v, "\r\n");
+        while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        *vlen = (size_t)(e - v);
+        return v;
+    }
+    return NULL;
+}
+
+static int check_response(struct lg_thread *t, struct lg_conn *c) {
+    if (strncmp(c->hs, "HTTP/1.1 101", 12)) {
+        char *eol = strstr(c->hs, "\r\n");
+        *eol = 0;
+        return fail(t, c, "upgrade refused: %s", c->hs);
+    }
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    char in[64], want[32];
+    snprintf(in, sizeof in, "%s%s", c->key, ws_guid);
+    SHA1((const unsigned char *)in, strlen(in), digest);
+    EVP_EncodeBlock((unsigned char *)want, digest, SHA_DIGEST_LENGTH);
+    size_t vlen;
+    const char *v = header_value(c->hs, "Sec-WebSocket-Accept", &vlen);
+    if (!v) return fail(t, c, "101 without Sec-WebSocket-Accept%s", "");
+    if (vlen != strlen(want) || memcmp(v, want, vlen))
+        return fail(t, c, "wrong Sec-WebSocket-Accept (want %s)", want);
+    return 0;
+}
+
+static int read_response(struct lg_thread *t, struct lg_conn *c) {
+    ssize_t n = read(c->fd, c->hs + c->hs_len, HS_MAX - 1 - c->hs_len);
+    if (n < 0) return errno == EAGAIN ? 0 : fail(t, c, "read: %s", strerror(errno));
+    if (n == 0) return fail(t, c, "closed during the handshake%s", "");
+    c->hs_len += (uint32_t)n;
+    c->hs[c->hs_len] = 0;
+    char *end = strstr(c->hs, "\r\n\r\n");
+    if (!end) return c->hs_len < HS_MAX - 1 ? 0 : fail(t, c, "response head too large%s", "");
+    end[2] = 0; /* keep the last header's CRLF for header_value */
+    if (check_response(t, c)) return -1;
+    /* Frames right behind the 101 (a server may speak first). */
+    size_t head = (size_t)(end + 4 - c->hs);
+    if (c->hs_len > head && lg_rx_feed(&c->rx, (const uint8_t *)c->hs + head, c->hs_len - head) < 0)
+        return fail(t, c, "bad frame right after the 101%s", "");
+    free(c->hs);
+    c->hs = NULL;
+    c->state = LG_S_OPEN;
+    return 1;
+}
+
+int lg_conn_progress(struct lg_thread *t, struct lg_conn *c, uint32_t events) {
+    if (c->state == LG_S_CONNECTING) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return 0;
+        return send_request(t, c);
+    }
+    if (c->state == LG_S_UPGRADING && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        return read_response(t, c);
+    return 0;
+}
+
+/* Closes with a reset: the runs open tens of thousands of connections, and
+ * TIME_WAIT on the client side would only get in the way of the next run. */
+void lg_conn_close(struct lg_thread *t, struct lg_conn *c) {
+    (void)t;
+    if (c->fd >= 0) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(c->fd);
+        c->fd = -1;
+    }
+    free(c->hs);
+    c->hs = NULL;
+}

@@ -1,0 +1,461 @@
+#!/usr/bin/env bash
+# Orrery's benchmark: the same loads against Orrery (one worker), Node ws and
+# libwebsockets, each server pinned to one core and the generator to another,
+# servers alternating within the run; prints the issue's table with ratios to
+# libwebsockets. See bench/README.md.
+#
+#   bench/run.sh                 the table (about 3 minutes with the defaults)
+#   bench/run.sh gen-limits      what orr-loadgen itself can do, against a trivial sink
+#
+# Environment:
+#   BENCH_SECONDS  measured seconds per load (5; floods are capped at 10)
+#   BENCH_ROUNDS   repeat every load this many times, report the median (1)
+#   BENCH_SERVERS  which servers, in order (orrery ws lws)
+#   BENCH_LOADS    which loads (closed100 closed1000 flood16 flood1k idle rate rate-burst)
+#   BENCH_IDLE_CONNS  connections held for the RSS figure (10000)
+#   BENCH_SERVER_CPU, BENCH_GEN_CPU  the two cores (0 and 1)
+#   BUILD          build directory (build); results go to bench/results/<time>/
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+SECS=${BENCH_SECONDS:-5}
+FLOOD_SECS=$(awk -v s="$SECS" 'BEGIN { print (s > 10 ? 10 : s) }')
+ROUNDS=${BENCH_ROUNDS:-1}
+SERVERS=${BENCH_SERVERS:-orrery ws lws}
+LOADS=${BENCH_LOADS:-closed100 closed1000 flood16 flood1k idle rate rate-burst}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+SCPU=${BENCH_SERVER_CPU:-0}
+GCPU=${BENCH_GEN_CPU:-1}
+OUT=${BENCH_OUT:-$ROOT/bench/results/$(date +%Y%m%d-%H%M%S)}
+TOOLS=$BUILD/bench-tools
+
+declare -A PORT=([orrery]=19101 [ws]=19102 [lws]=19103 [sink]=19109)
+declare -A NAME=([orrery]="Orrery" [ws]="Node ws" [lws]="libwebsockets" [sink]="echo_sink")
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "bench: $*"; exit 1; }
+
+# ---- cleanup: every process this script starts is in PIDS -------------------
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    sleep 0.2
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+}
+# A process that has been waited for leaves the list: its PID may be reused.
+forget() { # forget PID
+    local p keep=()
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- tools -------------------------------------------------------------------
+# Built here with cc rather than taken from CMake, so that the bench does not
+# depend on the state of the rest of the tree.
+stale() { # stale TARGET SOURCES...: true if TARGET is missing or older than a source
+    local t=$1 s
+    shift
+    [ -x "$t" ] || return 0
+    for s in "$@"; do [ "$s" -nt "$t" ] && return 0; done
+    return 1
+}
+
+build_tools() {
+    mkdir -p "$TOOLS" "$BUILD/bench-peers"
+    if stale "$TOOLS/orr-loadgen" "$ROOT"/bench/loadgen*.c "$ROOT/bench/loadgen.h"; then
+        say "bench: building orr-loadgen"
+        cc -std=gnu17 -O2 -g -Wall -Wextra -o "$TOOLS/orr-loadgen" "$ROOT"/bench/loadgen*.c \
+            -lpthread -lm -lcrypto
+    fi
+    LOADGEN=$TOOLS/orr-loadgen
+    if [[ " $SERVERS " == *" lws "* ]] &&
+        stale "$BUILD/bench-peers/lws_echo" "$ROOT/bench/peers/lws-echo/lws_echo.c"; then
+        say "bench: building the libwebsockets peer"
+        # shellcheck disable=SC2046
+        cc -O2 -Wall -Wextra -o "$BUILD/bench-peers/lws_echo" \
+            "$ROOT/bench/peers/lws-echo/lws_echo.c" $(pkg-config --cflags --libs libwebsockets)
+    fi
+    if [[ " $SERVERS " == *" ws "* ]] && [ ! -d "$ROOT/bench/peers/ws-echo/node_modules/ws" ]; then
+        say "bench: npm ci in bench/peers/ws-echo"
+        (cd "$ROOT/bench/peers/ws-echo" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    fi
+    if [[ " $SERVERS " == *" orrery "* ]] && [ ! -x "$BUILD/orrery" ]; then
+        say "bench: $BUILD/orrery is not built; leaving Orrery out (run 'make bench')"
+        SERVERS=$(echo " $SERVERS " | sed 's/ orrery / /; s/^ *//; s/ *$//')
+    fi
+}
+
+build_sink() {
+    if stale "$TOOLS/echo_sink" "$ROOT/bench/tools/echo_sink.c"; then
+        cc -std=gnu17 -O2 -Wall -Wextra -o "$TOOLS/echo_sink" "$ROOT/bench/tools/echo_sink.c" -lcrypto
+    fi
+}
+
+# Ten thousand held connections need ten thousand descriptors in the server
+# and in the generator; both inherit this limit.
+raise_nofile() {
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    local n
+    n=$(ulimit -n)
+    if [ "$n" != unlimited ] && [ "$n" -lt $((IDLE_CONNS + 100)) ]; then
+        say "bench: ulimit -n is $n; holding $((n - 200)) idle connections instead of $IDLE_CONNS"
+        IDLE_CONNS=$((n - 200))
+    fi
+}
+
+# ---- servers -------------------------------------------------------------------
+listening() { # listening PORT: a LISTEN socket on 127.0.0.1:PORT, seen without connecting
+    local hex
+    hex=$(printf '%04X' "$1")
+    grep -q "^ *[0-9]*: 0100007F:$hex 00000000:0000 0A" /proc/net/tcp
+}
+
+SPID=
+start_server() { # start_server NAME LOGFILE
+    local s=$1 log=$2 port=${PORT[$1]} i
+    if listening "$port"; then die "port $port is already taken (a server left over?)"; fi
+    case $s in
+    orrery)
+        printf '{"workers": 1}\n' >"$OUT/orrery.json"
+        taskset -c "$SCPU" "$BUILD/orrery" --listen "127.0.0.1:$port" --config "$OUT/orrery.json" \
+            >"$log" 2>&1 &
+        ;;
+    ws)
+        PORT=$port HOST=127.0.0.1 taskset -c "$SCPU" node "$ROOT/bench/peers/ws-echo/server.js" \
+            >"$log" 2>&1 &
+        ;;
+    lws)
+        taskset -c "$SCPU" "$BUILD/bench-peers/lws_echo" -p "$port" >"$log" 2>&1 &
+        ;;
+    sink)
+        taskset -c "$SCPU" "$TOOLS/echo_sink" -p "$port" "${SINK_ARGS[@]}" >"$log" 2>&1 &
+        ;;
+    esac
+    SPID=$!
+    PIDS+=("$SPID")
+    for i in $(seq 100); do
+        listening "$port" && return 0
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.05
+    done
+    cat "$log" >&2
+    die "${NAME[$s]} did not start listening on port $port"
+}
+
+stop_server() { # stop_server: SIGTERM, then SIGKILL after 10 s
+    local i
+    kill -TERM "$SPID" 2>/dev/null || true
+    for i in $(seq 200); do
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$SPID" 2>/dev/null || true
+    wait "$SPID" 2>/dev/null || true
+    forget "$SPID"
+}
+
+# What the server itself counted, for the flood check: libwebsockets prints
+# "rx N tx M" when it stops; Orrery logs frames_received/frames_sent per
+# connection (summed here if its log has them). Node ws counts nothing.
+server_counts() { # server_counts NAME LOGFILE
+    case $1 in
+    lws | sink) sed -n 's/.*rx \([0-9]*\) tx \([0-9]*\).*/\1 \2/p' "$2" | tail -1 ;;
+    orrery)
+        awk '/DISCONNECTED/ {
+                 for (i = 1; i <= NF; i++) {
+                     if ($i ~ /^frames_received[=:]/) { split($i, a, /[=:]/); rx += a[2] }
+                     if ($i ~ /^frames_sent[=:]/) { split($i, a, /[=:]/); tx += a[2] }
+                 }
+                 n++
+             }
+             END { if (n && (rx || tx)) print rx, tx }' "$2"
+        ;;
+    esac
+}
+
+# ---- loads -------------------------------------------------------------------
+load_args() {
+    case $1 in
+    closed100) echo "--mode closed --conns 100 --size 16 --duration $SECS" ;;
+    closed1000) echo "--mode closed --conns 1000 --size 16 --duration $SECS" ;;
+    flood16) echo "--mode flood --conns 100 --size 16 --duration $FLOOD_SECS" ;;
+    flood1k) echo "--mode flood --conns 100 --size 1024 --duration $FLOOD_SECS" ;;
+    idle) echo "--mode idle --conns $IDLE_CONNS --hold 0 --settle 1" ;;
+    # The rate loads poll without sleeping (--spin): the generator's own wake-ups
+    # would otherwise add tens of microseconds to every latency.
+    rate) echo "--mode rate --conns 1000 --rate 20 --size 16 --duration $SECS --spin" ;;
+    rate-burst) echo "--mode rate --conns 1000 --rate 20 --size 16 --duration $SECS --spin --tick 1" ;;
+    *) die "unknown load '$1'" ;;
+    esac
+}
+
+jget() { # jget JSON KEY: a number (or null) from a flat JSON line
+    sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" <<<"$1"
+}
+
+# Busy share of both cores over one second, to warn when the machine is not quiet.
+busy_now() { awk '/^cpu /{ print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9 }' /proc/stat; }
+quiet_check() {
+    local a b
+    a=$(busy_now)
+    sleep 1
+    b=$(busy_now)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x); split(b, y);
+        busy = (y[2] > x[2]) ? 100 * (y[1] - x[1]) / (y[2] - x[2]) : 0; printf "%.0f", busy }'
+}
+
+# Runs the generator pinned to its core, in the background so that a signal
+# to this script interrupts the wait at once (the trap then cleans up).
+gen() { # gen OUTFILE ERRFILE ARGS...
+    local out=$1 err=$2 pid
+    shift 2
+    taskset -c "$GCPU" "$LOADGEN" "$@" >"$out" 2>"$err" &
+    pid=$!
+    PIDS+=("$pid")
+    wait "$pid" || true
+    forget "$pid"
+}
+
+run_one() { # run_one LOAD SERVER ROUND: one measurement, its JSON line appended to results
+    local load=$1 s=$2 round=$3 log base json line counts
+    log="$OUT/logs/$load-$s-$round.log"
+    base="$OUT/logs/$load-$s-$round.gen"
+    start_server "$s" "$log"
+    if [ "$load" = idle ]; then
+        # Warm every server up with a few connections first, so that code and
+        # library pages touched once (TLS-free SHA-1, parsers, a JIT) are not
+        # counted as memory per connection.
+        gen "$base.warm" "$base.warm.err" --mode idle --conns 100 --hold 0 --settle 0 --port "${PORT[$s]}"
+        sleep 0.5
+    fi
+    # shellcheck disable=SC2046
+    gen "$base.out" "$base.err" $(load_args "$load") --port "${PORT[$s]}" --server-pid "$SPID" --label "$s"
+    stop_server
+    json=$(grep '^{' "$base.out" || true)
+    counts=$(server_counts "$s" "$log")
+    [ -n "$json" ] || json="{\"mode\":\"$load\",\"server\":\"$s\",\"error\":\"generator failed: $(head -c 200 "$base.err" | tr '\n"' ' ')\"}"
+    line="{\"load\":\"$load\",\"round\":$round,\"server_counts\":\"$counts\",${json#\{}"
+    echo "$line" >>"$OUT/results.jsonl"
+    say "  $(printf '%-10s %-14s' "$load" "${NAME[$s]}") $(grep -v '^[{r]' "$base.out" | head -1)"
+    [ -z "$counts" ] || say "             server counted rx/tx: $counts"
+}
+
+# ---- the table -----------------------------------------------------------------
+figure_key() {
+    case $1 in
+    closed100 | closed1000) echo msgs_per_server_cpu_s ;;
+    flood16 | flood1k) echo msgs_per_s ;;
+    idle) echo rss_per_conn_kib ;;
+    rate | rate-burst) echo p99_ms ;;
+    esac
+}
+
+figure_label() {
+    case $1 in
+    closed100) echo "closed loop, 100 conns, 16 B: msgs per server CPU-second" ;;
+    closed1000) echo "closed loop, 1,000 conns, 16 B: msgs per server CPU-second" ;;
+    flood16) echo "flood, 100 conns, 16 B: msgs/s" ;;
+    flood1k) echo "flood, 100 conns, 1 KiB: msgs/s" ;;
+    idle) echo "server RSS per idle upgraded connection ($(printf "%'d" "$IDLE_CONNS") held)" ;;
+    rate) echo "p99 latency, 1,000 conns x 20 msgs/s" ;;
+    rate-burst) echo "(extra) p99 latency, 1,000 conns x 20 msgs/s, sent in 1 ms bursts" ;;
+    esac
+}
+
+# A measurement is disturbed when other processes ran more than 10 % of its
+# window on the server's and the generator's cores (the generator measures
+# this exactly from schedstat); the tables use undisturbed rounds when there
+# are any.
+disturbed() { # disturbed JSON
+    local o d
+    o=$(jget "$1" other_procs_cpu_s)
+    d=$(jget "$1" duration_s)
+    awk -v o="${o:-0}" -v d="${d:-1}" 'BEGIN { exit !(o != "null" && o > 0.1 * d) }'
+}
+
+# The lines measured for one load and server, undisturbed ones only if any.
+runs() { # runs LOAD SERVER
+    local all clean l
+    all=$(grep "\"load\":\"$1\"" "$OUT/results.jsonl" | grep "\"server\":\"$2\"" | grep -v '"error"' || true)
+    clean=$(while read -r l; do [ -z "$l" ] || disturbed "$l" || echo "$l"; done <<<"$all")
+    if [ -n "$clean" ]; then echo "$clean"; else echo "$all"; fi
+}
+
+# True if every measurement of a load and server was disturbed.
+all_disturbed() { # all_disturbed LOAD SERVER
+    local l n=0
+    while read -r l; do
+        [ -z "$l" ] && continue
+        disturbed "$l" || return 1
+        n=$((n + 1))
+    done <<<"$(runs "$1" "$2")"
+    [ "$n" -gt 0 ]
+}
+
+# The median over rounds of one figure, or "" when no round produced it.
+figure() { # figure LOAD SERVER KEY
+    local v
+    v=$(runs "$1" "$2" | while read -r l; do [ -z "$l" ] || jget "$l" "$3"; done | grep -v null | sort -g)
+    [ -n "$v" ] || return 0
+    awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }' <<<"$v"
+}
+
+fmt() { # fmt LOAD VALUE
+    [ -n "$2" ] || {
+        echo "n/a"
+        return
+    }
+    case $1 in
+    closed*) awk -v v="$2" 'BEGIN { printf "%.0f k", v / 1000 }' ;;
+    flood*) awk -v v="$2" 'BEGIN { if (v >= 1e6) printf "%.2f M", v / 1e6; else printf "%.0f k", v / 1000 }' ;;
+    idle) awk -v v="$2" 'BEGIN { printf "%.2f KiB", v }' ;;
+    rate*) awk -v v="$2" 'BEGIN { printf "%.2f ms", v }' ;;
+    esac
+}
+
+ratio() { # ratio A B
+    if [ -z "$1" ] || [ -z "$2" ]; then
+        echo "n/a"
+    else
+        awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2fx", a / b }'
+    fi
+}
+
+print_table() {
+    local load s hdr sep row v lws
+    hdr="| figure |"
+    sep="|---|"
+    for s in $SERVERS; do
+        hdr="$hdr ${NAME[$s]} |"
+        sep="$sep---|"
+    done
+    for s in $SERVERS; do
+        [ "$s" = lws ] && continue
+        hdr="$hdr ${NAME[$s]}/lws |"
+        sep="$sep---|"
+    done
+    echo "$hdr"
+    echo "$sep"
+    for load in $LOADS; do
+        row="| $(figure_label "$load") |"
+        for s in $SERVERS; do
+            row="$row $(fmt "$load" "$(figure "$load" "$s" "$(figure_key "$load")")")"
+            if [ "$load" != idle ] && all_disturbed "$load" "$s"; then row="$row (disturbed)"; fi
+            row="$row |"
+        done
+        lws=$(figure "$load" lws "$(figure_key "$load")")
+        for s in $SERVERS; do
+            [ "$s" = lws ] && continue
+            row="$row $(ratio "$(figure "$load" "$s" "$(figure_key "$load")")" "$lws") |"
+        done
+        echo "$row"
+    done
+}
+
+num() { # num FORMAT VALUE [SCALE]: VALUE*SCALE in FORMAT, "-" when there is none
+    if [ -z "$2" ]; then echo "-"; else awk -v f="$1" -v v="$2" -v k="${3:-1}" 'BEGIN { printf f, v * k }'; fi
+}
+
+spin_note() { # spin_note LOAD SERVER: " (x.xx idle spin)" for loads run with --spin
+    local v
+    v=$(figure "$1" "$2" gen_spin_s)
+    [ -z "$v" ] || awk -v v="$v" 'BEGIN { printf " (%.2f of it idle spin)", v }'
+}
+
+# Generator CPU, core loads and counts behind every figure, medians over rounds.
+print_details() {
+    local load s
+    echo
+    echo "| load | server | msgs/s | p50 ms | p99 ms | server CPU s | server core busy | generator CPU s | generator core busy | other processes' CPU s | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for load in $LOADS; do
+        [ "$load" = idle ] && continue
+        for s in $SERVERS; do
+            printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$load" "${NAME[$s]}" \
+                "$(num "%.0f" "$(figure "$load" "$s" msgs_per_s)")" \
+                "$(num "%.3f" "$(figure "$load" "$s" p50_ms)")" \
+                "$(num "%.3f" "$(figure "$load" "$s" p99_ms)")" \
+                "$(num "%.2f" "$(figure "$load" "$s" server_cpu_s)")" \
+                "$(num "%.0f%%" "$(figure "$load" "$s" server_core_busy)" 100)" \
+                "$(num "%.2f" "$(figure "$load" "$s" gen_cpu_s)")$(spin_note "$load" "$s")" \
+                "$(num "%.0f%%" "$(figure "$load" "$s" gen_core_busy)" 100)" \
+                "$(num "%.2f" "$(figure "$load" "$s" other_procs_cpu_s)")" \
+                "$(figure "$load" "$s" errors)"
+        done
+    done
+}
+
+# ---- main ----------------------------------------------------------------------
+gen_limits() {
+    SERVERS=sink
+    build_tools
+    build_sink
+    mkdir -p "$OUT/logs"
+    say "bench: generator limits against echo_sink (server core $SCPU, generator core $GCPU), results in $OUT"
+    local spec
+    for spec in "flood16:--mode flood --conns 100 --size 16:-s 16" \
+        "flood16-send-only:--mode flood --conns 100 --size 16 --drain 0:-s 16 -n" \
+        "flood1k:--mode flood --conns 100 --size 1024:-s 1024" \
+        "closed100:--mode closed --conns 100 --size 16:-s 16" \
+        "closed1000:--mode closed --conns 1000 --size 16:-s 16" \
+        "rate:--mode rate --conns 1000 --rate 20 --size 16:-s 16" \
+        "rate-spin:--mode rate --conns 1000 --rate 20 --size 16 --spin:-s 16"; do
+        IFS=: read -r name args sargs <<<"$spec"
+        read -r -a SINK_ARGS <<<"$sargs"
+        start_server sink "$OUT/logs/$name-sink.log"
+        # shellcheck disable=SC2086
+        gen "$OUT/logs/$name-sink.gen.out" "$OUT/logs/$name-sink.gen.err" $args \
+            --duration "$FLOOD_SECS" --port "${PORT[sink]}" --server-pid "$SPID" --label sink
+        stop_server
+        head -1 "$OUT/logs/$name-sink.gen.out" | sed "s/^/$name: /"
+        sed 's/^/    sink counted: /' "$OUT/logs/$name-sink.log" | grep rx || true
+    done
+}
+
+main() {
+    mkdir -p "$OUT/logs"
+    raise_nofile
+    if [ "${1:-}" = gen-limits ]; then
+        gen_limits
+        return
+    fi
+    [ $# -eq 0 ] || die "usage: bench/run.sh [gen-limits]"
+    build_tools
+    [ -n "$SERVERS" ] || die "no server to measure"
+    say "bench: servers: $SERVERS; loads: $LOADS; $SECS s each (floods $FLOOD_SECS s), $ROUNDS round(s)"
+    say "bench: server on CPU $SCPU, generator on CPU $GCPU; logs and JSON in $OUT"
+    : >"$OUT/results.jsonl"
+    local round load busy order i s
+    local -a list
+    read -r -a list <<<"$SERVERS"
+    busy=$(quiet_check)
+    [ "$busy" -le 5 ] || say "bench: WARNING: the machine is not quiet ($busy% busy before the run); figures will be noisy"
+    for round in $(seq "$ROUNDS"); do
+        i=0
+        for load in $LOADS; do
+            # Alternate: each load starts with the next server in turn.
+            order=()
+            for s in $(seq 0 $((${#list[@]} - 1))); do order+=("${list[$(((s + i + round - 1) % ${#list[@]}))]}"); done
+            i=$((i + 1))
+            for s in "${order[@]}"; do run_one "$load" "$s" "$round"; done
+        done
+    done
+    busy=$(quiet_check)
+    {
+        echo
+        echo "Orrery benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), ${SECS} s per load (floods ${FLOOD_SECS} s), $ROUNDS round(s), medians"
+        echo
+        print_table
+        print_details
+        [ "$busy" -le 5 ] || echo "WARNING: the machine was not quiet ($busy% busy right after the run)."
+    } | tee "$OUT/table.md"
+    grep -q '"error"' "$OUT/results.jsonl" && say "bench: some runs failed; see $OUT/logs" || true
+    grep -q '"errors":[1-9]' "$OUT/results.jsonl" && say "bench: some runs saw connection errors; see $OUT/logs" || true
+}
+
+main "$@"
