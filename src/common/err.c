@@ -4,6 +4,8 @@
 #include "http/request.h"
 #include "ws/frame.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,4 +53,14 @@ void *orr_xrealloc(void *p, size_t n) {
 char *orr_xstrdup(const char *s) {
     size_t n = strlen(s) + 1;
     return memcpy(orr_xmalloc(n), s, n);
+}
+
+int orr_errf(char *err, size_t errlen, int code, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

@@ -1,22 +1,12 @@
 #include "config/config.h"
 #include "config/config_internal.h"
 
+#include "common/err.h"
+
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static int is_alnum(char ch) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
@@ -64,39 +54,39 @@ int orr_config_parse_listen(const char *s, char *host, size_t hostlen, uint16_t 
     char buf[256];
 
     if (!s || !*s)
-        return fail(err, errlen, "expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080");
+        return orr_errf(err, errlen, -1, "expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080");
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
-        if (!close) return fail(err, errlen, "missing ']' after the IPv6 address");
+        if (!close) return orr_errf(err, errlen, -1, "missing ']' after the IPv6 address");
         h = s + 1;
         hlen = (size_t)(close - h);
         colon = close + 1;
-        if (*colon != ':') return fail(err, errlen, "expected :PORT after ']'");
+        if (*colon != ':') return orr_errf(err, errlen, -1, "expected :PORT after ']'");
         struct in6_addr a;
-        if (hlen >= sizeof buf) return fail(err, errlen, "not a valid IPv6 address");
+        if (hlen >= sizeof buf) return orr_errf(err, errlen, -1, "not a valid IPv6 address");
         memcpy(buf, h, hlen);
         buf[hlen] = '\0';
-        if (inet_pton(AF_INET6, buf, &a) != 1) return fail(err, errlen, "not a valid IPv6 address");
+        if (inet_pton(AF_INET6, buf, &a) != 1) return orr_errf(err, errlen, -1, "not a valid IPv6 address");
     } else {
         colon = strrchr(s, ':');
-        if (!colon) return fail(err, errlen, "missing :PORT (expected HOST:PORT)");
+        if (!colon) return orr_errf(err, errlen, -1, "missing :PORT (expected HOST:PORT)");
         if (memchr(s, ':', (size_t)(colon - s)))
-            return fail(err, errlen, "an IPv6 address needs brackets, e.g. [::1]:8080");
+            return orr_errf(err, errlen, -1, "an IPv6 address needs brackets, e.g. [::1]:8080");
         h = s;
         hlen = (size_t)(colon - s);
         if (hlen == 0)
-            return fail(err, errlen, "missing host (0.0.0.0 listens on every IPv4 address)");
-        if (hlen >= sizeof buf) return fail(err, errlen, "host name longer than 253 bytes");
+            return orr_errf(err, errlen, -1, "missing host (0.0.0.0 listens on every IPv4 address)");
+        if (hlen >= sizeof buf) return orr_errf(err, errlen, -1, "host name longer than 253 bytes");
         memcpy(buf, h, hlen);
         buf[hlen] = '\0';
         const char *why = orr__config_check_hostname(buf);
-        if (why) return fail(err, errlen, "%s", why);
+        if (why) return orr_errf(err, errlen, -1, "%s", why);
     }
     uint16_t p;
     if (parse_port(colon + 1, &p) < 0)
-        return fail(err, errlen, "the port must be a number from 0 to 65535 (0: any free port)");
+        return orr_errf(err, errlen, -1, "the port must be a number from 0 to 65535 (0: any free port)");
     if (hlen >= hostlen)
-        return fail(err, errlen, "host too long (at most %zu bytes)", hostlen ? hostlen - 1 : 0);
+        return orr_errf(err, errlen, -1, "host too long (at most %zu bytes)", hostlen ? hostlen - 1 : 0);
     memcpy(host, h, hlen);
     host[hlen] = '\0';
     *port = p;
