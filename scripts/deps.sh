@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 pkgs="build-essential cmake pkg-config libjansson-dev libssl-dev node-llhttp"
 if [ "${1:-}" = test ] || [ "${1:-}" = bench ]; then
-  pkgs="$pkgs libcriterion-dev python3 python3-websockets nodejs npm"
+  pkgs="$pkgs libcriterion-dev python3 python3-websockets nodejs npm chromium"
 fi
 if [ "${1:-}" = bench ]; then
   pkgs="$pkgs libwebsockets-dev util-linux"
@@ -30,7 +30,7 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
 fi
 
-if [ "${1:-}" = test ] && [ ! -d tests/integration/node_modules/ws ]; then
+if [ "${1:-}" = test ] && { [ ! -d tests/integration/node_modules/ws ] || [ ! -d tests/integration/node_modules/playwright-core ]; }; then
   echo "deps: npm ci in tests/integration"
   (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -148,8 +148,8 @@ static void on_close_frame(orr_worker *w, orr_conn *c, const uint8_t *p, size_t 
     }
     c->remote_code = code;
     conn_terminate(w, c, ORR_REASON_REMOTE, n >= 2 ? (const char *)p + 2 : NULL, n >= 2 ? n - 2 : 0);
-    /* Echo the code (an empty close is echoed empty), then end. */
-    conn_send_close(w, c, code, NULL, 0, ORR_REASON_REMOTE);
+    /* Echo the code and reason (an empty close is echoed empty), then end. */
+    conn_send_close(w, c, code, n > 2 ? (const char *)p + 2 : NULL, n > 2 ? n - 2 : 0, ORR_REASON_REMOTE);
     c->flags |= CF_CLOSE_AFTER_FLUSH;
 }
 

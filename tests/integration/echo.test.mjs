@@ -185,13 +185,14 @@ test('50 concurrent clients on two workers each get their own echoes', async (t)
   await srv.waitForLogCount(/DISCONNECTED .*reason=remote/, 50);
 });
 
-test('a client close is echoed with the same code', async (t) => {
+test('a client close is echoed with the same code and reason', async (t) => {
   const srv = await startServer(t);
   for (const [code, reason] of [[1000, ''], [1000, 'bye'], [1001, 'going'], [3000, 'app'], [4999, 'ünïcødé']]) {
     const ws = await openWs(srv.wsUrl('/echo/ws'));
     ws.close(code, reason);
     const c = await ws.closed;
     assert.equal(c.code, code, `close ${code} ${JSON.stringify(reason)}`);
+    assert.equal(c.reason.toString(), reason, `reason of close ${code}`);
   }
   const ws = await openWs(srv.wsUrl('/echo/ws'));
   ws.close(); // empty close payload

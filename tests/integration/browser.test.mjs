@@ -1,0 +1,42 @@
+// A real browser (Debian's Chromium, driven by npm playwright-core) uses the
+// page at GET /: it lists the gears, and its console talks to the echo gear.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { startServer, SLOW } from './lib/orrery.mjs';
+
+const require = createRequire(import.meta.url);
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+test('the page at / lists the gears and its console echoes through a websocket', async (t) => {
+  const { chromium } = require('playwright-core');
+  const srv = await startServer(t);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  t.after(() => browser.close()); // playwright gives it a fresh temporary profile
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`http://127.0.0.1:${srv.port}/`);
+  assert.equal(await page.title(), 'Orrery');
+  const gears = await page.locator('#gears li').allTextContents();
+  assert.ok(gears.some((g) => g.includes('/echo/ws')), `gear list: ${gears}`);
+  assert.ok(gears.some((g) => g.includes('/testgear/ws')), `gear list: ${gears}`);
+
+  assert.equal(await page.inputValue('#url'), `ws://127.0.0.1:${srv.port}/echo/ws`);
+  await page.click('#connect');
+  await page.locator('#log .sys', { hasText: 'connected to' }).waitFor({ timeout: 5000 * SLOW });
+  await page.fill('#msg', 'hello from chromium ✓');
+  await page.click('#sendbtn');
+  await page.locator('#log .in', { hasText: '< hello from chromium ✓' }).waitFor({ timeout: 5000 * SLOW });
+  await page.click('#disconnect');
+  await page.locator('#log .sys', { hasText: 'closed: 1000 bye' }).waitFor({ timeout: 5000 * SLOW });
+  assert.deepEqual(errors, []);
+
+  // The server saw a browser's handshake and a clean close from it.
+  await srv.waitForLog(/DISCONNECTED .*frames_received=1 frames_sent=1 reason=remote:1000/, 5000 * SLOW);
+});
