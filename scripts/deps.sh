@@ -30,7 +30,13 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
 fi
 
-if [ "${1:-}" = test ] && { [ ! -d tests/integration/node_modules/ws ] || [ ! -d tests/integration/node_modules/playwright-core ]; }; then
-  echo "deps: npm ci in tests/integration"
-  (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
+# npm packages for the tests, reinstalled whenever the lock file changes.
+if [ "${1:-}" = test ]; then
+  want=$(sha256sum tests/integration/package-lock.json | cut -d' ' -f1)
+  have=$(cat tests/integration/node_modules/.orrery-lock 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    echo "deps: npm ci in tests/integration"
+    (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > tests/integration/node_modules/.orrery-lock
+  fi
 fi
