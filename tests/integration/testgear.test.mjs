@@ -127,3 +127,35 @@ test('testgear on its own host route', async (t) => {
   ws.close();
   await ws.closed;
 });
+
+test('the gear API shows connect/init the handshake: path params, query, cookies, headers, client IP', async (t) => {
+  const srv = await startServer(t);
+  const url = srv.wsUrl('/testgear/rooms/r%C3%A9d/a/b%20c?name=al%20ice&x=1');
+  const ws = await openWs(url, {
+    headers: { Cookie: 'other=1; session="s3cr3t"', 'X-Test': 'hello', 'X-Forwarded-For': '203.0.113.9, 198.51.100.7' },
+  });
+  ws.send('info');
+  const info = JSON.parse((await ws.nextMessage()).data.toString());
+  assert.equal(info.method, 'GET');
+  assert.equal(info.path, '/testgear/rooms/r%C3%A9d/a/b%20c');
+  assert.equal(info.query, 'name=al%20ice&x=1');
+  assert.equal(info.name, 'al ice');
+  assert.equal(info.room, 'réd');
+  assert.equal(info.rest, 'a/b c');
+  assert.equal(info.cookie, 's3cr3t');
+  assert.equal(info.header, 'hello');
+  assert.equal(info.ip, '198.51.100.7', 'the last X-Forwarded-For entry');
+  assert.match(info.context_id, /^\d{8}-\d{6}\.\d{3}_\d+_\d+$/);
+  ws.close();
+  await ws.closed;
+
+  // Without X-Forwarded-For the peer's address is the client IP; /ws has no params.
+  const ws2 = await openWs(srv.wsUrl('/testgear/ws?name=b'));
+  ws2.send('info');
+  const info2 = JSON.parse((await ws2.nextMessage()).data.toString());
+  assert.equal(info2.ip, '127.0.0.1');
+  assert.equal(info2.room, null);
+  assert.equal(info2.cookie, null);
+  ws2.close();
+  await ws2.closed;
+});
