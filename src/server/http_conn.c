@@ -215,6 +215,7 @@ static bool process_head(orr_worker *w, orr_conn *c, const uint8_t *buf, size_t 
         return false;
     }
     bool upgraded = handle_request(w, c, &req);
+    w->resp_no_body = false; /* only that request was a HEAD */
     c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
     if (!upgraded && c->phase == PHASE_HTTP) worker_list_move(w, c, LIST_HTTP);
     return upgraded;
