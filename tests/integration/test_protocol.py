@@ -458,3 +458,26 @@ class TestIdleTimeout(ServerTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestHttpPipelining(ProtocolTestCase):
+    def test_pipelined_requests_with_head_are_answered_in_order(self):
+        import socket
+        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=5 * SLOW)
+        self.addCleanup(s.close)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                  b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        responses = data.split(b"HTTP/1.1 ")[1:]
+        self.assertEqual([r[:3] for r in responses], [b"200", b"200", b"404", b"200"], data)
+        self.assertTrue(responses[0].endswith(b"\r\n\r\nok\n"), responses[0])
+        self.assertTrue(responses[1].endswith(b"\r\n\r\n"), "HEAD has no body: %r" % responses[1])
+        self.assertIn(b"Content-Length: 3", responses[1])
+        self.assertIn(b"Connection: close", responses[3])
