@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #define BACKLOG_PAUSE (1u << 20)
-#define CORK_KEEP (256u * 1024)
+#define CORK_KEEP (1024u * 1024) /* above a full read's echo (RBUF_SIZE): no free+malloc per event in a flood */
 
 void out_cork(orr_worker *w, orr_conn *c) {
     w->cork_conn = c;

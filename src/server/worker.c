@@ -23,7 +23,7 @@
  * least 8-byte aligned, so small integers never collide with them). */
 enum { TAG_LISTEN = 1, TAG_EVENT = 2, TAG_TIMER = 3 };
 
-#define RBUF_SIZE (512 * 1024)
+#define RBUF_SIZE (256 * 1024)
 #define MAX_EVENTS 512
 #define ACCEPT_BATCH 64
 
