@@ -106,8 +106,6 @@ const char *orr_hs_query(const orr_handshake *hs, const char *name) {
     return NULL;
 }
 
-/* 1 if every key and value of the query decodes (a malformed query is 400). */
-int hs_query_valid(const orr_handshake *hs);
 int hs_query_valid(const orr_handshake *hs) {
     size_t n = hs->req->query.n;
     char *tmp = hs_alloc((orr_handshake *)hs, n + 1);

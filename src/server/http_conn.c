@@ -16,8 +16,6 @@
 #include <string.h>
 #include <strings.h>
 
-int hs_query_valid(const orr_handshake *hs);
-
 const char *status_text(int status) {
     switch (status) {
     case 101: return "Switching Protocols";
@@ -49,15 +47,13 @@ const char *status_text(int status) {
 void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *extra_headers,
                          const char *ctype, const void *body, size_t body_len, bool keep_alive) {
     char head[512];
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%s%s%sContent-Length: %zu\r\nConnection: %s\r\n\r\n",
-                     status, status_text(status), ctype ? "Content-Type: " : "", ctype ? ctype : "",
-                     ctype ? "\r\n" : "", body_len, keep_alive ? "keep-alive" : "close");
-    /* extra_headers go right after the status line */
-    const char *nl = strstr(head, "\r\n") + 2;
-    size_t first = (size_t)(nl - head);
-    out_append(w, head, first);
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, status_text(status));
+    out_append(w, head, (size_t)n);
     if (extra_headers) out_append(w, extra_headers, strlen(extra_headers));
-    out_append(w, nl, (size_t)n - first);
+    n = snprintf(head, sizeof head, "%s%s%sContent-Length: %zu\r\nConnection: %s\r\n\r\n",
+                 ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "", body_len,
+                 keep_alive ? "keep-alive" : "close");
+    out_append(w, head, (size_t)n);
     if (body_len && !w->resp_no_body) out_append(w, body, body_len);
     if (!keep_alive) c->flags |= CF_CLOSE_AFTER_FLUSH;
 }

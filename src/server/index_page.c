@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-char *orr_index_page(const orr_server *s, size_t *len);
-
 static const char head[] =
     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"

@@ -196,8 +196,8 @@ void conn_drain(orr_worker *w, orr_conn *c);
 void conn_in_free(orr_conn *c);
 
 /* ---- http_conn.c: request heads, responses, the upgrade ---- */
-/* Handle bytes in the HTTP phase; returns bytes consumed, or -1 if the
- * connection is gone or switched phase (then *upgraded says which). */
+/* Handle bytes in the HTTP phase: heads, answers, and the upgrade (frames
+ * that follow the head go to ws_on_data). */
 void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n);
 void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *extra_headers,
                          const char *ctype, const void *body, size_t body_len, bool keep_alive);
@@ -236,6 +236,11 @@ void hs_init(orr_handshake *hs, orr_worker *w, orr_conn *c, const orr_http_reque
 void hs_release(orr_handshake *hs);
 /* Arena copy valid until hs_release. */
 char *hs_alloc(orr_handshake *hs, size_t n);
+/* 1 if every key and value of the query decodes (a malformed query is 400). */
+int hs_query_valid(const orr_handshake *hs);
+
+/* ---- index_page.c: GET / ---- */
+char *orr_index_page(const orr_server *s, size_t *len);
 
 const char *status_text(int status);
 int64_t mono_ms(void);

@@ -19,8 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-char *orr_index_page(const orr_server *s, size_t *len);
-
 orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, size_t n_gears,
                            char *err, size_t errlen) {
     orr_server *s = orr_xcalloc(1, sizeof *s);

@@ -27,9 +27,11 @@ enum { TAG_LISTEN = 1, TAG_EVENT = 2, TAG_TIMER = 3 };
 #define MAX_EVENTS 512
 #define ACCEPT_BATCH 64
 
+enum inbox_kind { INBOX_DRAIN = 1 };
+
 struct inbox_msg {
     struct inbox_msg *next;
-    int kind;
+    enum inbox_kind kind;
 };
 
 int64_t mono_ms(void) {
@@ -267,7 +269,7 @@ static uint32_t tick_period(const orr_config *cfg) {
 
 void orr_worker_post_drain(orr_worker *w) {
     inbox_msg *m = orr_xcalloc(1, sizeof *m);
-    m->kind = 1;
+    m->kind = INBOX_DRAIN;
     pthread_mutex_lock(&w->inbox_lock);
     bool was_empty = w->inbox_head == NULL;
     if (w->inbox_tail)
@@ -320,7 +322,7 @@ static void on_inbox(orr_worker *w) {
     pthread_mutex_unlock(&w->inbox_lock);
     while (m) {
         inbox_msg *next = m->next;
-        if (m->kind == 1) start_drain(w);
+        if (m->kind == INBOX_DRAIN) start_drain(w);
         free(m);
         m = next;
     }
