@@ -72,23 +72,21 @@ static void backlog_append(orr_conn *c, const uint8_t *p, size_t n) {
 /* Output is all written: finish a close that was waiting for it. */
 static void after_flush(orr_worker *w, orr_conn *c) {
     if (!(c->flags & CF_CLOSE_AFTER_FLUSH)) return;
-    if ((c->flags & CF_CLOSE_RECEIVED) || c->phase == PHASE_HTTP) {
-        if (c->phase == PHASE_HTTP) {
-            /* Let the client read the response before the connection goes:
-             * closing with unread input would reset it. */
-            shutdown(c->fd, SHUT_WR);
-            c->flags |= CF_LINGER;
-            c->flags &= (uint16_t)~CF_CLOSE_AFTER_FLUSH;
-            c->phase = PHASE_CLOSING;
-            worker_list_move(w, c, LIST_CLOSING);
-            return;
-        }
+    if (c->phase != PHASE_HTTP && (c->flags & CF_CLOSE_RECEIVED)) {
+        /* The close handshake is complete: nothing more will come. */
         conn_close_now(w, c);
         return;
     }
+    /* Let the client read what was sent before the connection goes: closing
+     * with unread input would reset it. Input is dropped until EOF or the
+     * close timeout. */
     shutdown(c->fd, SHUT_WR);
     c->flags |= CF_LINGER;
     c->flags &= (uint16_t)~CF_CLOSE_AFTER_FLUSH;
+    if (c->phase == PHASE_HTTP) {
+        c->phase = PHASE_CLOSING;
+        worker_list_move(w, c, LIST_CLOSING);
+    }
 }
 
 static void socket_failed(orr_worker *w, orr_conn *c, int err) {
