@@ -12,7 +12,8 @@ static void usage(FILE *out) {
             "usage: orrery [--config FILE] [--listen HOST:PORT]\n"
             "\n"
             "Orrery, a WebSocket application server. Serves its built-in gears (echo at /echo/ws,\n"
-            "testgear at /testgear/ws) and GET / (a page with a console), GET /healthz.\n"
+            "testgear at /testgear/ws, chat at /chat/ws?name=NAME), GET / (a page with a\n"
+            "console and a chat client) and GET /healthz.\n"
             "\n"
             "flags:\n"
             "  --config FILE       JSON configuration (default: none, every key at its default)\n"
@@ -21,7 +22,8 @@ static void usage(FILE *out) {
             "\n"
             "config keys:\n");
     orr_config_print_keys(out);
-    fprintf(out, "\nsignals: SIGTERM or SIGINT drain gracefully (close 1001 to every client over drain_ms).\n");
+    fprintf(out, "\nsignals: SIGTERM or SIGINT drain gracefully (close 1001 to every client over drain_ms);\n"
+                 "SIGHUP reloads the config file (pools, max_outbound_bytes, api_token, log_level).\n");
 }
 
 int main(int argc, char **argv) {
@@ -59,12 +61,14 @@ int main(int argc, char **argv) {
     }
     orr_log_set_level(cfg.log_level);
 
-    static const orr_gear *const gears[] = {&orr_gear_echo, &orr_gear_testgear};
+    static const orr_gear *const gears[] = {&orr_gear_echo, &orr_gear_testgear, &orr_gear_chat};
     orr_server *srv = orr_server_new(&cfg, gears, sizeof gears / sizeof gears[0], err, sizeof err);
     if (!srv) {
         fprintf(stderr, "orrery: %s\n", err);
         return 1;
     }
+    orr_server_set_config_path(srv, config_path, listen != NULL);
+    orr_config_free(&cfg);
     orr_server_block_signals();
     if (orr_server_start(srv) < 0) return 1;
     int status = orr_server_run(srv);

@@ -31,7 +31,7 @@
 extern "C" {
 #endif
 
-#define ORR_GEAR_API_VERSION 1
+#define ORR_GEAR_API_VERSION 2
 
 /* Error codes shared by the whole API (0 is success). */
 enum {
@@ -112,6 +112,74 @@ int orr_conn_send_binary(orr_conn *c, const void *data, size_t len);
  * connection then ends with reason STOP. */
 int orr_conn_close(orr_conn *c, uint16_t code, const char *reason, size_t reason_len);
 
+/* The executor pool the connection belongs to: "gear:<name>" or
+ * "tenant:<id>". Names and groups of the registry live in this pool. */
+const char *orr_conn_pool(const orr_conn *c);
+
+/* ---- the registry: reaching other connections ------------------------
+ *
+ * A connection can take Unique names and join Groups, in the namespace of
+ * its executor pool (`alice` in tenant:t1 and in gear:chat are different
+ * names). Anyone can then reach it by name or group: the message lands in
+ * its mailbox and reaches its `on_server_message`, on its own worker, in
+ * order between one sender and one receiver, at most once.
+ *
+ * Each call below only starts the operation, never blocks, and returns 0
+ * or an error about its arguments or context (ORR_EINVAL: a name or group
+ * of 0 or more than ORR_NAME_MAX bytes, or a message over the server's
+ * max_message_bytes; ORR_ESTATE: not inside one of this connection's
+ * callbacks (init, on_client_message, on_server_message,
+ * on_registry_result); ORR_ECLOSED: the connection is closing). The result
+ * arrives later through the route's `on_registry_result`, in this
+ * connection's context, never nested inside the callback that started it:
+ * with the single-node registry right after that callback returns, with a
+ * cluster registry when the round trip completes. Results arrive in the
+ * order the operations were started. `tag` is passed back unchanged.
+ *
+ * A connection that ends leaves all its names and groups.
+ */
+#define ORR_NAME_MAX 255
+
+typedef enum {
+    ORR_OP_UNIQUE_REGISTER = 1,
+    ORR_OP_UNIQUE_SEND,
+    ORR_OP_GROUP_JOIN,
+    ORR_OP_GROUP_LEAVE,
+    ORR_OP_GROUP_PUBLISH,
+    ORR_OP_UNIQUE_UNREGISTER,
+} orr_registry_op;
+
+typedef struct orr_registry_result {
+    orr_registry_op op;
+    /* ORR_OK, or: ORR_ETAKEN (register: another connection holds the name),
+     * ORR_ENOTFOUND (send: nobody holds the name; leave: not a member),
+     * ORR_EAGAIN (the registry could not be reached; nothing happened). */
+    int status;
+    /* publish: the number of members it was sent to; send: 1 if sent. */
+    uint64_t count;
+    const char *name; /* the name or group as given (not NUL-terminated) */
+    size_t name_len;
+    uint64_t tag;
+} orr_registry_result;
+
+/* Take `name` for this connection: OK (also when it holds it already) or
+ * ETAKEN. A connection may hold several names. */
+int orr_unique_register(orr_conn *c, const char *name, size_t name_len, uint64_t tag);
+/* Give up a name this connection holds: OK, or ENOTFOUND when it does not
+ * hold it. */
+int orr_unique_unregister(orr_conn *c, const char *name, size_t name_len, uint64_t tag);
+/* Send bytes to the connection holding `name`: OK (count 1) or ENOTFOUND. */
+int orr_unique_send(orr_conn *c, const char *name, size_t name_len, const void *msg, size_t len,
+                    uint64_t tag);
+/* Join a group (OK, also when already a member) or leave it (OK or
+ * ENOTFOUND when not a member). */
+int orr_group_join(orr_conn *c, const char *group, size_t group_len, uint64_t tag);
+int orr_group_leave(orr_conn *c, const char *group, size_t group_len, uint64_t tag);
+/* Send bytes to every member (this connection too, if it is one); count is
+ * how many members it was sent to. */
+int orr_group_publish(orr_conn *c, const char *group, size_t group_len, const void *msg, size_t len,
+                      uint64_t tag);
+
 /* ---- logs ----------------------------------------------------------- */
 
 enum { ORR_LOG_DEBUG, ORR_LOG_INFO, ORR_LOG_WARN, ORR_LOG_ERROR };
@@ -130,6 +198,7 @@ typedef enum {
     ORR_REASON_BADENCODING, /* invalid UTF-8 (1007 sent) */
     ORR_REASON_BADSIZE,     /* message over the size limit (1009 sent) */
     ORR_REASON_ERROR,       /* a callback failed, or a socket error */
+    ORR_REASON_SLOW,        /* its client did not read: over max_outbound_bytes (1008 sent) */
 } orr_reason_kind;
 
 typedef struct orr_reason {
@@ -162,6 +231,9 @@ typedef struct orr_ws_callbacks {
     int (*on_server_message)(orr_conn *c, void **state, const uint8_t *msg, size_t len);
     /* Exactly once, at the end. Frames queued here are dropped. */
     void (*terminate)(orr_conn *c, void *state, const orr_reason *reason);
+    /* The result of a registry operation this connection started. May be
+     * NULL (results are then dropped). */
+    int (*on_registry_result)(orr_conn *c, void **state, const orr_registry_result *r);
 } orr_ws_callbacks;
 
 typedef struct orr_ws_route {
@@ -177,6 +249,16 @@ typedef struct orr_gear {
     const char *name; /* [a-z][a-z0-9_]*, also its path prefix and subdomain */
     const orr_ws_route *ws_routes;
     size_t n_ws_routes;
+    /* Optional: the executor pool of a websocket handshake. Write
+     * "gear:<name>" or "tenant:<id>" (id: 1 to 64 of [A-Za-z0-9_.-]) into
+     * pool (cap bytes) and return 0; a failure is 500. A gear may use its
+     * own gear pool and any tenant pool; any other answer is 404. NULL: the
+     * gear's own pool. Runs before `connect`. */
+    int (*executor_pool_for_web_request)(const orr_handshake *hs, char *pool, size_t cap);
+    /* Optional: the response when the pool is at its ws_max_connections:
+     * call orr_hs_respond (else, or when NULL, 503 with the body
+     * TooManyWebsocketConnections). */
+    int (*ws_too_many_connections)(orr_handshake *hs);
 } orr_gear;
 
 #ifdef __cplusplus

@@ -1,18 +1,20 @@
 #include "common/log.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static int min_level = ORR_LOG_INFO;
+/* Set again on SIGHUP while workers log: relaxed atomics. */
+static atomic_int min_level = ORR_LOG_INFO;
 
 void orr_log_set_level(int level) {
-    min_level = level;
+    atomic_store_explicit(&min_level, level, memory_order_relaxed);
 }
 
 int orr_log_enabled(int level) {
-    return level >= min_level;
+    return level >= atomic_load_explicit(&min_level, memory_order_relaxed);
 }
 
 static const char *level_name(int level) {
@@ -25,7 +27,7 @@ static const char *level_name(int level) {
 }
 
 void orr_vlog(int level, const char *ctx, const char *fmt, va_list ap) {
-    if (level < min_level) return;
+    if (!orr_log_enabled(level)) return;
     char line[2048];
     struct timespec ts;
     struct tm tm;

@@ -3,16 +3,18 @@
  * the three never disagree. A key knows its field (offset and size in the
  * struct its table describes), how to load it and how to show its default.
  *
- * A nested object (such as a future `cluster` or the entries of `pools`) is a
- * key whose load function pushes its name on ctx->path and calls
+ * A nested object (such as the entries of `pools`, or a future `cluster`) is
+ * a key whose load function pushes its name on ctx->path and calls
  * load_object() with a table of its own over a struct of its own; errors
  * inside it then name the dotted path and the position of that nested key.
+ * Its table is also the key's `sub`, so that --help lists it under the key.
  */
 #include "config/config.h"
 
 #include "common/err.h"
 #include "config/config_internal.h"
 #include "config/jsonpos.h"
+#include "http/router.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,7 +50,9 @@ struct cfg_key {
     const char *unit;           /* integer keys: named in messages */
     const char *const *choices; /* choice keys: the accepted strings, NULL-terminated */
     const int *choice_values;   /* choice keys: the value stored for each */
-    const char *default_note;   /* a default that depends on the machine: what it is */
+    const char *default_note;   /* a default that depends on something else: what it is */
+    const cfg_key *sub;         /* an object key: the table of its entries, for --help */
+    size_t n_sub;
 };
 
 /* Integer fields are written through their size; `workers` is an int. */
@@ -245,6 +249,134 @@ static void show_choice(const cfg_key *k, const void *base, char *buf, size_t n)
     snprintf(buf, n, "%d", value);
 }
 
+static const char *type_name(const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    default:
+        return "an object";
+    }
+}
+
+/* A secret: never echoed in a message (a near-miss token is still mostly the
+ * token), only where and why it is wrong. */
+static int load_token(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+    size_t max = k->size - 1;
+    if (!json_is_string(v))
+        return fail_at(ctx, k->name, 1,
+                       "expected a string of 1 to %zu visible ASCII characters, got %s", max,
+                       type_name(v));
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (len == 0)
+        return fail_at(ctx, k->name, 1,
+                       "empty; leave the key out to keep the push API off, or give 1 to %zu "
+                       "visible ASCII characters",
+                       max);
+    if (len > max)
+        return fail_at(ctx, k->name, 1, "%zu bytes long, at most %zu (value not shown)", len, max);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x21 || ch > 0x7e)
+            return fail_at(ctx, k->name, 1,
+                           "byte %zu is 0x%02x, not a visible ASCII character 0x21..0x7e (value "
+                           "not shown)",
+                           i + 1, ch);
+    }
+    memcpy(field(base, k), s, len + 1);
+    return 0;
+}
+
+/* Only ever shows defaults, but a set token would not be printed either. */
+static void show_token(const cfg_key *k, const void *base, char *buf, size_t n) {
+    snprintf(buf, n, "%s", *(const char *)cfield(base, k) ? "(set)" : "\"\"");
+}
+
+/* A pool entry whose ws_max_connections the file did not give: while loading
+ * only (the key's range stops far below), then the top-level value. */
+#define POOL_LIMIT_UNSET UINT32_MAX
+
+static const cfg_key pool_keys[] = {
+    {.name = "ws_max_connections",
+     .meaning = "websocket connections of this pool at once on one node; 0 rejects everyone",
+     .offset = offsetof(orr_pool_config, ws_max_connections),
+     .size = sizeof(uint32_t),
+     .load = load_int,
+     .show = show_int,
+     .min = 0,
+     .max = 10000000,
+     .unit = "connections",
+     .default_note = "top-level"},
+};
+
+static int load_object(load_ctx *ctx, const cfg_key *keys, size_t n, json_t *obj, void *base);
+
+static int load_pool(load_ctx *ctx, const char *name, json_t *v, orr_pool_config *p) {
+    char g[80];
+    size_t len = strlen(name);
+    if (orr_pool_name_check(name, len) < 0)
+        return fail_at(ctx, name, 0,
+                       "not a pool name: expected gear:<gear> (a gear name: [a-z][a-z0-9_]*) or "
+                       "tenant:<id> (1 to 64 of A-Z a-z 0-9 _ . -)");
+    if (!json_is_object(v))
+        return fail_at(ctx, name, 1, "expected an object {\"ws_max_connections\": N}, got %s",
+                       got(v, g, sizeof g));
+    _Static_assert(sizeof p->name > 7 + 64, "a pool name fits");
+    memcpy(p->name, name, len + 1);
+    p->ws_max_connections = POOL_LIMIT_UNSET;
+    ctx->path[ctx->depth++] = name;
+    int rc = load_object(ctx, pool_keys, ORR_ARRAY_LEN(pool_keys), v, p);
+    ctx->depth--;
+    return rc;
+}
+
+static int pool_cmp(const void *a, const void *b) {
+    return strcmp(((const orr_pool_config *)a)->name, ((const orr_pool_config *)b)->name);
+}
+
+/* Builds a new array and points c->pools at it: the array c->pools had is
+ * the caller's, freed (or kept, on failure) by orr_config_load. */
+static int load_pools(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+    orr_config *c = base;
+    char g[80];
+    if (!json_is_object(v))
+        return fail_at(ctx, k->name, 1, "expected an object {\"<pool>\": {...}}, got %s",
+                       got(v, g, sizeof g));
+    size_t n = json_object_size(v), i = 0;
+    orr_pool_config *pools = n ? orr_xcalloc(n, sizeof *pools) : NULL;
+    const char *name;
+    json_t *pv;
+    ctx->path[ctx->depth++] = k->name;
+    json_object_foreach(v, name, pv) {
+        if (load_pool(ctx, name, pv, &pools[i]) < 0) {
+            ctx->depth--;
+            free(pools);
+            return -1;
+        }
+        i++;
+    }
+    ctx->depth--;
+    if (n) qsort(pools, n, sizeof *pools, pool_cmp);
+    c->pools = pools;
+    c->n_pools = n;
+    return 0;
+}
+
+static void show_pools(const cfg_key *k, const void *base, char *buf, size_t n) {
+    const orr_config *c = base;
+    snprintf(buf, n, "%s", c->n_pools ? "{...}" : "{}");
+}
+
 /* ---- the keys ------------------------------------------------------------ */
 
 #define INT_KEY(fld, lo, hi, unit_, meaning_)                                                      \
@@ -298,6 +430,27 @@ static const cfg_key config_keys[] = {
      .show = show_choice,
      .choices = log_level_names,
      .choice_values = log_level_values},
+    INT_KEY(ws_max_connections, 0, 10000000, "connections",
+            "websocket connections at once of a pool not in \"pools\", on one node; 0 rejects "
+            "everyone"),
+    INT_KEY(max_outbound_bytes, 1024, 2147483648LL, "bytes",
+            "a connection whose unsent output passes this is closed with 1008 (slow consumer)"),
+    INT_KEY(max_pools, 1, 1000000, "pools",
+            "how many distinct executor pools one node keeps (fixed at start)"),
+    {.name = "api_token",
+     .type = "token string",
+     .meaning = "the push API's token, 1 to 512 visible ASCII characters; unset: push API off",
+     .offset = offsetof(orr_config, api_token),
+     .size = sizeof(((orr_config *)0)->api_token),
+     .load = load_token,
+     .show = show_token},
+    {.name = "pools",
+     .type = "{\"<pool>\": {...}}",
+     .meaning = "limits per executor pool; <pool> is gear:<gear> or tenant:<id>",
+     .load = load_pools,
+     .show = show_pools,
+     .sub = pool_keys,
+     .n_sub = ORR_ARRAY_LEN(pool_keys)},
 };
 
 void orr_config_defaults(orr_config *c) {
@@ -315,7 +468,64 @@ void orr_config_defaults(orr_config *c) {
         .close_timeout_ms = 5000,
         .handshake_timeout_ms = 10000,
         .log_level = ORR_LOG_INFO,
+        .ws_max_connections = 100,
+        .max_outbound_bytes = 1048576,
+        .max_pools = 4096,
+        .api_token = "",
     };
+}
+
+void orr_config_free(orr_config *c) {
+    free(c->pools);
+    c->pools = NULL;
+    c->n_pools = 0;
+}
+
+int orr_config_copy(orr_config *dst, const orr_config *src) {
+    if (dst == src) return 0;
+    *dst = *src;
+    if (src->n_pools) {
+        dst->pools = orr_xmalloc(src->n_pools * sizeof *src->pools);
+        memcpy(dst->pools, src->pools, src->n_pools * sizeof *src->pools);
+    } else {
+        dst->pools = NULL;
+    }
+    return 0;
+}
+
+int orr_pool_name_check(const char *name, size_t len) {
+    if (!name || memchr(name, '\0', len)) return -1;
+    if (len > 5 && memcmp(name, "gear:", 5) == 0) {
+        char gear[64];
+        if (len - 5 >= sizeof gear) return -1;
+        memcpy(gear, name + 5, len - 5);
+        gear[len - 5] = '\0';
+        return orr_gear_name_valid(gear) ? 0 : -1;
+    }
+    if (len > 7 && len <= 7 + 64 && memcmp(name, "tenant:", 7) == 0) {
+        for (size_t i = 7; i < len; i++) {
+            char ch = name[i];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
+                return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+uint32_t orr_config_pool_limit(const orr_config *c, const char *pool) {
+    if (pool && c->n_pools) {
+        orr_pool_config key;
+        size_t len = strlen(pool);
+        if (len < sizeof key.name) {
+            memcpy(key.name, pool, len + 1);
+            const orr_pool_config *p =
+                bsearch(&key, c->pools, c->n_pools, sizeof *c->pools, pool_cmp);
+            if (p) return p->ws_max_connections;
+        }
+    }
+    return c->ws_max_connections;
 }
 
 /* ---- loading a file ------------------------------------------------------ */
@@ -460,25 +670,6 @@ static int syntax_error(const char *file, const char *text, size_t len, const js
     return -1;
 }
 
-static const char *type_name(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
-        return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    default:
-        return "an object";
-    }
-}
-
 int orr_config_load(const char *path, orr_config *c, char *err, size_t errlen) {
     char *text;
     size_t len;
@@ -502,6 +693,17 @@ int orr_config_load(const char *path, orr_config *c, char *err, size_t errlen) {
         orr_config next = *c;
         load_ctx ctx = {.file = path, .text = text, .len = len, .err = err, .errlen = errlen};
         rc = load_object(&ctx, config_keys, ORR_ARRAY_LEN(config_keys), root, &next);
+        /* next.pools differs from c->pools only if the file had "pools". */
+        if (rc == 0 && next.pools != c->pools) {
+            /* A pool without its own limit takes the top-level one, wherever
+             * that stood in the file. */
+            for (size_t i = 0; i < next.n_pools; i++)
+                if (next.pools[i].ws_max_connections == POOL_LIMIT_UNSET)
+                    next.pools[i].ws_max_connections = next.ws_max_connections;
+            free(c->pools);
+        } else if (rc < 0 && next.pools != c->pools) {
+            free(next.pools);
+        }
         if (rc == 0) *c = next;
     }
     json_decref(root);
@@ -511,27 +713,62 @@ int orr_config_load(const char *path, orr_config *c, char *err, size_t errlen) {
 
 /* ---- --help -------------------------------------------------------------- */
 
-static void print_table(FILE *out, const cfg_key *keys, size_t n, const void *defaults) {
+/* The columns of one --help line. */
+typedef struct help_row {
+    char name[64], type[64], def[340];
+} help_row;
+
+static void help_row_of(const cfg_key *k, const void *defaults, int nested, help_row *r) {
+    char value[300];
+    snprintf(r->name, sizeof r->name, "%s%s", nested ? "  " : "", k->name);
+    if (k->type)
+        snprintf(r->type, sizeof r->type, "%s", k->type);
+    else if (k->choices)
+        choices_text(k, 1, r->type, sizeof r->type);
+    else
+        snprintf(r->type, sizeof r->type, "integer %lld..%lld", k->min, k->max);
+    k->show(k, defaults, value, sizeof value);
+    if (k->default_note)
+        snprintf(r->def, sizeof r->def, "%s (%s)", k->default_note, value);
+    else
+        snprintf(r->def, sizeof r->def, "%s", value);
+}
+
+static void widen(int *w, const char *s) {
+    int len = (int)strlen(s);
+    if (len > *w) *w = len;
+}
+
+/*
+ * One line per key, an object key's entries indented under it, in columns
+ * as wide as their widest cell. pass 0 measures into w, pass 1 prints.
+ */
+static void help_table(FILE *out, int pass, int w[3], const cfg_key *keys, size_t n,
+                       const orr_config *d) {
+    /* The entries of a pool default to the top-level limit. */
+    orr_pool_config pool = {.name = "", .ws_max_connections = d->ws_max_connections};
     for (size_t i = 0; i < n; i++) {
-        const cfg_key *k = &keys[i];
-        char type[64], value[300], def[340];
-        if (k->type)
-            snprintf(type, sizeof type, "%s", k->type);
-        else if (k->choices)
-            choices_text(k, 1, type, sizeof type);
-        else
-            snprintf(type, sizeof type, "integer %lld..%lld", k->min, k->max);
-        k->show(k, defaults, value, sizeof value);
-        if (k->default_note)
-            snprintf(def, sizeof def, "%s (%s)", k->default_note, value);
-        else
-            snprintf(def, sizeof def, "%s", value);
-        fprintf(out, "  %-21s %-21s %-18s %s\n", k->name, type, def, k->meaning);
+        help_row r;
+        help_row_of(&keys[i], d, 0, &r);
+        for (size_t j = 0; j <= keys[i].n_sub; j++) {
+            if (j > 0) help_row_of(&keys[i].sub[j - 1], &pool, 1, &r);
+            const char *meaning = j ? keys[i].sub[j - 1].meaning : keys[i].meaning;
+            if (pass == 0) {
+                widen(&w[0], r.name);
+                widen(&w[1], r.type);
+                widen(&w[2], r.def);
+            } else {
+                fprintf(out, "  %-*s %-*s %-*s %s\n", w[0], r.name, w[1], r.type, w[2], r.def,
+                        meaning);
+            }
+        }
     }
 }
 
 void orr_config_print_keys(FILE *out) {
     orr_config d;
+    int w[3] = {21, 21, 18}; /* at least these, so short tables keep their look */
     orr_config_defaults(&d);
-    print_table(out, config_keys, ORR_ARRAY_LEN(config_keys), &d);
+    help_table(out, 0, w, config_keys, ORR_ARRAY_LEN(config_keys), &d);
+    help_table(out, 1, w, config_keys, ORR_ARRAY_LEN(config_keys), &d);
 }

@@ -10,26 +10,68 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* One entry of "pools": the limits of one executor pool. */
+typedef struct orr_pool_config {
+    char name[80];               /* "gear:<gear>" or "tenant:<id>", see orr_pool_name_check */
+    uint32_t ws_max_connections; /* 0..10000000, 0 rejects everyone; default: the top-level
+                                    ws_max_connections of the same load */
+} orr_pool_config;
+
+/*
+ * A config owns its pools array: a struct copy (`a = b`) shares it, so copy
+ * with orr_config_copy and release with orr_config_free.
+ */
 typedef struct orr_config {
-    char listen_host[256];       /* "listen": "HOST:PORT", default 127.0.0.1:8080 */
+    char listen_host[256]; /* "listen": "HOST:PORT", default 127.0.0.1:8080 */
     uint16_t listen_port;
-    int workers;                 /* default: number of online cores */
-    char base_domain[256];       /* default "localhost" */
-    uint32_t idle_timeout_ms;    /* default 60000 */
-    uint64_t max_message_bytes;  /* default 5000000 */
-    uint32_t drain_ms;           /* default 5000 */
-    uint32_t close_timeout_ms;   /* default 5000 */
+    int workers;                   /* default: number of online cores */
+    char base_domain[256];         /* default "localhost" */
+    uint32_t idle_timeout_ms;      /* default 60000 */
+    uint64_t max_message_bytes;    /* default 5000000 */
+    uint32_t drain_ms;             /* default 5000 */
+    uint32_t close_timeout_ms;     /* default 5000 */
     uint32_t handshake_timeout_ms; /* default 10000 */
-    int log_level;               /* "log_level": "debug"|"info"|"warn"|"error", default info */
+    int log_level;                 /* "log_level": "debug"|"info"|"warn"|"error", default info */
+    uint32_t ws_max_connections;   /* limit of a pool not listed in "pools", default 100 */
+    uint64_t max_outbound_bytes;   /* unsent output past this closes with 1008, default 1048576 */
+    uint32_t max_pools;            /* distinct executor pools one node keeps, default 4096 */
+    char api_token[513];           /* 1..512 visible ASCII characters; "" (default): push API off */
+    orr_pool_config *pools;        /* "pools", owned: orr_config_free; sorted by name (the */
+    size_t n_pools;                /* loader sorts them), so orr_config_pool_limit can bisect */
 } orr_config;
 
+/* Every key at its default: no pools (nothing to free, but orr_config_free
+ * is safe on it). */
 void orr_config_defaults(orr_config *c);
+
+/* Frees the pools and sets pools/n_pools to NULL/0; the rest is untouched. */
+void orr_config_free(orr_config *c);
+
+/*
+ * Makes dst a deep copy of src. dst is overwritten, not freed first (it may
+ * be uninitialized): free it before if it owns pools. Returns 0 (out of
+ * memory aborts, as for every small internal allocation).
+ */
+int orr_config_copy(orr_config *dst, const orr_config *src);
+
+/*
+ * Whether the len bytes at name are a pool name: "gear:<gear>" with a valid
+ * gear name (orr_gear_name_valid), or "tenant:<id>" with 1..64 of
+ * [A-Za-z0-9_.-]. Returns 0 if so, else -1.
+ */
+int orr_pool_name_check(const char *name, size_t len);
+
+/* The ws_max_connections of the named pool (NUL-terminated), or
+ * c->ws_max_connections if "pools" does not list it. */
+uint32_t orr_config_pool_limit(const orr_config *c, const char *pool);
 
 /*
  * Load `path` over the defaults. Returns 0, or -1 with a message of the form
  * "FILE:LINE:COL: key: why" in err (for syntax errors, the key is the one
  * being parsed or "(json)"). On failure *c is left unchanged, so a reload
- * with a bad file keeps the running config.
+ * with a bad file keeps the running config, and nothing is leaked. On success
+ * keys absent from the file keep the values *c had; a "pools" in the file
+ * replaces c->pools (the old array is freed).
  */
 int orr_config_load(const char *path, orr_config *c, char *err, size_t errlen);
 

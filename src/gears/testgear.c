@@ -6,10 +6,21 @@
  *   close:<code>:<reason>    -> the gear closes with that code and reason
  *   crash                    -> the callback fails (client sees an empty close)
  *   info                     -> JSON of what its handshake saw (the gear API's accessors)
- *   send:, join:, leave:, publish:  -> error:unsupported (registry not built yet)
+ *   send:<to>:<text>         -> sends "<name>:<text>" to the Unique name <to>; sent:true|sent:false
+ *   join:<g>                 -> joined:<g>
+ *   leave:<g>                -> left:<g> | not_in_group:<g>
+ *   publish:<g>:<text>       -> sends <text> to every member of <g>; published:<count>
+ *   pool                     -> its executor pool
  * Anything else answers error:unknown_command. Binary messages are echoed;
- * server messages are forwarded to the client as text. Routes: /ws, and
- * /rooms/:room/ followed by a wildcard `rest`, to exercise path parameters.
+ * server messages are forwarded to the client as text (binary when they are
+ * not UTF-8).
+ *
+ * `init` registers the query's `name` as a Unique name; when another
+ * connection holds it, the gear closes with 4009 "name taken". The pool is
+ * tenant:<id> when the query has tenant=<id>, else gear:testgear; over the
+ * pool's limit the answer is 503 {"error":"ws_too_many_connections"}.
+ * Routes: /ws, and /rooms/:room/ followed by a wildcard `rest`, to exercise
+ * path parameters.
  */
 #include <stdio.h>
 #include <orrery/gear.h>
@@ -84,7 +95,89 @@ static int tg_init(orr_conn *c, void **state) {
     if (name) strncpy(st->name, name, sizeof st->name - 1);
     if (hs) build_info(st, hs);
     *state = st;
+    return orr_unique_register(c, st->name, strlen(st->name), 0);
+}
+
+static int tg_pool(const orr_handshake *hs, char *pool, size_t cap) {
+    const char *tenant = orr_hs_query(hs, "tenant");
+    if (tenant)
+        snprintf(pool, cap, "tenant:%s", tenant);
+    else
+        snprintf(pool, cap, "gear:testgear");
     return 0;
+}
+
+static int tg_too_many(orr_handshake *hs) {
+    static const char body[] = "{\"error\":\"ws_too_many_connections\"}";
+    return orr_hs_respond(hs, 503, "application/json", body, sizeof body - 1);
+}
+
+/* "<prefix><a>" as a reply. */
+static int reply2(orr_conn *c, const char *prefix, const char *a, size_t alen) {
+    char buf[ORR_NAME_MAX + 32];
+    int n = snprintf(buf, sizeof buf, "%s%.*s", prefix, (int)alen, a);
+    return orr_conn_send_text(c, buf, (size_t)n);
+}
+
+static int tg_result(orr_conn *c, void **state, const orr_registry_result *r) {
+    (void)state;
+    switch (r->op) {
+    case ORR_OP_UNIQUE_REGISTER:
+        if (r->status == ORR_ETAKEN) return orr_conn_close(c, 4009, "name taken", 10);
+        return r->status == ORR_OK ? 0 : r->status;
+    case ORR_OP_UNIQUE_SEND:
+        return r->status == ORR_OK ? orr_conn_send_text(c, "sent:true", 9) : orr_conn_send_text(c, "sent:false", 10);
+    case ORR_OP_GROUP_JOIN: return reply2(c, "joined:", r->name, r->name_len);
+    case ORR_OP_GROUP_LEAVE:
+        return reply2(c, r->status == ORR_OK ? "left:" : "not_in_group:", r->name, r->name_len);
+    case ORR_OP_GROUP_PUBLISH: {
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "published:%llu", (unsigned long long)r->count);
+        return orr_conn_send_text(c, buf, (size_t)n);
+    }
+    default: return 0;
+    }
+}
+
+/* The text up to the first ':' after `from`: its length, or -1 without one. */
+static long field_len(const uint8_t *from, const uint8_t *end) {
+    const uint8_t *colon = memchr(from, ':', (size_t)(end - from));
+    return colon ? (long)(colon - from) : -1;
+}
+
+static int bad_name(orr_conn *c) {
+    return orr_conn_send_text(c, "error:bad_name", 14);
+}
+
+static int tg_send(orr_conn *c, testgear_state *st, const uint8_t *d, size_t n) {
+    /* send:<to>:<text> */
+    const uint8_t *p = d + 5, *end = d + n;
+    long to_len = field_len(p, end);
+    if (to_len <= 0 || to_len > ORR_NAME_MAX) return bad_name(c);
+    const uint8_t *text = p + to_len + 1;
+    size_t text_len = (size_t)(end - text), name_len = strlen(st->name);
+    char *msg = malloc(name_len + 1 + text_len + 1);
+    if (!msg) return ORR_ENOMEM;
+    memcpy(msg, st->name, name_len);
+    msg[name_len] = ':';
+    memcpy(msg + name_len + 1, text, text_len);
+    int rc = orr_unique_send(c, (const char *)p, (size_t)to_len, msg, name_len + 1 + text_len, 0);
+    free(msg);
+    return rc;
+}
+
+static int tg_publish(orr_conn *c, const uint8_t *d, size_t n) {
+    /* publish:<g>:<text> */
+    const uint8_t *p = d + 8, *end = d + n;
+    long g_len = field_len(p, end);
+    if (g_len <= 0 || g_len > ORR_NAME_MAX) return bad_name(c);
+    const uint8_t *text = p + g_len + 1;
+    return orr_group_publish(c, (const char *)p, (size_t)g_len, text, (size_t)(end - text), 0);
+}
+
+static int tg_group(orr_conn *c, const uint8_t *g, size_t len, int join) {
+    if (len == 0 || len > ORR_NAME_MAX) return bad_name(c);
+    return join ? orr_group_join(c, (const char *)g, len, 0) : orr_group_leave(c, (const char *)g, len, 0);
 }
 
 static int starts_with(const uint8_t *d, size_t n, const char *prefix) {
@@ -120,15 +213,18 @@ static int tg_message(orr_conn *c, void **state, int opcode, const uint8_t *d, s
     if (n == 5 && memcmp(d, "crash", 5) == 0) return ORR_EFAIL;
     if (n == 4 && memcmp(d, "info", 4) == 0) return orr_conn_send_text(c, st->info, strlen(st->info));
     if (starts_with(d, n, "close:")) return tg_close_command(c, d, n);
-    if (starts_with(d, n, "send:") || starts_with(d, n, "join:") || starts_with(d, n, "leave:") ||
-        starts_with(d, n, "publish:"))
-        return orr_conn_send_text(c, "error:unsupported", 17);
+    if (starts_with(d, n, "send:")) return tg_send(c, st, d, n);
+    if (starts_with(d, n, "join:")) return tg_group(c, d + 5, n - 5, 1);
+    if (starts_with(d, n, "leave:")) return tg_group(c, d + 6, n - 6, 0);
+    if (starts_with(d, n, "publish:")) return tg_publish(c, d, n);
+    if (n == 4 && memcmp(d, "pool", 4) == 0) return orr_conn_send_text(c, orr_conn_pool(c), strlen(orr_conn_pool(c)));
     return orr_conn_send_text(c, "error:unknown_command", 21);
 }
 
 static int tg_server_message(orr_conn *c, void **state, const uint8_t *msg, size_t len) {
     (void)state;
-    return orr_conn_send_text(c, msg, len);
+    int rc = orr_conn_send_text(c, msg, len);
+    return rc == ORR_EINVAL ? orr_conn_send_binary(c, msg, len) : rc;
 }
 
 static void tg_terminate(orr_conn *c, void *state, const orr_reason *reason) {
@@ -143,6 +239,7 @@ static const orr_ws_callbacks testgear_callbacks = {
     .on_client_message = tg_message,
     .on_server_message = tg_server_message,
     .terminate = tg_terminate,
+    .on_registry_result = tg_result,
 };
 
 static const orr_ws_route testgear_routes[] = {
@@ -155,4 +252,6 @@ const orr_gear orr_gear_testgear = {
     .name = "testgear",
     .ws_routes = testgear_routes,
     .n_ws_routes = sizeof testgear_routes / sizeof testgear_routes[0],
+    .executor_pool_for_web_request = tg_pool,
+    .ws_too_many_connections = tg_too_many,
 };

@@ -22,6 +22,7 @@ static const char *reason_words[] = {
     [ORR_REASON_STOP] = "stop",             [ORR_REASON_CLOSED] = "closed",
     [ORR_REASON_BADFRAME] = "badframe",     [ORR_REASON_BADENCODING] = "badencoding",
     [ORR_REASON_BADSIZE] = "badsize",       [ORR_REASON_ERROR] = "error",
+    [ORR_REASON_SLOW] = "slow",
 };
 
 const char *orr_reason_name(orr_reason_kind kind) {
@@ -60,11 +61,22 @@ void conn_in_free(orr_conn *c) {
     c->head_scanned = 0;
 }
 
+static void call_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
+                           size_t text_len);
+
 void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text, size_t text_len) {
     if (c->flags & CF_TERMINATED) return;
     c->flags |= CF_TERMINATED;
     c->reason = (uint8_t)why;
-    if (!c->route || !c->route->callbacks->terminate) return;
+    if (!c->route) return;
+    if (c->route->callbacks->terminate) call_terminate(w, c, why, text, text_len);
+    /* The session is over: its names, groups and pool slot go now, not
+     * when the TCP connection is finally closed. */
+    mailbox_conn_ended(w, c);
+}
+
+static void call_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
+                           size_t text_len) {
     orr_reason r = {.kind = why, .code = why == ORR_REASON_REMOTE ? c->remote_code : 0};
     if (text) {
         r.text = text;

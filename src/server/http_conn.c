@@ -69,6 +69,51 @@ static void respond(orr_worker *w, orr_conn *c, const orr_http_request *req, int
     http_respond_simple(w, c, status, extra, "text/plain; charset=utf-8", body, strlen(body), keep_alive);
 }
 
+/* A response to a websocket route's request: counted by status. */
+static void hs_respond(orr_worker *w, orr_conn *c, const orr_http_request *req, int status,
+                       const char *extra, const char *body, bool keep_alive) {
+    hs_count(w->srv, status);
+    respond(w, c, req, status, extra, body, keep_alive);
+}
+
+static void hs_end(orr_handshake *hs) {
+    if (hs->pool) pool_release(hs->pool);
+    hs->pool = NULL;
+    hs_release(hs);
+}
+
+/* The executor pool of this handshake: the gear's own unless its
+ * executor_pool_for_web_request picks another. Returns 0, or the status to
+ * answer (404: a pool the gear may not use; 500: the callback failed; 503:
+ * no room for another pool). */
+static int pick_pool(orr_worker *w, orr_handshake *hs, orr_pool **out) {
+    const orr_gear *g = hs->gear->gear;
+    *out = hs->gear->pool;
+    if (!g->executor_pool_for_web_request) return 0;
+    char name[POOL_NAME_MAX + 16] = "";
+    int rc = g->executor_pool_for_web_request(hs, name, sizeof name);
+    if (rc < 0) {
+        orr_log(ORR_LOG_ERROR, hs->ctx, "gear %s: executor_pool_for_web_request failed: %s", g->name,
+                orr_strerror(rc));
+        return 500;
+    }
+    size_t len = strnlen(name, sizeof name);
+    if (len == sizeof name || orr_pool_name_check(name, len) < 0) {
+        orr_log(ORR_LOG_INFO, hs->ctx, "gear %s: executor pool '%.*s' is not a pool name: status=404",
+                g->name, (int)(len > 100 ? 100 : len), name);
+        return 404;
+    }
+    if (strncmp(name, "gear:", 5) == 0) {
+        if (strcmp(name + 5, g->name) != 0) {
+            orr_log(ORR_LOG_INFO, hs->ctx, "gear %s may not use executor pool %s: status=404", g->name, name);
+            return 404;
+        }
+        return 0;
+    }
+    *out = pools_get(w->srv, name, len, true);
+    return *out ? 0 : 503;
+}
+
 /* The client IP: the last X-Forwarded-For entry when it is an address,
  * else the peer. Stored in binary on the connection. */
 static void client_ip(orr_worker *w, orr_conn *c, const orr_http_request *req, char *out, size_t len) {
@@ -103,8 +148,10 @@ static bool span_is(orr_span s, const char *lit) {
     return s.n == n && memcmp(s.p, lit, n) == 0;
 }
 
-/* Returns true when the connection switched to the websocket phase. */
-static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *req) {
+/* Returns true when the connection switched to the websocket phase. A body
+ * (only the push API takes one) was read whole beforehand. */
+static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
+                           size_t body_len) {
     orr_server *srv = w->srv;
     bool keep = req->keep_alive;
     bool is_get = span_is(req->method, "GET"), is_head = span_is(req->method, "HEAD");
@@ -112,13 +159,20 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
     c->ctx_ms = wall_ms();
     w->resp_no_body = is_head;
 
-    if (req->content_length || req->chunked) {
-        /* No route here takes a body; rather than read one, answer and close. */
-        respond(w, c, req, 400, NULL, "request bodies are not accepted here\n", false);
-        return false;
-    }
     if (w->draining) {
         respond(w, c, req, 503, NULL, "server shutting down\n", false);
+        return false;
+    }
+    if (req->path.n >= 9 && memcmp(req->path.p, "/_orrery/", 9) == 0) {
+        push_handle(w, c, req, body, body_len, keep);
+        return false;
+    }
+    if ((is_get || is_head) && span_is(req->path, "/metrics")) {
+        size_t n;
+        char *text = metrics_render(srv, &n);
+        log_request(w, c, req, 200);
+        http_respond_simple(w, c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", text, n, keep);
+        free(text);
         return false;
     }
     if ((is_get || is_head) && span_is(req->path, "/healthz")) {
@@ -153,20 +207,56 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
     hs.callbacks = t->callbacks;
     client_ip(w, c, req, hs.client_ip, sizeof hs.client_ip);
 
-    if (t->callbacks->connect) {
-        rc = t->callbacks->connect(&hs);
+    /* The pool and its connection limit come before everything else the
+     * gear does, and before the protocol checks: at the limit, even a
+     * plain GET is 503. */
+    orr_pool *pool;
+    int status = pick_pool(w, &hs, &pool);
+    if (status) {
+        hs_respond(w, c, req, status, NULL,
+                   status == 404 ? "not found\n" : status == 503 ? "too many executor pools\n" : "internal server error\n",
+                   keep);
+        hs_release(&hs);
+        return false;
+    }
+    if (!pool_take(pool)) {
+        orr_log(ORR_LOG_ERROR, hs.ctx, "executor pool %s: ws_max_connections (%u) reached: rejected",
+                pool->name, atomic_load_explicit(&pool->max, memory_order_relaxed));
+        const orr_gear *g = t->gear->gear;
+        if (g->ws_too_many_connections) {
+            rc = g->ws_too_many_connections(&hs);
+            if (rc < 0)
+                orr_log(ORR_LOG_ERROR, hs.ctx, "gear %s: ws_too_many_connections failed: %s", g->name,
+                        orr_strerror(rc));
+        }
         if (hs.resp_status) {
+            hs_count(w->srv, hs.resp_status);
             log_request(w, c, req, hs.resp_status);
             http_respond_simple(w, c, hs.resp_status, hs.resp_headers_len ? hs.resp_headers : NULL,
                                 hs.resp_ctype, hs.resp_body, hs.resp_body_len, keep);
-            hs_release(&hs);
+        } else {
+            hs_respond(w, c, req, 503, NULL, "TooManyWebsocketConnections", keep);
+        }
+        hs_release(&hs);
+        return false;
+    }
+    hs.pool = pool;
+
+    if (t->callbacks->connect) {
+        rc = t->callbacks->connect(&hs);
+        if (hs.resp_status) {
+            hs_count(w->srv, hs.resp_status);
+            log_request(w, c, req, hs.resp_status);
+            http_respond_simple(w, c, hs.resp_status, hs.resp_headers_len ? hs.resp_headers : NULL,
+                                hs.resp_ctype, hs.resp_body, hs.resp_body_len, keep);
+            hs_end(&hs);
             return false;
         }
         if (rc < 0) {
             orr_log(ORR_LOG_ERROR, hs.ctx, "gear %s: connect failed: %s", t->gear->gear->name,
                     orr_strerror(rc));
-            respond(w, c, req, 500, NULL, "internal server error\n", keep);
-            hs_release(&hs);
+            hs_respond(w, c, req, 500, NULL, "internal server error\n", keep);
+            hs_end(&hs);
             return false;
         }
     }
@@ -174,12 +264,12 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
     orr_span key;
     rc = orr_ws_upgrade_check(req, &key);
     if (rc == 426) {
-        respond(w, c, req, 426, "Upgrade: websocket\r\n", "this is a websocket endpoint\n", keep);
+        hs_respond(w, c, req, 426, "Upgrade: websocket\r\n", "this is a websocket endpoint\n", keep);
     } else if (rc != 0) {
-        respond(w, c, req, 400, "Sec-WebSocket-Version: 13\r\n", "bad websocket handshake\n", keep);
+        hs_respond(w, c, req, 400, "Sec-WebSocket-Version: 13\r\n", "bad websocket handshake\n", keep);
     }
     if (rc != 0) {
-        hs_release(&hs);
+        hs_end(&hs);
         return false;
     }
 
@@ -191,30 +281,100 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
                      "Sec-WebSocket-Accept: %s\r\n\r\n",
                      accept);
     out_append(w, head, (size_t)n);
+    hs_count(w->srv, 101);
     log_request(w, c, req, 101);
+    /* The slot passes to the connection: its route now names its pool. */
+    c->route = pools_bind(w->srv, hs.pool, t);
+    hs.pool = NULL;
     ws_start(w, c, &hs);
     hs_release(&hs);
     return true;
 }
 
-/* One complete head at buf[0..end): parse and answer it. Returns true when
- * the connection upgraded. */
-static bool process_head(orr_worker *w, orr_conn *c, const uint8_t *buf, size_t end) {
+enum head_result { HEAD_DONE, HEAD_UPGRADED, HEAD_WAIT_BODY };
+
+static enum head_result finish_request(orr_worker *w, orr_conn *c, const orr_http_request *req,
+                                       const uint8_t *body, size_t body_len) {
+    bool upgraded = handle_request(w, c, req, body, body_len);
+    w->resp_no_body = false; /* only that request was a HEAD */
+    c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
+    if (!upgraded && c->phase == PHASE_HTTP) worker_list_move(w, c, LIST_HTTP);
+    return upgraded ? HEAD_UPGRADED : HEAD_DONE;
+}
+
+/* One complete head at head[0..end), followed by `rest_n` bytes at rest:
+ * parse and answer it. A request with a body is answered once the body is
+ * all there: from rest when it holds it (*rest_used says how much was the
+ * body), else the head and the start of the body move to c->in
+ * (HEAD_WAIT_BODY). Only the push API takes a body, and it says whether
+ * (authorised, small enough) before any is read: other requests with one
+ * are answered and the connection closed. */
+static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *head, size_t end,
+                                     const uint8_t *rest, size_t rest_n, size_t *rest_used) {
     orr_http_request req;
-    int rc = orr_http_parse_head((const char *)buf, end, &req);
+    *rest_used = 0;
+    int rc = orr_http_parse_head((const char *)head, end, &req);
     if (rc < 0) {
         c->ctx_seq = ++w->ctx_seq;
         c->ctx_ms = wall_ms();
         int status = rc == ORR_HTTP_ETOOLARGE ? 431 : 400;
         orr_log(ORR_LOG_INFO, conn_ctx(w, c), "malformed request head: status=%d", status);
         http_respond_simple(w, c, status, NULL, "text/plain", "bad request\n", 12, false);
-        return false;
+        return HEAD_DONE;
     }
-    bool upgraded = handle_request(w, c, &req);
-    w->resp_no_body = false; /* only that request was a HEAD */
-    c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
-    if (!upgraded && c->phase == PHASE_HTTP) worker_list_move(w, c, LIST_HTTP);
-    return upgraded;
+    if (!req.content_length && !req.chunked) return finish_request(w, c, &req, NULL, 0);
+    int status = push_body_allowed(w, &req);
+    if (status) {
+        c->ctx_seq = ++w->ctx_seq;
+        c->ctx_ms = wall_ms();
+        static const char *const why[] = {"request bodies are not accepted here\n", "unauthorized\n",
+                                          "not found\n", "chunked bodies are not accepted; send Content-Length\n",
+                                          "message too large\n", "method not allowed\n"};
+        int k = status == 401 ? 1 : status == 404 ? 2 : status == 411 ? 3 : status == 413 ? 4 : status == 405 ? 5 : 0;
+        log_request(w, c, &req, status);
+        /* The body is not read: the connection ends after the answer. */
+        http_respond_simple(w, c, status,
+                            status == 401 ? "WWW-Authenticate: Bearer realm=\"orrery\"\r\n" : NULL,
+                            "text/plain; charset=utf-8", why[k], strlen(why[k]), false);
+        return HEAD_DONE;
+    }
+    size_t cl = (size_t)req.content_length;
+    if (rest_n >= cl) {
+        *rest_used = cl;
+        return finish_request(w, c, &req, rest, cl);
+    }
+    uint8_t *buf = orr_xmalloc(end + cl);
+    memcpy(buf, head, end);
+    memcpy(buf + end, rest, rest_n);
+    conn_in_free(c); /* the head may have been in it: copied above */
+    c->in = buf;
+    c->in_len = (uint32_t)(end + rest_n);
+    c->in_cap = (uint32_t)(end + cl);
+    c->head_scanned = (uint32_t)end;
+    c->flags |= CF_HTTP_BODY;
+    *rest_used = rest_n;
+    return HEAD_WAIT_BODY;
+}
+
+/* More of a body that c->in is collecting. Returns the bytes of p used;
+ * once it is whole the request is answered. */
+static size_t body_data(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n, bool *upgraded) {
+    size_t take = c->in_cap - c->in_len;
+    if (take > n) take = n;
+    memcpy(c->in + c->in_len, p, take);
+    c->in_len += (uint32_t)take;
+    if (c->in_len < c->in_cap) return take;
+    orr_http_request req;
+    size_t end = c->head_scanned;
+    uint8_t *buf = c->in;
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    c->head_scanned = 0;
+    c->flags &= (uint16_t)~CF_HTTP_BODY;
+    if (orr_http_parse_head((const char *)buf, end, &req) == 0)
+        *upgraded = finish_request(w, c, &req, buf + end, (size_t)req.content_length) == HEAD_UPGRADED;
+    free(buf);
+    return take;
 }
 
 static void too_large(orr_worker *w, orr_conn *c) {
@@ -233,7 +393,13 @@ void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
         c->flags |= CF_HTTP_REQ_STARTED;
         worker_list_move(w, c, LIST_HTTP); /* the head's time starts at its first byte */
     }
-    if (c->in_len) {
+    if (c->flags & CF_HTTP_BODY) {
+        bool upgraded = false;
+        size_t used = body_data(w, c, p, n, &upgraded);
+        p += used;
+        n -= used;
+        if (upgraded || (c->flags & CF_HTTP_BODY)) return;
+    } else if (c->in_len) {
         /* A head began in an earlier read: complete it in c->in, taking from
          * p only what fits; what follows the head stays in p. */
         size_t old = c->in_len;
@@ -253,12 +419,15 @@ void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
             c->head_scanned = (uint32_t)scanned;
             return;
         }
-        bool upgraded = process_head(w, c, c->in, (size_t)end);
-        conn_in_free(c);
-        size_t used = (size_t)end - old;
+        size_t used = (size_t)end - old, body_used;
         p += used;
         n -= used;
-        if (upgraded) {
+        enum head_result hr = process_head(w, c, c->in, (size_t)end, p, n, &body_used);
+        if (hr != HEAD_WAIT_BODY) conn_in_free(c);
+        p += body_used;
+        n -= body_used;
+        if (hr == HEAD_WAIT_BODY) return;
+        if (hr == HEAD_UPGRADED) {
             if (n && c->phase == PHASE_WS) ws_on_data(w, c, p, n);
             return;
         }
@@ -280,10 +449,12 @@ void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
             c->head_scanned = (uint32_t)scanned;
             return;
         }
-        bool upgraded = process_head(w, c, p, (size_t)end);
-        p += end;
-        n -= (size_t)end;
-        if (upgraded) {
+        size_t body_used;
+        enum head_result hr = process_head(w, c, p, (size_t)end, p + end, n - (size_t)end, &body_used);
+        p += (size_t)end + body_used;
+        n -= (size_t)end + body_used;
+        if (hr == HEAD_WAIT_BODY) return;
+        if (hr == HEAD_UPGRADED) {
             /* Frames may follow the head in the same read. */
             if (n && c->phase == PHASE_WS) ws_on_data(w, c, p, n);
             return;

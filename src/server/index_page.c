@@ -1,6 +1,7 @@
 /*
  * GET /: a small page, plain HTML and JavaScript, that lists the gears and
- * their websocket routes and offers a console to talk to any of them.
+ * their websocket routes, offers a console to talk to any of them, and a
+ * chat client for the chat gear (src/gears/chat.c).
  */
 #include "server/internal.h"
 
@@ -13,11 +14,11 @@ static const char head[] =
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
     "<title>Orrery</title>\n<style>\n"
     "body{font:15px/1.4 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}\n"
-    "code,input,#log{font-family:ui-monospace,monospace}\n"
-    "#log{border:1px solid #ccc;height:18rem;overflow:auto;padding:.5rem;white-space:pre-wrap;background:#fafafa}\n"
+    "code,input,#log,#chat-log{font-family:ui-monospace,monospace}\n"
+    "#log,#chat-log{border:1px solid #ccc;height:18rem;overflow:auto;padding:.5rem;white-space:pre-wrap;background:#fafafa}\n"
     "input[type=text]{width:100%;box-sizing:border-box;padding:.3rem}\n"
     ".row{display:flex;gap:.5rem;margin:.5rem 0}.row input{flex:1}\n"
-    ".in{color:#06c}.out{color:#080}.sys{color:#888}\n"
+    ".in{color:#06c}.out{color:#080}.sys{color:#888}.dm{color:#90c}.err{color:#c00}\n"
     "</style></head><body>\n<h1>Orrery</h1>\n<p>WebSocket gears hosted here:</p>\n<ul id=\"gears\">\n";
 
 static const char tail[] =
@@ -44,10 +45,66 @@ static const char tail[] =
     "$('disconnect').onclick=()=>ws&&ws.close(1000,'bye');\n"
     "$('send').onsubmit=e=>{e.preventDefault();if(!ws||ws.readyState!==1)return;"
     "const t=$('msg').value;ws.send(t);log('out','> '+t);$('msg').value='';};\n"
-    "</script>\n</body></html>\n";
+    "</script>\n";
+
+/* The chat client: its script reuses `$` and `proto` from the console's.
+ * Everything a peer sent is shown through textContent, never as HTML. */
+static const char chat[] =
+    "<h2>Chat</h2>\n"
+    "<p>Talks to the chat gear at <code>/chat/ws?name=</code>: pick a name, join rooms, "
+    "say something to a room, or send a direct message to a name.</p>\n"
+    "<div class=\"row\"><input id=\"chat-name\" type=\"text\" placeholder=\"your name\" "
+    "aria-label=\"your name\" maxlength=\"32\">"
+    "<button id=\"chat-connect\">Connect</button><button id=\"chat-disconnect\" disabled>Disconnect</button></div>\n"
+    "<div class=\"row\"><input id=\"chat-room\" type=\"text\" placeholder=\"room\" aria-label=\"room\" "
+    "value=\"lobby\" maxlength=\"64\">"
+    "<button id=\"chat-join\" disabled>Join</button><button id=\"chat-leave\" disabled>Leave</button></div>\n"
+    "<form id=\"chat-say\" class=\"row\"><input id=\"chat-text\" type=\"text\" placeholder=\"message\" "
+    "aria-label=\"message\"><button id=\"chat-send\" disabled>Send to room</button></form>\n"
+    "<div class=\"row\"><input id=\"chat-to\" type=\"text\" placeholder=\"to (a name)\" "
+    "aria-label=\"direct message to\" maxlength=\"32\">"
+    "<button id=\"chat-dm\" disabled>DM</button></div>\n"
+    "<div id=\"chat-log\" role=\"log\" aria-live=\"polite\"></div>\n"
+    "<script>\n"
+    "let cws=null;\n"
+    "function clog(cls,t){const d=document.createElement('div');d.className=cls;d.textContent=t;"
+    "$('chat-log').appendChild(d);$('chat-log').scrollTop=1e9;}\n"
+    "function chatUi(open){$('chat-disconnect').disabled=!open;"
+    "for(const id of ['chat-join','chat-leave','chat-send','chat-dm'])$(id).disabled=!open;}\n"
+    "function csend(o){if(!cws||cws.readyState!==1)return false;cws.send(JSON.stringify(o));return true;}\n"
+    "const about=m=>m.room!==undefined?' (room '+m.room+')':m.to!==undefined?' (to '+m.to+')':'';\n"
+    "const chatShow={\n"
+    " welcome:m=>['sys','connected as '+m.name],\n"
+    " joined:m=>['sys','joined '+m.room],\n"
+    " left:m=>['sys','left '+m.room],\n"
+    " message:m=>['in','['+m.room+'] '+m.from+': '+m.text],\n"
+    " said:m=>['sys','sent to '+m.count+' in '+m.room],\n"
+    " dm:m=>['dm','[dm] '+m.from+': '+m.text],\n"
+    " dm_sent:m=>m.delivered?['sys','dm delivered to '+m.to]:['err','dm not delivered: nobody is called '+m.to],\n"
+    " error:m=>['err','error: '+m.error+about(m)]};\n"
+    "$('chat-connect').onclick=()=>{const n=$('chat-name').value.trim();\n"
+    " if(!n){clog('err','pick a name first');return;}\n"
+    " $('chat-connect').disabled=true;\n"
+    " const w=new WebSocket(proto+'//'+location.host+'/chat/ws?name='+encodeURIComponent(n));cws=w;\n"
+    " w.onopen=()=>{if(cws===w)chatUi(true);};\n"
+    " w.onmessage=e=>{let m=null;try{m=JSON.parse(e.data);}catch(x){}\n"
+    "  const f=m&&chatShow[m.type];const [c,t]=f?f(m):['sys',String(e.data)];clog(c,t);};\n"
+    " w.onclose=e=>{clog('sys','closed: '+e.code+(e.reason?' '+e.reason:''));"
+    "if(cws===w){cws=null;chatUi(false);$('chat-connect').disabled=false;}};\n"
+    " w.onerror=()=>clog('err','connection error');};\n"
+    "$('chat-disconnect').onclick=()=>cws&&cws.close(1000,'bye');\n"
+    "$('chat-join').onclick=()=>csend({type:'join',room:$('chat-room').value});\n"
+    "$('chat-leave').onclick=()=>csend({type:'leave',room:$('chat-room').value});\n"
+    "$('chat-say').onsubmit=e=>{e.preventDefault();const t=$('chat-text').value;"
+    "if(t&&csend({type:'say',room:$('chat-room').value,text:t}))$('chat-text').value='';};\n"
+    "$('chat-dm').onclick=()=>{const to=$('chat-to').value.trim(),t=$('chat-text').value;if(!t||!to)return;\n"
+    " if(csend({type:'dm',to,text:t})){clog('out','[dm to '+to+'] '+t);$('chat-text').value='';}};\n"
+    "</script>\n";
+
+static const char end[] = "</body></html>\n";
 
 char *orr_index_page(const orr_server *s, size_t *len) {
-    size_t cap = sizeof head + sizeof tail + 256;
+    size_t cap = sizeof head + sizeof tail + sizeof chat + sizeof end + 256;
     for (size_t i = 0; i < s->n_gears; i++)
         for (size_t r = 0; r < s->gears[i].gear->n_ws_routes; r++)
             cap += 2 * (strlen(s->gears[i].gear->name) + strlen(s->gears[i].gear->ws_routes[r].pattern)) + 128;
@@ -66,6 +123,10 @@ char *orr_index_page(const orr_server *s, size_t *len) {
     }
     memcpy(p + n, tail, sizeof tail - 1);
     n += sizeof tail - 1;
+    memcpy(p + n, chat, sizeof chat - 1);
+    n += sizeof chat - 1;
+    memcpy(p + n, end, sizeof end - 1);
+    n += sizeof end - 1;
     *len = n;
     return p;
 }

@@ -16,6 +16,7 @@
 #include "http/request.h"
 #include "http/router.h"
 #include "server/server.h"
+#include "registry/registry.h"
 #include "ws/frame.h"
 
 #include <netinet/in.h>
@@ -46,6 +47,8 @@ enum {
     CF_HTTP_REQ_STARTED = 1 << 7, /* bytes of a request head have arrived */
     CF_LINGER = 1 << 8,         /* our side is shut down: input is read and dropped until EOF */
     CF_SESSION = 1 << 9,        /* it was upgraded (logs DISCONNECTED at the end) */
+    CF_REGISTRY = 1 << 10,      /* it took a name or joined a group: the registry forgets it at the end */
+    CF_HTTP_BODY = 1 << 11,     /* `in` holds a request head and its body, still arriving */
 };
 
 /* The peer's address in binary, formatted only when needed. */
@@ -96,6 +99,32 @@ struct orr_conn {
 enum { LIST_NONE, LIST_HTTP, LIST_WS, LIST_CLOSING, LIST_COUNT };
 
 typedef struct inbox_msg inbox_msg;
+typedef struct orr_pool orr_pool;
+
+/* A message for one or more connections: one refcounted copy, shared by
+ * every worker that delivers it. The text frame's header is encoded once,
+ * in the HDR_ROOM bytes before the payload. */
+#define PAYLOAD_HDR_ROOM 14
+typedef struct orr_payload {
+    atomic_uint refs;
+    uint32_t len;
+    bool utf8;          /* valid UTF-8: a gear may send it on as text unchecked */
+    uint8_t hdr_len;    /* the text frame header's length */
+    uint8_t bytes[];    /* HDR_ROOM bytes (header at the end), then the payload */
+} orr_payload;
+
+/* Per worker, per pool: counters only this worker writes (relaxed atomics,
+ * so that /metrics may read them from another thread). */
+typedef struct pool_stats {
+    atomic_uint_fast64_t frames_in, frames_out;
+} pool_stats;
+
+/* A registry result waiting to reach its connection's on_registry_result. */
+typedef struct reg_pending {
+    uint64_t conn;
+    orr_registry_result r;
+    char name[ORR_NAME_MAX];
+} reg_pending;
 
 struct orr_worker {
     orr_server *srv;
@@ -127,6 +156,7 @@ struct orr_worker {
     orr_conn *cb_conn;
     const orr_handshake *cb_hs;  /* during init only */
     const uint8_t *cb_msg;       /* the message being delivered (already validated) */
+    const orr_payload *cb_payload; /* on_server_message: its shared payload */
     bool cb_closed;              /* the running callback queued a close */
     bool resp_no_body;           /* answering a HEAD request */
     size_t cb_msg_len;
@@ -139,22 +169,58 @@ struct orr_worker {
     /* Inbox from other threads. */
     pthread_mutex_t inbox_lock;
     inbox_msg *inbox_head, *inbox_tail;
+    /* Deliveries this worker's own connections addressed to each other:
+     * handled after the current epoll batch, without a lock or a wake-up. */
+    inbox_msg *local_head, *local_tail;
     bool accept_paused;
+    /* Registry results for the connection whose callback is running. */
+    reg_pending *results;
+    size_t n_results, cap_results, results_at;
+    bool in_results;
+    orr_idvec scratch_ids;       /* members of a publication, reused */
+    pool_stats *pstats;          /* [max_pools] */
 };
 
 typedef struct orr_gear_entry {
     const orr_gear *gear;
+    orr_pool *pool;              /* gear:<name> */
 } orr_gear_entry;
 
-/* What a route leads to (the router's data pointer). */
+/* What a route leads to (the router's data pointer, with pool NULL), and
+ * what a connection's `route` points to: the same with its pool, interned
+ * per (route, pool) so that struct orr_conn needs no pool field. */
 typedef struct orr_route_target {
     const orr_gear_entry *gear;
     const orr_ws_callbacks *callbacks;
+    orr_pool *pool;
 } orr_route_target;
+
+/* An executor pool: gear:<name> or tenant:<id>. Created on first use (or
+ * from the config), never freed while the server runs; at most max_pools. */
+enum { POOL_NAME_MAX = 80 };
+struct orr_pool {
+    uint32_t idx;
+    char name[POOL_NAME_MAX];
+    atomic_uint conns;           /* websocket connections holding a slot */
+    atomic_uint max;             /* ws_max_connections */
+    atomic_uint_fast64_t rejected, slow_closes;
+    orr_route_target *bindings;  /* [n_targets]: (route i, this pool) */
+};
+
+typedef struct orr_pools {
+    pthread_mutex_t lock;
+    orr_pool **all;              /* [max], index = idx */
+    atomic_uint n;               /* all[0..n) are set (read without the lock) */
+    uint32_t max;
+    uint32_t *slots;             /* open addressing: idx + 1, 0 = empty */
+    uint32_t mask;
+    orr_config cfg;              /* its "pools" and "ws_max_connections" (reload replaces it) */
+} orr_pools;
 
 struct orr_server {
     orr_config cfg;
-    char config_path[1024];
+    char config_path[1024];   /* "" without --config */
+    bool listen_overridden;
     orr_router *router;
     orr_gear_entry *gears;
     size_t n_gears;
@@ -166,7 +232,18 @@ struct orr_server {
     char *index_html;         /* GET / */
     size_t index_html_len;
     atomic_int draining;
+    orr_registry *registry;
+    orr_pools pools;
+    /* What SIGHUP may change while workers run. */
+    atomic_uint_fast64_t max_outbound_bytes;
+    pthread_mutex_t token_lock;
+    char api_token[513];          /* "" = push API off */
+    /* Handshakes (requests to websocket routes) by response status. */
+    atomic_uint_fast64_t hs_status[8];
 };
+
+/* hs_status slots */
+enum { HS_101, HS_400, HS_404, HS_426, HS_500, HS_503, HS_OTHER_4XX, HS_OTHER, HS_N };
 
 /* ---- worker.c ---- */
 void worker_list_move(orr_worker *w, orr_conn *c, int list_id);
@@ -205,8 +282,64 @@ void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *ext
 /* ---- ws_conn.c: frames and messages ---- */
 void ws_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n);
 void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs);
-void ws_deliver_server_message(orr_worker *w, orr_conn *c, const uint8_t *msg, size_t len);
+/* Hand a message from its mailbox to the gear (own cork). */
+void ws_deliver_server_message(orr_worker *w, orr_conn *c, const orr_payload *m);
+/* Run on_registry_result (inside the cork of the callback that started it). */
+void ws_run_result(orr_worker *w, orr_conn *c, const orr_registry_result *r);
 
+/* ---- pool.c: executor pools, their limits and route bindings ---- */
+int pools_init(orr_server *s);
+void pools_free(orr_server *s);
+/* The pool of that name, created if `create` and there is room; NULL if
+ * absent (or no room). The name must be valid (orr_pool_name_check). */
+orr_pool *pools_get(orr_server *s, const char *name, size_t len, bool create);
+/* Take a connection slot: true, or false at the limit (counted as rejected). */
+bool pool_take(orr_pool *p);
+void pool_release(orr_pool *p);
+/* The interned target for (route, pool). */
+const orr_route_target *pools_bind(orr_server *s, orr_pool *p, const orr_route_target *route);
+/* SIGHUP: the new "pools" and "ws_max_connections" apply to every pool. */
+void pools_reconfigure(orr_server *s, const orr_config *cfg);
+static inline pool_stats *conn_pstats(orr_worker *w, const orr_conn *c) {
+    return &w->pstats[c->route->pool->idx];
+}
+static inline void stat_add(atomic_uint_fast64_t *x, uint64_t n) {
+    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+/* ---- mailbox.c: the registry's gear API, results and delivery ---- */
+orr_payload *payload_new(const void *msg, size_t len);
+void payload_unref(orr_payload *m);
+/* Deliver m to these connections (any workers): one hand-off per worker.
+ * `from` is the calling worker (its own connections get theirs without a
+ * lock), or NULL. Takes no reference from the caller. */
+void mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t n, orr_payload *m);
+/* Publish to a group / send to a name of a pool, from any connection (gear
+ * or push API): the number of members reached / whether the name is held. */
+size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t len, const void *msg,
+                       size_t msg_len);
+bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, const void *msg,
+                  size_t msg_len);
+/* After a callback of c returned: run the registry results it produced. */
+void mailbox_run_results(orr_worker *w, orr_conn *c);
+/* The connection's session ended: release its slot, forget its names. */
+void mailbox_conn_ended(orr_worker *w, orr_conn *c);
+
+/* ---- worker.c: the inbox ---- */
+void worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *m, const uint64_t *ids, size_t n);
+bool worker_has_local(const orr_worker *w);
+
+/* ---- metrics.c: GET /metrics ---- */
+char *metrics_render(orr_server *s, size_t *len);
+void hs_count(orr_server *s, int status);
+
+/* ---- push.c: the push API (POST /_orrery/pools/...) ---- */
+/* A request whose path starts with /_orrery/: answers it (body may be NULL). */
+void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
+                 size_t body_len, bool keep_alive);
+/* Before reading a body: 0 if this request may send one of `len` bytes, or
+ * the status to answer (401, 404, 411, 413) without reading it. */
+int push_body_allowed(orr_worker *w, const orr_http_request *req);
 /* ---- handshake.c ---- */
 struct orr_handshake {
     orr_worker *w;
@@ -214,6 +347,7 @@ struct orr_handshake {
     const orr_http_request *req;
     const orr_gear_entry *gear;
     const orr_ws_callbacks *callbacks;
+    orr_pool *pool;          /* its slot is held from the limit check on */
     orr_route_match match;
     const char *ctx;
     char client_ip[64];

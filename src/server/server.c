@@ -22,7 +22,15 @@
 orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, size_t n_gears,
                            char *err, size_t errlen) {
     orr_server *s = orr_xcalloc(1, sizeof *s);
-    s->cfg = *cfg;
+    if (orr_config_copy(&s->cfg, cfg) < 0) {
+        snprintf(err, errlen, "out of memory");
+        free(s);
+        return NULL;
+    }
+    s->registry = orr_registry_new();
+    pthread_mutex_init(&s->token_lock, NULL);
+    snprintf(s->api_token, sizeof s->api_token, "%s", cfg->api_token);
+    atomic_init(&s->max_outbound_bytes, cfg->max_outbound_bytes);
     s->router = orr_router_new(cfg->base_domain);
     s->gears = orr_xcalloc(n_gears, sizeof *s->gears);
     size_t n_routes = 0;
@@ -51,11 +59,35 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
             }
         }
     }
+    if (pools_init(s) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < s->n_gears; i++) {
+        char name[POOL_NAME_MAX];
+        snprintf(name, sizeof name, "gear:%s", s->gears[i].gear->name);
+        s->gears[i].pool = pools_get(s, name, strlen(name), true);
+        if (!s->gears[i].pool) {
+            snprintf(err, errlen, "max_pools (%u) is less than the number of gears", s->cfg.max_pools);
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < s->cfg.n_pools; i++) {
+        const char *name = s->cfg.pools[i].name;
+        bool known = strncmp(name, "tenant:", 7) == 0;
+        for (size_t g = 0; g < s->n_gears && !known; g++) known = strcmp(name + 5, s->gears[g].gear->name) == 0;
+        if (!known) orr_log(ORR_LOG_WARN, NULL, "config: pools: %s: no such gear here", name);
+    }
     s->index_html = orr_index_page(s, &s->index_html_len);
     return s;
 fail:
     orr_server_free(s);
     return NULL;
+}
+
+void orr_server_set_config_path(orr_server *s, const char *path, int listen_overridden) {
+    snprintf(s->config_path, sizeof s->config_path, "%s", path ? path : "");
+    s->listen_overridden = listen_overridden != 0;
 }
 
 static int make_listener(const orr_config *cfg, uint16_t port) {
@@ -127,6 +159,53 @@ unsigned orr_server_port(const orr_server *s) {
     return s->port;
 }
 
+/* Keys that only a restart changes: a reload that changes one says so. */
+static void note_restart_keys(const orr_config *a, const orr_config *b) {
+    static const char *const fmt = "SIGHUP: %s changed; it takes effect after a restart";
+    if (strcmp(a->listen_host, b->listen_host) || a->listen_port != b->listen_port)
+        orr_log(ORR_LOG_WARN, NULL, fmt, "listen");
+    if (a->workers != b->workers) orr_log(ORR_LOG_WARN, NULL, fmt, "workers");
+    if (strcmp(a->base_domain, b->base_domain)) orr_log(ORR_LOG_WARN, NULL, fmt, "base_domain");
+    if (a->idle_timeout_ms != b->idle_timeout_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "idle_timeout_ms");
+    if (a->max_message_bytes != b->max_message_bytes) orr_log(ORR_LOG_WARN, NULL, fmt, "max_message_bytes");
+    if (a->drain_ms != b->drain_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "drain_ms");
+    if (a->close_timeout_ms != b->close_timeout_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "close_timeout_ms");
+    if (a->handshake_timeout_ms != b->handshake_timeout_ms)
+        orr_log(ORR_LOG_WARN, NULL, fmt, "handshake_timeout_ms");
+    if (a->max_pools != b->max_pools) orr_log(ORR_LOG_WARN, NULL, fmt, "max_pools");
+}
+
+/* SIGHUP: read the config file again. Pool limits, max_outbound_bytes,
+ * api_token and log_level apply at once (lowering a limit disconnects
+ * nobody); a file with an error changes nothing. */
+static void reload(orr_server *s) {
+    if (!s->config_path[0]) {
+        orr_log(ORR_LOG_INFO, NULL, "SIGHUP: started without --config: nothing to reload");
+        return;
+    }
+    orr_config next;
+    char err[1024];
+    orr_config_defaults(&next);
+    if (orr_config_load(s->config_path, &next, err, sizeof err) < 0) {
+        orr_log(ORR_LOG_ERROR, NULL, "SIGHUP: %s; keeping the running config", err);
+        return;
+    }
+    /* --listen given on the command line wins over the file, as at start. */
+    if (s->listen_overridden) {
+        memcpy(next.listen_host, s->cfg.listen_host, sizeof next.listen_host);
+        next.listen_port = s->cfg.listen_port;
+    }
+    note_restart_keys(&s->cfg, &next);
+    pools_reconfigure(s, &next);
+    atomic_store_explicit(&s->max_outbound_bytes, next.max_outbound_bytes, memory_order_relaxed);
+    pthread_mutex_lock(&s->token_lock);
+    snprintf(s->api_token, sizeof s->api_token, "%s", next.api_token);
+    pthread_mutex_unlock(&s->token_lock);
+    orr_log_set_level(next.log_level);
+    orr_log(ORR_LOG_INFO, NULL, "SIGHUP: reloaded %s", s->config_path);
+    orr_config_free(&next);
+}
+
 int orr_server_run(orr_server *s) {
     sigset_t set;
     sigemptyset(&set);
@@ -146,7 +225,7 @@ int orr_server_run(orr_server *s) {
             break;
         }
         if (si.ssi_signo == SIGHUP) {
-            orr_log(ORR_LOG_INFO, NULL, "SIGHUP: nothing to reload in this version");
+            reload(s);
             continue;
         }
         orr_log(ORR_LOG_INFO, NULL, "%s: draining over %u ms", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT",
@@ -169,5 +248,9 @@ void orr_server_free(orr_server *s) {
     free(s->gears);
     free(s->targets);
     free(s->index_html);
+    pools_free(s);
+    if (s->registry) orr_registry_free(s->registry);
+    pthread_mutex_destroy(&s->token_lock);
+    orr_config_free(&s->cfg);
     free(s);
 }

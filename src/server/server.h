@@ -15,6 +15,9 @@ typedef struct orr_server orr_server;
  * outlive the server. */
 orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, size_t n_gears,
                            char *err, size_t errlen);
+/* Where SIGHUP reloads the config from; `listen_overridden`: --listen was
+ * given and keeps winning over the file. */
+void orr_server_set_config_path(orr_server *s, const char *path, int listen_overridden);
 /* Binds the listeners and starts the workers; returns 0 or -1 (logged). */
 int orr_server_start(orr_server *s);
 /* The port actually bound (useful with port 0). */
@@ -29,5 +32,6 @@ void orr_server_block_signals(void);
 /* The built-in gears (src/gears). */
 extern const orr_gear orr_gear_echo;
 extern const orr_gear orr_gear_testgear;
+extern const orr_gear orr_gear_chat;
 
 #endif

@@ -27,11 +27,14 @@ enum { TAG_LISTEN = 1, TAG_EVENT = 2, TAG_TIMER = 3 };
 #define MAX_EVENTS 512
 #define ACCEPT_BATCH 64
 
-enum inbox_kind { INBOX_DRAIN = 1 };
+enum inbox_kind { INBOX_DRAIN = 1, INBOX_DELIVER };
 
 struct inbox_msg {
     struct inbox_msg *next;
     enum inbox_kind kind;
+    orr_payload *payload; /* DELIVER: a reference of its own */
+    size_t n;
+    uint64_t ids[];       /* DELIVER: the recipients on this worker */
 };
 
 int64_t mono_ms(void) {
@@ -267,9 +270,7 @@ static uint32_t tick_period(const orr_config *cfg) {
 
 /* ---- the inbox ---- */
 
-void orr_worker_post_drain(orr_worker *w) {
-    inbox_msg *m = orr_xcalloc(1, sizeof *m);
-    m->kind = INBOX_DRAIN;
+static void inbox_push(orr_worker *w, inbox_msg *m) {
     pthread_mutex_lock(&w->inbox_lock);
     bool was_empty = w->inbox_head == NULL;
     if (w->inbox_tail)
@@ -282,6 +283,66 @@ void orr_worker_post_drain(orr_worker *w) {
         uint64_t one = 1;
         ssize_t r = write(w->event_fd, &one, sizeof one);
         (void)r;
+    }
+}
+
+void orr_worker_post_drain(orr_worker *w) {
+    inbox_msg *m = orr_xcalloc(1, sizeof *m);
+    m->kind = INBOX_DRAIN;
+    inbox_push(w, m);
+}
+
+void worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const uint64_t *ids, size_t n) {
+    inbox_msg *m = orr_xmalloc(sizeof *m + n * sizeof *ids);
+    m->next = NULL;
+    m->kind = INBOX_DELIVER;
+    m->payload = p;
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+    m->n = n;
+    memcpy(m->ids, ids, n * sizeof *ids);
+    if (to == from) {
+        /* Our own connections: after this epoll batch, no lock, no wake-up. */
+        if (to->local_tail)
+            to->local_tail->next = m;
+        else
+            to->local_head = m;
+        to->local_tail = m;
+        return;
+    }
+    inbox_push(to, m);
+}
+
+bool worker_has_local(const orr_worker *w) {
+    return w->local_head != NULL;
+}
+
+static void deliver_all(orr_worker *w, inbox_msg *m) {
+    for (size_t i = 0; i < m->n; i++) {
+        orr_conn *c = orr_worker_find(w, m->ids[i]);
+        if (c) ws_deliver_server_message(w, c, m->payload);
+    }
+    payload_unref(m->payload);
+}
+
+static void inbox_free(inbox_msg *m) {
+    while (m) {
+        inbox_msg *next = m->next;
+        if (m->kind == INBOX_DELIVER) payload_unref(m->payload);
+        free(m);
+        m = next;
+    }
+}
+
+/* The local list as it is now; what its deliveries post waits for the next
+ * pass, so two connections messaging each other cannot starve the loop. */
+static void run_local(orr_worker *w) {
+    inbox_msg *m = w->local_head;
+    w->local_head = w->local_tail = NULL;
+    while (m) {
+        inbox_msg *next = m->next;
+        deliver_all(w, m);
+        free(m);
+        m = next;
     }
 }
 
@@ -322,7 +383,10 @@ static void on_inbox(orr_worker *w) {
     pthread_mutex_unlock(&w->inbox_lock);
     while (m) {
         inbox_msg *next = m->next;
-        if (m->kind == INBOX_DRAIN) start_drain(w);
+        if (m->kind == INBOX_DRAIN)
+            start_drain(w);
+        else if (m->kind == INBOX_DELIVER)
+            deliver_all(w, m);
         free(m);
         m = next;
     }
@@ -344,7 +408,7 @@ static void *worker_main(void *arg) {
     struct epoll_event evs[MAX_EVENTS];
     arm_timer(w, tick_period(&w->srv->cfg));
     while (!w->stopping) {
-        int n = epoll_wait(w->epfd, evs, MAX_EVENTS, -1);
+        int n = epoll_wait(w->epfd, evs, MAX_EVENTS, w->local_head ? 0 : -1);
         if (n < 0) {
             if (errno == EINTR) continue;
             orr_log(ORR_LOG_ERROR, NULL, "worker %d: epoll_wait: %s", w->index, strerror(errno));
@@ -362,6 +426,7 @@ static void *worker_main(void *arg) {
             else
                 on_conn_event(w, evs[i].data.ptr, evs[i].events);
         }
+        if (w->local_head) run_local(w);
         free_zombies(w);
         if (w->draining && w->n_conns == 0) w->stopping = true;
     }
@@ -386,6 +451,8 @@ int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
     w->rbuf = orr_xmalloc(RBUF_SIZE);
     w->cork_cap = 64 * 1024;
     w->cork = orr_xmalloc(w->cork_cap);
+    /* Counters for every possible pool; calloc'd pages cost nothing until used. */
+    w->pstats = orr_xcalloc(srv->cfg.max_pools, sizeof *w->pstats);
     w->now_ms = mono_ms();
     epoll_add(w, listen_fd, EPOLLIN, (void *)(uintptr_t)TAG_LISTEN);
     epoll_add(w, w->event_fd, EPOLLIN, (void *)(uintptr_t)TAG_EVENT);
@@ -421,13 +488,13 @@ void orr_worker_destroy(orr_worker *w) {
     if (w->epfd >= 0) close(w->epfd);
     if (w->event_fd >= 0) close(w->event_fd);
     if (w->timer_fd >= 0) close(w->timer_fd);
-    inbox_msg *m = w->inbox_head;
-    while (m) {
-        inbox_msg *next = m->next;
-        free(m);
-        m = next;
-    }
+    inbox_free(w->inbox_head);
+    inbox_free(w->local_head);
+    w->inbox_head = w->local_head = NULL;
     pthread_mutex_destroy(&w->inbox_lock);
+    free(w->results);
+    orr_idvec_free(&w->scratch_ids);
+    free(w->pstats);
     free(w->slots);
     free(w->slot_gen);
     free(w->free_slots);

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum cb_kind { CB_INIT, CB_CLIENT, CB_SERVER };
+enum cb_kind { CB_INIT, CB_CLIENT, CB_SERVER, CB_RESULT };
 
-static const char *cb_names[] = {"init", "on_client_message", "on_server_message"};
+static const char *cb_names[] = {"init", "on_client_message", "on_server_message", "on_registry_result"};
 
 /*
  * Run one gear callback with Antikythera's failure semantics: on failure
@@ -20,7 +20,7 @@ static const char *cb_names[] = {"init", "on_client_message", "on_server_message
  * queued takes effect (and terminate runs) only after it returns.
  */
 static void run_callback(orr_worker *w, orr_conn *c, enum cb_kind kind, int opcode,
-                         const uint8_t *data, size_t len) {
+                         const uint8_t *data, size_t len, const void *extra) {
     size_t mark = w->cork_len;
     uint32_t sent = c->frames_sent;
     void *before = c->state;
@@ -35,8 +35,20 @@ static void run_callback(orr_worker *w, orr_conn *c, enum cb_kind kind, int opco
         rc = c->route->callbacks->on_client_message ? c->route->callbacks->on_client_message(c, &c->state, opcode, data, len) : 0;
         w->cb_msg = NULL;
         break;
-    default:
+    case CB_SERVER: {
+        const orr_payload *m = extra;
+        if (m->utf8) { /* a gear passing it on as text needs no check */
+            w->cb_msg = data;
+            w->cb_msg_len = len;
+            w->cb_payload = m;
+        }
         rc = c->route->callbacks->on_server_message ? c->route->callbacks->on_server_message(c, &c->state, data, len) : 0;
+        w->cb_msg = NULL;
+        w->cb_payload = NULL;
+        break;
+    }
+    default:
+        rc = c->route->callbacks->on_registry_result ? c->route->callbacks->on_registry_result(c, &c->state, extra) : 0;
         break;
     }
     w->cb_conn = NULL;
@@ -49,8 +61,10 @@ static void run_callback(orr_worker *w, orr_conn *c, enum cb_kind kind, int opco
         orr_log(ORR_LOG_ERROR, conn_ctx(w, c), "gear %s: %s failed: %s", c->route->gear->gear->name,
                 cb_names[kind], orr_strerror(rc));
         conn_send_close(w, c, 0, NULL, 0, ORR_REASON_ERROR);
+        mailbox_run_results(w, c); /* drops them: c is closing */
         return;
     }
+    if (c->frames_sent != sent) stat_add(&conn_pstats(w, c)->frames_out, c->frames_sent - sent);
     if (closed) {
         /* The close frame is in the cork already; now the state follows. */
         c->flags |= CF_CLOSE_SENT;
@@ -59,25 +73,50 @@ static void run_callback(orr_worker *w, orr_conn *c, enum cb_kind kind, int opco
         if (c->flags & CF_CLOSE_RECEIVED) c->flags |= CF_CLOSE_AFTER_FLUSH;
         conn_terminate(w, c, ORR_REASON_STOP, NULL, 0);
     }
+    mailbox_run_results(w, c);
 }
 
 void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs) {
     c->phase = PHASE_WS;
     c->flags |= CF_SESSION;
     c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
-    c->route = hs->match.data;
+    /* c->route is set by the caller: the route bound to its pool. */
     c->assigns = hs->assigns;
     orr_ws_reader_init(&c->rd, ORR_WS_SERVER, w->srv->cfg.max_message_bytes);
     worker_list_move(w, c, LIST_WS);
     orr_log(ORR_LOG_INFO, conn_ctx(w, c), "<websocket> CONNECTED gear=%s", c->route->gear->gear->name);
     w->cb_hs = hs;
-    run_callback(w, c, CB_INIT, 0, NULL, 0);
+    run_callback(w, c, CB_INIT, 0, NULL, 0, NULL);
     w->cb_hs = NULL;
 }
 
-void ws_deliver_server_message(orr_worker *w, orr_conn *c, const uint8_t *msg, size_t len) {
-    if (c->phase != PHASE_WS) return;
-    run_callback(w, c, CB_SERVER, 0, msg, len);
+void ws_run_result(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
+    run_callback(w, c, CB_RESULT, 0, NULL, 0, r);
+}
+
+/* Its client does not read: what waits for it passed max_outbound_bytes.
+ * The close goes after what is queued (the frames stay whole), and the
+ * connection ends at the close timeout unless the client catches up. */
+static void slow_consumer(orr_worker *w, orr_conn *c, size_t pending) {
+    static const char why[] = "slow consumer";
+    stat_add(&c->route->pool->slow_closes, 1);
+    orr_log(ORR_LOG_WARN, conn_ctx(w, c), "slow consumer: %zu bytes unsent (max_outbound_bytes %llu): closing 1008",
+            pending, (unsigned long long)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed));
+    out_cork(w, c);
+    conn_send_close(w, c, ORR_WS_CLOSE_POLICY, why, sizeof why - 1, ORR_REASON_SLOW);
+    out_uncork(w);
+}
+
+void ws_deliver_server_message(orr_worker *w, orr_conn *c, const orr_payload *m) {
+    if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
+    size_t pending = c->out_len - c->out_off;
+    if (pending > atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed)) {
+        slow_consumer(w, c, pending);
+        return;
+    }
+    out_cork(w, c);
+    run_callback(w, c, CB_SERVER, 0, m->bytes + PAYLOAD_HDR_ROOM, m->len, m);
+    out_uncork(w);
 }
 
 static void fail(orr_worker *w, orr_conn *c, int err) {
@@ -97,7 +136,8 @@ static void fail(orr_worker *w, orr_conn *c, int err) {
 
 static void deliver(orr_worker *w, orr_conn *c, int opcode, const uint8_t *data, size_t len) {
     c->frames_received++;
-    run_callback(w, c, CB_CLIENT, opcode, data, len);
+    stat_add(&conn_pstats(w, c)->frames_in, 1);
+    run_callback(w, c, CB_CLIENT, opcode, data, len, NULL);
 }
 
 static int on_data_chunk(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {

@@ -156,9 +156,12 @@ class TestCloseCodes(PyClientTestCase):
             self.assertEqual(await self.recv(ws), "a")
             await ws.send(b"\x00\xff")
             self.assertEqual(await self.recv(ws), b"\x00\xff")
-            for cmd in ("send:x:y", "join:g", "leave:g", "publish:g:m"):
+            for cmd, answer in (("send:x:y", "sent:false"), ("join:g", "joined:g"),
+                                ("publish:g:m", "published:1"), ("leave:g", "left:g")):
                 await ws.send(cmd)
-                self.assertEqual(await self.recv(ws), "error:unsupported")
+                self.assertEqual(await self.recv(ws), answer)
+                if cmd.startswith("publish"):
+                    self.assertEqual(await self.recv(ws), "m")
 
     async def test_testgear_requires_a_name(self):
         with self.assertRaises(InvalidStatusCode) as cm:

@@ -103,14 +103,30 @@ test('crash: empty close frame (1005), an error log line, DISCONNECTED reason=er
   await Promise.all([again.closed, bystander.closed]);
 });
 
-test('registry commands answer error:unsupported', async (t) => {
+test('registry commands answer in order, on one connection', async (t) => {
   const srv = await startServer(t);
   const ws = await openWs(srv.wsUrl('/testgear/ws?name=r'));
-  for (const cmd of ['send:bob:hi', 'join:room', 'leave:room', 'publish:room:hello']) {
+  const expect = [
+    ['send:bob:hi', 'sent:false'],
+    ['send:r:self', 'sent:true'],
+    ['join:room', 'joined:room'],
+    ['leave:room', 'left:room'],
+    ['leave:room', 'not_in_group:room'],
+    ['publish:room:hello', 'published:0'],
+    ['send:nocolon', 'error:bad_name'],
+  ];
+  for (const [cmd, answer] of expect) {
     ws.send(cmd);
-    const m = await ws.nextMessage();
+    let m = await ws.nextMessage();
+    if (cmd === 'send:r:self') {
+      // The message to itself arrives through its mailbox, after the answer.
+      assert.equal(m.data.toString(), answer, cmd);
+      m = await ws.nextMessage();
+      assert.equal(m.data.toString(), 'r:self');
+      continue;
+    }
     assert.equal(m.isBinary, false);
-    assert.equal(m.data.toString(), 'error:unsupported', cmd);
+    assert.equal(m.data.toString(), answer, cmd);
   }
   ws.send('echo:alive');
   assert.equal((await ws.nextMessage()).data.toString(), 'alive');

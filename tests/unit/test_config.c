@@ -1,7 +1,8 @@
 /*
  * The config loader: defaults, a full file, every key with each kind of bad
  * value (checked for the exact "FILE:LINE:COL: key:" prefix), syntax and
- * duplicate errors, the position scanner, listen parsing and --help.
+ * duplicate errors, the nested "pools" and its ownership, the position
+ * scanner, listen parsing and --help.
  */
 #include "config/config.h"
 #include "config/jsonpos.h"
@@ -47,14 +48,26 @@ static void expect_prefix(const char *err, const char *path, int line, int col, 
     cr_expect(strncmp(err, want, strlen(want)) == 0, "want prefix \"%s\", got \"%s\"", want, err);
 }
 
-/* Field by field: struct padding is not part of a config. */
+static int same_pools(const orr_config *a, const orr_config *b) {
+    if (a->n_pools != b->n_pools) return 0;
+    for (size_t i = 0; i < a->n_pools; i++)
+        if (strcmp(a->pools[i].name, b->pools[i].name) != 0 ||
+            a->pools[i].ws_max_connections != b->pools[i].ws_max_connections)
+            return 0;
+    return 1;
+}
+
+/* Field by field: struct padding is not part of a config. Pools by content. */
 static int same_config(const orr_config *a, const orr_config *b) {
     return strcmp(a->listen_host, b->listen_host) == 0 && a->listen_port == b->listen_port &&
            a->workers == b->workers && strcmp(a->base_domain, b->base_domain) == 0 &&
            a->idle_timeout_ms == b->idle_timeout_ms &&
            a->max_message_bytes == b->max_message_bytes && a->drain_ms == b->drain_ms &&
            a->close_timeout_ms == b->close_timeout_ms &&
-           a->handshake_timeout_ms == b->handshake_timeout_ms && a->log_level == b->log_level;
+           a->handshake_timeout_ms == b->handshake_timeout_ms && a->log_level == b->log_level &&
+           a->ws_max_connections == b->ws_max_connections &&
+           a->max_outbound_bytes == b->max_outbound_bytes && a->max_pools == b->max_pools &&
+           strcmp(a->api_token, b->api_token) == 0 && same_pools(a, b);
 }
 
 /* ---- defaults and good files -------------------------------------------- */
@@ -73,6 +86,14 @@ Test(config, defaults) {
     cr_expect_eq(c.close_timeout_ms, 5000);
     cr_expect_eq(c.handshake_timeout_ms, 10000);
     cr_expect_eq(c.log_level, ORR_LOG_INFO);
+    cr_expect_eq(c.ws_max_connections, 100);
+    cr_expect_eq(c.max_outbound_bytes, 1048576);
+    cr_expect_eq(c.max_pools, 4096);
+    cr_expect_str_eq(c.api_token, "");
+    cr_expect_null(c.pools);
+    cr_expect_eq(c.n_pools, 0);
+    orr_config_free(&c); /* safe on defaults */
+    cr_expect_null(c.pools);
 }
 
 Test(config, full_file) {
@@ -85,7 +106,12 @@ Test(config, full_file) {
                        "  \"drain_ms\": 0,\n"
                        "  \"close_timeout_ms\": 600000,\n"
                        "  \"handshake_timeout_ms\": 1,\n"
-                       "  \"log_level\": \"debug\"\n"
+                       "  \"log_level\": \"debug\",\n"
+                       "  \"ws_max_connections\": 10000000,\n"
+                       "  \"max_outbound_bytes\": 1024,\n"
+                       "  \"max_pools\": 1000000,\n"
+                       "  \"api_token\": \"!~tok3n\",\n"
+                       "  \"pools\": {\"tenant:a\": {\"ws_max_connections\": 0}}\n"
                        "}\n";
     orr_config c;
     char path[64], err[512];
@@ -101,6 +127,14 @@ Test(config, full_file) {
     cr_expect_eq(c.close_timeout_ms, 600000);
     cr_expect_eq(c.handshake_timeout_ms, 1);
     cr_expect_eq(c.log_level, ORR_LOG_DEBUG);
+    cr_expect_eq(c.ws_max_connections, 10000000);
+    cr_expect_eq(c.max_outbound_bytes, 1024);
+    cr_expect_eq(c.max_pools, 1000000);
+    cr_expect_str_eq(c.api_token, "!~tok3n");
+    cr_assert_eq(c.n_pools, 1);
+    cr_expect_str_eq(c.pools[0].name, "tenant:a");
+    cr_expect_eq(c.pools[0].ws_max_connections, 0);
+    orr_config_free(&c);
 }
 
 Test(config, log_levels) {
@@ -202,6 +236,23 @@ static const struct bad_case {
     {"log_level", "\"INFO\"", "got \"INFO\""},
     {"log_level", "1", "expected one of \"debug\", \"info\", \"warn\", \"error\", got 1"},
     {"log_level", "null", "got null"},
+    {"ws_max_connections", "-1", "must be from 0 to 10000000 (connections), got -1"},
+    {"ws_max_connections", "10000001", "must be from 0 to 10000000 (connections), got 10000001"},
+    {"ws_max_connections", "\"5\"", "expected a non-negative integer (connections), got \"5\""},
+    {"max_outbound_bytes", "1023", "must be from 1024 to 2147483648 (bytes), got 1023"},
+    {"max_outbound_bytes", "2147483649", "must be from 1024 to 2147483648 (bytes), got 2147483649"},
+    {"max_outbound_bytes", "1.5", "expected a positive integer (bytes), got 1.5"},
+    {"max_pools", "0", "must be from 1 to 1000000 (pools), got 0"},
+    {"max_pools", "1000001", "must be from 1 to 1000000 (pools), got 1000001"},
+    {"api_token", "\"\"", "empty; leave the key out to keep the push API off"},
+    {"api_token", "\"ab cd\"", "byte 3 is 0x20, not a visible ASCII character 0x21..0x7e"},
+    {"api_token", "\"ab\\tcd\"", "byte 3 is 0x09, not a visible ASCII character"},
+    {"api_token", "\"ab\\u00e9\"", "byte 3 is 0xc3, not a visible ASCII character"},
+    {"api_token", "\"ab\\u007f\"", "byte 3 is 0x7f"},
+    {"api_token", "12345", "expected a string of 1 to 512 visible ASCII characters, got a number"},
+    {"api_token", "null", "got null"},
+    {"pools", "[]", "expected an object {\"<pool>\": {...}}, got []"},
+    {"pools", "5", "expected an object {\"<pool>\": {...}}, got 5"},
 };
 
 Test(config, bad_values) {
@@ -275,12 +326,13 @@ Test(config, unknown_key) {
     snprintf(want, sizeof want,
              "%s:3:5: listen_port: unknown key (known: listen, workers, base_domain, "
              "idle_timeout_ms, max_message_bytes, drain_ms, close_timeout_ms, "
-             "handshake_timeout_ms, log_level)",
+             "handshake_timeout_ms, log_level, ws_max_connections, max_outbound_bytes, "
+             "max_pools, api_token, pools)",
              path);
     cr_expect_str_eq(err, want);
     /* Keys that later issues add are unknown until then. */
-    cr_expect_eq(load_text("{\"pools\": {}}", &c, path, err, sizeof err), -1);
-    expect_prefix(err, path, 1, 2, "pools");
+    cr_expect_eq(load_text("{\"cluster\": {}}", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 2, "cluster");
     /* A key written with escapes is found where it is written. */
     cr_expect_eq(load_text("{\"workers\": 1, \"\\u0041b\\n\": 1}", &c, path, err, sizeof err), -1);
     expect_prefix(err, path, 1, 16, "Ab?");
@@ -612,11 +664,12 @@ static char *help_text(void) {
     return buf;
 }
 
-/* Each --help line's first word, in order. */
+/* Each top-level key's --help line's first word, in order (the entries of
+ * an object key are indented further and left out). */
 static size_t help_keys(char *help, char names[32][64]) {
     size_t n = 0;
     for (char *line = strtok(help, "\n"); line && n < 32; line = strtok(NULL, "\n"))
-        if (sscanf(line, " %63s", names[n]) == 1) n++;
+        if (strncmp(line, "   ", 3) != 0 && sscanf(line, " %63s", names[n]) == 1) n++;
     return n;
 }
 
@@ -630,16 +683,20 @@ Test(config, help_lists_every_key_with_its_default) {
     cr_expect(strstr(help, "debug|info|warn|error") != NULL);
     cr_expect(strstr(help, "\"info\"") != NULL);
     cr_expect(strstr(help, "integer 1..86400000") != NULL);
+    cr_expect(strstr(help, "integer 1024..2147483648") != NULL);
+    cr_expect(strstr(help, "{\"<pool>\": {...}}") != NULL, "%s", help);
+    cr_expect(strstr(help, "\n    ws_max_connections ") != NULL, "%s", help);
+    cr_expect(strstr(help, "top-level (100)") != NULL, "%s", help);
 
     char names[32][64];
     size_t n = help_keys(help, names);
-    cr_expect_eq(n, 9);
-    /* Every listed key is one the loader knows. */
+    cr_expect_eq(n, 14);
+    /* Every listed key is one the loader knows ([] is no key's value). */
     for (size_t i = 0; i < n; i++) {
         char text[128], path[64], err[512];
         orr_config c;
         orr_config_defaults(&c);
-        snprintf(text, sizeof text, "{\"%s\": {}}", names[i]);
+        snprintf(text, sizeof text, "{\"%s\": []}", names[i]);
         cr_expect_eq(load_text(text, &c, path, err, sizeof err), -1);
         cr_expect(strstr(err, "unknown key") == NULL, "%s", err);
         cr_expect(strstr(err, names[i]) != NULL, "%s", err);
@@ -662,9 +719,338 @@ Test(config, example_file_has_every_key_at_its_default) {
     char *help = help_text();
     char names[32][64];
     size_t n = help_keys(help, names);
+    /* Every key but api_token: a secret has no place in an example, and ""
+     * (its default) is not a value a file may give. */
     for (size_t i = 0; i < n; i++)
-        cr_expect_not_null(json_object_get(root, names[i]), "%s lacks %s", file, names[i]);
-    cr_expect_eq(json_object_size(root), n);
+        if (strcmp(names[i], "api_token") != 0)
+            cr_expect_not_null(json_object_get(root, names[i]), "%s lacks %s", file, names[i]);
+    cr_expect_null(json_object_get(root, "api_token"));
+    cr_expect_eq(json_object_size(root), n - 1);
     free(help);
     json_decref(root);
+}
+
+/* The columns line up, also with the long integer range and the nested row. */
+Test(config, help_columns_line_up) {
+    char *help = help_text();
+    static const char *defs[] = {"\"127.0.0.1:8080\" ", "1048576 ", "4096 ", "\"\" ", "{} ",
+                                 "top-level (100) "};
+    long type_col = -1, def_col = -1;
+    for (char *line = strtok(help, "\n"); line; line = strtok(NULL, "\n")) {
+        char *p = line;
+        while (*p == ' ')
+            p++;
+        while (*p && *p != ' ')
+            p++;
+        while (*p == ' ')
+            p++;
+        if (type_col < 0) type_col = p - line;
+        cr_expect_eq(p - line, type_col, "type column of \"%s\"", line);
+        for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+            char *d = strstr(line, defs[i]);
+            if (!d || d - line <= type_col) continue;
+            if (def_col < 0) def_col = d - line;
+            cr_expect_eq(d - line, def_col, "default column of \"%s\"", line);
+        }
+        cr_expect_lt(strlen(line), 200);
+    }
+    cr_expect_gt(def_col, type_col);
+    free(help);
+}
+
+/* ---- pools, api_token and the new limits ----------------------------------- */
+
+static const char pools_text[] = "{\n"
+                                 "  \"ws_max_connections\": 7,\n"
+                                 "  \"pools\": {\n"
+                                 "    \"tenant:zeta.Co-1\": {\"ws_max_connections\": 10000000},\n"
+                                 "    \"gear:testgear\": {\"ws_max_connections\": 0},\n"
+                                 "    \"gear:echo\": {}\n"
+                                 "  }\n"
+                                 "}\n";
+
+Test(config, pools_load_sorted_with_values) {
+    orr_config c;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    cr_assert_eq(load_text(pools_text, &c, path, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(c.ws_max_connections, 7);
+    cr_assert_eq(c.n_pools, 3);
+    cr_expect_str_eq(c.pools[0].name, "gear:echo");
+    cr_expect_eq(c.pools[0].ws_max_connections, 7, "{} takes the top-level limit");
+    cr_expect_str_eq(c.pools[1].name, "gear:testgear");
+    cr_expect_eq(c.pools[1].ws_max_connections, 0);
+    cr_expect_str_eq(c.pools[2].name, "tenant:zeta.Co-1");
+    cr_expect_eq(c.pools[2].ws_max_connections, 10000000);
+
+    cr_expect_eq(orr_config_pool_limit(&c, "gear:echo"), 7);
+    cr_expect_eq(orr_config_pool_limit(&c, "gear:testgear"), 0);
+    cr_expect_eq(orr_config_pool_limit(&c, "tenant:zeta.Co-1"), 10000000);
+    cr_expect_eq(orr_config_pool_limit(&c, "tenant:zeta.co-1"), 7, "names are case-sensitive");
+    cr_expect_eq(orr_config_pool_limit(&c, "gear:nothere"), 7);
+    cr_expect_eq(orr_config_pool_limit(&c, ""), 7);
+    cr_expect_eq(orr_config_pool_limit(&c, NULL), 7);
+    orr_config_free(&c);
+    cr_expect_null(c.pools);
+    cr_expect_eq(c.n_pools, 0);
+    cr_expect_eq(orr_config_pool_limit(&c, "gear:testgear"), 7);
+}
+
+/* A pool's default is the top-level limit wherever that stands in the file,
+ * or the caller's when the file has none. */
+Test(config, pool_default_is_the_top_level_limit) {
+    orr_config c;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    cr_assert_eq(load_text("{\"pools\": {\"gear:a\": {}}, \"ws_max_connections\": 9}", &c, path,
+                           err, sizeof err),
+                 0, "%s", err);
+    cr_expect_eq(orr_config_pool_limit(&c, "gear:a"), 9);
+    c.ws_max_connections = 55;
+    cr_assert_eq(load_text("{\"pools\": {\"gear:b\": {}}}", &c, path, err, sizeof err), 0, "%s",
+                 err);
+    cr_expect_eq(orr_config_pool_limit(&c, "gear:b"), 55);
+    cr_expect_eq(c.n_pools, 1);
+    orr_config_free(&c);
+
+    orr_config_defaults(&c);
+    cr_assert_eq(load_text("{\"pools\": {\"gear:a\": {}}}", &c, path, err, sizeof err), 0, "%s",
+                 err);
+    cr_expect_eq(c.pools[0].ws_max_connections, 100);
+    orr_config_free(&c);
+}
+
+/* "pools" in a file replaces the caller's array; a file without it keeps it. */
+Test(config, pools_replace_or_keep) {
+    orr_config c;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    cr_assert_eq(load_text(pools_text, &c, path, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(load_text("{\"drain_ms\": 3}", &c, path, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(c.n_pools, 3);
+    cr_expect_eq(orr_config_pool_limit(&c, "gear:testgear"), 0);
+    cr_assert_eq(load_text("{\"pools\": {\"tenant:b\": {\"ws_max_connections\": 4}}}", &c, path,
+                           err, sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(c.n_pools, 1);
+    cr_expect_str_eq(c.pools[0].name, "tenant:b");
+    cr_expect_eq(orr_config_pool_limit(&c, "gear:testgear"), 7);
+    cr_assert_eq(load_text("{\"pools\": {}}", &c, path, err, sizeof err), 0, "%s", err);
+    cr_expect_null(c.pools);
+    cr_expect_eq(c.n_pools, 0);
+    orr_config_free(&c);
+}
+
+/* A bad file, wherever its error is (in a pool, or after a good "pools"),
+ * leaves the config and its pools as they were, and leaks nothing (ASan). */
+Test(config, failed_load_keeps_old_pools) {
+    static const char *bad[] = {
+        "{\"pools\": {\"tenant:new\": {\"ws_max_connections\": -1}}}",
+        "{\"pools\": {\"tenant:new\": {}, \"tenant:x y\": {}}}",
+        "{\"pools\": {\"tenant:new\": {}}, \"workers\": 0}",
+        "{\"workers\": 2, \"pools\": {}, \"api_token\": \"\"}",
+        "{\"pools\": {\"tenant:new\": {\"ws_max_connections\": 1, \"y\": 1}}}",
+    };
+    orr_config c, before;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    cr_assert_eq(load_text(pools_text, &c, path, err, sizeof err), 0, "%s", err);
+    orr_config_copy(&before, &c);
+    const orr_pool_config *array = c.pools;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_expect_eq(load_text(bad[i], &c, path, err, sizeof err), -1, "%s loaded", bad[i]);
+        cr_expect_eq(c.pools, array, "%s", bad[i]);
+        cr_expect(same_config(&c, &before), "%s changed the config", bad[i]);
+    }
+    cr_expect_eq(orr_config_pool_limit(&c, "gear:testgear"), 0);
+    orr_config_free(&c);
+    orr_config_free(&before);
+}
+
+Test(config, pool_name_check) {
+    /* The longest gear name (32) and tenant id (64) are good, a 64-byte gear
+     * name and a 65-byte id are not. */
+    static const char *good[] = {
+        "gear:testgear",
+        "gear:a",
+        "gear:a_1",
+        "gear:echo",
+        "gear:abcdefghijklmnopqrstuvwxyz012345",
+        "tenant:1",
+        "tenant:A-b_c.d",
+        "tenant:...",
+        "tenant:-",
+        "tenant:0123456789012345678901234567890123456789012345678901234567890123",
+    };
+    static const char *bad[] = {
+        "",
+        "gear:",
+        "gear",
+        "tenant:",
+        "tenant",
+        "Gear:a",
+        "gear:A",
+        "gear:1a",
+        "gear:_a",
+        "gear:a-b",
+        "gear:a.b",
+        "gear:a b",
+        "gear:testgear ",
+        " gear:a",
+        "pool:a",
+        "tenant:x y",
+        "tenant:a/b",
+        "tenant:a:b",
+        "tenant:\xc3\xa9",
+        "gear:gear:a",
+        "tenant:a\n",
+        "gear:abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz01",
+        "tenant:01234567890123456789012345678901234567890123456789012345678901234",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        cr_expect_eq(orr_pool_name_check(good[i], strlen(good[i])), 0, "%s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_eq(orr_pool_name_check(bad[i], strlen(bad[i])), -1, "%s", bad[i]);
+    /* The length is what counts, not a NUL. */
+    cr_expect_eq(orr_pool_name_check("gear:ab", 6), 0);
+    cr_expect_eq(orr_pool_name_check("gear:a\0b", 8), -1);
+    cr_expect_eq(orr_pool_name_check("tenant:a\0", 9), -1);
+    cr_expect_eq(orr_pool_name_check(NULL, 0), -1);
+}
+
+Test(config, bad_pool_name_at_its_key) {
+    orr_config c;
+    char path[64], err[512], want[512];
+    orr_config_defaults(&c);
+    cr_expect_eq(
+        load_text("{\n  \"pools\": {\n    \"gear:echo\": {},\n    \"tenant:x y\": {}\n  }\n}", &c,
+                  path, err, sizeof err),
+        -1);
+    snprintf(want, sizeof want,
+             "%s:4:5: pools.tenant:x y: not a pool name: expected gear:<gear> (a gear name: "
+             "[a-z][a-z0-9_]*) or tenant:<id> (1 to 64 of A-Z a-z 0-9 _ . -)",
+             path);
+    cr_expect_str_eq(err, want);
+    cr_expect_null(c.pools);
+    /* A control character in the name cannot break the line. */
+    cr_expect_eq(load_text("{\"pools\": {\"gear:a\\nb\": {}}}", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 12, "pools.gear:a?b");
+    cr_expect_null(strchr(err, '\n'));
+}
+
+Test(config, bad_value_inside_a_pool) {
+    orr_config c;
+    char path[64], err[512], want[512];
+    orr_config_defaults(&c);
+    cr_expect_eq(
+        load_text(
+            "{\n  \"pools\": {\n    \"gear:testgear\": {\"ws_max_connections\": 10000001}\n  }\n}",
+            &c, path, err, sizeof err),
+        -1);
+    snprintf(want, sizeof want,
+             "%s:3:45: pools.gear:testgear.ws_max_connections: must be from 0 to 10000000 "
+             "(connections), got 10000001",
+             path);
+    cr_expect_str_eq(err, want);
+    cr_expect_eq(load_text("{\"pools\": {\"gear:testgear\": {\"ws_max_connections\": \"1\"}}}", &c,
+                           path, err, sizeof err),
+                 -1);
+    expect_prefix(err, path, 1, 52, "pools.gear:testgear.ws_max_connections");
+    cr_expect(strstr(err, "expected a non-negative integer (connections), got \"1\"") != NULL, "%s",
+              err);
+    /* Too big for jansson: named by its dotted path too. */
+    cr_expect_eq(load_text("{\"pools\": {\"gear:testgear\": {\"ws_max_connections\": "
+                           "99999999999999999999}}}",
+                           &c, path, err, sizeof err),
+                 -1);
+    expect_prefix(err, path, 1, 52, "pools.gear:testgear.ws_max_connections");
+    /* A pool that is not an object: at its value. */
+    cr_expect_eq(load_text("{\"pools\": {\"tenant:t\": 12}}", &c, path, err, sizeof err), -1);
+    snprintf(want, sizeof want,
+             "%s:1:24: pools.tenant:t: expected an object {\"ws_max_connections\": N}, got 12",
+             path);
+    cr_expect_str_eq(err, want);
+    cr_expect_null(c.pools);
+}
+
+Test(config, unknown_key_inside_a_pool) {
+    orr_config c;
+    char path[64], err[512], want[512];
+    orr_config_defaults(&c);
+    cr_expect_eq(load_text("{\"pools\": {\n  \"tenant:t\": {\"ws_max_connections\": 1,\n"
+                           "    \"max_connections\": 5}}}",
+                           &c, path, err, sizeof err),
+                 -1);
+    snprintf(want, sizeof want,
+             "%s:3:5: pools.tenant:t.max_connections: unknown key (known: ws_max_connections)",
+             path);
+    cr_expect_str_eq(err, want);
+    /* Duplicate pools (decoded names) are jansson's to refuse. */
+    cr_expect_eq(load_text("{\"pools\": {\"gear:a\": {},\n \"gear:\\u0061\": {}}}", &c, path, err,
+                           sizeof err),
+                 -1);
+    snprintf(want, sizeof want, "%s:2:2: pools.gear:a: duplicate key (first at 1:12)", path);
+    cr_expect_str_eq(err, want);
+}
+
+/* The token is never echoed in a message, and its limits are exact. */
+Test(config, api_token) {
+    orr_config c;
+    char text[1200], path[64], err[1024];
+    orr_config_defaults(&c);
+    cr_expect_eq(load_text("{\"api_token\": \"s3cret-Tok3n x\"}", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 15, "api_token");
+    cr_expect(strstr(err, "byte 13 is 0x20") != NULL, "%s", err);
+    cr_expect_null(strstr(err, "s3cret"), "%s", err);
+    cr_expect_str_eq(c.api_token, "");
+
+    char tok[514];
+    memset(tok, 'k', sizeof tok);
+    tok[512] = '\0';
+    snprintf(text, sizeof text, "{\"api_token\": \"%s\"}", tok);
+    cr_assert_eq(load_text(text, &c, path, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(c.api_token, tok);
+    tok[512] = 'K';
+    tok[513] = '\0';
+    snprintf(text, sizeof text, "{\"api_token\": \"%s\"}", tok);
+    cr_expect_eq(load_text(text, &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 15, "api_token");
+    cr_expect(strstr(err, "513 bytes long, at most 512") != NULL, "%s", err);
+    cr_expect_null(strstr(err, "kkkk"), "%s", err);
+    cr_expect_eq(strlen(c.api_token), 512, "a failed load keeps the old token");
+
+    cr_assert_eq(load_text("{\"api_token\": \"!\\\"#~\"}", &c, path, err, sizeof err), 0, "%s",
+                 err);
+    cr_expect_str_eq(c.api_token, "!\"#~");
+
+    /* --help shows the empty default, nothing else. */
+    char *help = help_text();
+    cr_expect(strstr(help, "(set)") == NULL);
+    free(help);
+}
+
+Test(config, copy_and_free) {
+    orr_config c, copy;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    cr_assert_eq(load_text(pools_text, &c, path, err, sizeof err), 0, "%s", err);
+    strcpy(c.api_token, "tok");
+    memset(&copy, 0xa5, sizeof copy); /* an uninitialized destination is fine */
+    cr_assert_eq(orr_config_copy(&copy, &c), 0);
+    cr_expect(same_config(&copy, &c));
+    cr_expect_neq(copy.pools, c.pools, "a deep copy");
+    orr_config_free(&c);
+    cr_expect_eq(orr_config_pool_limit(&copy, "tenant:zeta.Co-1"), 10000000);
+    cr_expect_str_eq(copy.api_token, "tok");
+    cr_expect_eq(orr_config_copy(&copy, &copy), 0, "copy onto itself");
+    cr_expect_eq(copy.n_pools, 3);
+    orr_config_free(&copy);
+    orr_config_free(&copy); /* twice is harmless */
+
+    orr_config d, e;
+    orr_config_defaults(&d);
+    cr_assert_eq(orr_config_copy(&e, &d), 0);
+    cr_expect_null(e.pools);
+    cr_expect(same_config(&d, &e));
+    orr_config_free(&e);
 }

@@ -1,0 +1,72 @@
+/*
+ * The registry: Unique names and Groups of connections, in a namespace per
+ * executor pool, for one node. A connection is a 64-bit id (see
+ * orr_conn_id); a pool is the small integer index the server gives each
+ * executor pool. Names and groups are byte strings of 1..ORR_NAME_MAX bytes.
+ *
+ * This is a data structure, not a messenger: it never touches a socket or
+ * a worker. The server (src/server/mailbox.c) looks members up here and
+ * hands messages to workers itself. A cluster backend (Redis) keeps this
+ * table as the node's own part of the registry and adds round trips around
+ * it; the gear API does not change.
+ *
+ * Thread safety: every function may be called from any thread; one mutex
+ * inside guards everything, and none of them blocks on anything else.
+ * Costs: register, unregister, lookup, join and leave are O(1) on average
+ * (plus the length of the name); conn_gone is O(what the connection held);
+ * members is O(members).
+ *
+ * Errors follow src/common/err.h: 0 on success, a negative ORR_E* code.
+ */
+#ifndef ORR_REGISTRY_H
+#define ORR_REGISTRY_H
+
+#include <orrery/gear.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct orr_registry orr_registry;
+
+/* A growable array of connection ids the caller owns (free ids). */
+typedef struct orr_idvec {
+    uint64_t *ids;
+    size_t n, cap;
+} orr_idvec;
+
+orr_registry *orr_registry_new(void);
+/* Frees everything, whatever is still registered. */
+void orr_registry_free(orr_registry *r);
+
+/* Take `name` in `pool` for `conn`: 0 (also when conn holds it already) or
+ * ORR_ETAKEN when another connection holds it. ORR_EINVAL for a bad length. */
+int orr_registry_register(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn);
+/* Give it up: 0, or ORR_ENOTFOUND when conn does not hold it. */
+int orr_registry_unregister(orr_registry *r, uint32_t pool, const char *name, size_t len,
+                            uint64_t conn);
+/* Who holds it: 0 and *conn, or ORR_ENOTFOUND. */
+int orr_registry_lookup(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t *conn);
+
+/* Join a group: 0 (also when already a member). */
+int orr_registry_join(orr_registry *r, uint32_t pool, const char *group, size_t len, uint64_t conn);
+/* Leave it: 0, or ORR_ENOTFOUND when conn is not a member. A group with no
+ * members left is freed. */
+int orr_registry_leave(orr_registry *r, uint32_t pool, const char *group, size_t len, uint64_t conn);
+/* Appends the group's members to out (in no particular order) and returns
+ * how many were appended (0 for a group nobody is in). */
+size_t orr_registry_members(orr_registry *r, uint32_t pool, const char *group, size_t len,
+                            orr_idvec *out);
+
+/* The connection ended: it gives up every name and leaves every group, in
+ * every pool. Harmless for a connection that held nothing. */
+void orr_registry_conn_gone(orr_registry *r, uint64_t conn);
+
+/* For metrics and tests: names held, groups with members, memberships. */
+typedef struct orr_registry_counts {
+    size_t names, groups, memberships;
+} orr_registry_counts;
+void orr_registry_get_counts(orr_registry *r, orr_registry_counts *out);
+
+void orr_idvec_push(orr_idvec *v, uint64_t id);
+void orr_idvec_free(orr_idvec *v);
+
+#endif

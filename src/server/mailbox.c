@@ -1,0 +1,212 @@
+/*
+ * The registry as gears see it (orr_unique_*, orr_group_*), and the
+ * mailboxes that carry messages to connections.
+ *
+ * An operation runs against the node's registry table (src/registry) at
+ * once; its result is queued on the worker and handed to the connection's
+ * on_registry_result right after the callback that started it returns
+ * (mailbox_run_results), never inside it. A cluster backend will complete
+ * the same results later, through the worker's inbox, without any change
+ * to gears.
+ *
+ * A message becomes one refcounted payload whose text frame header is
+ * encoded once. Its recipients are grouped by worker: one inbox entry per
+ * worker, whatever the number of members there; a worker's own
+ * connections get theirs through its local list, without a lock.
+ */
+#include "common/log.h"
+#include "server/internal.h"
+#include "ws/utf8.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- payloads ---- */
+
+orr_payload *payload_new(const void *msg, size_t len) {
+    orr_payload *m = orr_xmalloc(sizeof *m + PAYLOAD_HDR_ROOM + len);
+    atomic_init(&m->refs, 1);
+    m->len = (uint32_t)len;
+    m->utf8 = orr_utf8_valid(msg, len);
+    uint8_t hdr[PAYLOAD_HDR_ROOM];
+    m->hdr_len = (uint8_t)orr_ws_header(hdr, ORR_WS_OP_TEXT, true, len, NULL);
+    memcpy(m->bytes + PAYLOAD_HDR_ROOM - m->hdr_len, hdr, m->hdr_len);
+    if (len) memcpy(m->bytes + PAYLOAD_HDR_ROOM, msg, len);
+    return m;
+}
+
+void payload_unref(orr_payload *m) {
+    if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) free(m);
+}
+
+/* ---- posting ---- */
+
+static int cmp_id(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t n, orr_payload *m) {
+    if (n == 1) {
+        unsigned wi = (unsigned)(ids[0] >> 56);
+        if (wi < (unsigned)s->n_workers) worker_post_deliver(&s->workers[wi], from, m, ids, 1);
+        return;
+    }
+    /* Ids sort by worker (the top byte): one run per worker. The caller's
+     * array is scratch space it owns, so sorting in place is fine. */
+    uint64_t *v = (uint64_t *)ids;
+    qsort(v, n, sizeof *v, cmp_id);
+    size_t i = 0;
+    while (i < n) {
+        unsigned wi = (unsigned)(v[i] >> 56);
+        size_t j = i + 1;
+        while (j < n && (unsigned)(v[j] >> 56) == wi) j++;
+        if (wi < (unsigned)s->n_workers) worker_post_deliver(&s->workers[wi], from, m, v + i, j - i);
+        i = j;
+    }
+}
+
+/* ---- results ---- */
+
+static void push_result(orr_worker *w, orr_conn *c, orr_registry_op op, int status, uint64_t count,
+                        const char *name, size_t len, uint64_t tag) {
+    if (w->n_results == w->cap_results) {
+        w->cap_results = w->cap_results ? w->cap_results * 2 : 8;
+        w->results = orr_xrealloc(w->results, w->cap_results * sizeof *w->results);
+    }
+    reg_pending *p = &w->results[w->n_results++];
+    p->conn = c->id;
+    memcpy(p->name, name, len);
+    p->r = (orr_registry_result){.op = op, .status = status, .count = count, .name_len = len, .tag = tag};
+}
+
+void mailbox_run_results(orr_worker *w, orr_conn *c) {
+    if (w->in_results) return; /* the outer call runs them */
+    w->in_results = true;
+    w->cb_hs = NULL; /* the handshake was for init only */
+    while (w->results_at < w->n_results) {
+        if (c->phase != PHASE_WS || (c->flags & CF_CLOSE_SENT)) break;
+        /* Copied out: the callback may queue more and move the array. */
+        reg_pending p = w->results[w->results_at++];
+        if (p.conn != c->id) continue;
+        p.r.name = p.name;
+        ws_run_result(w, c, &p.r);
+    }
+    w->n_results = w->results_at = 0;
+    w->in_results = false;
+}
+
+/* ---- the gear API ---- */
+
+static int may_use(const orr_conn *c, size_t name_len) {
+    const orr_worker *w = c->w;
+    if (w->cb_conn != c) return ORR_ESTATE;
+    if (w->cb_closed || (c->flags & CF_CLOSE_SENT) || c->phase != PHASE_WS) return ORR_ECLOSED;
+    if (name_len == 0 || name_len > ORR_NAME_MAX) return ORR_EINVAL;
+    return 0;
+}
+
+const char *orr_conn_pool(const orr_conn *c) {
+    return c->route && c->route->pool ? c->route->pool->name : "";
+}
+
+int orr_unique_register(orr_conn *c, const char *name, size_t len, uint64_t tag) {
+    int rc = may_use(c, len);
+    if (rc) return rc;
+    orr_worker *w = c->w;
+    rc = orr_registry_register(w->srv->registry, c->route->pool->idx, name, len, c->id);
+    if (rc == 0) c->flags |= CF_REGISTRY;
+    push_result(w, c, ORR_OP_UNIQUE_REGISTER, rc, 0, name, len, tag);
+    return 0;
+}
+
+int orr_unique_unregister(orr_conn *c, const char *name, size_t len, uint64_t tag) {
+    int rc = may_use(c, len);
+    if (rc) return rc;
+    orr_worker *w = c->w;
+    rc = orr_registry_unregister(w->srv->registry, c->route->pool->idx, name, len, c->id);
+    push_result(w, c, ORR_OP_UNIQUE_UNREGISTER, rc, 0, name, len, tag);
+    return 0;
+}
+
+int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, size_t msg_len,
+                    uint64_t tag) {
+    int rc = may_use(c, len);
+    if (rc) return rc;
+    orr_worker *w = c->w;
+    if ((!msg && msg_len) || msg_len > w->srv->cfg.max_message_bytes) return ORR_EINVAL;
+    uint64_t to;
+    rc = orr_registry_lookup(w->srv->registry, c->route->pool->idx, name, len, &to);
+    if (rc == 0) {
+        orr_payload *m = payload_new(msg, msg_len);
+        mailbox_post(w->srv, w, &to, 1, m);
+        payload_unref(m);
+    }
+    push_result(w, c, ORR_OP_UNIQUE_SEND, rc, rc == 0, name, len, tag);
+    return 0;
+}
+
+int orr_group_join(orr_conn *c, const char *group, size_t len, uint64_t tag) {
+    int rc = may_use(c, len);
+    if (rc) return rc;
+    orr_worker *w = c->w;
+    rc = orr_registry_join(w->srv->registry, c->route->pool->idx, group, len, c->id);
+    if (rc == 0) c->flags |= CF_REGISTRY;
+    push_result(w, c, ORR_OP_GROUP_JOIN, rc, 0, group, len, tag);
+    return 0;
+}
+
+int orr_group_leave(orr_conn *c, const char *group, size_t len, uint64_t tag) {
+    int rc = may_use(c, len);
+    if (rc) return rc;
+    orr_worker *w = c->w;
+    rc = orr_registry_leave(w->srv->registry, c->route->pool->idx, group, len, c->id);
+    push_result(w, c, ORR_OP_GROUP_LEAVE, rc, 0, group, len, tag);
+    return 0;
+}
+
+/* Publish to a group of a pool from any connection (gear or push API):
+ * the number of members it went to. */
+size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t len, const void *msg,
+                       size_t msg_len) {
+    orr_idvec *ids = &w->scratch_ids;
+    ids->n = 0;
+    size_t n = orr_registry_members(w->srv->registry, pool->idx, group, len, ids);
+    if (n) {
+        orr_payload *m = payload_new(msg, msg_len);
+        mailbox_post(w->srv, w, ids->ids, n, m);
+        payload_unref(m);
+    }
+    if (ids->cap > 65536) orr_idvec_free(ids); /* one huge group does not pin its array */
+    return n;
+}
+
+/* Send to a unique name of a pool: true if someone holds it. */
+bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, const void *msg,
+                  size_t msg_len) {
+    uint64_t to;
+    if (orr_registry_lookup(w->srv->registry, pool->idx, name, len, &to) != 0) return false;
+    orr_payload *m = payload_new(msg, msg_len);
+    mailbox_post(w->srv, w, &to, 1, m);
+    payload_unref(m);
+    return true;
+}
+
+int orr_group_publish(orr_conn *c, const char *group, size_t len, const void *msg, size_t msg_len,
+                      uint64_t tag) {
+    int rc = may_use(c, len);
+    if (rc) return rc;
+    orr_worker *w = c->w;
+    if ((!msg && msg_len) || msg_len > w->srv->cfg.max_message_bytes) return ORR_EINVAL;
+    size_t n = mailbox_publish(w, c->route->pool, group, len, msg, msg_len);
+    push_result(w, c, ORR_OP_GROUP_PUBLISH, 0, n, group, len, tag);
+    return 0;
+}
+
+void mailbox_conn_ended(orr_worker *w, orr_conn *c) {
+    if (c->flags & CF_REGISTRY) {
+        orr_registry_conn_gone(w->srv->registry, c->id);
+        c->flags &= (uint16_t)~CF_REGISTRY;
+    }
+    if (c->route && c->route->pool) pool_release(c->route->pool);
+}

@@ -1,0 +1,112 @@
+/*
+ * GET /metrics in the Prometheus text format (version 0.0.4): per executor
+ * pool, the connections and their limit, rejections, data frames in and
+ * out, slow-consumer closes; handshakes by status; registry sizes.
+ * Per-worker counters are summed here; nothing on a hot path takes a lock
+ * or a shared atomic for them.
+ */
+#include "server/internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+        va_end(ap);
+        if (k >= 0 && (size_t)k < b->cap - b->n) {
+            b->n += (size_t)k;
+            return;
+        }
+        b->cap = b->cap * 2 + (size_t)(k > 0 ? k : 0);
+        b->p = orr_xrealloc(b->p, b->cap);
+    }
+}
+
+static const int hs_codes[HS_N] = {[HS_101] = 101, [HS_400] = 400, [HS_404] = 404, [HS_426] = 426,
+                                   [HS_500] = 500, [HS_503] = 503};
+
+void hs_count(orr_server *s, int status) {
+    int i = HS_OTHER;
+    for (int k = 0; k < HS_OTHER_4XX; k++)
+        if (hs_codes[k] == status) i = k;
+    if (i == HS_OTHER && status >= 400 && status < 500) i = HS_OTHER_4XX;
+    atomic_fetch_add_explicit(&s->hs_status[i], 1, memory_order_relaxed);
+}
+
+/* Pool names are [a-z0-9_:.-] (checked on creation): no escaping needed. */
+static void family(sbuf *b, const char *name, const char *type, const char *help) {
+    sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+char *metrics_render(orr_server *s, size_t *len) {
+    sbuf b = {.p = orr_xmalloc(8192), .cap = 8192};
+    uint32_t n = atomic_load_explicit(&s->pools.n, memory_order_acquire);
+    orr_pool **all = s->pools.all;
+
+    family(&b, "orrery_ws_connections", "gauge", "Websocket connections open, per executor pool.");
+    for (uint32_t i = 0; i < n; i++)
+        sb_printf(&b, "orrery_ws_connections{pool=\"%s\"} %u\n", all[i]->name,
+                  atomic_load_explicit(&all[i]->conns, memory_order_relaxed));
+    family(&b, "orrery_ws_max_connections", "gauge", "The pool's ws_max_connections on this node.");
+    for (uint32_t i = 0; i < n; i++)
+        sb_printf(&b, "orrery_ws_max_connections{pool=\"%s\"} %u\n", all[i]->name,
+                  atomic_load_explicit(&all[i]->max, memory_order_relaxed));
+    family(&b, "orrery_ws_rejected_total", "counter", "Handshakes refused because the pool was full.");
+    for (uint32_t i = 0; i < n; i++)
+        sb_printf(&b, "orrery_ws_rejected_total{pool=\"%s\"} %llu\n", all[i]->name,
+                  (unsigned long long)atomic_load_explicit(&all[i]->rejected, memory_order_relaxed));
+
+    uint64_t *in = orr_xcalloc(n ? n : 1, sizeof *in), *out = orr_xcalloc(n ? n : 1, sizeof *out);
+    for (int wi = 0; wi < s->n_workers; wi++) {
+        pool_stats *ps = s->workers[wi].pstats;
+        if (!ps) continue;
+        for (uint32_t i = 0; i < n; i++) {
+            in[i] += atomic_load_explicit(&ps[i].frames_in, memory_order_relaxed);
+            out[i] += atomic_load_explicit(&ps[i].frames_out, memory_order_relaxed);
+        }
+    }
+    family(&b, "orrery_ws_frames_received_total", "counter", "Data messages received from clients.");
+    for (uint32_t i = 0; i < n; i++)
+        sb_printf(&b, "orrery_ws_frames_received_total{pool=\"%s\"} %llu\n", all[i]->name,
+                  (unsigned long long)in[i]);
+    family(&b, "orrery_ws_frames_sent_total", "counter", "Data messages sent to clients.");
+    for (uint32_t i = 0; i < n; i++)
+        sb_printf(&b, "orrery_ws_frames_sent_total{pool=\"%s\"} %llu\n", all[i]->name,
+                  (unsigned long long)out[i]);
+    free(in);
+    free(out);
+    family(&b, "orrery_ws_slow_consumer_closes_total", "counter",
+           "Connections closed (1008) because their client did not read.");
+    for (uint32_t i = 0; i < n; i++)
+        sb_printf(&b, "orrery_ws_slow_consumer_closes_total{pool=\"%s\"} %llu\n", all[i]->name,
+                  (unsigned long long)atomic_load_explicit(&all[i]->slow_closes, memory_order_relaxed));
+
+    family(&b, "orrery_ws_handshakes_total", "counter", "Requests to websocket routes, by response status.");
+    static const char *labels[HS_N] = {"101", "400", "404", "426", "500", "503", "4xx", "other"};
+    for (int i = 0; i < HS_N; i++)
+        sb_printf(&b, "orrery_ws_handshakes_total{status=\"%s\"} %llu\n", labels[i],
+                  (unsigned long long)atomic_load_explicit(&s->hs_status[i], memory_order_relaxed));
+
+    orr_registry_counts rc;
+    orr_registry_get_counts(s->registry, &rc);
+    family(&b, "orrery_registry_names", "gauge", "Unique names held on this node.");
+    sb_printf(&b, "orrery_registry_names %zu\n", rc.names);
+    family(&b, "orrery_registry_groups", "gauge", "Groups with members on this node.");
+    sb_printf(&b, "orrery_registry_groups %zu\n", rc.groups);
+    family(&b, "orrery_registry_memberships", "gauge", "Group memberships on this node.");
+    sb_printf(&b, "orrery_registry_memberships %zu\n", rc.memberships);
+    *len = b.n;
+    return b.p;
+}

@@ -1,0 +1,5 @@
+# src/registry: the in-process registry of Unique names and Groups. It is
+# part of orrery_server, not orrery_core, so the test builds its source in.
+orr_unit_test(test_registry ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_registry.c)
+target_sources(test_registry PRIVATE ${PROJECT_SOURCE_DIR}/src/registry/registry.c)
+target_link_libraries(test_registry PRIVATE Threads::Threads)
