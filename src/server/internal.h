@@ -105,6 +105,7 @@ typedef struct orr_pool orr_pool;
  * every worker that delivers it. The text frame's header is encoded once,
  * in the HDR_ROOM bytes before the payload. */
 #define PAYLOAD_HDR_ROOM 14
+#define MAILBOX_MAX_BYTES ((size_t)256 << 20)
 typedef struct orr_payload {
     atomic_uint refs;
     uint32_t len;
@@ -178,6 +179,11 @@ struct orr_worker {
     size_t n_results, cap_results, results_at;
     bool in_results;
     orr_idvec scratch_ids;       /* members of a publication, reused */
+    /* Bytes waiting in its inbox and local list (payloads and ids): past
+     * MAILBOX_MAX_BYTES new deliveries are refused, so a flood of
+     * publications cannot take memory without bound. */
+    atomic_size_t queued_bytes;
+    atomic_uint_fast64_t mailbox_dropped;
     pool_stats *pstats;          /* [max_pools] */
 };
 
@@ -312,8 +318,10 @@ orr_payload *payload_new(const void *msg, size_t len);
 void payload_unref(orr_payload *m);
 /* Deliver m to these connections (any workers): one hand-off per worker.
  * `from` is the calling worker (its own connections get theirs without a
- * lock), or NULL. Takes no reference from the caller. */
-void mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t n, orr_payload *m);
+ * lock), or NULL. Takes no reference from the caller. Returns how many were
+ * queued: a worker whose mailbox holds MAILBOX_MAX_BYTES already refuses
+ * more (counted in mailbox_dropped). */
+size_t mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t n, orr_payload *m);
 /* Publish to a group / send to a name of a pool, from any connection (gear
  * or push API): the number of members reached / whether the name is held. */
 size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t len, const void *msg,
@@ -326,7 +334,7 @@ void mailbox_run_results(orr_worker *w, orr_conn *c);
 void mailbox_conn_ended(orr_worker *w, orr_conn *c);
 
 /* ---- worker.c: the inbox ---- */
-void worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *m, const uint64_t *ids, size_t n);
+bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *m, const uint64_t *ids, size_t n);
 bool worker_has_local(const orr_worker *w);
 
 /* ---- metrics.c: GET /metrics ---- */

@@ -46,24 +46,25 @@ static int cmp_id(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-void mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t n, orr_payload *m) {
+size_t mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t n, orr_payload *m) {
     if (n == 1) {
         unsigned wi = (unsigned)(ids[0] >> 56);
-        if (wi < (unsigned)s->n_workers) worker_post_deliver(&s->workers[wi], from, m, ids, 1);
-        return;
+        return wi < (unsigned)s->n_workers && worker_post_deliver(&s->workers[wi], from, m, ids, 1);
     }
     /* Ids sort by worker (the top byte): one run per worker. The caller's
      * array is scratch space it owns, so sorting in place is fine. */
     uint64_t *v = (uint64_t *)ids;
     qsort(v, n, sizeof *v, cmp_id);
-    size_t i = 0;
+    size_t i = 0, queued = 0;
     while (i < n) {
         unsigned wi = (unsigned)(v[i] >> 56);
         size_t j = i + 1;
         while (j < n && (unsigned)(v[j] >> 56) == wi) j++;
-        if (wi < (unsigned)s->n_workers) worker_post_deliver(&s->workers[wi], from, m, v + i, j - i);
+        if (wi < (unsigned)s->n_workers && worker_post_deliver(&s->workers[wi], from, m, v + i, j - i))
+            queued += j - i;
         i = j;
     }
+    return queued;
 }
 
 /* ---- results ---- */
@@ -139,7 +140,7 @@ int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, 
     rc = orr_registry_lookup(w->srv->registry, c->route->pool->idx, name, len, &to);
     if (rc == 0) {
         orr_payload *m = payload_new(msg, msg_len);
-        mailbox_post(w->srv, w, &to, 1, m);
+        if (!mailbox_post(w->srv, w, &to, 1, m)) rc = ORR_EAGAIN;
         payload_unref(m);
     }
     push_result(w, c, ORR_OP_UNIQUE_SEND, rc, rc == 0, name, len, tag);
@@ -174,7 +175,7 @@ size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t 
     size_t n = orr_registry_members(w->srv->registry, pool->idx, group, len, ids);
     if (n) {
         orr_payload *m = payload_new(msg, msg_len);
-        mailbox_post(w->srv, w, ids->ids, n, m);
+        n = mailbox_post(w->srv, w, ids->ids, n, m);
         payload_unref(m);
     }
     if (ids->cap > 65536) orr_idvec_free(ids); /* one huge group does not pin its array */
@@ -187,9 +188,9 @@ bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, c
     uint64_t to;
     if (orr_registry_lookup(w->srv->registry, pool->idx, name, len, &to) != 0) return false;
     orr_payload *m = payload_new(msg, msg_len);
-    mailbox_post(w->srv, w, &to, 1, m);
+    bool ok = mailbox_post(w->srv, w, &to, 1, m) == 1;
     payload_unref(m);
-    return true;
+    return ok;
 }
 
 int orr_group_publish(orr_conn *c, const char *group, size_t len, const void *msg, size_t msg_len,

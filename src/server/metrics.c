@@ -99,6 +99,13 @@ char *metrics_render(orr_server *s, size_t *len) {
         sb_printf(&b, "orrery_ws_handshakes_total{status=\"%s\"} %llu\n", labels[i],
                   (unsigned long long)atomic_load_explicit(&s->hs_status[i], memory_order_relaxed));
 
+    family(&b, "orrery_mailbox_dropped_total", "counter",
+           "Messages refused because the receiving worker's mailbox was full.");
+    uint64_t dropped = 0;
+    for (int wi = 0; wi < s->n_workers; wi++)
+        dropped += atomic_load_explicit(&s->workers[wi].mailbox_dropped, memory_order_relaxed);
+    sb_printf(&b, "orrery_mailbox_dropped_total %llu\n", (unsigned long long)dropped);
+
     orr_registry_counts rc;
     orr_registry_get_counts(s->registry, &rc);
     family(&b, "orrery_registry_names", "gauge", "Unique names held on this node.");

@@ -292,7 +292,19 @@ void orr_worker_post_drain(orr_worker *w) {
     inbox_push(w, m);
 }
 
-void worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const uint64_t *ids, size_t n) {
+static size_t deliver_cost(const orr_payload *p, size_t n) {
+    return sizeof(inbox_msg) + n * sizeof(uint64_t) + p->len;
+}
+
+bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const uint64_t *ids, size_t n) {
+    size_t cost = deliver_cost(p, n);
+    if (atomic_fetch_add_explicit(&to->queued_bytes, cost, memory_order_relaxed) + cost > MAILBOX_MAX_BYTES) {
+        atomic_fetch_sub_explicit(&to->queued_bytes, cost, memory_order_relaxed);
+        if (atomic_fetch_add_explicit(&to->mailbox_dropped, 1, memory_order_relaxed) % 10000 == 0)
+            orr_log(ORR_LOG_ERROR, NULL, "worker %d: mailbox over %zu MiB: message dropped", to->index,
+                    MAILBOX_MAX_BYTES >> 20);
+        return false;
+    }
     inbox_msg *m = orr_xmalloc(sizeof *m + n * sizeof *ids);
     m->next = NULL;
     m->kind = INBOX_DELIVER;
@@ -307,9 +319,10 @@ void worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const
         else
             to->local_head = m;
         to->local_tail = m;
-        return;
+        return true;
     }
     inbox_push(to, m);
+    return true;
 }
 
 bool worker_has_local(const orr_worker *w) {
@@ -321,6 +334,7 @@ static void deliver_all(orr_worker *w, inbox_msg *m) {
         orr_conn *c = orr_worker_find(w, m->ids[i]);
         if (c) ws_deliver_server_message(w, c, m->payload);
     }
+    atomic_fetch_sub_explicit(&w->queued_bytes, deliver_cost(m->payload, m->n), memory_order_relaxed);
     payload_unref(m->payload);
 }
 
