@@ -127,7 +127,8 @@ static int tg_result(orr_conn *c, void **state, const orr_registry_result *r) {
         return r->status == ORR_OK ? 0 : r->status;
     case ORR_OP_UNIQUE_SEND:
         return r->status == ORR_OK ? orr_conn_send_text(c, "sent:true", 9) : orr_conn_send_text(c, "sent:false", 10);
-    case ORR_OP_GROUP_JOIN: return reply2(c, "joined:", r->name, r->name_len);
+    case ORR_OP_GROUP_JOIN:
+        return reply2(c, r->status == ORR_OK ? "joined:" : "error:join_failed:", r->name, r->name_len);
     case ORR_OP_GROUP_LEAVE:
         return reply2(c, r->status == ORR_OK ? "left:" : "not_in_group:", r->name, r->name_len);
     case ORR_OP_GROUP_PUBLISH: {

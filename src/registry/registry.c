@@ -157,6 +157,7 @@ typedef struct reg_conn {
     uint64_t id;
     orr_link names;  /* reg_name.by_conn */
     orr_link groups; /* reg_member.by_conn */
+    uint32_t held;   /* names + memberships, at most ORR_REGISTRY_MAX_PER_CONN */
 } reg_conn;
 
 /* What names and groups share: their (pool, bytes) key. */
@@ -256,6 +257,7 @@ static reg_conn *conn_get(orr_registry *r, uint64_t id) {
     if (c) return c;
     c = orr_xmalloc(sizeof *c);
     c->id = id;
+    c->held = 0;
     c->node.hash = conn_hash(r, id);
     orr_list_init(&c->names);
     orr_list_init(&c->groups);
@@ -278,6 +280,7 @@ static reg_name *name_find(const orr_registry *r, uint32_t pool, const char *s, 
 }
 
 static void name_remove(orr_registry *r, reg_name *n) {
+    n->owner->held--;
     htab_remove(&r->names, &n->key.node);
     orr_list_remove(&n->by_conn);
     free(n);
@@ -330,6 +333,7 @@ static void group_free(reg_group *g) {
  * connection record is the caller's to drop. */
 static void member_remove(orr_registry *r, reg_member *m) {
     reg_group *g = m->group;
+    m->conn->held--;
     group_pop(g, m);
     htab_remove(&r->members, &m->node);
     orr_list_remove(&m->by_conn);
@@ -399,9 +403,12 @@ static int register_locked(orr_registry *r, uint32_t pool, const char *s, size_t
     uint64_t hash = key_hash(r, pool, s, len);
     reg_key *k = key_find(&r->names, hash, pool, s, len);
     if (k) return ORR_CONTAINER_OF(k, reg_name, key)->owner->id == conn ? 0 : ORR_ETAKEN;
+    reg_conn *held = conn_find(r, conn);
+    if (held && held->held >= ORR_REGISTRY_MAX_PER_CONN) return ORR_ENOMEM;
     reg_name *n = orr_xmalloc(sizeof *n + len);
     key_set(&n->key, hash, pool, n->bytes, s, len);
     n->owner = conn_get(r, conn);
+    n->owner->held++;
     orr_list_push_back(&n->owner->names, &n->by_conn);
     htab_insert(&r->names, &n->key.node);
     return 0;
@@ -445,14 +452,17 @@ int orr_registry_lookup(orr_registry *r, uint32_t pool, const char *name, size_t
     return n ? 0 : ORR_ENOTFOUND;
 }
 
-static void join_locked(orr_registry *r, uint32_t pool, const char *s, size_t len, uint64_t conn) {
+static int join_locked(orr_registry *r, uint32_t pool, const char *s, size_t len, uint64_t conn) {
     uint64_t hash = key_hash(r, pool, s, len);
     reg_key *k = key_find(&r->groups, hash, pool, s, len);
     reg_group *g;
     if (k) {
         g = ORR_CONTAINER_OF(k, reg_group, key);
-        if (member_find(r, g, conn)) return;
-    } else {
+        if (member_find(r, g, conn)) return 0;
+    }
+    reg_conn *held = conn_find(r, conn);
+    if (held && held->held >= ORR_REGISTRY_MAX_PER_CONN) return ORR_ENOMEM;
+    if (!k) {
         g = orr_xmalloc(sizeof *g + len);
         key_set(&g->key, hash, pool, g->bytes, s, len);
         g->slots = NULL;
@@ -462,19 +472,21 @@ static void join_locked(orr_registry *r, uint32_t pool, const char *s, size_t le
     reg_member *m = orr_xmalloc(sizeof *m);
     m->group = g;
     m->conn = conn_get(r, conn);
+    m->conn->held++;
     m->node.hash = member_hash(r, g, conn);
     orr_list_push_back(&m->conn->groups, &m->by_conn);
     group_push(g, m);
     htab_insert(&r->members, &m->node);
+    return 0;
 }
 
 int orr_registry_join(orr_registry *r, uint32_t pool, const char *group, size_t len,
                       uint64_t conn) {
     if (!valid_name(group, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
-    join_locked(r, pool, group, len, conn);
+    int rc = join_locked(r, pool, group, len, conn);
     pthread_mutex_unlock(&r->lock);
-    return 0;
+    return rc;
 }
 
 static int leave_locked(orr_registry *r, uint32_t pool, const char *s, size_t len, uint64_t conn) {

@@ -27,6 +27,11 @@
 
 typedef struct orr_registry orr_registry;
 
+/* Names plus memberships one connection may hold: past it, register and
+ * join answer ORR_ENOMEM, so one connection cannot grow the table without
+ * bound. */
+#define ORR_REGISTRY_MAX_PER_CONN 10000
+
 /* A growable array of connection ids the caller owns (free ids). */
 typedef struct orr_idvec {
     uint64_t *ids;
@@ -38,7 +43,8 @@ orr_registry *orr_registry_new(void);
 void orr_registry_free(orr_registry *r);
 
 /* Take `name` in `pool` for `conn`: 0 (also when conn holds it already) or
- * ORR_ETAKEN when another connection holds it. ORR_EINVAL for a bad length. */
+ * ORR_ETAKEN when another connection holds it. ORR_EINVAL for a bad length,
+ * ORR_ENOMEM when conn holds ORR_REGISTRY_MAX_PER_CONN entries already. */
 int orr_registry_register(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn);
 /* Give it up: 0, or ORR_ENOTFOUND when conn does not hold it. */
 int orr_registry_unregister(orr_registry *r, uint32_t pool, const char *name, size_t len,
@@ -46,7 +52,7 @@ int orr_registry_unregister(orr_registry *r, uint32_t pool, const char *name, si
 /* Who holds it: 0 and *conn, or ORR_ENOTFOUND. */
 int orr_registry_lookup(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t *conn);
 
-/* Join a group: 0 (also when already a member). */
+/* Join a group: 0 (also when already a member), or ORR_ENOMEM as above. */
 int orr_registry_join(orr_registry *r, uint32_t pool, const char *group, size_t len, uint64_t conn);
 /* Leave it: 0, or ORR_ENOTFOUND when conn is not a member. A group with no
  * members left is freed. */

@@ -419,6 +419,30 @@ Test(registry_conns, conn_gone_with_many_holdings) {
     orr_registry_free(r);
 }
 
+Test(registry_conns, one_connection_holds_at_most_the_cap) {
+    orr_registry *r = orr_registry_new();
+    char s[32];
+    for (int i = 0; i < ORR_REGISTRY_MAX_PER_CONN; i++) {
+        int len = snprintf(s, sizeof s, "g%d", i);
+        if (i % 2)
+            cr_assert_eq(orr_registry_join(r, 1, s, (size_t)len, 7), 0);
+        else
+            cr_assert_eq(orr_registry_register(r, 1, s, (size_t)len, 7), 0);
+    }
+    cr_assert_eq(orr_registry_join(r, 1, S("one more"), 7), ORR_ENOMEM);
+    cr_assert_eq(orr_registry_register(r, 1, S("one more"), 7), ORR_ENOMEM);
+    /* What it holds already is still fine to ask for again. */
+    cr_assert_eq(orr_registry_join(r, 1, S("g1"), 7), 0);
+    cr_assert_eq(orr_registry_register(r, 1, S("g0"), 7), 0);
+    /* Others are not affected, and leaving makes room. */
+    cr_assert_eq(orr_registry_join(r, 1, S("one more"), 8), 0);
+    cr_assert_eq(orr_registry_leave(r, 1, S("g1"), 7), 0);
+    cr_assert_eq(orr_registry_join(r, 1, S("one more"), 7), 0);
+    orr_registry_conn_gone(r, 7);
+    assert_counts(r, 0, 1, 1);
+    orr_registry_free(r);
+}
+
 Test(registry_conns, free_with_everything_still_registered) {
     orr_registry *r = orr_registry_new();
     char s[32];
