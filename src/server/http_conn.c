@@ -198,7 +198,7 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
         return false;
     }
     if (rc < 0 || !hs_query_valid(&hs)) {
-        respond(w, c, req, 400, NULL, "malformed path or query\n", keep);
+        hs_respond(w, c, req, 400, NULL, "malformed path or query\n", keep);
         hs_release(&hs);
         return false;
     }

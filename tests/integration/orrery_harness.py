@@ -26,7 +26,7 @@ import unittest
 SLOW = 3 if os.environ.get("ORR_SANITIZED") else 1
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SHUTDOWN_REASON = "server shutting down; please reconnect"
-SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer")
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer")
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 

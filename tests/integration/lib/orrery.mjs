@@ -26,7 +26,7 @@ export { sleep };
 
 const BIN = process.env.ORRERY_BIN;
 
-const SANITIZER_REPORT = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/;
+const SANITIZER_REPORT = /ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/;
 
 export const SHUTDOWN_REASON = 'server shutting down; please reconnect';
 export const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -119,6 +119,62 @@ export class Server {
     return `http://127.0.0.1:${this.port}${p}`;
   }
 
+  /** The config file the server was started with (SIGHUP reads it again). */
+  get configPath() {
+    return path.join(this.cfgDir, 'orrery.json');
+  }
+
+  /** Replace the config file: an object is written as JSON, a string as is. */
+  writeConfig(cfg) {
+    fs.writeFileSync(this.configPath, typeof cfg === 'string' ? cfg : JSON.stringify(cfg, null, 2));
+  }
+
+  /**
+   * Optionally rewrite the config file, send SIGHUP and wait for the reload's
+   * outcome. Returns { ok, line }: ok when "SIGHUP: reloaded" was logged, false
+   * when "keeping the running config" was.
+   */
+  async reload(cfg, timeoutMs = 5000) {
+    if (cfg !== undefined) this.writeConfig(cfg);
+    const re = /SIGHUP: reloaded|keeping the running config/;
+    const before = this.lines().filter((l) => re.test(l)).length;
+    this.signal('SIGHUP');
+    const hits = await this.waitForLogCount(re, before + 1, timeoutMs);
+    const line = hits[before];
+    return { ok: /SIGHUP: reloaded/.test(line), line };
+  }
+
+  /** GET /metrics, parsed: a Map from `name{labels}` (as printed) to a number. */
+  async metrics() {
+    const res = await rawRequest(this.port, 'GET', '/metrics');
+    if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}`);
+    return parseMetrics(res.text);
+  }
+
+  /** One value of GET /metrics (undefined when absent). */
+  async metric(name, labels) {
+    return (await this.metrics()).get(metricKey(name, labels));
+  }
+
+  /**
+   * Poll GET /metrics until `name{labels}` satisfies `want` (a number, or a
+   * predicate of the value, which is undefined while the series is absent).
+   * Returns the value.
+   */
+  async waitMetric(name, labels, want, timeoutMs = 5000) {
+    const ok = typeof want === 'function' ? want : (v) => v === want;
+    const deadline = performance.now() + timeoutMs * SLOW;
+    let v;
+    for (;;) {
+      v = await this.metric(name, labels);
+      if (ok(v)) return v;
+      if (performance.now() > deadline) {
+        throw new Error(`timed out waiting for ${metricKey(name, labels)} to be ${typeof want === 'function' ? want : want}: last value ${v}`);
+      }
+      await sleep(20);
+    }
+  }
+
   wsUrl(p) {
     return `ws://127.0.0.1:${this.port}${p}`;
   }
@@ -152,6 +208,23 @@ export class Server {
       throw new Error(`sanitizer report in the server's stderr:\n${this.stderr.slice(Math.max(0, report.index - 200))}`);
     }
   }
+}
+
+/** `name{k="v",...}` as the server prints it (labels in the given order). */
+export function metricKey(name, labels) {
+  if (!labels || Object.keys(labels).length === 0) return name;
+  return `${name}{${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',')}}`;
+}
+
+/** Prometheus text format to a Map from `name{labels}` to a number (comments skipped). */
+export function parseMetrics(text) {
+  const m = new Map();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    m.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return m;
 }
 
 /** Parse `<ISO time> <level> [<ctx>] <message>`. */
@@ -437,6 +510,24 @@ export async function rawRequest(port, method, target, headers = {}, { timeoutMs
     const hasHost = hs.some(([k]) => k.toLowerCase() === 'host');
     const all = hasHost ? hs : [['Host', `127.0.0.1:${port}`], ...hs];
     await c.write(buildRequest(method, target, all));
+    return await c.readResponse(timeoutMs);
+  } finally {
+    c.destroy();
+  }
+}
+
+/**
+ * One request with a body (Buffer or string; Content-Length set unless given
+ * in `headers`) on a fresh connection; returns the response and closes the socket.
+ */
+export async function httpRequest(port, method, target, { headers = {}, body = '', timeoutMs = 5000 } = {}) {
+  const b = Buffer.isBuffer(body) ? body : Buffer.from(body);
+  const hs = Array.isArray(headers) ? headers : Object.entries(headers);
+  const all = [['Host', `127.0.0.1:${port}`], ...hs];
+  if (!hs.some(([k]) => k.toLowerCase() === 'content-length')) all.push(['Content-Length', String(b.length)]);
+  const c = await RawConn.open(port);
+  try {
+    await c.write(Buffer.concat([Buffer.from(buildRequest(method, target, all), 'latin1'), b]));
     return await c.readResponse(timeoutMs);
   } finally {
     c.destroy();
