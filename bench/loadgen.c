@@ -1,7 +1,7 @@
 /*
  * orr-loadgen: WebSocket load generator for Orrery's benchmark.
  *
- *   orr-loadgen --mode closed|flood|rate|idle --port P [options]
+ *   orr-loadgen --mode closed|flood|rate|idle|fanout --port P [options]
  *
  * Prints one human line and one JSON line per run (see usage() and
  * bench/README.md). The main thread only starts the workers, marks the
@@ -23,11 +23,11 @@
 static struct lg_shared shared;
 
 static void usage(FILE *f) {
-    fputs("usage: orr-loadgen --mode closed|flood|rate|idle --port PORT [options]\n"
+    fputs("usage: orr-loadgen --mode closed|flood|rate|idle|fanout --port PORT [options]\n"
           "  --host H            server address (127.0.0.1)\n"
           "  --port P            server port (8080)\n"
-          "  --path PATH         request path (/echo/ws)\n"
-          "  --conns N           connections (100)\n"
+          "  --path PATH         request path (/echo/ws; fanout: /testgear/ws)\n"
+          "  --conns N           connections (100; fanout: members, 10000)\n"
           "  --threads T         generator threads, each with its own epoll (1)\n"
           "  --size S            payload bytes per text message (16)\n"
           "  --duration D        measured seconds (5)\n"
@@ -45,9 +45,15 @@ static void usage(FILE *f) {
           "  --spin              poll without sleeping while the load runs (see README)\n"
           "  --server-pid PID    sample the server's CPU time and RSS from /proc\n"
           "  --label NAME        copied into the JSON line as \"server\"\n"
+          "  --group G           fanout: the group the members join (bench)\n"
+          "  --window K          fanout: publications in flight in the sustained phase (8)\n"
+          "  --lat-pubs N        fanout: publications sent one at a time for latency (100)\n"
+          "  --stall S           fanout: fail when no publication completes for S seconds (10)\n"
           "Modes: closed = one message in flight per connection; flood = send as fast as the\n"
           "sockets take; rate = R msgs/s per connection, latency percentiles; idle = open and "
-          "hold.\n",
+          "hold;\n"
+          "fanout = N members (?name=m<i>) join G, one more connection (?name=pub) publishes;\n"
+          "latency until the last member got a publication, deliveries/s with K in flight.\n",
           f);
 }
 
@@ -92,6 +98,10 @@ static const struct opt_def opt_defs[] = {
     OPT("spin", OPT_SET, spin, 1, 0),
     OPT("server-pid", OPT_INT, server_pid, 1, 1 << 30),
     OPT("label", OPT_STRING, label, 0, 0),
+    OPT("group", OPT_STRING, group, 0, 0),
+    OPT("window", OPT_INT, window, 1, 1024),
+    OPT("lat-pubs", OPT_INT, lat_pubs, 0, 1000000),
+    OPT("stall", OPT_DOUBLE, stall, 0.1, 3600),
 };
 
 static void bad_option(const char *fmt, const char *a, const char *b) {
@@ -108,13 +118,13 @@ static void set_option(struct lg_opts *o, const struct opt_def *d, const char *v
         return;
     }
     if (d->kind == OPT_MODE) {
-        static const char *modes[] = {"closed", "flood", "rate", "idle"};
-        for (int m = 0; m < 4; m++)
+        static const char *modes[] = {"closed", "flood", "rate", "idle", "fanout"};
+        for (int m = 0; m < 5; m++)
             if (!strcmp(v, modes[m])) {
                 *(enum lg_mode *)field = (enum lg_mode)m;
                 return;
             }
-        bad_option("--mode: closed, flood, rate or idle, not '%s'%s", v, "");
+        bad_option("--mode: closed, flood, rate, idle or fanout, not '%s'%s", v, "");
     }
     double d_val = strtod(v, &end);
     if (end == v || *end || d_val < d->min || d_val > d->max)
@@ -128,8 +138,8 @@ static void parse(int argc, char **argv, struct lg_opts *o) {
     *o = (struct lg_opts){.mode = LG_CLOSED,
                           .host = "127.0.0.1",
                           .port = 8080,
-                          .path = "/echo/ws",
-                          .conns = 100,
+                          .path = NULL,
+                          .conns = 0,
                           .threads = 1,
                           .size = 16,
                           .duration = 5,
@@ -141,7 +151,11 @@ static void parse(int argc, char **argv, struct lg_opts *o) {
                           .connect_timeout = 60,
                           .connect_window = 64,
                           .verify = -1,
-                          .wbuf = 65536};
+                          .wbuf = 65536,
+                          .group = "bench",
+                          .window = 8,
+                          .lat_pubs = 100,
+                          .stall = 10};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -164,7 +178,15 @@ static void parse(int argc, char **argv, struct lg_opts *o) {
         set_option(o, d, eq ? eq + 1 : argv[++i]);
     }
     if (o->verify < 0) o->verify = o->mode != LG_FLOOD;
+    if (!o->path) o->path = o->mode == LG_FANOUT ? "/testgear/ws" : "/echo/ws";
+    if (!o->conns) o->conns = o->mode == LG_FANOUT ? 10000 : 100;
     if (o->threads > o->conns) o->threads = o->conns;
+    /* The group goes into "publish:<g>:<seq>:<ns>", so no ':' and nothing
+     * that needs escaping in a JSON line. */
+    size_t gl = strlen(o->group);
+    if (!gl || gl > 64 || strspn(o->group, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                           "0123456789_.-") != gl)
+        bad_option("--group: 1 to 64 of [A-Za-z0-9_.-], not '%s'%s", o->group, "");
 }
 
 /* Every connection is a descriptor; the default soft limit (1024, or the
@@ -204,7 +226,7 @@ static void nap_until(uint64_t t) {
 }
 
 static const char *mode_name(enum lg_mode m) {
-    static const char *names[] = {"closed", "flood", "rate", "idle"};
+    static const char *names[] = {"closed", "flood", "rate", "idle", "fanout"};
     return names[m];
 }
 
@@ -374,14 +396,15 @@ static struct lg_thread *start_threads(struct lg_opts *o, struct lg_conn *conns)
     struct lg_thread *ts = calloc((size_t)o->threads, sizeof *ts);
     if (!ts) return NULL;
     /* Connection g goes to thread g % T; each thread's slice is contiguous
-     * in its own array, so its connections are in global order. */
-    int base = 0;
+     * in its own array, so its connections are in global order. Fanout has
+     * one more: the publisher, g = conns. */
+    int total = o->conns + (o->mode == LG_FANOUT), base = 0;
     for (int i = 0; i < o->threads; i++) {
         struct lg_thread *t = &ts[i];
         t->id = i;
         t->sh = &shared;
         t->ep = -1;
-        t->n = o->conns / o->threads + (i < o->conns % o->threads);
+        t->n = total / o->threads + (i < total % o->threads);
         t->conns = conns + base;
         for (int k = 0; k < t->n; k++)
             t->conns[k].gidx = (uint32_t)(i + k * o->threads);
@@ -458,6 +481,135 @@ static int run_load(const struct lg_opts *o, struct lg_thread *ts) {
     return r.errors || atomic_load(&shared.interrupted) ? 1 : 0;
 }
 
+/* Fanout: "last member got it" latencies one at a time, then deliveries in
+ * the window with --window publications in flight. */
+static void report_fanout(const struct lg_opts *o, const struct totals *r,
+                          const struct lg_fanout_stats *st, const struct figures *f,
+                          double connect_s, const struct lg_hist *load) {
+    const struct lg_hist *h = &r->lat;
+    double ms = 1e6;
+    printf("fanout: %d members, window %d: %llu publications one at a time in %.2f s, last member "
+           "p50 %.3f p99 %.3f max %.3f ms; %.1f s with %d in flight: %llu publications, %llu "
+           "deliveries = %.0f deliveries/s, last member p50 %.3f p99 %.3f ms; generator CPU %.2f s "
+           "(its core %.0f%% busy)",
+           o->conns, o->window, (unsigned long long)h->count, st->lat_phase_s,
+           (double)lg_hist_quantile(h, 0.5) / ms, (double)lg_hist_quantile(h, 0.99) / ms,
+           (double)h->max / ms, f->d, o->window, (unsigned long long)st->win_pubs,
+           (unsigned long long)r->win_msgs, f->rate, (double)lg_hist_quantile(load, 0.5) / ms,
+           (double)lg_hist_quantile(load, 0.99) / ms, f->gen, 100 * f->gen_core.busy);
+    if (f->srv >= 0)
+        printf("; server CPU %.2f s = %.0f deliveries per server CPU-second (its core %.0f%% busy)",
+               f->srv, f->per_cpu, 100 * f->srv_core.busy);
+    if (f->other > 0.1 * f->d)
+        printf("; DISTURBED: other processes ran %.2f s on these cores", f->other);
+    if (r->errors) printf("; %llu ERRORS", (unsigned long long)r->errors);
+    printf("\n{\"mode\":\"fanout\"");
+    if (o->label) printf(",\"server\":\"%s\"", o->label);
+    printf(",\"conns\":%d,\"members\":%d,\"group\":\"%s\",\"window\":%d,\"threads\":%d",
+           o->conns, o->conns, o->group, o->window, o->threads);
+    json_num(stdout, "connect_s", connect_s);
+    json_num(stdout, "join_s", st->join_s);
+    printf(",\"lat_pubs\":%llu", (unsigned long long)h->count);
+    json_num(stdout, "lat_phase_s", st->lat_phase_s);
+    json_num(stdout, "p50_ms", (double)lg_hist_quantile(h, 0.5) / ms);
+    json_num(stdout, "p90_ms", (double)lg_hist_quantile(h, 0.9) / ms);
+    json_num(stdout, "p99_ms", (double)lg_hist_quantile(h, 0.99) / ms);
+    json_num(stdout, "max_ms", (double)h->max / ms);
+    json_num(stdout, "mean_ms", h->count ? (double)h->sum / (double)h->count / ms : 0);
+    json_num(stdout, "duration_s", f->d);
+    printf(",\"pubs\":%llu,\"pubs_total\":%llu,\"answered\":%llu,\"msgs\":%llu",
+           (unsigned long long)st->win_pubs, (unsigned long long)st->pubs,
+           (unsigned long long)st->answered, (unsigned long long)r->win_msgs);
+    json_num(stdout, "pubs_per_s", (double)st->win_pubs / f->d);
+    json_num(stdout, "msgs_per_s", f->rate);
+    json_num(stdout, "deliveries_per_s", f->rate);
+    json_num(stdout, "load_p50_ms", (double)lg_hist_quantile(load, 0.5) / ms);
+    json_num(stdout, "load_p99_ms", (double)lg_hist_quantile(load, 0.99) / ms);
+    json_num(stdout, "load_max_ms", (double)load->max / ms);
+    json_num(stdout, "drain_s", (double)r->drain_ns / 1e9);
+    json_num(stdout, "gen_cpu_s", f->gen);
+    json_num(stdout, "gen_cpu_util", f->gen / f->d);
+    json_num(stdout, "gen_core_busy", f->gen_core.busy);
+    json_num(stdout, "server_cpu_s", f->srv);
+    json_num(stdout, "server_sched_s", f->srv_sched);
+    json_num(stdout, "server_core_busy", f->srv_core.busy);
+    json_num(stdout, "server_core_softirq", f->srv_core.softirq);
+    json_num(stdout, "other_procs_cpu_s", f->other);
+    json_num(stdout, "msgs_per_server_cpu_s", f->per_cpu);
+    printf(",\"errors\":%llu}\n", (unsigned long long)r->errors);
+    fflush(stdout);
+}
+
+/* A failed run's JSON line, with the first thread's reason. */
+static void report_failure(const struct lg_opts *o, const char *what, const char *why) {
+    printf("{\"mode\":\"%s\"", mode_name(o->mode));
+    if (o->label) printf(",\"server\":\"%s\"", o->label);
+    printf(",\"error\":\"%s", what);
+    if (why && *why) {
+        printf(": ");
+        for (; *why; why++)
+            putchar(*why == '"' || *why == '\\' || (unsigned char)*why < 0x20 ? '\'' : *why);
+    }
+    printf("\"}\n");
+    fflush(stdout);
+}
+
+static const char *first_err(const struct lg_opts *o, const struct lg_thread *ts) {
+    for (int i = 0; i < o->threads; i++)
+        if (ts[i].err[0]) return ts[i].err;
+    return NULL;
+}
+
+/* Fanout: the LATENCY phase until the publisher says it is over, then the
+ * window as in run_load; the threads end when their members have drained. */
+static int run_fanout(const struct lg_opts *o, struct lg_thread *ts, double connect_s) {
+    static struct totals r;
+    static struct lg_hist load;
+    atomic_store(&shared.phase, LG_P_LATENCY);
+    if (lg_fanout_wait_latency(shared.fo, &shared.interrupted) < 0) {
+        stop_and_join(o, ts);
+        if (first_err(o, ts)) fprintf(stderr, "orr-loadgen: %s\n", first_err(o, ts));
+        report_failure(o, "the latency phase failed", first_err(o, ts));
+        return 1;
+    }
+    uint64_t now = lg_now_ns();
+    shared.t0 = now;
+    shared.t_ms = now + (uint64_t)(o->warmup * 1e9);
+    shared.t_me = shared.t_ms + (uint64_t)(o->duration * 1e9);
+    shared.t_drain = shared.t_me + (uint64_t)(o->drain * 1e9);
+    atomic_store(&shared.phase, LG_P_RUN);
+    nap_until(shared.t_ms);
+    struct sample a = take_sample(o);
+    nap_until(shared.t_me);
+    struct sample b = take_sample(o);
+    lg_hist_init(&r.lat);
+    lg_hist_init(&load);
+    for (int i = 0; i < o->threads; i++) {
+        struct lg_thread *t = &ts[i];
+        pthread_join(t->th, NULL);
+        r.win_msgs += t->win_msgs;
+        r.errors += t->errors;
+        lg_hist_merge(&r.lat, t->lat);
+        lg_hist_merge(&load, t->lat_load);
+        if (t->err[0]) fprintf(stderr, "orr-loadgen: thread %d: %s\n", t->id, t->err);
+    }
+    r.drain_ns = lg_now_ns() - shared.t_me;
+    struct lg_fanout_stats st;
+    lg_fanout_stats(shared.fo, &st);
+    if (st.aborted && !r.errors) r.errors = 1;
+    struct figures f = {.d = o->duration, .gen = b.gen_cpu - a.gen_cpu};
+    f.srv = a.server_cpu >= 0 && b.server_cpu >= 0 ? b.server_cpu - a.server_cpu : -1;
+    f.srv_sched = a.server_sched >= 0 && b.server_sched >= 0 ? b.server_sched - a.server_sched : -1;
+    f.rate = (double)r.win_msgs / f.d;
+    f.per_cpu = f.srv > 0 ? (double)r.win_msgs / f.srv : -1;
+    f.gen_core = core_load(a.gen_core, b.gen_core);
+    f.srv_core = (struct core_load){-1, -1};
+    if (have_server_cpus) f.srv_core = core_load(a.server_core, b.server_core);
+    f.other = lg_foreign_cpu_s(a.foreign, a.n_foreign, b.foreign, b.n_foreign);
+    report_fanout(o, &r, &st, &f, connect_s, &load);
+    return r.errors || atomic_load(&shared.interrupted) ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     struct lg_opts o;
     parse(argc, argv, &o);
@@ -476,8 +628,12 @@ int main(int argc, char **argv) {
     }
     /* Printable ASCII, so that text frames are valid UTF-8 without a check. */
     shared.payload = malloc(o.size + 1);
-    struct lg_conn *conns = calloc((size_t)o.conns, sizeof *conns);
+    struct lg_conn *conns = calloc((size_t)o.conns + 1, sizeof *conns);
     if (!shared.payload || !conns) return 1;
+    if (o.mode == LG_FANOUT && !(shared.fo = lg_fanout_new(&o))) {
+        fprintf(stderr, "orr-loadgen: fanout set-up failed\n");
+        return 1;
+    }
     for (size_t i = 0; i < o.size; i++)
         shared.payload[i] = (uint8_t)('a' + i % 26);
 
@@ -491,11 +647,17 @@ int main(int argc, char **argv) {
     int failed = wait_connected(&o, ts);
     double connect_s = (double)(lg_now_ns() - t_start) / 1e9;
     if (failed || atomic_load(&shared.interrupted)) {
-        if (failed) fprintf(stderr, "orr-loadgen: %d of %d connections failed\n", failed, o.conns);
+        char what[80];
+        if (o.mode == LG_FANOUT)
+            snprintf(what, sizeof what, "%d of %d members not connected or not joined", failed,
+                     o.conns);
+        else
+            snprintf(what, sizeof what, "%d of %d connections failed", failed, o.conns);
+        if (failed) fprintf(stderr, "orr-loadgen: %s\n", what);
         stop_and_join(&o, ts);
-        printf("{\"mode\":\"%s\",\"error\":\"%d of %d connections failed\"}\n", mode_name(o.mode),
-               failed, o.conns);
+        report_failure(&o, what, first_err(&o, ts));
         return 1;
     }
+    if (o.mode == LG_FANOUT) return run_fanout(&o, ts, connect_s);
     return o.mode == LG_IDLE ? run_idle(&o, ts, connect_s, rss0) : run_load(&o, ts);
 }

@@ -7,8 +7,9 @@
  * is private to bench/; names carry the prefix lg_.
  *
  * Files: loadgen.c (options, threads, report), loadgen_worker.c (the event
- * loop of one thread and the four modes), loadgen_conn.c (connect and
- * upgrade), loadgen_frame.c (client frames out, server frames in),
+ * loop of one thread and the four echo modes), loadgen_fanout.c (the group
+ * fan-out mode: members, publisher, delivery checks), loadgen_conn.c (connect
+ * and upgrade), loadgen_frame.c (client frames out, server frames in),
  * loadgen_hist.c (latency histogram), loadgen_proc.c (clocks, /proc, rusage).
  */
 #ifndef ORR_BENCH_LOADGEN_H
@@ -27,7 +28,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum lg_mode { LG_CLOSED, LG_FLOOD, LG_RATE, LG_IDLE };
+enum lg_mode { LG_CLOSED, LG_FLOOD, LG_RATE, LG_IDLE, LG_FANOUT };
 
 struct lg_opts {
     enum lg_mode mode;
@@ -51,6 +52,10 @@ struct lg_opts {
     size_t wbuf;        /* flood: bytes per write */
     int server_pid;     /* 0: do not sample the server */
     const char *label;  /* copied into the JSON line as "server" */
+    const char *group;  /* fanout: the group the members join */
+    int window;         /* fanout: publications in flight in the sustained phase */
+    int lat_pubs;       /* fanout: publications sent one at a time, for latency */
+    double stall;       /* fanout: a publication not delivered after this long fails */
 };
 
 /* ---- latency histogram (loadgen_hist.c) ----------------------------------
@@ -78,6 +83,11 @@ uint64_t lg_hist_quantile(const struct lg_hist *h, double q);
 #define LG_RX_EPROTO (-1) /* a frame no server may send (masked, bad opcode...) */
 #define LG_RX_ELEN (-2)   /* an echo of another length than what was sent */
 #define LG_RX_EDATA (-3)  /* an echo with other bytes than what was sent */
+#define LG_RX_EMSG (-4)   /* the message callback refused a message (it says why) */
+
+/* Message mode: called with every complete data message (opcode 1 or 2);
+ * returns 0, or LG_RX_EMSG to stop the feed. */
+typedef int (*lg_rx_msg_fn)(void *ctx, int opcode, const uint8_t *p, size_t n);
 
 /* Size of a masked client frame carrying `len` payload bytes. */
 size_t lg_frame_size(size_t len);
@@ -108,10 +118,18 @@ struct lg_rx {
     uint8_t pong_pending; /* a ping arrived: answer with pong[0..pong_len) */
     uint8_t pong_len;
     uint8_t got_close;
+    uint8_t msg_op; /* opcode of the current data message */
     uint8_t pong[125];
+    /* Message mode (on_msg set): messages up to expect_len bytes are handed
+     * to on_msg instead of being compared; one split across reads is
+     * gathered in msg_buf (expect_len bytes, owned by the caller). */
+    lg_rx_msg_fn on_msg;
+    void *msg_ctx;
+    uint8_t *msg_buf;
 };
 
 void lg_rx_init(struct lg_rx *rx, size_t expect_len, const uint8_t *expect);
+void lg_rx_init_msgs(struct lg_rx *rx, size_t max_len, uint8_t *buf, lg_rx_msg_fn fn, void *ctx);
 /* Consumes all n bytes; returns the number of complete data messages in them,
  * or LG_RX_E*. */
 long lg_rx_feed(struct lg_rx *rx, const uint8_t *p, size_t n);
@@ -123,8 +141,9 @@ struct lg_conn {
     int fd;
     uint8_t state;
     uint8_t out_armed; /* EPOLLOUT is in the interest set */
+    uint8_t joined;    /* fanout: the member's join was answered */
     uint8_t mask[4];
-    uint32_t gidx; /* index among all connections (rate schedule) */
+    uint32_t gidx; /* index among all connections (rate schedule; fanout: name) */
     struct lg_rx rx;
     uint8_t *frame; /* this connection's masked frame (closed, rate) */
     char *hs;       /* handshake: the response so far, freed once open */
@@ -134,14 +153,18 @@ struct lg_conn {
     size_t tx_off;        /* bytes of the first pending frame written;
                              flood: offset in the flood buffer */
     uint64_t bytes_sent;  /* flood */
-    uint64_t sent, recvd; /* whole frames written, whole echoes read */
+    uint64_t sent, recvd; /* whole frames written, whole echoes read
+                             (fanout member: publications received) */
     uint64_t *fifo;       /* send times of the frames in flight, oldest first */
     uint32_t fifo_cap, fifo_head, fifo_n;
 };
 
-/* CONNECT: open every connection, then hold them until told (idle mode
- * stays there); RUN: load as the mode says; STOP: close and report. */
-enum lg_phase { LG_P_CONNECT, LG_P_RUN, LG_P_STOP };
+/* CONNECT: open every connection (fanout: and join), then hold them until
+ * told (idle mode stays there); LATENCY (fanout only): publications one at a
+ * time; RUN: load as the mode says; STOP: close and report. */
+enum lg_phase { LG_P_CONNECT, LG_P_LATENCY, LG_P_RUN, LG_P_STOP };
+
+struct lg_fanout; /* loadgen_fanout.c */
 
 /* State every thread reads; the times are written before phase becomes RUN. */
 struct lg_shared {
@@ -153,7 +176,8 @@ struct lg_shared {
     _Atomic int interrupted; /* SIGINT or SIGTERM */
     uint64_t t0;             /* load starts (warm-up) */
     uint64_t t_ms, t_me;     /* the measured window [t_ms, t_me) */
-    uint64_t t_drain;        /* flood: stop waiting for echoes */
+    uint64_t t_drain;        /* flood, fanout: stop waiting for messages */
+    struct lg_fanout *fo;    /* fanout: shared between the threads */
 };
 
 struct lg_thread {
@@ -183,13 +207,45 @@ struct lg_thread {
     uint64_t errors;         /* connections lost or echoes wrong during the run */
     uint64_t drain_ns;       /* flood: how long the drain took */
     uint64_t spin_ns;        /* --spin: time in empty polls in the window */
+    /* fanout */
+    struct lg_fo_thread *fo;  /* this thread's part (loadgen_fanout.c) */
+    struct lg_hist *lat_load; /* "last member got it" with the window in flight */
+    int joined;               /* members whose join was answered */
 };
 
 /* loadgen_worker.c */
 void *lg_worker_main(void *arg);
 
+/* loadgen_fanout.c: see the comment at its top. */
+struct lg_fanout *lg_fanout_new(const struct lg_opts *o);
+int lg_fanout_setup(struct lg_thread *t);
+/* Sends every member's join and waits for the answers; returns 0, or how
+ * many of this thread's members did not join (t->err says why). */
+int lg_fanout_join(struct lg_thread *t);
+void lg_fanout_readable(struct lg_thread *t, struct lg_conn *c);
+/* The LATENCY and RUN phases of one thread, until its members have received
+ * everything published or the drain ends. */
+void lg_fanout_run(struct lg_thread *t);
+void lg_fanout_teardown(struct lg_thread *t);
+/* For the report (main thread, after the threads are joined). */
+struct lg_fanout_stats {
+    uint64_t pubs;          /* publications sent in all */
+    uint64_t win_pubs;      /* sent in the measured window */
+    uint64_t answered;      /* published: answers */
+    double lat_phase_s;     /* how long the one-at-a-time phase took */
+    double join_s;          /* from the first join sent to the last answered */
+    int lat_done, aborted;  /* the latency phase finished; a stall or error stopped the run */
+};
+void lg_fanout_stats(const struct lg_fanout *fo, struct lg_fanout_stats *out);
+/* Waits (main thread) until the latency phase is over or the run failed;
+ * returns 0 when it finished. */
+int lg_fanout_wait_latency(struct lg_fanout *fo, const _Atomic int *interrupted);
+
 /* loadgen_conn.c */
 int lg_conn_start(struct lg_thread *t, struct lg_conn *c);
+/* A connection lost during the run: counted as an error, the first one's
+ * reason kept in t->err, the socket closed. */
+void lg_conn_lost(struct lg_thread *t, struct lg_conn *c, const char *why);
 /* Advances a connection that is not open yet; returns 1 when it just became
  * open, 0 if still in progress, -1 if it failed (t->err says why). */
 int lg_conn_progress(struct lg_thread *t, struct lg_conn *c, uint32_t events);

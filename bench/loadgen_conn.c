@@ -1,7 +1,9 @@
 /*
  * Opening a connection for orr-loadgen: a non-blocking connect, the upgrade
  * request with a fresh Sec-WebSocket-Key, and a check of the 101 response and
- * its Sec-WebSocket-Accept (RFC 6455 section 4.1).
+ * its Sec-WebSocket-Accept (RFC 6455 section 4.1). In fanout mode every
+ * connection has a unique name in the query: m<index> for the members, pub
+ * for the publisher.
  */
 #include "loadgen.h"
 
@@ -68,12 +70,19 @@ static int send_request(struct lg_thread *t, struct lg_conn *c) {
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err) return fail(t, c, "connect: %s", strerror(err));
     const struct lg_opts *o = t->sh->o;
-    char req[1024];
+    char req[1024], name[32] = "";
+    if (o->mode == LG_FANOUT) {
+        const char *sep = strchr(o->path, '?') ? "&" : "?";
+        if (c->gidx < (uint32_t)o->conns)
+            snprintf(name, sizeof name, "%sname=m%u", sep, c->gidx);
+        else
+            snprintf(name, sizeof name, "%sname=pub", sep);
+    }
     int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                     "GET %s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     o->path, o->host, o->port, c->key);
+                     o->path, name, o->host, o->port, c->key);
     if (n >= (int)sizeof req) return fail(t, c, "request too long%s", "");
     if (write(c->fd, req, (size_t)n) != n) return fail(t, c, "write: %s", strerror(errno));
     if (lg_conn_arm(t, c, 0) < 0) return fail(t, c, "epoll_ctl: %s", strerror(errno));
@@ -149,6 +158,13 @@ int lg_conn_progress(struct lg_thread *t, struct lg_conn *c, uint32_t events) {
     if (c->state == LG_S_UPGRADING && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
         return read_response(t, c);
     return 0;
+}
+
+void lg_conn_lost(struct lg_thread *t, struct lg_conn *c, const char *why) {
+    if (!t->err[0]) snprintf(t->err, sizeof t->err, "connection %u: %s", c->gidx, why);
+    t->errors++;
+    lg_conn_close(t, c);
+    c->state = LG_S_FAILED;
 }
 
 /* Closes with a reset: the runs open tens of thousands of connections, and

@@ -2,7 +2,9 @@
  * Client frames out, server frames in (RFC 6455 section 5), for orr-loadgen.
  * The parser is fed whatever read() returned, in any split; a whole small
  * frame in the buffer takes the fast path, anything else goes through a
- * header accumulator. It does no I/O and allocates nothing.
+ * header accumulator. It does no I/O and allocates nothing. In the echo
+ * modes it compares each message with what was sent; in message mode
+ * (fanout) it hands each message to a callback instead.
  */
 #include "loadgen.h"
 
@@ -40,6 +42,13 @@ void lg_rx_init(struct lg_rx *rx, size_t expect_len, const uint8_t *expect) {
     rx->expect = expect;
 }
 
+void lg_rx_init_msgs(struct lg_rx *rx, size_t max_len, uint8_t *buf, lg_rx_msg_fn fn, void *ctx) {
+    lg_rx_init(rx, max_len, NULL);
+    rx->on_msg = fn;
+    rx->msg_ctx = ctx;
+    rx->msg_buf = buf;
+}
+
 /* Header size from its first two bytes; server frames are never masked. */
 static size_t header_size(uint8_t b1) {
     size_t l7 = b1 & 0x7f;
@@ -69,9 +78,14 @@ static int header_check(const struct lg_rx *rx, uint8_t b0, uint8_t b1, uint64_t
     return 0;
 }
 
-/* Payload bytes of a data frame: compared with what was sent, if asked. */
+/* Payload bytes of a data frame: compared with what was sent, if asked, or
+ * gathered for the callback in message mode (header_check has bounded
+ * msg_len + n by the buffer's size). */
 static int data_chunk(struct lg_rx *rx, const uint8_t *p, size_t n) {
-    if (rx->expect && memcmp(p, rx->expect + rx->msg_len, n)) return LG_RX_EDATA;
+    if (rx->on_msg)
+        memcpy(rx->msg_buf + rx->msg_len, p, n);
+    else if (rx->expect && memcmp(p, rx->expect + rx->msg_len, n))
+        return LG_RX_EDATA;
     rx->msg_len += n;
     return 0;
 }
@@ -96,6 +110,11 @@ static int frame_done(struct lg_rx *rx) {
             return 0;
         }
         rx->in_msg = 0;
+        if (rx->on_msg) {
+            size_t len = (size_t)rx->msg_len;
+            rx->msg_len = 0;
+            return rx->on_msg(rx->msg_ctx, rx->msg_op, rx->msg_buf, len) < 0 ? LG_RX_EMSG : 1;
+        }
         if (rx->msg_len != rx->expect_len) return LG_RX_ELEN;
         rx->msg_len = 0;
         return 1;
@@ -107,6 +126,7 @@ static int frame_begin(struct lg_rx *rx, const uint8_t *h) {
     int rc = header_check(rx, h[0], h[1], len);
     if (rc) return rc;
     rx->opcode = h[0] & 0x0f;
+    if (rx->opcode == 1 || rx->opcode == 2) rx->msg_op = rx->opcode;
     rx->fin = h[0] >> 7;
     rx->left = len;
     rx->ctl_len = 0;
@@ -125,8 +145,14 @@ long lg_rx_feed(struct lg_rx *rx, const uint8_t *p, size_t n) {
                 uint64_t len = header_len(p);
                 if ((p[0] == 0x81 || p[0] == 0x82) && !(p[1] & 0x80) && !rx->in_msg &&
                     n - hs >= len) {
-                    if (len != rx->expect_len) return LG_RX_ELEN;
-                    if (rx->expect && memcmp(p + hs, rx->expect, len)) return LG_RX_EDATA;
+                    if (rx->on_msg) {
+                        if (len > rx->expect_len) return LG_RX_ELEN;
+                        if (rx->on_msg(rx->msg_ctx, p[0] & 0x0f, p + hs, (size_t)len) < 0)
+                            return LG_RX_EMSG;
+                    } else {
+                        if (len != rx->expect_len) return LG_RX_ELEN;
+                        if (rx->expect && memcmp(p + hs, rx->expect, len)) return LG_RX_EDATA;
+                    }
                     msgs++;
                     p += hs + len;
                     n -= hs + len;

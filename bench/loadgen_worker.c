@@ -5,7 +5,8 @@
  *   closed  one frame in flight per connection: each echo sends the next;
  *   flood   whole buffers of frames whenever a socket takes them;
  *   rate    each connection sends on a fixed schedule, spread evenly;
- *   idle    connections are opened and held.
+ *   idle    connections are opened and held;
+ *   fanout  connect here, everything else in loadgen_fanout.c.
  */
 #include "loadgen.h"
 
@@ -35,11 +36,7 @@ struct loop {
 };
 
 static void lost(struct loop *l, struct lg_conn *c, const char *why) {
-    struct lg_thread *t = l->t;
-    if (!t->err[0]) snprintf(t->err, sizeof t->err, "connection %u: %s", c->gidx, why);
-    t->errors++;
-    lg_conn_close(t, c);
-    c->state = LG_S_FAILED;
+    lg_conn_lost(l->t, c, why);
 }
 
 static int fifo_push(struct lg_conn *c, uint64_t ts) {
@@ -192,6 +189,10 @@ static void on_event(struct loop *l, struct lg_conn *c, uint32_t ev) {
         if (rc) t->in_progress--;
         if (rc > 0) t->open++;
         if (rc < 0) t->failed++;
+        return;
+    }
+    if (l->o->mode == LG_FANOUT) {
+        if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) lg_fanout_readable(t, c);
         return;
     }
     if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(l, c);
@@ -347,10 +348,13 @@ static int setup(struct lg_thread *t) {
     /* The histograms outlive the thread: the main thread merges them. */
     t->lat = malloc(sizeof *t->lat);
     t->lag = malloc(sizeof *t->lag);
+    t->lat_load = malloc(sizeof *t->lat_load);
     t->frame_len = lg_frame_size(o->size);
-    if (t->ep < 0 || !t->rbuf || !t->lat || !t->lag) return -1;
+    if (t->ep < 0 || !t->rbuf || !t->lat || !t->lag || !t->lat_load) return -1;
     lg_hist_init(t->lat);
     lg_hist_init(t->lag);
+    lg_hist_init(t->lat_load);
+    if (o->mode == LG_FANOUT) return lg_fanout_setup(t);
     if (o->mode == LG_FLOOD) {
         /* Whole frames only, so that a buffer can be sent over and over. */
         size_t per = o->wbuf / t->frame_len ? o->wbuf / t->frame_len : 1;
@@ -392,6 +396,7 @@ static void teardown(struct lg_thread *t) {
         c->frame = NULL;
         c->fifo = NULL;
     }
+    lg_fanout_teardown(t);
     for (int b = 0; b < t->n_flood_buf; b++)
         free(t->flood_buf[b]);
     free(t->flood_buf);
@@ -410,11 +415,16 @@ void *lg_worker_main(void *arg) {
         t->failed = t->n ? t->n : 1;
     } else {
         connect_all(&l);
+        if (l.o->mode == LG_FANOUT && !t->failed) t->failed = lg_fanout_join(t);
     }
     atomic_fetch_add(&sh->threads_connected, 1);
     while (atomic_load(&sh->phase) == LG_P_CONNECT)
         poll_once(&l, 2 * 1000000);
-    if (atomic_load(&sh->phase) == LG_P_RUN && !t->failed) run(&l);
+    int phase = atomic_load(&sh->phase);
+    if (l.o->mode == LG_FANOUT && phase != LG_P_STOP && !t->failed)
+        lg_fanout_run(t);
+    else if (phase == LG_P_RUN && !t->failed)
+        run(&l);
     for (int i = 0; i < t->n; i++) {
         t->sent += t->conns[i].sent;
         t->recvd += t->conns[i].recvd;

@@ -5,14 +5,22 @@
 # libwebsockets. See bench/README.md.
 #
 #   bench/run.sh                 the table (about 3 minutes with the defaults)
+#   BENCH_LOADS=fanout bench/run.sh   group fan-out: Orrery with 1 and 2 workers
+#                                and Node ws, 10,000 members (about 1-2 minutes)
 #   bench/run.sh gen-limits      what orr-loadgen itself can do, against a trivial sink
 #
 # Environment:
 #   BENCH_SECONDS  measured seconds per load (5; floods are capped at 10)
 #   BENCH_ROUNDS   repeat every load this many times, report the median (1)
-#   BENCH_SERVERS  which servers, in order (orrery ws lws)
-#   BENCH_LOADS    which loads (closed100 closed1000 flood16 flood1k idle rate rate-burst)
+#   BENCH_SERVERS  which servers, in order (orrery ws lws); for the fanout load
+#                  orrery means Orrery with 1 and with 2 workers, ws the Node ws
+#                  fan-out peer, and lws has no fan-out peer
+#   BENCH_LOADS    which loads (closed100 closed1000 flood16 flood1k idle rate rate-burst;
+#                  fanout on request)
 #   BENCH_IDLE_CONNS  connections held for the RSS figure (10000)
+#   BENCH_FANOUT_MEMBERS  group members in the fanout load (10000)
+#   BENCH_FANOUT_WINDOW   publications in flight in its sustained phase (8)
+#   BENCH_FANOUT_LAT_PUBS publications sent one at a time for its latency (100)
 #   BENCH_SERVER_CPU, BENCH_GEN_CPU  the two cores (0 and 1)
 #   BUILD          build directory (build); results go to bench/results/<time>/
 set -euo pipefail
@@ -26,13 +34,20 @@ ROUNDS=${BENCH_ROUNDS:-1}
 SERVERS=${BENCH_SERVERS:-orrery ws lws}
 LOADS=${BENCH_LOADS:-closed100 closed1000 flood16 flood1k idle rate rate-burst}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+FANOUT_MEMBERS=${BENCH_FANOUT_MEMBERS:-10000}
+FANOUT_WINDOW=${BENCH_FANOUT_WINDOW:-8}
+FANOUT_LAT_PUBS=${BENCH_FANOUT_LAT_PUBS:-100}
 SCPU=${BENCH_SERVER_CPU:-0}
 GCPU=${BENCH_GEN_CPU:-1}
 OUT=${BENCH_OUT:-$ROOT/bench/results/$(date +%Y%m%d-%H%M%S)}
 TOOLS=$BUILD/bench-tools
 
-declare -A PORT=([orrery]=19101 [ws]=19102 [lws]=19103 [sink]=19109)
-declare -A NAME=([orrery]="Orrery" [ws]="Node ws" [lws]="libwebsockets" [sink]="echo_sink")
+# orrery2 (Orrery with 2 workers) and wsfan (the Node ws fan-out peer) serve
+# the fanout load only.
+declare -A PORT=([orrery]=19101 [ws]=19102 [lws]=19103 [orrery2]=19104 [wsfan]=19105 [sink]=19109)
+declare -A NAME=([orrery]="Orrery" [ws]="Node ws" [lws]="libwebsockets" [orrery2]="Orrery"
+    [wsfan]="Node ws" [sink]="echo_sink")
+declare -A WORKERS=([orrery]=1 [ws]=1 [lws]=1 [orrery2]=2 [wsfan]=1 [sink]=1)
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "bench: $*"; exit 1; }
@@ -73,7 +88,7 @@ build_tools() {
             -lpthread -lm -lcrypto
     fi
     LOADGEN=$TOOLS/orr-loadgen
-    if [[ " $SERVERS " == *" lws "* ]] &&
+    if [[ " $SERVERS " == *" lws "* && -n "$(echo " $LOADS " | sed 's/ fanout / /g; s/ //g')" ]] &&
         stale "$BUILD/bench-peers/lws_echo" "$ROOT/bench/peers/lws-echo/lws_echo.c"; then
         say "bench: building the libwebsockets peer"
         # shellcheck disable=SC2046
@@ -83,6 +98,11 @@ build_tools() {
     if [[ " $SERVERS " == *" ws "* ]] && [ ! -d "$ROOT/bench/peers/ws-echo/node_modules/ws" ]; then
         say "bench: npm ci in bench/peers/ws-echo"
         (cd "$ROOT/bench/peers/ws-echo" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    fi
+    if [[ " $SERVERS " == *" ws "* && " $LOADS " == *" fanout "* ]] &&
+        [ ! -d "$ROOT/bench/peers/ws-fanout/node_modules/ws" ]; then
+        say "bench: npm ci in bench/peers/ws-fanout"
+        (cd "$ROOT/bench/peers/ws-fanout" && npm ci --no-audit --no-fund --loglevel=error >&2)
     fi
     if [[ " $SERVERS " == *" orrery "* ]] && [ ! -x "$BUILD/orrery" ]; then
         say "bench: $BUILD/orrery is not built; leaving Orrery out (run 'make bench')"
@@ -106,6 +126,10 @@ raise_nofile() {
         say "bench: ulimit -n is $n; holding $((n - 200)) idle connections instead of $IDLE_CONNS"
         IDLE_CONNS=$((n - 200))
     fi
+    if [ "$n" != unlimited ] && [ "$n" -lt $((FANOUT_MEMBERS + 100)) ]; then
+        say "bench: ulimit -n is $n; $((n - 200)) fanout members instead of $FANOUT_MEMBERS"
+        FANOUT_MEMBERS=$((n - 200))
+    fi
 }
 
 # ---- servers -------------------------------------------------------------------
@@ -115,18 +139,46 @@ listening() { # listening PORT: a LISTEN socket on 127.0.0.1:PORT, seen without 
     grep -q "^ *[0-9]*: 0100007F:$hex 00000000:0000 0A" /proc/net/tcp
 }
 
+# Orrery's config for a load. A pool (gear:echo, gear:testgear) allows 100
+# connections per node by default, far fewer than the idle, closed1000, rate
+# and fanout loads open: the top-level ws_max_connections lifts that for every
+# pool, and the fanout load names testgear's pool as well. Its members sit
+# idle (they only receive), hence the long idle_timeout_ms. A build of Orrery
+# without pools yet rejects these keys, and start_server then leaves them out
+# (such a build has no pool limit either).
+ORR_POOLS=1
+orrery_config() { # orrery_config SERVER LOAD
+    local extra=
+    [ "$2" != fanout ] || extra=', "idle_timeout_ms": 600000'
+    if [ "$ORR_POOLS" = 1 ]; then
+        extra="$extra, \"ws_max_connections\": 100000"
+        [ "$2" != fanout ] ||
+            extra="$extra,\n \"pools\": {\"gear:testgear\": {\"ws_max_connections\": $((FANOUT_MEMBERS + 100))}}"
+    fi
+    printf "{\"workers\": %d$extra}\n" "${WORKERS[$1]}"
+}
+
+# The cores a server runs on: its own core, or both for Orrery with 2 workers
+# (the generator then runs on both too, see gen_cpus).
+server_cpus() { if [ "${WORKERS[$1]}" -gt 1 ]; then echo "$SCPU,$GCPU"; else echo "$SCPU"; fi; }
+
 SPID=
-start_server() { # start_server NAME LOGFILE
-    local s=$1 log=$2 port=${PORT[$1]} i
+start_server() { # start_server NAME LOGFILE [LOAD]
+    local s=$1 log=$2 load=${3:-} port=${PORT[$1]} i cpus
+    cpus=$(server_cpus "$s")
     if listening "$port"; then die "port $port is already taken (a server left over?)"; fi
     case $s in
-    orrery)
-        printf '{"workers": 1}\n' >"$OUT/orrery.json"
-        taskset -c "$SCPU" "$BUILD/orrery" --listen "127.0.0.1:$port" --config "$OUT/orrery.json" \
+    orrery | orrery2)
+        orrery_config "$s" "$load" >"$OUT/$s-$load.json"
+        taskset -c "$cpus" "$BUILD/orrery" --listen "127.0.0.1:$port" --config "$OUT/$s-$load.json" \
             >"$log" 2>&1 &
         ;;
     ws)
         PORT=$port HOST=127.0.0.1 taskset -c "$SCPU" node "$ROOT/bench/peers/ws-echo/server.js" \
+            >"$log" 2>&1 &
+        ;;
+    wsfan)
+        PORT=$port HOST=127.0.0.1 taskset -c "$SCPU" node "$ROOT/bench/peers/ws-fanout/server.js" \
             >"$log" 2>&1 &
         ;;
     lws)
@@ -143,6 +195,14 @@ start_server() { # start_server NAME LOGFILE
         kill -0 "$SPID" 2>/dev/null || break
         sleep 0.05
     done
+    if [[ $s == orrery* && $ORR_POOLS == 1 ]] && grep -q 'pools\|ws_max_connections' "$log"; then
+        wait "$SPID" 2>/dev/null || true
+        forget "$SPID"
+        say "bench: this Orrery does not know pool limits yet ($(grep -m1 'pools\|ws_max_connections' "$log")); starting it without"
+        ORR_POOLS=0
+        start_server "$@"
+        return
+    fi
     cat "$log" >&2
     die "${NAME[$s]} did not start listening on port $port"
 }
@@ -165,7 +225,7 @@ stop_server() { # stop_server: SIGTERM, then SIGKILL after 10 s
 server_counts() { # server_counts NAME LOGFILE
     case $1 in
     lws | sink) sed -n 's/.*rx \([0-9]*\) tx \([0-9]*\).*/\1 \2/p' "$2" | tail -1 ;;
-    orrery)
+    orrery | orrery2)
         awk '/DISCONNECTED/ {
                  for (i = 1; i <= NF; i++) {
                      if ($i ~ /^frames_received[=:]/) { split($i, a, /[=:]/); rx += a[2] }
@@ -190,8 +250,28 @@ load_args() {
     # would otherwise add tens of microseconds to every latency.
     rate) echo "--mode rate --conns 1000 --rate 20 --size 16 --duration $SECS --spin" ;;
     rate-burst) echo "--mode rate --conns 1000 --rate 20 --size 16 --duration $SECS --spin --tick 1" ;;
+    # Members join, publications one at a time for latency, then the window
+    # with FANOUT_WINDOW in flight; the drain only waits for what is in flight.
+    fanout) echo "--mode fanout --conns $FANOUT_MEMBERS --window $FANOUT_WINDOW --lat-pubs $FANOUT_LAT_PUBS --duration $SECS --drain 10 --path /testgear/ws" ;;
     *) die "unknown load '$1'" ;;
     esac
+}
+
+# The servers a load runs against: the fanout load has its own (Orrery with
+# 1 and 2 workers, the Node ws fan-out peer; libwebsockets has none).
+servers_for() { # servers_for LOAD
+    local s out=
+    if [ "$1" != fanout ]; then
+        echo "$SERVERS"
+        return
+    fi
+    for s in $SERVERS; do
+        case $s in
+        orrery) out="$out orrery orrery2" ;;
+        ws) out="$out wsfan" ;;
+        esac
+    done
+    echo "${out# }"
 }
 
 jget() { # jget JSON KEY: a number (or null) from a flat JSON line
@@ -211,10 +291,11 @@ quiet_check() {
 
 # Runs the generator pinned to its core, in the background so that a signal
 # to this script interrupts the wait at once (the trap then cleans up).
+GEN_CPUS=
 gen() { # gen OUTFILE ERRFILE ARGS...
     local out=$1 err=$2 pid
     shift 2
-    taskset -c "$GCPU" "$LOADGEN" "$@" >"$out" 2>"$err" &
+    taskset -c "${GEN_CPUS:-$GCPU}" "$LOADGEN" "$@" >"$out" 2>"$err" &
     pid=$!
     PIDS+=("$pid")
     wait "$pid" || true
@@ -225,7 +306,10 @@ run_one() { # run_one LOAD SERVER ROUND: one measurement, its JSON line appended
     local load=$1 s=$2 round=$3 log base json line counts
     log="$OUT/logs/$load-$s-$round.log"
     base="$OUT/logs/$load-$s-$round.gen"
-    start_server "$s" "$log"
+    start_server "$s" "$log" "$load"
+    # A server on both cores shares them with the generator.
+    GEN_CPUS=$(server_cpus "$s")
+    [ "$GEN_CPUS" != "$SCPU" ] || GEN_CPUS=$GCPU
     if [ "$load" = idle ]; then
         # Warm every server up with a few connections first, so that code and
         # library pages touched once (TLS-free SHA-1, parsers, a JIT) are not
@@ -239,9 +323,10 @@ run_one() { # run_one LOAD SERVER ROUND: one measurement, its JSON line appended
     json=$(grep '^{' "$base.out" || true)
     counts=$(server_counts "$s" "$log")
     [ -n "$json" ] || json="{\"mode\":\"$load\",\"server\":\"$s\",\"error\":\"generator failed: $(head -c 200 "$base.err" | tr '\n"' ' ')\"}"
-    line="{\"load\":\"$load\",\"round\":$round,\"server_counts\":\"$counts\",${json#\{}"
+    line="{\"load\":\"$load\",\"round\":$round,\"workers\":${WORKERS[$s]},\"server_counts\":\"$counts\",${json#\{}"
     echo "$line" >>"$OUT/results.jsonl"
-    say "  $(printf '%-10s %-14s' "$load" "${NAME[$s]}") $(grep -v '^[{r]' "$base.out" | head -1)"
+    say "  $(printf '%-10s %-14s' "$load" "${NAME[$s]}$([ "${WORKERS[$s]}" = 1 ] || echo " x${WORKERS[$s]}")") $(grep -v '^[{r]' "$base.out" | head -1)"
+    [ -n "$(grep -v '^[{r]' "$base.out" | head -1)" ] || say "             failed: $(head -c 300 "$base.err" | head -2 | tr '\n' ' ')"
     [ -z "$counts" ] || say "             server counted rx/tx: $counts"
 }
 
@@ -342,6 +427,7 @@ print_table() {
     echo "$hdr"
     echo "$sep"
     for load in $LOADS; do
+        [ "$load" = fanout ] && continue
         row="| $(figure_label "$load") |"
         for s in $SERVERS; do
             row="$row $(fmt "$load" "$(figure "$load" "$s" "$(figure_key "$load")")")"
@@ -374,7 +460,7 @@ print_details() {
     echo "| load | server | msgs/s | p50 ms | p99 ms | server CPU s | server core busy | generator CPU s | generator core busy | other processes' CPU s | errors |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     for load in $LOADS; do
-        [ "$load" = idle ] && continue
+        [ "$load" = idle ] || [ "$load" = fanout ] && continue
         for s in $SERVERS; do
             printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$load" "${NAME[$s]}" \
                 "$(num "%.0f" "$(figure "$load" "$s" msgs_per_s)")" \
@@ -388,6 +474,46 @@ print_details() {
                 "$(figure "$load" "$s" errors)"
         done
     done
+}
+
+# The fanout table: one row per server and worker count, with the ratios of
+# each row's deliveries/s and deliveries per server CPU-second to Node ws'.
+print_fanout() {
+    local s node node_cpu v v_cpu
+    echo
+    echo "Group fan-out: $(printf "%'d" "$FANOUT_MEMBERS") members of one group, one publisher (not a member); latency = from the publish until the last member got it, $FANOUT_LAT_PUBS publications one at a time; deliveries/s and server CPU in the ${SECS} s window with $FANOUT_WINDOW publications in flight. Orrery with 2 workers runs on both cores, sharing them with the generator; the others on core $SCPU, the generator on core $GCPU."
+    echo
+    echo "| server | workers | deliveries/s | p50 ms | p99 ms | p50 / p99 ms, $FANOUT_WINDOW in flight | server CPU s | deliveries per server CPU-s | generator core busy | deliveries/s vs Node ws | per CPU-s vs Node ws | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    node=$(figure fanout wsfan deliveries_per_s)
+    node_cpu=$(figure fanout wsfan msgs_per_server_cpu_s)
+    for s in $(servers_for fanout); do
+        v=$(figure fanout "$s" deliveries_per_s)
+        v_cpu=$(figure fanout "$s" msgs_per_server_cpu_s)
+        printf '| %s | %s | %s%s | %s | %s | %s / %s | %s | %s | %s | %s | %s | %s |\n' "${NAME[$s]}" "${WORKERS[$s]}" \
+            "$(num "%.0f" "$v")" "$(all_disturbed fanout "$s" && echo " (disturbed)")" \
+            "$(num "%.1f" "$(figure fanout "$s" p50_ms)")" \
+            "$(num "%.1f" "$(figure fanout "$s" p99_ms)")" \
+            "$(num "%.1f" "$(figure fanout "$s" load_p50_ms)")" \
+            "$(num "%.1f" "$(figure fanout "$s" load_p99_ms)")" \
+            "$(num "%.2f" "$(figure fanout "$s" server_cpu_s)")" \
+            "$(num "%.0f" "$v_cpu")" \
+            "$(num "%.0f%%" "$(figure fanout "$s" gen_core_busy)" 100)" \
+            "$(ratio "$v" "$node")" "$(ratio "$v_cpu" "$node_cpu")" \
+            "$(fanout_errors "$s")"
+    done
+}
+
+# Errors of the fanout runs of one server: the generator's count, or the
+# reason a run failed.
+fanout_errors() { # fanout_errors SERVER
+    local l
+    l=$(grep '"load":"fanout"' "$OUT/results.jsonl" | grep "\"server\":\"$1\"" | grep '"error"' | head -1)
+    if [ -n "$l" ]; then
+        sed -n 's/.*"error":"\([^"]*\)".*/\1/p' <<<"$l" | cut -c1-120
+    else
+        figure fanout "$1" errors
+    fi
 }
 
 # ---- main ----------------------------------------------------------------------
@@ -432,12 +558,13 @@ main() {
     : >"$OUT/results.jsonl"
     local round load busy order i s
     local -a list
-    read -r -a list <<<"$SERVERS"
     busy=$(quiet_check)
     [ "$busy" -le 5 ] || say "bench: WARNING: the machine is not quiet ($busy% busy before the run); figures will be noisy"
     for round in $(seq "$ROUNDS"); do
         i=0
         for load in $LOADS; do
+            read -r -a list <<<"$(servers_for "$load")"
+            [ ${#list[@]} -gt 0 ] || continue
             # Alternate: each load starts with the next server in turn.
             order=()
             for s in $(seq 0 $((${#list[@]} - 1))); do order+=("${list[$(((s + i + round - 1) % ${#list[@]}))]}"); done
@@ -449,9 +576,12 @@ main() {
     {
         echo
         echo "Orrery benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), ${SECS} s per load (floods ${FLOOD_SECS} s), $ROUNDS round(s), medians"
-        echo
-        print_table
-        print_details
+        if [ -n "$(echo " $LOADS " | sed 's/ fanout / /g; s/ //g')" ]; then
+            echo
+            print_table
+            print_details
+        fi
+        [[ " $LOADS " != *" fanout "* ]] || print_fanout
         [ "$busy" -le 5 ] || echo "WARNING: the machine was not quiet ($busy% busy right after the run)."
     } | tee "$OUT/table.md"
     grep -q '"error"' "$OUT/results.jsonl" && say "bench: some runs failed; see $OUT/logs" || true
