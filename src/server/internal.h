@@ -288,8 +288,8 @@ void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *ext
 /* ---- ws_conn.c: frames and messages ---- */
 void ws_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n);
 void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs);
-/* Hand a message from its mailbox to the gear (own cork). */
-void ws_deliver_server_message(orr_worker *w, orr_conn *c, const orr_payload *m);
+/* Hand messages from its mailbox to the gear, in order, in one write. */
+void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *const *ms, size_t n);
 /* Run on_registry_result (inside the cork of the callback that started it). */
 void ws_run_result(orr_worker *w, orr_conn *c, const orr_registry_result *r);
 

@@ -41,29 +41,35 @@ void payload_unref(orr_payload *m) {
 
 /* ---- posting ---- */
 
-static int cmp_id(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 size_t mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t n, orr_payload *m) {
     if (n == 1) {
         unsigned wi = (unsigned)(ids[0] >> 56);
         return wi < (unsigned)s->n_workers && worker_post_deliver(&s->workers[wi], from, m, ids, 1);
     }
-    /* Ids sort by worker (the top byte): one run per worker. The caller's
-     * array is scratch space it owns, so sorting in place is fine. */
-    uint64_t *v = (uint64_t *)ids;
-    qsort(v, n, sizeof *v, cmp_id);
-    size_t i = 0, queued = 0;
-    while (i < n) {
-        unsigned wi = (unsigned)(v[i] >> 56);
-        size_t j = i + 1;
-        while (j < n && (unsigned)(v[j] >> 56) == wi) j++;
-        if (wi < (unsigned)s->n_workers && worker_post_deliver(&s->workers[wi], from, m, v + i, j - i))
-            queued += j - i;
-        i = j;
+    /* Bucketed by worker (the id's top byte) in one pass, keeping their
+     * order: the same group gives the same arrays each time, which lets a
+     * worker batch successive publications per connection. */
+    size_t count[256] = {0}, at[256];
+    for (size_t i = 0; i < n; i++) count[ids[i] >> 56]++;
+    size_t queued = 0;
+    for (int wi = 0; wi < s->n_workers; wi++) {
+        if (count[wi] == n) /* all on one worker */
+            return worker_post_deliver(&s->workers[wi], from, m, ids, n) ? n : 0;
     }
+    uint64_t *v = orr_xmalloc(n * sizeof *v);
+    size_t off = 0;
+    for (int wi = 0; wi < 256; wi++) {
+        at[wi] = off;
+        off += count[wi];
+    }
+    for (size_t i = 0; i < n; i++) v[at[ids[i] >> 56]++] = ids[i];
+    off = 0;
+    for (int wi = 0; wi < 256; wi++) {
+        if (count[wi] && wi < s->n_workers && worker_post_deliver(&s->workers[wi], from, m, v + off, count[wi]))
+            queued += count[wi];
+        off += count[wi];
+    }
+    free(v);
     return queued;
 }
 

@@ -329,13 +329,48 @@ bool worker_has_local(const orr_worker *w) {
     return w->local_head != NULL;
 }
 
-static void deliver_all(orr_worker *w, inbox_msg *m) {
-    for (size_t i = 0; i < m->n; i++) {
-        orr_conn *c = orr_worker_find(w, m->ids[i]);
-        if (c) ws_deliver_server_message(w, c, m->payload);
+/* Successive deliveries to the same connections (publications to one
+ * group, sends to one name) are handed over connection by connection: each
+ * gets all of them, in order, in one write. */
+#define RUN_MAX 64
+
+static bool same_recipients(const inbox_msg *a, const inbox_msg *b) {
+    return b->kind == INBOX_DELIVER && a->n == b->n && memcmp(a->ids, b->ids, a->n * sizeof *a->ids) == 0;
+}
+
+static void start_drain(orr_worker *w);
+
+/* Handles a list taken from the inbox or the local list, and frees it. */
+static void handle_list(orr_worker *w, inbox_msg *m) {
+    while (m) {
+        if (m->kind != INBOX_DELIVER) {
+            inbox_msg *next = m->next;
+            if (m->kind == INBOX_DRAIN) start_drain(w);
+            free(m);
+            m = next;
+            continue;
+        }
+        inbox_msg *run[RUN_MAX];
+        const orr_payload *ps[RUN_MAX];
+        size_t k = 0;
+        inbox_msg *p = m;
+        do {
+            run[k] = p;
+            ps[k++] = p->payload;
+            p = p->next;
+        } while (p && k < RUN_MAX && same_recipients(m, p));
+        for (size_t i = 0; i < m->n; i++) {
+            orr_conn *c = orr_worker_find(w, m->ids[i]);
+            if (c) ws_deliver_server_messages(w, c, ps, k);
+        }
+        for (size_t i = 0; i < k; i++) {
+            atomic_fetch_sub_explicit(&w->queued_bytes, deliver_cost(run[i]->payload, run[i]->n),
+                                      memory_order_relaxed);
+            payload_unref(run[i]->payload);
+            free(run[i]);
+        }
+        m = p;
     }
-    atomic_fetch_sub_explicit(&w->queued_bytes, deliver_cost(m->payload, m->n), memory_order_relaxed);
-    payload_unref(m->payload);
 }
 
 static void inbox_free(inbox_msg *m) {
@@ -352,12 +387,7 @@ static void inbox_free(inbox_msg *m) {
 static void run_local(orr_worker *w) {
     inbox_msg *m = w->local_head;
     w->local_head = w->local_tail = NULL;
-    while (m) {
-        inbox_msg *next = m->next;
-        deliver_all(w, m);
-        free(m);
-        m = next;
-    }
+    handle_list(w, m);
 }
 
 static void start_drain(orr_worker *w) {
@@ -395,15 +425,7 @@ static void on_inbox(orr_worker *w) {
     inbox_msg *m = w->inbox_head;
     w->inbox_head = w->inbox_tail = NULL;
     pthread_mutex_unlock(&w->inbox_lock);
-    while (m) {
-        inbox_msg *next = m->next;
-        if (m->kind == INBOX_DRAIN)
-            start_drain(w);
-        else if (m->kind == INBOX_DELIVER)
-            deliver_all(w, m);
-        free(m);
-        m = next;
-    }
+    handle_list(w, m);
 }
 
 /* ---- the loop ---- */

@@ -102,20 +102,25 @@ static void slow_consumer(orr_worker *w, orr_conn *c, size_t pending) {
     stat_add(&c->route->pool->slow_closes, 1);
     orr_log(ORR_LOG_WARN, conn_ctx(w, c), "slow consumer: %zu bytes unsent (max_outbound_bytes %llu): closing 1008",
             pending, (unsigned long long)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed));
-    out_cork(w, c);
     conn_send_close(w, c, ORR_WS_CLOSE_POLICY, why, sizeof why - 1, ORR_REASON_SLOW);
-    out_uncork(w);
 }
 
-void ws_deliver_server_message(orr_worker *w, orr_conn *c, const orr_payload *m) {
+void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *const *ms, size_t n) {
     if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
-    size_t pending = c->out_len - c->out_off;
-    if (pending > atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed)) {
-        slow_consumer(w, c, pending);
-        return;
-    }
+    size_t max = atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
     out_cork(w, c);
-    run_callback(w, c, CB_SERVER, 0, m->bytes + PAYLOAD_HDR_ROOM, m->len, m);
+    for (size_t i = 0; i < n; i++) {
+        if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) break;
+        /* What the socket has not taken (the cork of this batch is not
+         * counted: it is about to be offered to the socket). */
+        size_t pending = c->out_len - c->out_off;
+        if (pending > max) {
+            slow_consumer(w, c, pending);
+            break;
+        }
+        const orr_payload *m = ms[i];
+        run_callback(w, c, CB_SERVER, 0, m->bytes + PAYLOAD_HDR_ROOM, m->len, m);
+    }
     out_uncork(w);
 }
 
