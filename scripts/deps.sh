@@ -6,9 +6,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-pkgs="build-essential cmake pkg-config libjansson-dev libssl-dev node-llhttp"
+pkgs="build-essential cmake pkg-config libjansson-dev libssl-dev node-llhttp libhiredis-dev"
 if [ "${1:-}" = test ] || [ "${1:-}" = bench ]; then
-  pkgs="$pkgs libcriterion-dev python3 python3-websockets nodejs npm chromium"
+  pkgs="$pkgs libcriterion-dev python3 python3-websockets nodejs npm chromium redis-server"
 fi
 if [ "${1:-}" = bench ]; then
   pkgs="$pkgs libwebsockets-dev util-linux"

@@ -3,11 +3,12 @@
  * the three never disagree. A key knows its field (offset and size in the
  * struct its table describes), how to load it and how to show its default.
  *
- * A nested object (such as the entries of `pools`, or a future `cluster`) is
- * a key whose load function pushes its name on ctx->path and calls
- * load_object() with a table of its own over a struct of its own; errors
- * inside it then name the dotted path and the position of that nested key.
- * Its table is also the key's `sub`, so that --help lists it under the key.
+ * A nested object (such as the entries of `pools`, or `cluster`) is a key
+ * whose load function pushes its name on ctx->path and calls load_object()
+ * with a table of its own over a struct of its own; errors inside it then
+ * name the dotted path and the position of that nested key. Its table is
+ * also the key's `sub`, so that --help lists it under the key, with the
+ * defaults its `sub_defaults` gives.
  */
 #include "config/config.h"
 
@@ -39,6 +40,12 @@ typedef struct load_ctx {
 
 typedef struct cfg_key cfg_key;
 
+/* Room for the struct an object key's entries describe, for --help. */
+typedef union sub_scratch {
+    orr_pool_config pool;
+    orr_cluster_config cluster;
+} sub_scratch;
+
 struct cfg_key {
     const char *name;
     const char *type; /* for --help; integer keys generate theirs from min and max */
@@ -53,6 +60,9 @@ struct cfg_key {
     const char *default_note;   /* a default that depends on something else: what it is */
     const cfg_key *sub;         /* an object key: the table of its entries, for --help */
     size_t n_sub;
+    /* An object key: its entries at their defaults, given the top-level ones
+     * (built in *s, or pointing into d). */
+    const void *(*sub_defaults)(const orr_config *d, sub_scratch *s);
 };
 
 /* Integer fields are written through their size; `workers` is an int. */
@@ -377,6 +387,154 @@ static void show_pools(const cfg_key *k, const void *base, char *buf, size_t n) 
     snprintf(buf, n, "%s", c->n_pools ? "{...}" : "{}");
 }
 
+/* The entries of a pool default to the top-level limit. */
+static const void *pool_defaults(const orr_config *d, sub_scratch *s) {
+    s->pool = (orr_pool_config){.name = "", .ws_max_connections = d->ws_max_connections};
+    return &s->pool;
+}
+
+/* ---- cluster ------------------------------------------------------------- */
+
+#define CLUSTER_DEFAULTS                                                                           \
+    { .enabled = false, .heartbeat_ms = 3000, .node_ttl_ms = 10000 }
+
+static int load_redis(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+    orr_cluster_config *cl = base;
+    char g[80], why[160];
+    if (!json_is_string(v))
+        return fail_at(ctx, k->name, 1,
+                       "expected a string \"redis://HOST[:PORT][/DB]\" or \"unix:PATH\", got %s",
+                       got(v, g, sizeof g));
+    /* jansson refuses \u0000 (no JSON_ALLOW_NUL): the string is all of its bytes. */
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (len >= sizeof cl->redis_url)
+        return fail_at(ctx, k->name, 1, "longer than %zu bytes, got %s", sizeof cl->redis_url - 1,
+                       got(v, g, sizeof g));
+    if (orr_redis_addr_parse(s, &cl->redis, why, sizeof why) < 0)
+        return fail_at(ctx, k->name, 1, "%s, got %s", why, got(v, g, sizeof g));
+    memcpy(cl->redis_url, s, len + 1);
+    return 0;
+}
+
+static void show_required(const cfg_key *k, const void *base, char *buf, size_t n) {
+    snprintf(buf, n, "required");
+}
+
+static int node_id_char(char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '.' || ch == ':' || ch == '-';
+}
+
+static int load_node_id(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+    orr_cluster_config *cl = base;
+    size_t max = sizeof cl->node_id - 1;
+    char g[80];
+    if (!json_is_string(v))
+        return fail_at(ctx, k->name, 1,
+                       "expected a string of 1 to %zu of A-Z a-z 0-9 _ . : -, got %s", max,
+                       got(v, g, sizeof g));
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
+    if (len == 0)
+        return fail_at(ctx, k->name, 1,
+                       "empty; leave the key out to let the node pick <hostname>:<port>");
+    if (len > max)
+        return fail_at(ctx, k->name, 1, "%zu bytes long, at most %zu, got %s", len, max,
+                       got(v, g, sizeof g));
+    for (size_t i = 0; i < len; i++)
+        if (!node_id_char(s[i]))
+            return fail_at(ctx, k->name, 1,
+                           "byte %zu (0x%02x) is not one of A-Z a-z 0-9 _ . : -, got %s", i + 1,
+                           (unsigned char)s[i], got(v, g, sizeof g));
+    memcpy(cl->node_id, s, len + 1);
+    return 0;
+}
+
+static void show_node_id(const cfg_key *k, const void *base, char *buf, size_t n) {
+    const char *id = cfield(base, k);
+    if (*id)
+        snprintf(buf, n, "\"%s\"", id);
+    else
+        snprintf(buf, n, "<hostname>:<port>");
+}
+
+#define CLUSTER_INT_KEY(fld, lo, hi, meaning_)                                                     \
+    {                                                                                              \
+        .name = #fld, .meaning = meaning_, .offset = offsetof(orr_cluster_config, fld),            \
+        .size = sizeof(((orr_cluster_config *)0)->fld), .load = load_int, .show = show_int,        \
+        .min = lo, .max = hi, .unit = "milliseconds"                                               \
+    }
+
+static const cfg_key cluster_keys[] = {
+    {.name = "redis",
+     .type = "URL",
+     .meaning = "redis://HOST[:PORT][/DB] (port 6379, database 0 if left out) or unix:PATH",
+     .load = load_redis,
+     .show = show_required},
+    {.name = "node_id",
+     .type = "string",
+     .meaning = "this node's name in the cluster, 1 to 64 of A-Z a-z 0-9 _ . : -",
+     .offset = offsetof(orr_cluster_config, node_id),
+     .size = sizeof(((orr_cluster_config *)0)->node_id),
+     .load = load_node_id,
+     .show = show_node_id},
+    CLUSTER_INT_KEY(heartbeat_ms, 50, 600000, "how often this node refreshes its liveness key"),
+    CLUSTER_INT_KEY(node_ttl_ms, 100, 3600000,
+                    "a node silent this long is dead: its names and memberships are freed; "
+                    "more than heartbeat_ms"),
+};
+
+/* The relation between two keys, checked once both are known. A TTL given
+ * in the file is where the mistake is said to be; else the heartbeat that
+ * outgrew the default TTL is. */
+static int check_cluster_times(load_ctx *ctx, json_t *v, const orr_cluster_config *cl) {
+    if (cl->node_ttl_ms > cl->heartbeat_ms) return 0;
+    if (json_object_get(v, "node_ttl_ms"))
+        return fail_at(ctx, "node_ttl_ms", 1,
+                       "must be greater than heartbeat_ms (%lu), got %lu: a node would expire "
+                       "between two heartbeats",
+                       (unsigned long)cl->heartbeat_ms, (unsigned long)cl->node_ttl_ms);
+    return fail_at(ctx, "heartbeat_ms", 1,
+                   "must be less than node_ttl_ms (%lu, its default), got %lu: a node would "
+                   "expire between two heartbeats; raise node_ttl_ms too",
+                   (unsigned long)cl->node_ttl_ms, (unsigned long)cl->heartbeat_ms);
+}
+
+/* A "cluster" in the file replaces the caller's whole: its absent entries
+ * take their defaults, not the values of an earlier load. */
+static int load_cluster(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+    orr_config *c = base;
+    orr_cluster_config cl = CLUSTER_DEFAULTS;
+    char g[80];
+    if (!json_is_object(v))
+        return fail_at(ctx, k->name, 1, "expected an object {\"redis\": URL, ...}, got %s",
+                       got(v, g, sizeof g));
+    ctx->path[ctx->depth++] = k->name;
+    int rc = load_object(ctx, cluster_keys, ORR_ARRAY_LEN(cluster_keys), v, &cl);
+    if (rc == 0 && !json_object_get(v, "redis")) {
+        ctx->depth--;
+        return fail_at(ctx, k->name, 0,
+                       "\"redis\" is required: \"redis://HOST[:PORT][/DB]\" or \"unix:PATH\"");
+    }
+    if (rc == 0) rc = check_cluster_times(ctx, v, &cl);
+    ctx->depth--;
+    if (rc < 0) return -1;
+    cl.enabled = true;
+    c->cluster = cl;
+    return 0;
+}
+
+static void show_cluster(const cfg_key *k, const void *base, char *buf, size_t n) {
+    const orr_config *c = base;
+    snprintf(buf, n, "%s", c->cluster.enabled ? "{...}" : "none (single node)");
+}
+
+static const void *cluster_defaults(const orr_config *d, sub_scratch *s) {
+    s->cluster = (orr_cluster_config)CLUSTER_DEFAULTS;
+    return &s->cluster;
+}
+
 /* ---- the keys ------------------------------------------------------------ */
 
 #define INT_KEY(fld, lo, hi, unit_, meaning_)                                                      \
@@ -450,7 +608,16 @@ static const cfg_key config_keys[] = {
      .load = load_pools,
      .show = show_pools,
      .sub = pool_keys,
-     .n_sub = ORR_ARRAY_LEN(pool_keys)},
+     .n_sub = ORR_ARRAY_LEN(pool_keys),
+     .sub_defaults = pool_defaults},
+    {.name = "cluster",
+     .type = "{\"redis\": URL, ...}",
+     .meaning = "share the registry with other nodes through Redis; absent: a single node",
+     .load = load_cluster,
+     .show = show_cluster,
+     .sub = cluster_keys,
+     .n_sub = ORR_ARRAY_LEN(cluster_keys),
+     .sub_defaults = cluster_defaults},
 };
 
 void orr_config_defaults(orr_config *c) {
@@ -472,6 +639,7 @@ void orr_config_defaults(orr_config *c) {
         .max_outbound_bytes = 1048576,
         .max_pools = 4096,
         .api_token = "",
+        .cluster = CLUSTER_DEFAULTS,
     };
 }
 
@@ -483,7 +651,7 @@ void orr_config_free(orr_config *c) {
 
 int orr_config_copy(orr_config *dst, const orr_config *src) {
     if (dst == src) return 0;
-    *dst = *src;
+    *dst = *src; /* everything but the pools is plain data, cluster included */
     if (src->n_pools) {
         dst->pools = orr_xmalloc(src->n_pools * sizeof *src->pools);
         memcpy(dst->pools, src->pools, src->n_pools * sizeof *src->pools);
@@ -745,13 +913,13 @@ static void widen(int *w, const char *s) {
  */
 static void help_table(FILE *out, int pass, int w[3], const cfg_key *keys, size_t n,
                        const orr_config *d) {
-    /* The entries of a pool default to the top-level limit. */
-    orr_pool_config pool = {.name = "", .ws_max_connections = d->ws_max_connections};
     for (size_t i = 0; i < n; i++) {
         help_row r;
+        sub_scratch scratch;
+        const void *sub_d = keys[i].sub_defaults ? keys[i].sub_defaults(d, &scratch) : NULL;
         help_row_of(&keys[i], d, 0, &r);
         for (size_t j = 0; j <= keys[i].n_sub; j++) {
-            if (j > 0) help_row_of(&keys[i].sub[j - 1], &pool, 1, &r);
+            if (j > 0) help_row_of(&keys[i].sub[j - 1], sub_d, 1, &r);
             const char *meaning = j ? keys[i].sub[j - 1].meaning : keys[i].meaning;
             if (pass == 0) {
                 widen(&w[0], r.name);

@@ -6,9 +6,32 @@
 #ifndef ORR_CONFIG_H
 #define ORR_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+/* Where Redis is: "redis://HOST:PORT[/DB]" or "unix:PATH". */
+typedef struct orr_redis_addr {
+    char host[256]; /* TCP: host name or address ("[v6]" given without brackets); "" for unix */
+    uint16_t port;  /* TCP: 1..65535 (6379 if the URL has none) */
+    char path[108]; /* unix: socket path (sun_path's size); "" for TCP */
+    int db;         /* SELECTed after connecting: 0..(2^31-1), default 0 */
+} orr_redis_addr;
+
+/* Parse a Redis address. Returns 0, or -1 with why ("expected redis://HOST:PORT[/DB] or
+ * unix:PATH", "port out of range", "unix socket path longer than 107 bytes", ...). */
+int orr_redis_addr_parse(const char *s, orr_redis_addr *out, char *why, size_t whylen);
+
+/* "cluster": many nodes sharing the registry through Redis. */
+typedef struct orr_cluster_config {
+    bool enabled;           /* the file has a "cluster" object */
+    char redis_url[1024];   /* "redis", as written (required when enabled) */
+    orr_redis_addr redis;   /* parsed */
+    char node_id[65];       /* 1..64 of [A-Za-z0-9_.:-]; "" = the server picks <hostname>:<port> */
+    uint32_t heartbeat_ms;  /* liveness refresh, default 3000, 50..600000 */
+    uint32_t node_ttl_ms;   /* liveness TTL, default 10000, 100..3600000, more than heartbeat_ms */
+} orr_cluster_config;
 
 /* One entry of "pools": the limits of one executor pool. */
 typedef struct orr_pool_config {
@@ -38,6 +61,7 @@ typedef struct orr_config {
     char api_token[513];           /* 1..512 visible ASCII characters; "" (default): push API off */
     orr_pool_config *pools;        /* "pools", owned: orr_config_free; sorted by name (the */
     size_t n_pools;                /* loader sorts them), so orr_config_pool_limit can bisect */
+    orr_cluster_config cluster;    /* "cluster": absent = a single node */
 } orr_config;
 
 /* Every key at its default: no pools (nothing to free, but orr_config_free

@@ -172,6 +172,7 @@ typedef struct reg_name {
     reg_key key;      /* in r->names */
     orr_link by_conn; /* in owner->names */
     reg_conn *owner;
+    int64_t since_ms; /* wall clock when it was taken */
     char bytes[];
 } reg_name;
 
@@ -409,6 +410,9 @@ static int register_locked(orr_registry *r, uint32_t pool, const char *s, size_t
     key_set(&n->key, hash, pool, n->bytes, s, len);
     n->owner = conn_get(r, conn);
     n->owner->held++;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    n->since_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     orr_list_push_back(&n->owner->names, &n->by_conn);
     htab_insert(&r->names, &n->key.node);
     return 0;
@@ -568,4 +572,45 @@ void orr_idvec_free(orr_idvec *v) {
     free(v->ids);
     v->ids = NULL;
     v->n = v->cap = 0;
+}
+
+/* ---- walking everything (a cluster writes the node's part back) ----- */
+
+void orr_registry_foreach(orr_registry *r, orr_registry_visit_fn fn, void *arg) {
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i <= r->names.mask; i++) {
+        for (hnode *e = r->names.buckets[i]; e; e = e->next) {
+            reg_name *n = ORR_CONTAINER_OF(e, reg_name, key.node);
+            fn(arg, false, n->key.pool, n->key.bytes, n->key.len, n->owner->id, n->since_ms);
+        }
+    }
+    for (size_t i = 0; i <= r->members.mask; i++) {
+        for (hnode *e = r->members.buckets[i]; e; e = e->next) {
+            reg_member *m = ORR_CONTAINER_OF(e, reg_member, node);
+            fn(arg, true, m->group->key.pool, m->group->key.bytes, m->group->key.len, m->conn->id, 0);
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+size_t orr_registry_group_size(orr_registry *r, uint32_t pool, const char *group, size_t len) {
+    if (!valid_name(group, len)) return 0;
+    pthread_mutex_lock(&r->lock);
+    reg_group *g = group_find(r, pool, group, len);
+    size_t n = g ? g->n : 0;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+int orr_registry_holder_since(orr_registry *r, uint32_t pool, const char *name, size_t len,
+                              uint64_t *conn, int64_t *since_ms) {
+    if (!valid_name(name, len)) return ORR_EINVAL;
+    pthread_mutex_lock(&r->lock);
+    reg_name *n = name_find(r, pool, name, len);
+    if (n) {
+        *conn = n->owner->id;
+        *since_ms = n->since_ms;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return n ? 0 : ORR_ENOTFOUND;
 }

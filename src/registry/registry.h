@@ -22,6 +22,7 @@
 #define ORR_REGISTRY_H
 
 #include <orrery/gear.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,6 +72,18 @@ typedef struct orr_registry_counts {
     size_t names, groups, memberships;
 } orr_registry_counts;
 void orr_registry_get_counts(orr_registry *r, orr_registry_counts *out);
+
+/* Calls fn for every name (is_group false, with when it was taken) and every
+ * membership (is_group true, since_ms 0), under the lock: fn must not call
+ * back into the registry. For a cluster writing this node's part back. */
+typedef void (*orr_registry_visit_fn)(void *arg, bool is_group, uint32_t pool, const char *bytes,
+                                      size_t len, uint64_t conn, int64_t since_ms);
+void orr_registry_foreach(orr_registry *r, orr_registry_visit_fn fn, void *arg);
+/* Members of a group on this node (0 when none). */
+size_t orr_registry_group_size(orr_registry *r, uint32_t pool, const char *group, size_t len);
+/* Who holds a name and since when (wall-clock ms): 0, or ORR_ENOTFOUND. */
+int orr_registry_holder_since(orr_registry *r, uint32_t pool, const char *name, size_t len,
+                              uint64_t *conn, int64_t *since_ms);
 
 void orr_idvec_push(orr_idvec *v, uint64_t id);
 void orr_idvec_free(orr_idvec *v);

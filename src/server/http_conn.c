@@ -6,6 +6,7 @@
  * gear's connect (any response; failure is 500) -> protocol checks (426,
  * 400) -> 101.
  */
+#include "cluster/cluster.h"
 #include "common/log.h"
 #include "http/websocket.h"
 #include "server/internal.h"
@@ -176,6 +177,12 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
         return false;
     }
     if ((is_get || is_head) && span_is(req->path, "/healthz")) {
+        char why[200];
+        if (srv->cluster && !orr_cluster_ready(srv->cluster, why, sizeof why - 1)) {
+            strcat(why, "\n");
+            respond(w, c, req, 503, NULL, why, keep);
+            return false;
+        }
         respond(w, c, req, 200, NULL, "ok\n", keep);
         return false;
     }
@@ -385,7 +392,19 @@ static void too_large(orr_worker *w, orr_conn *c) {
 }
 
 static bool more_requests(const orr_conn *c) {
-    return c->phase == PHASE_HTTP && !(c->flags & CF_CLOSE_AFTER_FLUSH);
+    return c->phase == PHASE_HTTP && !(c->flags & (CF_CLOSE_AFTER_FLUSH | CF_HTTP_WAIT));
+}
+
+/* A push request waits for the cluster: keep what followed it for later. */
+static void keep_for_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n) {
+    if (!n) return;
+    if (n > ORR_HTTP_MAX_HEAD) {
+        too_large(w, c);
+        return;
+    }
+    c->in = orr_xmalloc(n);
+    memcpy(c->in, p, n);
+    c->in_len = c->in_cap = (uint32_t)n;
 }
 
 void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
@@ -399,6 +418,10 @@ void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
         p += used;
         n -= used;
         if (upgraded || (c->flags & CF_HTTP_BODY)) return;
+        if (c->flags & CF_HTTP_WAIT) {
+            keep_for_later(w, c, p, n);
+            return;
+        }
     } else if (c->in_len) {
         /* A head began in an earlier read: complete it in c->in, taking from
          * p only what fits; what follows the head stays in p. */
@@ -460,4 +483,5 @@ void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
             return;
         }
     }
+    if (c->flags & CF_HTTP_WAIT) keep_for_later(w, c, p, n);
 }

@@ -49,6 +49,7 @@ enum {
     CF_SESSION = 1 << 9,        /* it was upgraded (logs DISCONNECTED at the end) */
     CF_REGISTRY = 1 << 10,      /* it took a name or joined a group: the registry forgets it at the end */
     CF_HTTP_BODY = 1 << 11,     /* `in` holds a request head and its body, still arriving */
+    CF_HTTP_WAIT = 1 << 12,     /* a push request waits for the cluster; `in` holds input after it */
 };
 
 /* The peer's address in binary, formatted only when needed. */
@@ -239,6 +240,7 @@ struct orr_server {
     size_t index_html_len;
     atomic_int draining;
     orr_registry *registry;
+    struct orr_cluster *cluster;  /* NULL: a single node */
     orr_pools pools;
     /* What SIGHUP may change while workers run. */
     atomic_uint_fast64_t max_outbound_bytes;
@@ -336,6 +338,14 @@ void mailbox_conn_ended(orr_worker *w, orr_conn *c);
 /* ---- worker.c: the inbox ---- */
 bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *m, const uint64_t *ids, size_t n);
 bool worker_has_local(const orr_worker *w);
+/* From the cluster thread: a registry result for a connection, or an order
+ * to close one whose name a newer registration took (1008). */
+void worker_post_result(orr_worker *to, uint64_t conn, const orr_registry_result *r);
+void worker_post_kill(orr_worker *to, uint64_t conn);
+/* A result that came back later (cluster): to the gear, or to a push
+ * request waiting for it. */
+void conn_registry_result(orr_worker *w, orr_conn *c, const orr_registry_result *r);
+void ws_name_conflict(orr_worker *w, orr_conn *c);
 
 /* ---- metrics.c: GET /metrics ---- */
 char *metrics_render(orr_server *s, size_t *len);
@@ -348,6 +358,8 @@ void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const 
 /* Before reading a body: 0 if this request may send one of `len` bytes, or
  * the status to answer (401, 404, 411, 413) without reading it. */
 int push_body_allowed(orr_worker *w, const orr_http_request *req);
+/* The cluster's answer to a push request that waited for it. */
+void push_answer(orr_worker *w, orr_conn *c, const orr_registry_result *r);
 /* ---- handshake.c ---- */
 struct orr_handshake {
     orr_worker *w;

@@ -14,6 +14,7 @@
  * worker, whatever the number of members there; a worker's own
  * connections get theirs through its local list, without a lock.
  */
+#include "cluster/cluster.h"
 #include "common/log.h"
 #include "server/internal.h"
 #include "ws/utf8.h"
@@ -75,6 +76,27 @@ size_t mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t
 
 /* ---- results ---- */
 
+static orr_cl_req *cl_req(orr_conn *c, orr_cl_kind kind, orr_registry_op op, int status, uint64_t count,
+                          const char *name, size_t len, uint64_t tag) {
+    orr_cl_req *rq = orr_xcalloc(1, sizeof *rq);
+    rq->kind = kind;
+    rq->conn = c->id;
+    rq->reply_to = c->id;
+    rq->tag = tag;
+    rq->pool = c->route->pool;
+    rq->op = op;
+    rq->status = status;
+    rq->count = count;
+    rq->name_len = (uint16_t)len;
+    memcpy(rq->name, name, len);
+    return rq;
+}
+
+/* With a cluster every result goes through it (in order); `kind` is what
+ * it must do in Redis first (CL_ANSWER: nothing). */
+static void result_or_cluster(orr_worker *w, orr_conn *c, orr_cl_kind kind, orr_registry_op op, int status,
+                              uint64_t count, const char *name, size_t len, uint64_t tag);
+
 static void push_result(orr_worker *w, orr_conn *c, orr_registry_op op, int status, uint64_t count,
                         const char *name, size_t len, uint64_t tag) {
     if (w->n_results == w->cap_results) {
@@ -85,6 +107,21 @@ static void push_result(orr_worker *w, orr_conn *c, orr_registry_op op, int stat
     p->conn = c->id;
     memcpy(p->name, name, len);
     p->r = (orr_registry_result){.op = op, .status = status, .count = count, .name_len = len, .tag = tag};
+}
+
+static void result_or_cluster(orr_worker *w, orr_conn *c, orr_cl_kind kind, orr_registry_op op, int status,
+                              uint64_t count, const char *name, size_t len, uint64_t tag) {
+    orr_cluster *cl = w->srv->cluster;
+    if (!cl) {
+        push_result(w, c, op, status, count, name, len, tag);
+        return;
+    }
+    orr_cl_req *rq = cl_req(c, kind, op, status, count, name, len, tag);
+    if (kind == CL_REGISTER) {
+        uint64_t holder;
+        orr_registry_holder_since(w->srv->registry, c->route->pool->idx, name, len, &holder, &rq->since_ms);
+    }
+    orr_cluster_post(cl, rq);
 }
 
 void mailbox_run_results(orr_worker *w, orr_conn *c) {
@@ -123,7 +160,8 @@ int orr_unique_register(orr_conn *c, const char *name, size_t len, uint64_t tag)
     orr_worker *w = c->w;
     rc = orr_registry_register(w->srv->registry, c->route->pool->idx, name, len, c->id);
     if (rc == 0) c->flags |= CF_REGISTRY;
-    push_result(w, c, ORR_OP_UNIQUE_REGISTER, rc, 0, name, len, tag);
+    /* Taken on this node already: no need to ask the cluster. */
+    result_or_cluster(w, c, rc == 0 ? CL_REGISTER : CL_ANSWER, ORR_OP_UNIQUE_REGISTER, rc, 0, name, len, tag);
     return 0;
 }
 
@@ -132,7 +170,7 @@ int orr_unique_unregister(orr_conn *c, const char *name, size_t len, uint64_t ta
     if (rc) return rc;
     orr_worker *w = c->w;
     rc = orr_registry_unregister(w->srv->registry, c->route->pool->idx, name, len, c->id);
-    push_result(w, c, ORR_OP_UNIQUE_UNREGISTER, rc, 0, name, len, tag);
+    result_or_cluster(w, c, rc == 0 ? CL_UNREGISTER : CL_ANSWER, ORR_OP_UNIQUE_UNREGISTER, rc, 0, name, len, tag);
     return 0;
 }
 
@@ -145,11 +183,17 @@ int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, 
     uint64_t to;
     rc = orr_registry_lookup(w->srv->registry, c->route->pool->idx, name, len, &to);
     if (rc == 0) {
+        /* Held on this node: delivered without Redis. */
         orr_payload *m = payload_new(msg, msg_len);
         if (!mailbox_post(w->srv, w, &to, 1, m)) rc = ORR_EAGAIN;
         payload_unref(m);
+    } else if (w->srv->cluster) {
+        orr_cl_req *rq = cl_req(c, CL_SEND, ORR_OP_UNIQUE_SEND, 0, 0, name, len, tag);
+        rq->payload = payload_new(msg, msg_len);
+        orr_cluster_post(w->srv->cluster, rq);
+        return 0;
     }
-    push_result(w, c, ORR_OP_UNIQUE_SEND, rc, rc == 0, name, len, tag);
+    result_or_cluster(w, c, CL_ANSWER, ORR_OP_UNIQUE_SEND, rc, rc == 0, name, len, tag);
     return 0;
 }
 
@@ -159,7 +203,7 @@ int orr_group_join(orr_conn *c, const char *group, size_t len, uint64_t tag) {
     orr_worker *w = c->w;
     rc = orr_registry_join(w->srv->registry, c->route->pool->idx, group, len, c->id);
     if (rc == 0) c->flags |= CF_REGISTRY;
-    push_result(w, c, ORR_OP_GROUP_JOIN, rc, 0, group, len, tag);
+    result_or_cluster(w, c, rc == 0 ? CL_JOIN : CL_ANSWER, ORR_OP_GROUP_JOIN, rc, 0, group, len, tag);
     return 0;
 }
 
@@ -168,7 +212,7 @@ int orr_group_leave(orr_conn *c, const char *group, size_t len, uint64_t tag) {
     if (rc) return rc;
     orr_worker *w = c->w;
     rc = orr_registry_leave(w->srv->registry, c->route->pool->idx, group, len, c->id);
-    push_result(w, c, ORR_OP_GROUP_LEAVE, rc, 0, group, len, tag);
+    result_or_cluster(w, c, rc == 0 ? CL_LEAVE : CL_ANSWER, ORR_OP_GROUP_LEAVE, rc, 0, group, len, tag);
     return 0;
 }
 
@@ -206,14 +250,46 @@ int orr_group_publish(orr_conn *c, const char *group, size_t len, const void *ms
     orr_worker *w = c->w;
     if ((!msg && msg_len) || msg_len > w->srv->cfg.max_message_bytes) return ORR_EINVAL;
     size_t n = mailbox_publish(w, c->route->pool, group, len, msg, msg_len);
+    if (w->srv->cluster) {
+        /* Members here have it; the cluster tells the others and counts all. */
+        orr_cl_req *rq = cl_req(c, CL_PUBLISH, ORR_OP_GROUP_PUBLISH, 0, n, group, len, tag);
+        rq->payload = payload_new(msg, msg_len);
+        rq->local_count = n;
+        orr_cluster_post(w->srv->cluster, rq);
+        return 0;
+    }
     push_result(w, c, ORR_OP_GROUP_PUBLISH, 0, n, group, len, tag);
     return 0;
+}
+
+void conn_registry_result(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
+    if (c->phase == PHASE_HTTP && (c->flags & CF_HTTP_WAIT)) {
+        push_answer(w, c, r);
+        return;
+    }
+    if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
+    if (r->op == ORR_OP_UNIQUE_REGISTER && r->status == ORR_ETAKEN) {
+        /* Another node holds it: our local claim goes. */
+        uint64_t holder;
+        if (orr_registry_lookup(w->srv->registry, c->route->pool->idx, r->name, r->name_len, &holder) == 0 &&
+            holder == c->id)
+            orr_registry_unregister(w->srv->registry, c->route->pool->idx, r->name, r->name_len, c->id);
+    }
+    out_cork(w, c);
+    ws_run_result(w, c, r);
+    out_uncork(w);
 }
 
 void mailbox_conn_ended(orr_worker *w, orr_conn *c) {
     if (c->flags & CF_REGISTRY) {
         orr_registry_conn_gone(w->srv->registry, c->id);
         c->flags &= (uint16_t)~CF_REGISTRY;
+        if (w->srv->cluster) {
+            orr_cl_req *rq = orr_xcalloc(1, sizeof *rq);
+            rq->kind = CL_GONE;
+            rq->conn = c->id;
+            orr_cluster_post(w->srv->cluster, rq);
+        }
     }
     if (c->route && c->route->pool) pool_release(c->route->pool);
 }

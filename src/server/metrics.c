@@ -5,6 +5,7 @@
  * Per-worker counters are summed here; nothing on a hot path takes a lock
  * or a shared atomic for them.
  */
+#include "cluster/cluster.h"
 #include "server/internal.h"
 
 #include <stdarg.h>
@@ -32,6 +33,10 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
         b->cap = b->cap * 2 + (size_t)(k > 0 ? k : 0);
         b->p = orr_xrealloc(b->p, b->cap);
     }
+}
+
+static void emit_line(void *arg, const char *line) {
+    sb_printf(arg, "%s", line);
 }
 
 static const int hs_codes[HS_N] = {[HS_101] = 101, [HS_400] = 400, [HS_404] = 404, [HS_426] = 426,
@@ -105,6 +110,8 @@ char *metrics_render(orr_server *s, size_t *len) {
     for (int wi = 0; wi < s->n_workers; wi++)
         dropped += atomic_load_explicit(&s->workers[wi].mailbox_dropped, memory_order_relaxed);
     sb_printf(&b, "orrery_mailbox_dropped_total %llu\n", (unsigned long long)dropped);
+
+    if (s->cluster) orr_cluster_metrics(s->cluster, emit_line, &b);
 
     orr_registry_counts rc;
     orr_registry_get_counts(s->registry, &rc);

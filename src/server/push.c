@@ -11,10 +11,12 @@
  * request needs "Authorization: Bearer <api_token>" (401, compared in
  * constant time); bodies over max_message_bytes are 413, read no further.
  */
+#include "cluster/cluster.h"
 #include "common/log.h"
 #include "server/internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -110,6 +112,56 @@ static bool split_path(char *buf, size_t n, char **pool, size_t *pool_n, char **
     return true;
 }
 
+/* With a cluster, a name held elsewhere or a group's members everywhere
+ * need Redis: the request waits (reads paused, what followed it kept) for
+ * the answer, which push_answer writes. */
+static void wait_for_cluster(orr_worker *w, orr_conn *c, orr_pool *p, bool unique, const char *name,
+                             size_t name_n, const uint8_t *body, size_t body_len, bool keep) {
+    orr_cl_req *rq = orr_xcalloc(1, sizeof *rq);
+    rq->kind = unique ? CL_SEND : CL_PUBLISH;
+    rq->conn = c->id;
+    rq->reply_to = c->id;
+    rq->tag = keep;
+    rq->pool = p;
+    rq->name_len = (uint16_t)name_n;
+    memcpy(rq->name, name, name_n);
+    if (unique) {
+        rq->payload = payload_new(body, body_len);
+    } else {
+        rq->local_count = mailbox_publish(w, p, name, name_n, body, body_len);
+        rq->payload = payload_new(body, body_len);
+    }
+    c->flags |= CF_HTTP_WAIT | CF_READ_PAUSED;
+    worker_update_events(w, c);
+    orr_cluster_post(w->srv->cluster, rq);
+}
+
+void push_answer(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
+    bool keep = r->tag != 0;
+    int status = 200;
+    char json[48];
+    if (r->op == ORR_OP_UNIQUE_SEND) {
+        status = r->status == ORR_OK ? 200 : 404;
+        snprintf(json, sizeof json, "{\"delivered\":%s}", r->status == ORR_OK ? "true" : "false");
+    } else {
+        snprintf(json, sizeof json, "{\"count\":%llu}", (unsigned long long)r->count);
+    }
+    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "push %s %.*s: status=%d", r->op == ORR_OP_UNIQUE_SEND ? "unique" : "group",
+            (int)(r->name_len > 100 ? 100 : r->name_len), r->name, status);
+    c->flags &= (uint16_t)~(CF_HTTP_WAIT | CF_READ_PAUSED);
+    worker_update_events(w, c);
+    uint8_t *rest = c->in;
+    size_t rest_n = c->in_len;
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    out_cork(w, c);
+    http_respond_simple(w, c, status, NULL, "application/json", json, strlen(json), keep);
+    /* Requests that followed it in the same read: now. */
+    if (rest_n && c->phase == PHASE_HTTP && !(c->flags & CF_CLOSE_AFTER_FLUSH)) http_on_data(w, c, rest, rest_n);
+    out_uncork(w);
+    free(rest);
+}
+
 void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
                  size_t body_len, bool keep) {
     int status = authorise(w, req);
@@ -146,8 +198,16 @@ void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const 
         answer(w, c, req, 404, "{\"error\":\"not found\"}", keep);
         return;
     }
-    /* A pool nobody used on this node has no names and no members. */
-    orr_pool *p = pools_get(w->srv, pool, pool_n, false);
+    /* A pool nobody used on this node has no names and no members here. */
+    orr_pool *p = pools_get(w->srv, pool, pool_n, w->srv->cluster != NULL);
+    if (w->srv->cluster && p) {
+        uint64_t holder;
+        bool local = unique && orr_registry_lookup(w->srv->registry, p->idx, name, name_n, &holder) == 0;
+        if (!local) {
+            wait_for_cluster(w, c, p, unique, name, name_n, body, body_len, keep);
+            return;
+        }
+    }
     if (unique) {
         bool ok = p && mailbox_send(w, p, name, name_n, body, body_len);
         answer(w, c, req, ok ? 200 : 404, ok ? "{\"delivered\":true}" : "{\"delivered\":false}", keep);

@@ -5,6 +5,7 @@
  */
 #include "server/server.h"
 
+#include "cluster/cluster.h"
 #include "common/log.h"
 #include "server/internal.h"
 #include "server/worker.h"
@@ -148,6 +149,10 @@ int orr_server_start(orr_server *s) {
         s->n_workers = i + 1;
     }
     s->port = port;
+    if (s->cfg.cluster.enabled) {
+        s->cluster = orr_cluster_start(s);
+        if (!s->cluster) return -1;
+    }
     for (int i = 0; i < n; i++)
         if (orr_worker_start(&s->workers[i]) < 0) return -1;
     orr_log(ORR_LOG_INFO, NULL, "orrery listening on %s:%u (%d workers, %zu gears)", s->cfg.listen_host,
@@ -173,6 +178,10 @@ static void note_restart_keys(const orr_config *a, const orr_config *b) {
     if (a->handshake_timeout_ms != b->handshake_timeout_ms)
         orr_log(ORR_LOG_WARN, NULL, fmt, "handshake_timeout_ms");
     if (a->max_pools != b->max_pools) orr_log(ORR_LOG_WARN, NULL, fmt, "max_pools");
+    if (a->cluster.enabled != b->cluster.enabled || strcmp(a->cluster.redis_url, b->cluster.redis_url) ||
+        strcmp(a->cluster.node_id, b->cluster.node_id) || a->cluster.heartbeat_ms != b->cluster.heartbeat_ms ||
+        a->cluster.node_ttl_ms != b->cluster.node_ttl_ms)
+        orr_log(ORR_LOG_WARN, NULL, fmt, "cluster");
 }
 
 /* SIGHUP: read the config file again. Pool limits, max_outbound_bytes,
@@ -236,6 +245,9 @@ int orr_server_run(orr_server *s) {
     atomic_store(&s->draining, 1);
     for (int i = 0; i < s->n_workers; i++) orr_worker_post_drain(&s->workers[i]);
     for (int i = 0; i < s->n_workers; i++) orr_worker_join(&s->workers[i]);
+    /* The connections that ended last have their names to give back. */
+    orr_cluster_stop(s->cluster);
+    s->cluster = NULL;
     orr_log(ORR_LOG_INFO, NULL, "drained; exiting");
     return 0;
 }

@@ -27,12 +27,13 @@ enum { TAG_LISTEN = 1, TAG_EVENT = 2, TAG_TIMER = 3 };
 #define MAX_EVENTS 512
 #define ACCEPT_BATCH 64
 
-enum inbox_kind { INBOX_DRAIN = 1, INBOX_DELIVER };
+enum inbox_kind { INBOX_DRAIN = 1, INBOX_DELIVER, INBOX_RESULT, INBOX_KILL };
 
 struct inbox_msg {
     struct inbox_msg *next;
     enum inbox_kind kind;
     orr_payload *payload; /* DELIVER: a reference of its own */
+    reg_pending *result;  /* RESULT: for result->conn; KILL: conn in ids[0] */
     size_t n;
     uint64_t ids[];       /* DELIVER: the recipients on this worker */
 };
@@ -325,6 +326,24 @@ bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const
     return true;
 }
 
+void worker_post_result(orr_worker *to, uint64_t conn, const orr_registry_result *r) {
+    inbox_msg *m = orr_xcalloc(1, sizeof *m);
+    m->kind = INBOX_RESULT;
+    m->result = orr_xmalloc(sizeof *m->result);
+    m->result->conn = conn;
+    m->result->r = *r;
+    memcpy(m->result->name, r->name, r->name_len);
+    inbox_push(to, m);
+}
+
+void worker_post_kill(orr_worker *to, uint64_t conn) {
+    inbox_msg *m = orr_xcalloc(1, sizeof *m + sizeof(uint64_t));
+    m->kind = INBOX_KILL;
+    m->n = 1;
+    m->ids[0] = conn;
+    inbox_push(to, m);
+}
+
 bool worker_has_local(const orr_worker *w) {
     return w->local_head != NULL;
 }
@@ -345,7 +364,17 @@ static void handle_list(orr_worker *w, inbox_msg *m) {
     while (m) {
         if (m->kind != INBOX_DELIVER) {
             inbox_msg *next = m->next;
-            if (m->kind == INBOX_DRAIN) start_drain(w);
+            if (m->kind == INBOX_DRAIN) {
+                start_drain(w);
+            } else if (m->kind == INBOX_RESULT) {
+                orr_conn *c = orr_worker_find(w, m->result->conn);
+                m->result->r.name = m->result->name;
+                if (c) conn_registry_result(w, c, &m->result->r);
+                free(m->result);
+            } else if (m->kind == INBOX_KILL) {
+                orr_conn *c = orr_worker_find(w, m->ids[0]);
+                if (c) ws_name_conflict(w, c);
+            }
             free(m);
             m = next;
             continue;
@@ -377,6 +406,7 @@ static void inbox_free(inbox_msg *m) {
     while (m) {
         inbox_msg *next = m->next;
         if (m->kind == INBOX_DELIVER) payload_unref(m->payload);
+        free(m->result);
         free(m);
         m = next;
     }

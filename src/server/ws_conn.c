@@ -105,6 +105,16 @@ static void slow_consumer(orr_worker *w, orr_conn *c, size_t pending) {
     conn_send_close(w, c, ORR_WS_CLOSE_POLICY, why, sizeof why - 1, ORR_REASON_SLOW);
 }
 
+/* After an outage, a newer registration of a name it held won elsewhere. */
+void ws_name_conflict(orr_worker *w, orr_conn *c) {
+    static const char why[] = "unique name conflict";
+    if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
+    orr_log(ORR_LOG_WARN, conn_ctx(w, c), "unique name conflict: a newer registration elsewhere won: closing 1008");
+    out_cork(w, c);
+    conn_send_close(w, c, ORR_WS_CLOSE_POLICY, why, sizeof why - 1, ORR_REASON_STOP);
+    out_uncork(w);
+}
+
 void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *const *ms, size_t n) {
     if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
     size_t max = atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
