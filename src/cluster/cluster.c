@@ -70,7 +70,8 @@ struct orr_cluster {
     /* the mailbox */
     pthread_mutex_t lock;
     orr_cl_req *head, *tail;
-    atomic_bool stop;
+    atomic_bool stop, draining;
+    bool drain_marked;
     /* state, on the cluster thread */
     bool cmd_up, sub_up, inbox_subscribed, was_ready;
     atomic_bool ready;
@@ -260,6 +261,14 @@ static void subscribe(orr_cluster *cl, chan *c) {
 /* ---- requests ---- */
 
 static void run_join(orr_cluster *cl, orr_cl_req *rq) {
+    if (!orr_registry_is_member(cl->srv->registry, rq->pool->idx, rq->name, rq->name_len, rq->conn)) {
+        /* It left (or ended) while the subscription was on its way: its
+         * GONE or LEAVE went first, so writing it now would outlive it. */
+        answer(cl, rq, ORR_OP_GROUP_JOIN, ORR_OK, 0);
+        req_free(rq);
+        flush_answers(cl);
+        return;
+    }
     char gk[KEY_MAX], ci[KEY_MAX], ni[KEY_MAX], conn[24];
     const char *kv[5] = {gk, ci, ni, cl->inst, conn};
     size_t kl[5] = {pool_key(gk, "orr:g:", rq->pool, rq->name, rq->name_len), conn_index_key(cl, ci, rq->conn),
@@ -595,6 +604,17 @@ static void heartbeat(orr_cluster *cl) {
     plain(cl, 3, a2, l2);
 }
 
+static void mark_draining(orr_cluster *cl) {
+    char key[KEY_MAX], ttl[24];
+    size_t kn = (size_t)snprintf(key, sizeof key, "orr:draining:%s", cl->inst);
+    size_t tn = (size_t)snprintf(ttl, sizeof ttl, "%u", cl->srv->cfg.cluster.node_ttl_ms + cl->srv->cfg.drain_ms +
+                                                           cl->srv->cfg.close_timeout_ms);
+    const char *a[5] = {"SET", key, "1", "PX", ttl};
+    size_t l[5] = {3, kn, 1, 2, tn};
+    plain(cl, 5, a, l);
+    cl->drain_marked = true;
+}
+
 static void reap(orr_cluster *cl) {
     const char *argv[5] = {"EVALSHA", cl->sha[SC_REAP], "0", cl->inst, "0"};
     size_t argl[5] = {7, 40, 1, cl->inst_len, 1};
@@ -689,8 +709,21 @@ static void on_state(orr_redis *r, int up, const char *why, void *priv) {
             orr_registry_foreach(cl->srv->registry, add_chan_for, cl);
             subscribe_all(cl);
         } else if (cl->chans) {
-            for (size_t i = 0; i <= cl->chan_mask; i++)
-                for (chan *c = cl->chans[i]; c; c = c->next) c->subscribed = c->subscribing = false;
+            /* Joins waiting for a subscription are answered now (they stand
+             * locally and are written back): the answers behind them must
+             * not wait for Redis to come back. */
+            for (size_t i = 0; i <= cl->chan_mask; i++) {
+                for (chan *c = cl->chans[i]; c; c = c->next) {
+                    c->subscribed = c->subscribing = false;
+                    orr_cl_req *rq = c->waiting;
+                    c->waiting = c->waiting_tail = NULL;
+                    while (rq) {
+                        orr_cl_req *next = rq->next;
+                        handle_down(cl, rq);
+                        rq = next;
+                    }
+                }
+            }
         }
     }
     if (!up) {
@@ -720,9 +753,17 @@ static void take_mailbox(orr_cluster *cl) {
     }
 }
 
+static void mark_draining(orr_cluster *cl);
+
 static void on_event_fd(orr_loop_handler *h, uint32_t events) {
     (void)events;
-    take_mailbox(ORR_CONTAINER_OF(h, orr_cluster, ev_h));
+    orr_cluster *cl = ORR_CONTAINER_OF(h, orr_cluster, ev_h);
+    /* Marked before the drain's closes are handled: a client that comes
+     * back elsewhere finds its name free. */
+    if (atomic_load_explicit(&cl->draining, memory_order_relaxed) && !cl->drain_marked &&
+        atomic_load_explicit(&cl->ready, memory_order_relaxed))
+        mark_draining(cl);
+    take_mailbox(cl);
 }
 
 static void on_timer(orr_loop_handler *h, uint32_t events) {
@@ -746,6 +787,7 @@ static void on_timer(orr_loop_handler *h, uint32_t events) {
         cl->next_reap = cl->now_ms + hb + (hb ? jitter % hb : 0);
     }
     if (cl->reconcile) reconcile(cl);
+    if (atomic_load_explicit(&cl->draining, memory_order_relaxed) && !cl->drain_marked) mark_draining(cl);
 }
 
 static void *cluster_main(void *arg) {
@@ -859,6 +901,14 @@ void orr_cluster_stop(orr_cluster *cl) {
     close(cl->timer_fd);
     pthread_mutex_destroy(&cl->lock);
     free(cl);
+}
+
+void orr_cluster_draining(orr_cluster *cl) {
+    if (!cl) return;
+    atomic_store_explicit(&cl->draining, true, memory_order_relaxed);
+    uint64_t one = 1;
+    ssize_t r = write(cl->event_fd, &one, sizeof one);
+    (void)r;
 }
 
 void orr_cluster_post(orr_cluster *cl, orr_cl_req *rq) {

@@ -68,6 +68,9 @@ orr_cluster *orr_cluster_start(orr_server *s);
 /* After the workers stopped: sends what is still queued (connections that
  * ended), removes this node's liveness, and stops (bounded by ~2 s). */
 void orr_cluster_stop(orr_cluster *cl);
+/* SIGTERM: this node is draining; names its connections hold may be taken
+ * by new registrations elsewhere at once (the clients are reconnecting). */
+void orr_cluster_draining(orr_cluster *cl);
 /* From any thread: takes ownership of req. With a cluster, every registry
  * result goes through here, so that results reach each connection in the
  * order it started the operations, whichever needed Redis. */

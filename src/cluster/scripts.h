@@ -32,15 +32,20 @@ enum { SC_REGISTER, SC_UNREGISTER, SC_SEND, SC_JOIN, SC_LEAVE, SC_PUBLISH, SC_GO
 static const char *const orr_cluster_scripts[SC_N] = {
     /* REGISTER KEYS: name key, conn index, node index; ARGV: inst, conn, since_ms, writeback.
      * 1: ours now; 0: a live holder keeps it. A holder whose node is gone
-     * loses it. When written back after an outage (writeback = 1), the
-     * newer registration wins and the older holder is told to close. */
+     * loses it, and so does one whose node is draining (its clients are
+     * being sent elsewhere). When written back after an outage (writeback =
+     * 1), the newer registration wins and the older holder is told to
+     * close. */
     [SC_REGISTER] =
         "local v = redis.call('GET', KEYS[1])\n"
         "if v then\n"
         "  local n, c, t = string.match(v, '^(.-)\\t(.-)\\t(.*)$')\n"
         "  if n == ARGV[1] and c == ARGV[2] then return 1 end\n"
         "  if n and redis.call('EXISTS', 'orr:alive:' .. n) == 1 then\n"
-        "    if ARGV[4] == '1' and tonumber(t) < tonumber(ARGV[3]) then\n"
+        "    if n ~= ARGV[1] and redis.call('EXISTS', 'orr:draining:' .. n) == 1 then\n"
+        "      -- its node is draining: its clients come back elsewhere with their names\n"
+        "      redis.call('SREM', 'orr:c:' .. n .. '\\0' .. c, 'u' .. KEYS[1])\n"
+        "    elseif ARGV[4] == '1' and tonumber(t) < tonumber(ARGV[3]) then\n"
         "      redis.call('PUBLISH', 'orr:inbox:' .. n, 'K' .. c)\n"
         "      redis.call('SREM', 'orr:c:' .. n .. '\\0' .. c, 'u' .. KEYS[1])\n"
         "    else\n"

@@ -243,6 +243,7 @@ int orr_server_run(orr_server *s) {
     }
     close(sfd);
     atomic_store(&s->draining, 1);
+    orr_cluster_draining(s->cluster);
     for (int i = 0; i < s->n_workers; i++) orr_worker_post_drain(&s->workers[i]);
     for (int i = 0; i < s->n_workers; i++) orr_worker_join(&s->workers[i]);
     /* The connections that ended last have their names to give back. */
