@@ -71,7 +71,8 @@ typedef struct chanset {
 
 static uint64_t chan_hash(char kind, const char *name, size_t len) {
     uint64_t h = 1469598103934665603ULL ^ (unsigned char)kind; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
     return h;
 }
 
@@ -149,6 +150,7 @@ struct orr_redis {
     int64_t retry_at;    /* ... the next attempt */
     int64_t retry_delay; /* ... or, not armed: this long after the next tick */
     unsigned retries;    /* delays drawn since the link was last up */
+    unsigned failed;     /* attempts that failed since then */
     uint64_t rng;
 
     char why[160];    /* why it is not up */
@@ -161,7 +163,7 @@ struct orr_redis {
     size_t n_pending;  /* replies owed, commands without a callback included */
     rcmd *running_sub; /* the subscription record whose callback is running */
     orr_redis_stats stats;
-    int depth;         /* entry points (on_event, tick, free) on the stack */
+    int depth; /* entry points (on_event, tick, free) on the stack */
     bool freeing;
 };
 
@@ -287,7 +289,8 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata) {
     if (!rep || r->state != LINK_CONNECTING) return; /* NULL: the link is going anyway */
     if (rep->type == REDIS_REPLY_ERROR) {
         if (!r->drop[0])
-            snprintf(r->drop, sizeof r->drop, "%s: %s", handshake_name(r), rep->str ? rep->str : "");
+            snprintf(r->drop, sizeof r->drop, "%s: %s", handshake_name(r),
+                     rep->str ? rep->str : "");
         return;
     }
     r->state = LINK_UP;
@@ -298,8 +301,9 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata) {
 
 static void log_failure(orr_redis *r) {
     if (strcmp(r->why, r->logged) == 0) return;
-    orr_log(ORR_LOG_WARN, NULL, "redis %s: cannot connect to %s: %s; retrying (every %d ms to %d s)",
-            r->name, r->where, r->why, ORR_REDIS_BACKOFF_MIN_MS, ORR_REDIS_BACKOFF_MAX_MS / 1000);
+    orr_log(ORR_LOG_WARN, NULL,
+            "redis %s: cannot connect to %s: %s; retrying with backoff (%d ms to %d s)", r->name,
+            r->where, r->why, ORR_REDIS_BACKOFF_MIN_MS, ORR_REDIS_BACKOFF_MAX_MS / 1000);
     snprintf(r->logged, sizeof r->logged, "%s", r->why);
 }
 
@@ -310,6 +314,7 @@ static void schedule_retry(orr_redis *r) {
 }
 
 static void attempt_failed(orr_redis *r, const char *why) {
+    r->failed++;
     set_why(r->why, sizeof r->why, why);
     schedule_retry(r);
     if (!r->freeing) log_failure(r);
@@ -352,7 +357,8 @@ static void attempt(orr_redis *r, int64_t now) {
      * RESP, took us (no NOAUTH, no "max clients") and uses the database. */
     int rc = r->addr.db ? redisAsyncCommand(ac, on_handshake, r, "SELECT %d", r->addr.db)
                         : redisAsyncCommand(ac, on_handshake, r, "PING");
-    if (rc != REDIS_OK && !r->drop[0]) set_why(r->drop, sizeof r->drop, "cannot queue the handshake");
+    if (rc != REDIS_OK && !r->drop[0])
+        set_why(r->drop, sizeof r->drop, "cannot queue the handshake");
 }
 
 /* Tells every subscription record not told yet that it is over, and frees
@@ -379,6 +385,7 @@ static void link_gone(orr_redis *r) {
     end_subs(r);
     if (r->freeing) return;
     if (!was_up) {
+        r->failed++;
         log_failure(r);
         return;
     }
@@ -390,8 +397,9 @@ static void link_gone(orr_redis *r) {
 }
 
 static void went_up(orr_redis *r) {
-    unsigned failed = r->retries;
+    unsigned failed = r->failed;
     r->retries = 0;
+    r->failed = 0;
     r->why[0] = '\0';
     r->logged[0] = '\0';
     r->told_up = true;

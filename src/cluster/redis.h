@@ -8,6 +8,8 @@
  * Threads: none of its own. Every function must be called on the thread that
  * runs the loop, and every callback runs there, from orr_redis_tick, from the
  * handler's on_event or from orr_redis_free (never from orr_redis_command).
+ * hiredis writes with write(2), so the process must ignore SIGPIPE (the
+ * server does) or a Redis that goes away mid-write kills it.
  *
  * Pipelining: commands are appended to hiredis' output buffer, and the fd is
  * written when epoll says it is writable, so every command queued during one

@@ -93,11 +93,11 @@ static int parse_tcp(const char *p, orr_redis_addr *a, char *why, size_t whylen)
     if (memchr(p, '@', n))
         return orr_errf(why, whylen, -1, "a user or password in the URL is not supported");
 
-    const char *rest;
+    const char *rest = NULL;
     if (parse_host(p, n, a, &rest, why, whylen) < 0) return -1;
     a->port = DEFAULT_PORT;
     if (rest < p + n) { /* ":PORT" */
-        unsigned long port;
+        unsigned long port = 0;
         size_t plen = (size_t)(p + n - rest - 1);
         if (plen == 0) return orr_errf(why, whylen, -1, "missing port after ':'");
         int rc = parse_decimal(rest + 1, plen, 65535, &port);
@@ -108,7 +108,7 @@ static int parse_tcp(const char *p, orr_redis_addr *a, char *why, size_t whylen)
     }
     a->db = 0;
     if (slash) { /* "/DB" */
-        unsigned long db;
+        unsigned long db = 0;
         size_t dlen = strlen(slash + 1);
         if (dlen == 0)
             return orr_errf(why, whylen, -1,
