@@ -128,7 +128,7 @@ static void flush_answers(orr_cluster *cl) {
         cl_answer *a = cl->ans_head;
         cl->ans_head = a->next;
         if (!cl->ans_head) cl->ans_tail = NULL;
-        orr_worker *w = worker_of(cl, a->reply_to);
+        orr_worker *w = a->reply_to ? worker_of(cl, a->reply_to) : NULL;
         a->res.r.name = a->res.name;
         if (w) worker_post_result(w, a->reply_to, &a->res.r);
         free(a);
@@ -161,7 +161,10 @@ static void answer(orr_cluster *cl, orr_cl_req *rq, orr_registry_op op, int stat
 
 static void req_free(orr_cl_req *rq) {
     if (rq->payload) payload_unref(rq->payload);
-    if (rq->ans) rq->ans->done = true; /* nobody to answer: do not hold the others */
+    if (rq->ans) { /* nothing to say: do not hold the others */
+        rq->ans->done = true;
+        rq->ans->reply_to = 0;
+    }
     free(rq);
 }
 
@@ -298,13 +301,10 @@ static void handle_down(orr_cluster *cl, orr_cl_req *rq) {
 
 static void handle_req(orr_cluster *cl, orr_cl_req *rq) {
     answer_slot(cl, rq);
-    if (rq->kind == CL_ANSWER || rq->kind == CL_UNREGISTER || rq->kind == CL_LEAVE) {
-        /* Known on this node already (unregister and leave still tell Redis). */
+    if (rq->kind == CL_ANSWER) { /* known on this node already */
         answer(cl, rq, rq->op, rq->status, rq->count);
-        if (rq->kind == CL_ANSWER) {
-            req_free(rq);
-            return;
-        }
+        req_free(rq);
+        return;
     }
     if (!atomic_load_explicit(&cl->ready, memory_order_relaxed)) {
         handle_down(cl, rq);
@@ -407,6 +407,12 @@ static void on_reply(orr_redis *r, redisReply *reply, void *priv) {
         answer(cl, rq, ORR_OP_UNIQUE_SEND, v > 0 ? ORR_OK : ORR_ENOTFOUND, v > 0);
         break;
     case CL_JOIN: answer(cl, rq, ORR_OP_GROUP_JOIN, ORR_OK, 0); break;
+    case CL_LEAVE:
+    case CL_UNREGISTER:
+        /* Answered once Redis applied it: a publication after the answer
+         * no longer counts it. */
+        answer(cl, rq, rq->op, rq->status, rq->count);
+        break;
     case CL_PUBLISH: {
         uint64_t n = ok ? (uint64_t)v : rq->local_count;
         if (ok && (uint64_t)v > rq->local_count) atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
