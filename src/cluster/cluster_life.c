@@ -1,0 +1,490 @@
+/*
+ * The cluster thread's life: its loop and mailbox, the two Redis
+ * connections coming and going, writing this node's part back after they
+ * return, liveness, the reaper, and the public functions of cluster.h.
+ *
+ * While Redis cannot be reached: names and members on this node keep
+ * working; a send to a name held elsewhere answers not delivered (and is
+ * counted); registrations and joins succeed locally and are written back
+ * when Redis returns, after this node's old entries are cleared.
+ */
+#include "cluster/cluster_internal.h"
+
+#include "common/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+/* ---- writing this node's part back, after (re)connecting ---- */
+
+typedef struct writeback {
+    orr_cluster *cl;
+    size_t names, members;
+} writeback;
+
+static orr_pool *pool_by_idx(orr_cluster *cl, uint32_t idx) {
+    return idx < atomic_load_explicit(&cl->srv->pools.n, memory_order_acquire) ? cl->srv->pools.all[idx] : NULL;
+}
+
+typedef struct wb_pending {
+    orr_cluster *cl;
+    uint64_t conn; /* a name's holder; 0 for a membership */
+} wb_pending;
+
+/* A name lost to a newer registration elsewhere: its connection closes (1008). */
+static void on_writeback_reply(orr_redis *r, redisReply *reply, void *priv) {
+    (void)r;
+    wb_pending *p = priv;
+    orr_cluster *cl = p->cl;
+    cl->outstanding--;
+    if (p->conn && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        orr_worker *w = cl_worker_of(cl, p->conn);
+        atomic_fetch_add_explicit(&cl->conflicts, 1, memory_order_relaxed);
+        if (w) worker_post_kill(w, p->conn);
+    }
+    free(p);
+}
+
+static void write_one(void *arg, bool is_group, uint32_t pool_idx, const char *bytes, size_t len, uint64_t conn,
+                      int64_t since_ms) {
+    writeback *wb = arg;
+    orr_cluster *cl = wb->cl;
+    orr_pool *pool = pool_by_idx(cl, pool_idx);
+    if (!pool) return;
+    char key[KEY_MAX], ci[KEY_MAX], ni[KEY_MAX], cs[24], ss[24];
+    const char *argv[10] = {"EVALSHA", cl->sha[is_group ? SC_JOIN : SC_REGISTER], "3", key, ci, ni, cl->inst, cs, ss, "1"};
+    size_t argl[10] = {7, 40, 1,
+                       cl_pool_key(key, is_group ? "orr:g:" : "orr:u:", pool, bytes, len),
+                       cl_conn_index_key(cl, ci, conn), cl_node_index_key(cl, ni), cl->inst_len,
+                       (size_t)snprintf(cs, sizeof cs, "%" PRIu64, conn),
+                       (size_t)snprintf(ss, sizeof ss, "%" PRId64, since_ms), 1};
+    wb_pending *p = orr_xmalloc(sizeof *p);
+    p->cl = cl;
+    p->conn = is_group ? 0 : conn;
+    if (is_group) wb->members++; else wb->names++;
+    if (orr_redis_command(cl->cmd, on_writeback_reply, p, is_group ? 8 : 10, argv, argl) == 0)
+        cl->outstanding++;
+    else
+        free(p);
+}
+
+static void write_back(orr_cluster *cl) {
+    /* Clear this instance's entries (a CLIENT KILL or a partition kept
+     * them; a restarted Redis has none), then write the local table back. */
+    const char *kv[2] = {cl->inst, "1"};
+    size_t kl[2] = {cl->inst_len, 1};
+    cl_eval(cl, SC_REAP, NULL, 0, kv, kl, 2);
+    writeback wb = {.cl = cl};
+    orr_registry_foreach(cl->srv->registry, write_one, &wb);
+    orr_log(ORR_LOG_INFO, NULL, "cluster: %s: wrote back %zu names and %zu memberships", cl->inst, wb.names,
+            wb.members);
+}
+
+/* ---- liveness and the reaper ---- */
+
+static void on_reap_reply(orr_redis *r, redisReply *reply, void *priv) {
+    (void)r;
+    orr_cluster *cl = priv;
+    cl->outstanding--;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
+        atomic_fetch_add_explicit(&cl->reaped, (uint64_t)reply->integer, memory_order_relaxed);
+        orr_log(ORR_LOG_INFO, NULL, "cluster: reaped %lld node(s) whose liveness expired", reply->integer);
+    }
+}
+
+static void on_plain_reply(orr_redis *r, redisReply *reply, void *priv) {
+    (void)r;
+    orr_cluster *cl = priv;
+    cl->outstanding--;
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        orr_log(ORR_LOG_ERROR, NULL, "cluster: redis: %.*s", (int)reply->len, reply->str);
+}
+
+static void plain(orr_cluster *cl, int argc, const char **argv, const size_t *argl) {
+    if (orr_redis_command(cl->cmd, on_plain_reply, cl, argc, argv, argl) == 0) cl->outstanding++;
+}
+
+static void heartbeat(orr_cluster *cl) {
+    char key[KEY_MAX], ttl[24];
+    size_t kn = (size_t)snprintf(key, sizeof key, "orr:alive:%s", cl->inst);
+    size_t tn = (size_t)snprintf(ttl, sizeof ttl, "%u", cl->srv->cfg.cluster.node_ttl_ms);
+    const char *a1[5] = {"SET", key, "1", "PX", ttl};
+    size_t l1[5] = {3, kn, 1, 2, tn};
+    plain(cl, 5, a1, l1);
+    const char *a2[3] = {"SADD", "orr:nodes", cl->inst};
+    size_t l2[3] = {4, 9, cl->inst_len};
+    plain(cl, 3, a2, l2);
+}
+
+static void mark_draining(orr_cluster *cl) {
+    char key[KEY_MAX], ttl[24];
+    size_t kn = (size_t)snprintf(key, sizeof key, "orr:draining:%s", cl->inst);
+    size_t tn = (size_t)snprintf(ttl, sizeof ttl, "%u", cl->srv->cfg.cluster.node_ttl_ms + cl->srv->cfg.drain_ms +
+                                                           cl->srv->cfg.close_timeout_ms);
+    const char *a[5] = {"SET", key, "1", "PX", ttl};
+    size_t l[5] = {3, kn, 1, 2, tn};
+    plain(cl, 5, a, l);
+    cl->drain_marked = true;
+}
+
+static void reap(orr_cluster *cl) {
+    const char *argv[5] = {"EVALSHA", cl->sha[SC_REAP], "0", cl->inst, "0"};
+    size_t argl[5] = {7, 40, 1, cl->inst_len, 1};
+    if (orr_redis_command(cl->cmd, on_reap_reply, cl, 5, argv, argl) == 0) cl->outstanding++;
+}
+
+/* Stop listening to groups with no member here any more. */
+static void reconcile(orr_cluster *cl) {
+    cl->reconcile = false;
+    if (!cl->chans) return;
+    for (size_t i = 0; i <= cl->chan_mask; i++) {
+        for (chan *c = cl->chans[i], *next; c; c = next) {
+            next = c->next;
+            if (c->waiting || c->subscribing) continue;
+            if (orr_registry_group_size(cl->srv->registry, c->pool->idx, c->bytes + c->len, c->group_len)) continue;
+            if (c->subscribed && cl->sub_up) {
+                const char *argv[2] = {"UNSUBSCRIBE", c->bytes};
+                size_t argl[2] = {11, c->len};
+                orr_redis_command(cl->sub, NULL, NULL, 2, argv, argl);
+            }
+            cl_chan_remove(cl, c);
+        }
+    }
+}
+
+/* ---- connection state ---- */
+
+static void load_scripts(orr_cluster *cl) {
+    for (int i = 0; i < SC_N; i++) {
+        const char *argv[3] = {"SCRIPT", "LOAD", orr_cluster_scripts[i]};
+        size_t argl[3] = {6, 4, strlen(orr_cluster_scripts[i])};
+        plain(cl, 3, argv, argl);
+    }
+}
+
+static void subscribe_all(orr_cluster *cl) {
+    char inbox[KEY_MAX];
+    size_t n = (size_t)snprintf(inbox, sizeof inbox, "orr:inbox:%s", cl->inst);
+    const char *argv[2] = {"SUBSCRIBE", inbox};
+    size_t argl[2] = {9, n};
+    orr_redis_command(cl->sub, cl_on_message, cl, 2, argv, argl);
+    if (!cl->chans) return;
+    for (size_t i = 0; i <= cl->chan_mask; i++)
+        for (chan *c = cl->chans[i]; c; c = c->next) {
+            c->subscribed = false;
+            cl_subscribe(cl, c);
+        }
+}
+
+/* Groups with members here but no channel yet (joined while Redis was
+ * away): listen to them too. */
+static void add_chan_for(void *arg, bool is_group, uint32_t pool_idx, const char *bytes, size_t len, uint64_t conn,
+                         int64_t since_ms) {
+    (void)conn;
+    (void)since_ms;
+    orr_cluster *cl = arg;
+    if (!is_group) return;
+    orr_pool *pool = pool_by_idx(cl, pool_idx);
+    if (!pool) return;
+    char k[KEY_MAX];
+    size_t klen = cl_pool_key(k, "orr:gc:", pool, bytes, len);
+    uint64_t h = cl_hash_bytes(k, klen);
+    if (!cl_chan_find(cl, k, klen, h)) cl_chan_add(cl, k, klen, h, pool, bytes, len);
+}
+
+void cl_check_ready(orr_cluster *cl) {
+    bool ready = cl->cmd_up && cl->sub_up && cl->inbox_subscribed;
+    if (ready == atomic_load_explicit(&cl->ready, memory_order_relaxed)) return;
+    if (ready) {
+        /* Liveness first, so that our write-back is not taken for a dead
+         * node's entries. */
+        heartbeat(cl);
+        atomic_store_explicit(&cl->ready, true, memory_order_relaxed);
+        write_back(cl);
+        cl->next_beat = cl->now_ms + cl->srv->cfg.cluster.heartbeat_ms;
+        cl_set_why(cl, "");
+        orr_log(ORR_LOG_INFO, NULL, "cluster: %s: ready", cl->inst);
+    } else {
+        atomic_store_explicit(&cl->ready, false, memory_order_relaxed);
+    }
+}
+
+static void on_state(orr_redis *r, int up, const char *why, void *priv) {
+    orr_cluster *cl = priv;
+    if (r == cl->cmd) {
+        cl->cmd_up = up;
+        if (up) load_scripts(cl);
+    } else {
+        cl->sub_up = up;
+        cl->inbox_subscribed = false;
+        if (up) {
+            orr_registry_foreach(cl->srv->registry, add_chan_for, cl);
+            subscribe_all(cl);
+        } else if (cl->chans) {
+            /* Joins waiting for a subscription are answered now (they stand
+             * locally and are written back): the answers behind them must
+             * not wait for Redis to come back. */
+            for (size_t i = 0; i <= cl->chan_mask; i++) {
+                for (chan *c = cl->chans[i]; c; c = c->next) {
+                    c->subscribed = c->subscribing = false;
+                    orr_cl_req *rq = c->waiting;
+                    c->waiting = c->waiting_tail = NULL;
+                    while (rq) {
+                        orr_cl_req *next = rq->next;
+                        cl_handle_down(cl, rq);
+                        rq = next;
+                    }
+                }
+            }
+        }
+    }
+    if (!up) {
+        char buf[160];
+        snprintf(buf, sizeof buf, "redis unreachable: %s", why && *why ? why : "connection lost");
+        cl_set_why(cl, buf);
+        if (atomic_load_explicit(&cl->ready, memory_order_relaxed))
+            orr_log(ORR_LOG_WARN, NULL, "cluster: %s: %s", cl->inst, buf);
+    }
+    cl_check_ready(cl);
+}
+
+/* ---- the thread ---- */
+
+static void take_mailbox(orr_cluster *cl) {
+    uint64_t n;
+    ssize_t r = read(cl->event_fd, &n, sizeof n);
+    (void)r;
+    pthread_mutex_lock(&cl->lock);
+    orr_cl_req *rq = cl->head;
+    cl->head = cl->tail = NULL;
+    pthread_mutex_unlock(&cl->lock);
+    while (rq) {
+        orr_cl_req *next = rq->next;
+        cl_handle_req(cl, rq);
+        rq = next;
+    }
+}
+
+static void mark_draining(orr_cluster *cl);
+
+static void on_event_fd(orr_loop_handler *h, uint32_t events) {
+    (void)events;
+    orr_cluster *cl = ORR_CONTAINER_OF(h, orr_cluster, ev_h);
+    /* Marked before the drain's closes are handled: a client that comes
+     * back elsewhere finds its name free. */
+    if (atomic_load_explicit(&cl->draining, memory_order_relaxed) && !cl->drain_marked &&
+        atomic_load_explicit(&cl->ready, memory_order_relaxed))
+        mark_draining(cl);
+    take_mailbox(cl);
+}
+
+static void on_timer(orr_loop_handler *h, uint32_t events) {
+    (void)events;
+    orr_cluster *cl = ORR_CONTAINER_OF(h, orr_cluster, timer_h);
+    uint64_t n;
+    ssize_t r = read(cl->timer_fd, &n, sizeof n);
+    (void)r;
+    orr_redis_tick(cl->cmd, cl->now_ms);
+    orr_redis_tick(cl->sub, cl->now_ms);
+    if (!atomic_load_explicit(&cl->ready, memory_order_relaxed)) return;
+    if (cl->now_ms >= cl->next_beat) {
+        heartbeat(cl);
+        cl->next_beat = cl->now_ms + cl->srv->cfg.cluster.heartbeat_ms;
+    }
+    if (cl->now_ms >= cl->next_reap) {
+        reap(cl);
+        uint32_t hb = cl->srv->cfg.cluster.heartbeat_ms;
+        uint32_t jitter = 0;
+        getrandom(&jitter, sizeof jitter, GRND_NONBLOCK);
+        cl->next_reap = cl->now_ms + hb + (hb ? jitter % hb : 0);
+    }
+    if (cl->reconcile) reconcile(cl);
+    if (atomic_load_explicit(&cl->draining, memory_order_relaxed) && !cl->drain_marked) mark_draining(cl);
+}
+
+static void *cluster_main(void *arg) {
+    orr_cluster *cl = arg;
+    struct epoll_event evs[64];
+    int64_t stop_deadline = 0;
+    for (;;) {
+        bool stopping = atomic_load_explicit(&cl->stop, memory_order_acquire);
+        if (stopping && !stop_deadline) {
+            stop_deadline = mono_ms() + 2000;
+            take_mailbox(cl); /* the last connections' GONE */
+            if (atomic_load_explicit(&cl->ready, memory_order_relaxed)) {
+                char key[KEY_MAX];
+                size_t kn = (size_t)snprintf(key, sizeof key, "orr:alive:%s", cl->inst);
+                const char *a[2] = {"DEL", key};
+                size_t l[2] = {3, kn};
+                plain(cl, 2, a, l);
+                const char *b[3] = {"SREM", "orr:nodes", cl->inst};
+                size_t bl[3] = {4, 9, cl->inst_len};
+                plain(cl, 3, b, bl);
+            }
+        }
+        if (stopping && (cl->outstanding == 0 || !cl->cmd_up || mono_ms() >= stop_deadline)) break;
+        int n = epoll_wait(cl->epfd, evs, 64, TICK_MS);
+        if (n < 0 && errno != EINTR) break;
+        cl->now_ms = mono_ms();
+        for (int i = 0; i < n; i++) {
+            orr_loop_handler *h = evs[i].data.ptr;
+            h->on_event(h, evs[i].events);
+        }
+    }
+    return NULL;
+}
+
+orr_cluster *orr_cluster_start(orr_server *s) {
+    orr_cluster *cl = orr_xcalloc(1, sizeof *cl);
+    cl->srv = s;
+    pthread_mutex_init(&cl->lock, NULL);
+    const orr_cluster_config *cc = &s->cfg.cluster;
+    char node[96];
+    if (cc->node_id[0]) {
+        snprintf(node, sizeof node, "%s", cc->node_id);
+    } else {
+        char host[64] = "node";
+        gethostname(host, sizeof host - 1);
+        snprintf(node, sizeof node, "%s:%u", host, s->port);
+    }
+    uint32_t boot = 0;
+    getrandom(&boot, sizeof boot, 0);
+    snprintf(cl->inst, sizeof cl->inst, "%s#%08x", node, boot);
+    cl->inst_len = strlen(cl->inst);
+    for (int i = 0; i < SC_N; i++) {
+        unsigned char d[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)orr_cluster_scripts[i], strlen(orr_cluster_scripts[i]), d);
+        for (int k = 0; k < SHA_DIGEST_LENGTH; k++) snprintf(cl->sha[i] + 2 * k, 3, "%02x", d[k]);
+    }
+    snprintf(cl->why, sizeof cl->why, "connecting to redis");
+    cl->epfd = epoll_create1(EPOLL_CLOEXEC);
+    cl->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    cl->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    cl->ev_h.on_event = on_event_fd;
+    cl->timer_h.on_event = on_timer;
+    struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &cl->ev_h};
+    struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &cl->timer_h};
+    epoll_ctl(cl->epfd, EPOLL_CTL_ADD, cl->event_fd, &e1);
+    epoll_ctl(cl->epfd, EPOLL_CTL_ADD, cl->timer_fd, &e2);
+    struct itimerspec its = {.it_interval = {.tv_nsec = TICK_MS * 1000000L}, .it_value = {.tv_nsec = 1000000L}};
+    timerfd_settime(cl->timer_fd, 0, &its, NULL);
+    cl->now_ms = mono_ms();
+    cl->cmd = orr_redis_new(cl->epfd, &cc->redis, "commands", on_state, cl);
+    cl->sub = orr_redis_new(cl->epfd, &cc->redis, "subscriptions", on_state, cl);
+    orr_log(ORR_LOG_INFO, NULL, "cluster: node %s (instance %s), redis %s", node, cl->inst, cc->redis_url);
+    if (pthread_create(&cl->thread, NULL, cluster_main, cl) != 0) {
+        orr_log(ORR_LOG_ERROR, NULL, "cluster: cannot start its thread");
+        return NULL;
+    }
+    return cl;
+}
+
+void orr_cluster_stop(orr_cluster *cl) {
+    if (!cl) return;
+    atomic_store_explicit(&cl->stop, true, memory_order_release);
+    uint64_t one = 1;
+    ssize_t r = write(cl->event_fd, &one, sizeof one);
+    (void)r;
+    pthread_join(cl->thread, NULL);
+    orr_redis_free(cl->cmd);
+    orr_redis_free(cl->sub);
+    orr_cl_req *rq = cl->head;
+    while (rq) {
+        orr_cl_req *next = rq->next;
+        cl_req_free(rq);
+        rq = next;
+    }
+    if (cl->chans) {
+        for (size_t i = 0; i <= cl->chan_mask; i++) {
+            for (chan *c = cl->chans[i], *next; c; c = next) {
+                next = c->next;
+                for (orr_cl_req *w = c->waiting, *wn; w; w = wn) {
+                    wn = w->next;
+                    cl_req_free(w);
+                }
+                free(c);
+            }
+        }
+        free(cl->chans);
+    }
+    orr_idvec_free(&cl->scratch);
+    close(cl->epfd);
+    close(cl->event_fd);
+    close(cl->timer_fd);
+    pthread_mutex_destroy(&cl->lock);
+    free(cl);
+}
+
+void orr_cluster_draining(orr_cluster *cl) {
+    if (!cl) return;
+    atomic_store_explicit(&cl->draining, true, memory_order_relaxed);
+    uint64_t one = 1;
+    ssize_t r = write(cl->event_fd, &one, sizeof one);
+    (void)r;
+}
+
+void orr_cluster_post(orr_cluster *cl, orr_cl_req *rq) {
+    rq->next = NULL;
+    pthread_mutex_lock(&cl->lock);
+    bool was_empty = cl->head == NULL;
+    if (cl->tail)
+        cl->tail->next = rq;
+    else
+        cl->head = rq;
+    cl->tail = rq;
+    pthread_mutex_unlock(&cl->lock);
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t r = write(cl->event_fd, &one, sizeof one);
+        (void)r;
+    }
+}
+
+bool orr_cluster_ready(orr_cluster *cl, char *why, size_t whylen) {
+    if (atomic_load_explicit(&cl->ready, memory_order_relaxed)) return true;
+    pthread_mutex_lock(&cl->lock);
+    snprintf(why, whylen, "%s", cl->why[0] ? cl->why : "redis not ready");
+    pthread_mutex_unlock(&cl->lock);
+    return false;
+}
+
+void orr_cluster_metrics(orr_cluster *cl, void (*emit)(void *arg, const char *line), void *arg) {
+    char line[256];
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } counters[] = {
+        {"orrery_cluster_messages_sent_total", "counter", "Messages this node sent to other nodes.",
+         offsetof(orr_cluster, sent)},
+        {"orrery_cluster_messages_received_total", "counter", "Messages other nodes sent to this node.",
+         offsetof(orr_cluster, received)},
+        {"orrery_cluster_send_failures_total", "counter", "Sends to other nodes that failed for lack of Redis.",
+         offsetof(orr_cluster, send_failures)},
+        {"orrery_cluster_reaped_nodes_total", "counter", "Dead nodes whose names and members this node removed.",
+         offsetof(orr_cluster, reaped)},
+        {"orrery_cluster_name_conflicts_total", "counter",
+         "Connections closed because a newer registration of their name won after an outage.",
+         offsetof(orr_cluster, conflicts)},
+    };
+    snprintf(line, sizeof line,
+             "# HELP orrery_cluster_redis_up Whether this node reaches Redis (1) or not (0).\n"
+             "# TYPE orrery_cluster_redis_up gauge\norrery_cluster_redis_up %d\n",
+             atomic_load_explicit(&cl->ready, memory_order_relaxed) ? 1 : 0);
+    emit(arg, line);
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        const atomic_uint_fast64_t *v = (const atomic_uint_fast64_t *)((const char *)cl + counters[i].off);
+        snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", counters[i].name, counters[i].help,
+                 counters[i].name, counters[i].type, counters[i].name,
+                 (unsigned long long)atomic_load_explicit(v, memory_order_relaxed));
+        emit(arg, line);
+    }
+}
