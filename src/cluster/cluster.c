@@ -416,7 +416,7 @@ void cl_on_message(orr_redis *r, redisReply *reply, void *priv) {
             deliver_group(cl, ch->str, ch->len, body->str, body->len);
         return;
     }
-    if (kind->len == 9 && memcmp(kind->str, "cl_subscribe", 9) == 0) {
+    if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
         if (is_inbox(cl, ch->str, ch->len)) {
             cl->inbox_subscribed = true;
             cl_check_ready(cl);
