@@ -3,19 +3,21 @@
  * the three never disagree. A key knows its field (offset and size in the
  * struct its table describes), how to load it and how to show its default.
  *
- * A nested object (such as the entries of `pools`, or `cluster`) is a key
- * whose load function pushes its name on ctx->path and calls load_object()
- * with a table of its own over a struct of its own; errors inside it then
- * name the dotted path and the position of that nested key. Its table is
- * also the key's `sub`, so that --help lists it under the key, with the
- * defaults its `sub_defaults` gives.
+ * A nested object (such as the entries of `pools`, or `cluster`, loaded in
+ * config_nested.c) is a key whose load function pushes its name on
+ * ctx->path and calls orr__config_load_object() with a table of its own over
+ * a struct of its own; errors inside it then name the dotted path and the
+ * position of that nested key. Its table is also the key's `sub`, so that
+ * --help lists it under the key, with the defaults its `sub_defaults` gives.
+ *
+ * This file holds the messages, the plain keys and their table, loading a
+ * file and --help.
  */
 #include "config/config.h"
 
 #include "common/err.h"
 #include "config/config_internal.h"
 #include "config/jsonpos.h"
-#include "http/router.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,43 +29,6 @@
 
 /* Bigger than any sane config, small enough to read whole. */
 #define MAX_FILE_BYTES ((size_t)16 << 20)
-
-typedef struct load_ctx {
-    const char *file;
-    const char *text;
-    size_t len;
-    const char *path[ORR__JSONPOS_MAX_PATH]; /* keys down to the object being loaded */
-    size_t depth;
-    char *err;
-    size_t errlen;
-} load_ctx;
-
-typedef struct cfg_key cfg_key;
-
-/* Room for the struct an object key's entries describe, for --help. */
-typedef union sub_scratch {
-    orr_pool_config pool;
-    orr_cluster_config cluster;
-} sub_scratch;
-
-struct cfg_key {
-    const char *name;
-    const char *type; /* for --help; integer keys generate theirs from min and max */
-    const char *meaning;
-    size_t offset, size; /* the field in the struct the table describes */
-    int (*load)(load_ctx *ctx, const cfg_key *k, json_t *v, void *base);
-    void (*show)(const cfg_key *k, const void *base, char *buf, size_t n);
-    long long min, max;         /* integer keys: the accepted range */
-    const char *unit;           /* integer keys: named in messages */
-    const char *const *choices; /* choice keys: the accepted strings, NULL-terminated */
-    const int *choice_values;   /* choice keys: the value stored for each */
-    const char *default_note;   /* a default that depends on something else: what it is */
-    const cfg_key *sub;         /* an object key: the table of its entries, for --help */
-    size_t n_sub;
-    /* An object key: its entries at their defaults, given the top-level ones
-     * (built in *s, or pointing into d). */
-    const void *(*sub_defaults)(const orr_config *d, sub_scratch *s);
-};
 
 /* Integer fields are written through their size; `workers` is an int. */
 _Static_assert(sizeof(int) == sizeof(uint32_t), "int fields are stored as 32 bits");
@@ -92,7 +57,7 @@ static void dotted(char *buf, size_t n, const char *const *path, size_t depth) {
 /* A value as written in JSON, cut short if long: for "got ..." in messages.
  * (json_dumpb writes nothing of a piece that does not fit, so the value is
  * dumped whole and then cut; this runs only on the way to an error.) */
-static const char *got(const json_t *v, char *buf, size_t n) {
+const char *orr__config_got(const json_t *v, char *buf, size_t n) {
     char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII);
     if (!s) return "a value";
     size_t len = strlen(s);
@@ -106,7 +71,8 @@ static const char *got(const json_t *v, char *buf, size_t n) {
     return buf;
 }
 
-static int vfail_at(load_ctx *ctx, const char *key, int at_value, const char *fmt, va_list ap) {
+static int vfail_at(orr__config_ctx *ctx, const char *key, int at_value, const char *fmt,
+                    va_list ap) {
     const char *path[ORR__JSONPOS_MAX_PATH + 1];
     char name[512], why[768];
     orr__jsonpos kpos, vpos;
@@ -126,10 +92,7 @@ static int vfail_at(load_ctx *ctx, const char *key, int at_value, const char *fm
 
 /* Reports "FILE:LINE:COL: path.key: why" at the key or at its value, and
  * returns -1. */
-static int fail_at(load_ctx *ctx, const char *key, int at_value, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail_at(load_ctx *ctx, const char *key, int at_value, const char *fmt, ...) {
+int orr__config_fail_at(orr__config_ctx *ctx, const char *key, int at_value, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vfail_at(ctx, key, at_value, fmt, ap);
@@ -139,59 +102,53 @@ static int fail_at(load_ctx *ctx, const char *key, int at_value, const char *fmt
 
 /* ---- loading one key ----------------------------------------------------- */
 
-static void *field(void *base, const cfg_key *k) {
-    return (char *)base + k->offset;
-}
-
-static const void *cfield(const void *base, const cfg_key *k) {
-    return (const char *)base + k->offset;
-}
-
-static int load_int(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+int orr__config_load_int(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base) {
     char g[64], unit[64] = "";
     if (k->unit) snprintf(unit, sizeof unit, " (%s)", k->unit);
     if (!json_is_integer(v))
-        return fail_at(ctx, k->name, 1, "expected a %s integer%s, got %s",
-                       k->min > 0 ? "positive" : "non-negative", unit, got(v, g, sizeof g));
+        return orr__config_fail_at(ctx, k->name, 1, "expected a %s integer%s, got %s",
+                                   k->min > 0 ? "positive" : "non-negative", unit,
+                                   orr__config_got(v, g, sizeof g));
     long long x = json_integer_value(v);
     if (x < k->min || x > k->max)
-        return fail_at(ctx, k->name, 1, "must be from %lld to %lld%s, got %lld", k->min, k->max,
-                       unit, x);
+        return orr__config_fail_at(ctx, k->name, 1, "must be from %lld to %lld%s, got %lld", k->min,
+                                   k->max, unit, x);
     if (k->size == sizeof(uint64_t)) {
         uint64_t u = (uint64_t)x;
-        memcpy(field(base, k), &u, sizeof u);
+        memcpy(orr__config_field(base, k), &u, sizeof u);
     } else {
         uint32_t u = (uint32_t)x;
-        memcpy(field(base, k), &u, sizeof u);
+        memcpy(orr__config_field(base, k), &u, sizeof u);
     }
     return 0;
 }
 
-static void show_int(const cfg_key *k, const void *base, char *buf, size_t n) {
+void orr__config_show_int(const orr__config_key *k, const void *base, char *buf, size_t n) {
     if (k->size == sizeof(uint64_t)) {
         uint64_t u;
-        memcpy(&u, cfield(base, k), sizeof u);
+        memcpy(&u, orr__config_cfield(base, k), sizeof u);
         snprintf(buf, n, "%llu", (unsigned long long)u);
     } else {
         uint32_t u;
-        memcpy(&u, cfield(base, k), sizeof u);
+        memcpy(&u, orr__config_cfield(base, k), sizeof u);
         snprintf(buf, n, "%lu", (unsigned long)u);
     }
 }
 
-static int load_listen(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+static int load_listen(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base) {
     orr_config *c = base;
     char g[80], why[128];
     if (!json_is_string(v))
-        return fail_at(ctx, k->name, 1, "expected a \"HOST:PORT\" string, got %s",
-                       got(v, g, sizeof g));
+        return orr__config_fail_at(ctx, k->name, 1, "expected a \"HOST:PORT\" string, got %s",
+                                   orr__config_got(v, g, sizeof g));
     if (orr_config_parse_listen(json_string_value(v), c->listen_host, sizeof c->listen_host,
                                 &c->listen_port, why, sizeof why) < 0)
-        return fail_at(ctx, k->name, 1, "%s, got %s", why, got(v, g, sizeof g));
+        return orr__config_fail_at(ctx, k->name, 1, "%s, got %s", why,
+                                   orr__config_got(v, g, sizeof g));
     return 0;
 }
 
-static void show_listen(const cfg_key *k, const void *base, char *buf, size_t n) {
+static void show_listen(const orr__config_key *k, const void *base, char *buf, size_t n) {
     const orr_config *c = base;
     int v6 = strchr(c->listen_host, ':') != NULL;
     snprintf(buf, n, "\"%s%s%s:%u\"", v6 ? "[" : "", c->listen_host, v6 ? "]" : "",
@@ -199,29 +156,32 @@ static void show_listen(const cfg_key *k, const void *base, char *buf, size_t n)
 }
 
 /* A host name, stored in lower case (host names are case-insensitive). */
-static int load_hostname(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+static int load_hostname(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base) {
     char g[80];
     if (!json_is_string(v))
-        return fail_at(ctx, k->name, 1, "expected a host name string, got %s", got(v, g, sizeof g));
+        return orr__config_fail_at(ctx, k->name, 1, "expected a host name string, got %s",
+                                   orr__config_got(v, g, sizeof g));
     const char *s = json_string_value(v);
     const char *why = orr__config_check_hostname(s);
-    if (why) return fail_at(ctx, k->name, 1, "%s, got %s", why, got(v, g, sizeof g));
+    if (why)
+        return orr__config_fail_at(ctx, k->name, 1, "%s, got %s", why,
+                                   orr__config_got(v, g, sizeof g));
     size_t len = strlen(s);
     if (len >= k->size)
-        return fail_at(ctx, k->name, 1, "longer than %zu bytes, got %s", k->size - 1,
-                       got(v, g, sizeof g));
-    char *out = field(base, k);
+        return orr__config_fail_at(ctx, k->name, 1, "longer than %zu bytes, got %s", k->size - 1,
+                                   orr__config_got(v, g, sizeof g));
+    char *out = orr__config_field(base, k);
     for (size_t i = 0; i <= len; i++)
         out[i] = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
     return 0;
 }
 
-static void show_string(const cfg_key *k, const void *base, char *buf, size_t n) {
-    snprintf(buf, n, "\"%s\"", (const char *)cfield(base, k));
+static void show_string(const orr__config_key *k, const void *base, char *buf, size_t n) {
+    snprintf(buf, n, "\"%s\"", (const char *)orr__config_cfield(base, k));
 }
 
 /* "a", "b" for messages, a|b for --help. */
-static void choices_text(const cfg_key *k, int for_help, char *buf, size_t n) {
+static void choices_text(const orr__config_key *k, int for_help, char *buf, size_t n) {
     size_t at = 0;
     buf[0] = '\0';
     for (size_t i = 0; k->choices[i]; i++) {
@@ -233,23 +193,24 @@ static void choices_text(const cfg_key *k, int for_help, char *buf, size_t n) {
     }
 }
 
-static int load_choice(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+static int load_choice(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base) {
     char g[64], list[128];
     if (json_is_string(v)) {
         for (size_t i = 0; k->choices[i]; i++) {
             if (strcmp(json_string_value(v), k->choices[i]) == 0) {
-                memcpy(field(base, k), &k->choice_values[i], sizeof(int));
+                memcpy(orr__config_field(base, k), &k->choice_values[i], sizeof(int));
                 return 0;
             }
         }
     }
     choices_text(k, 0, list, sizeof list);
-    return fail_at(ctx, k->name, 1, "expected one of %s, got %s", list, got(v, g, sizeof g));
+    return orr__config_fail_at(ctx, k->name, 1, "expected one of %s, got %s", list,
+                               orr__config_got(v, g, sizeof g));
 }
 
-static void show_choice(const cfg_key *k, const void *base, char *buf, size_t n) {
+static void show_choice(const orr__config_key *k, const void *base, char *buf, size_t n) {
     int value;
-    memcpy(&value, cfield(base, k), sizeof value);
+    memcpy(&value, orr__config_cfield(base, k), sizeof value);
     for (size_t i = 0; k->choices[i]; i++) {
         if (k->choice_values[i] == value) {
             snprintf(buf, n, "\"%s\"", k->choices[i]);
@@ -280,259 +241,39 @@ static const char *type_name(const json_t *v) {
 
 /* A secret: never echoed in a message (a near-miss token is still mostly the
  * token), only where and why it is wrong. */
-static int load_token(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
+static int load_token(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base) {
     size_t max = k->size - 1;
     if (!json_is_string(v))
-        return fail_at(ctx, k->name, 1,
-                       "expected a string of 1 to %zu visible ASCII characters, got %s", max,
-                       type_name(v));
+        return orr__config_fail_at(ctx, k->name, 1,
+                                   "expected a string of 1 to %zu visible ASCII characters, got %s",
+                                   max, type_name(v));
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
     if (len == 0)
-        return fail_at(ctx, k->name, 1,
-                       "empty; leave the key out to keep the push API off, or give 1 to %zu "
-                       "visible ASCII characters",
-                       max);
+        return orr__config_fail_at(
+            ctx, k->name, 1,
+            "empty; leave the key out to keep the push API off, or give 1 to %zu "
+            "visible ASCII characters",
+            max);
     if (len > max)
-        return fail_at(ctx, k->name, 1, "%zu bytes long, at most %zu (value not shown)", len, max);
+        return orr__config_fail_at(ctx, k->name, 1, "%zu bytes long, at most %zu (value not shown)",
+                                   len, max);
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch < 0x21 || ch > 0x7e)
-            return fail_at(ctx, k->name, 1,
-                           "byte %zu is 0x%02x, not a visible ASCII character 0x21..0x7e (value "
-                           "not shown)",
-                           i + 1, ch);
+            return orr__config_fail_at(
+                ctx, k->name, 1,
+                "byte %zu is 0x%02x, not a visible ASCII character 0x21..0x7e (value "
+                "not shown)",
+                i + 1, ch);
     }
-    memcpy(field(base, k), s, len + 1);
+    memcpy(orr__config_field(base, k), s, len + 1);
     return 0;
 }
 
 /* Only ever shows defaults, but a set token would not be printed either. */
-static void show_token(const cfg_key *k, const void *base, char *buf, size_t n) {
-    snprintf(buf, n, "%s", *(const char *)cfield(base, k) ? "(set)" : "\"\"");
-}
-
-/* A pool entry whose ws_max_connections the file did not give: while loading
- * only (the key's range stops far below), then the top-level value. */
-#define POOL_LIMIT_UNSET UINT32_MAX
-
-static const cfg_key pool_keys[] = {
-    {.name = "ws_max_connections",
-     .meaning = "websocket connections of this pool at once on one node; 0 rejects everyone",
-     .offset = offsetof(orr_pool_config, ws_max_connections),
-     .size = sizeof(uint32_t),
-     .load = load_int,
-     .show = show_int,
-     .min = 0,
-     .max = 10000000,
-     .unit = "connections",
-     .default_note = "top-level"},
-};
-
-static int load_object(load_ctx *ctx, const cfg_key *keys, size_t n, json_t *obj, void *base);
-
-static int load_pool(load_ctx *ctx, const char *name, json_t *v, orr_pool_config *p) {
-    char g[80];
-    size_t len = strlen(name);
-    if (orr_pool_name_check(name, len) < 0)
-        return fail_at(ctx, name, 0,
-                       "not a pool name: expected gear:<gear> (a gear name: [a-z][a-z0-9_]*) or "
-                       "tenant:<id> (1 to 64 of A-Z a-z 0-9 _ . -)");
-    if (!json_is_object(v))
-        return fail_at(ctx, name, 1, "expected an object {\"ws_max_connections\": N}, got %s",
-                       got(v, g, sizeof g));
-    _Static_assert(sizeof p->name > 7 + 64, "a pool name fits");
-    memcpy(p->name, name, len + 1);
-    p->ws_max_connections = POOL_LIMIT_UNSET;
-    ctx->path[ctx->depth++] = name;
-    int rc = load_object(ctx, pool_keys, ORR_ARRAY_LEN(pool_keys), v, p);
-    ctx->depth--;
-    return rc;
-}
-
-static int pool_cmp(const void *a, const void *b) {
-    return strcmp(((const orr_pool_config *)a)->name, ((const orr_pool_config *)b)->name);
-}
-
-/* Builds a new array and points c->pools at it: the array c->pools had is
- * the caller's, freed (or kept, on failure) by orr_config_load. */
-static int load_pools(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
-    orr_config *c = base;
-    char g[80];
-    if (!json_is_object(v))
-        return fail_at(ctx, k->name, 1, "expected an object {\"<pool>\": {...}}, got %s",
-                       got(v, g, sizeof g));
-    size_t n = json_object_size(v), i = 0;
-    orr_pool_config *pools = n ? orr_xcalloc(n, sizeof *pools) : NULL;
-    const char *name;
-    json_t *pv;
-    ctx->path[ctx->depth++] = k->name;
-    json_object_foreach(v, name, pv) {
-        if (load_pool(ctx, name, pv, &pools[i]) < 0) {
-            ctx->depth--;
-            free(pools);
-            return -1;
-        }
-        i++;
-    }
-    ctx->depth--;
-    if (n) qsort(pools, n, sizeof *pools, pool_cmp);
-    c->pools = pools;
-    c->n_pools = n;
-    return 0;
-}
-
-static void show_pools(const cfg_key *k, const void *base, char *buf, size_t n) {
-    const orr_config *c = base;
-    snprintf(buf, n, "%s", c->n_pools ? "{...}" : "{}");
-}
-
-/* The entries of a pool default to the top-level limit. */
-static const void *pool_defaults(const orr_config *d, sub_scratch *s) {
-    s->pool = (orr_pool_config){.name = "", .ws_max_connections = d->ws_max_connections};
-    return &s->pool;
-}
-
-/* ---- cluster ------------------------------------------------------------- */
-
-#define CLUSTER_DEFAULTS                                                                           \
-    { .enabled = false, .heartbeat_ms = 3000, .node_ttl_ms = 10000 }
-
-static int load_redis(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
-    orr_cluster_config *cl = base;
-    char g[80], why[160];
-    if (!json_is_string(v))
-        return fail_at(ctx, k->name, 1,
-                       "expected a string \"redis://HOST[:PORT][/DB]\" or \"unix:PATH\", got %s",
-                       got(v, g, sizeof g));
-    /* jansson refuses \u0000 (no JSON_ALLOW_NUL): the string is all of its bytes. */
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
-    if (len >= sizeof cl->redis_url)
-        return fail_at(ctx, k->name, 1, "longer than %zu bytes, got %s", sizeof cl->redis_url - 1,
-                       got(v, g, sizeof g));
-    if (orr_redis_addr_parse(s, &cl->redis, why, sizeof why) < 0)
-        return fail_at(ctx, k->name, 1, "%s, got %s", why, got(v, g, sizeof g));
-    memcpy(cl->redis_url, s, len + 1);
-    return 0;
-}
-
-static void show_required(const cfg_key *k, const void *base, char *buf, size_t n) {
-    snprintf(buf, n, "required");
-}
-
-static int node_id_char(char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           ch == '_' || ch == '.' || ch == ':' || ch == '-';
-}
-
-static int load_node_id(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
-    orr_cluster_config *cl = base;
-    size_t max = sizeof cl->node_id - 1;
-    char g[80];
-    if (!json_is_string(v))
-        return fail_at(ctx, k->name, 1,
-                       "expected a string of 1 to %zu of A-Z a-z 0-9 _ . : -, got %s", max,
-                       got(v, g, sizeof g));
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
-    if (len == 0)
-        return fail_at(ctx, k->name, 1,
-                       "empty; leave the key out to let the node pick <hostname>:<port>");
-    if (len > max)
-        return fail_at(ctx, k->name, 1, "%zu bytes long, at most %zu, got %s", len, max,
-                       got(v, g, sizeof g));
-    for (size_t i = 0; i < len; i++)
-        if (!node_id_char(s[i]))
-            return fail_at(ctx, k->name, 1,
-                           "byte %zu (0x%02x) is not one of A-Z a-z 0-9 _ . : -, got %s", i + 1,
-                           (unsigned char)s[i], got(v, g, sizeof g));
-    memcpy(cl->node_id, s, len + 1);
-    return 0;
-}
-
-static void show_node_id(const cfg_key *k, const void *base, char *buf, size_t n) {
-    const char *id = cfield(base, k);
-    if (*id)
-        snprintf(buf, n, "\"%s\"", id);
-    else
-        snprintf(buf, n, "<hostname>:<port>");
-}
-
-#define CLUSTER_INT_KEY(fld, lo, hi, meaning_)                                                     \
-    {                                                                                              \
-        .name = #fld, .meaning = meaning_, .offset = offsetof(orr_cluster_config, fld),            \
-        .size = sizeof(((orr_cluster_config *)0)->fld), .load = load_int, .show = show_int,        \
-        .min = lo, .max = hi, .unit = "milliseconds"                                               \
-    }
-
-static const cfg_key cluster_keys[] = {
-    {.name = "redis",
-     .type = "URL",
-     .meaning = "redis://HOST[:PORT][/DB] (port 6379, database 0 if left out) or unix:PATH",
-     .load = load_redis,
-     .show = show_required},
-    {.name = "node_id",
-     .type = "string",
-     .meaning = "this node's name in the cluster, 1 to 64 of A-Z a-z 0-9 _ . : -",
-     .offset = offsetof(orr_cluster_config, node_id),
-     .size = sizeof(((orr_cluster_config *)0)->node_id),
-     .load = load_node_id,
-     .show = show_node_id},
-    CLUSTER_INT_KEY(heartbeat_ms, 50, 600000, "how often this node refreshes its liveness key"),
-    CLUSTER_INT_KEY(node_ttl_ms, 100, 3600000,
-                    "a node silent this long is dead: its names and memberships are freed; "
-                    "more than heartbeat_ms"),
-};
-
-/* The relation between two keys, checked once both are known. A TTL given
- * in the file is where the mistake is said to be; else the heartbeat that
- * outgrew the default TTL is. */
-static int check_cluster_times(load_ctx *ctx, json_t *v, const orr_cluster_config *cl) {
-    if (cl->node_ttl_ms > cl->heartbeat_ms) return 0;
-    if (json_object_get(v, "node_ttl_ms"))
-        return fail_at(ctx, "node_ttl_ms", 1,
-                       "must be greater than heartbeat_ms (%lu), got %lu: a node would expire "
-                       "between two heartbeats",
-                       (unsigned long)cl->heartbeat_ms, (unsigned long)cl->node_ttl_ms);
-    return fail_at(ctx, "heartbeat_ms", 1,
-                   "must be less than node_ttl_ms (%lu, its default), got %lu: a node would "
-                   "expire between two heartbeats; raise node_ttl_ms too",
-                   (unsigned long)cl->node_ttl_ms, (unsigned long)cl->heartbeat_ms);
-}
-
-/* A "cluster" in the file replaces the caller's whole: its absent entries
- * take their defaults, not the values of an earlier load. */
-static int load_cluster(load_ctx *ctx, const cfg_key *k, json_t *v, void *base) {
-    orr_config *c = base;
-    orr_cluster_config cl = CLUSTER_DEFAULTS;
-    char g[80];
-    if (!json_is_object(v))
-        return fail_at(ctx, k->name, 1, "expected an object {\"redis\": URL, ...}, got %s",
-                       got(v, g, sizeof g));
-    ctx->path[ctx->depth++] = k->name;
-    int rc = load_object(ctx, cluster_keys, ORR_ARRAY_LEN(cluster_keys), v, &cl);
-    if (rc == 0 && !json_object_get(v, "redis")) {
-        ctx->depth--;
-        return fail_at(ctx, k->name, 0,
-                       "\"redis\" is required: \"redis://HOST[:PORT][/DB]\" or \"unix:PATH\"");
-    }
-    if (rc == 0) rc = check_cluster_times(ctx, v, &cl);
-    ctx->depth--;
-    if (rc < 0) return -1;
-    cl.enabled = true;
-    c->cluster = cl;
-    return 0;
-}
-
-static void show_cluster(const cfg_key *k, const void *base, char *buf, size_t n) {
-    const orr_config *c = base;
-    snprintf(buf, n, "%s", c->cluster.enabled ? "{...}" : "none (single node)");
-}
-
-static const void *cluster_defaults(const orr_config *d, sub_scratch *s) {
-    s->cluster = (orr_cluster_config)CLUSTER_DEFAULTS;
-    return &s->cluster;
+static void show_token(const orr__config_key *k, const void *base, char *buf, size_t n) {
+    snprintf(buf, n, "%s", *(const char *)orr__config_cfield(base, k) ? "(set)" : "\"\"");
 }
 
 /* ---- the keys ------------------------------------------------------------ */
@@ -540,14 +281,14 @@ static const void *cluster_defaults(const orr_config *d, sub_scratch *s) {
 #define INT_KEY(fld, lo, hi, unit_, meaning_)                                                      \
     {                                                                                              \
         .name = #fld, .meaning = meaning_, .offset = offsetof(orr_config, fld),                    \
-        .size = sizeof(((orr_config *)0)->fld), .load = load_int, .show = show_int, .min = lo,     \
-        .max = hi, .unit = unit_                                                                   \
+        .size = sizeof(((orr_config *)0)->fld), .load = orr__config_load_int,                      \
+        .show = orr__config_show_int, .min = lo, .max = hi, .unit = unit_                          \
     }
 
 static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
 static const int log_level_values[] = {ORR_LOG_DEBUG, ORR_LOG_INFO, ORR_LOG_WARN, ORR_LOG_ERROR};
 
-static const cfg_key config_keys[] = {
+static const orr__config_key config_keys[] = {
     {.name = "listen",
      .type = "\"HOST:PORT\"",
      .meaning = "where to accept connections: IPv4, host name or [IPv6]; port 0 is any free one",
@@ -557,8 +298,8 @@ static const cfg_key config_keys[] = {
      .meaning = "worker threads, each with its own listener and connections",
      .offset = offsetof(orr_config, workers),
      .size = sizeof(int),
-     .load = load_int,
-     .show = show_int,
+     .load = orr__config_load_int,
+     .show = orr__config_show_int,
      .min = 1,
      .max = 256,
      .unit = "threads",
@@ -605,19 +346,17 @@ static const cfg_key config_keys[] = {
     {.name = "pools",
      .type = "{\"<pool>\": {...}}",
      .meaning = "limits per executor pool; <pool> is gear:<gear> or tenant:<id>",
-     .load = load_pools,
-     .show = show_pools,
-     .sub = pool_keys,
-     .n_sub = ORR_ARRAY_LEN(pool_keys),
-     .sub_defaults = pool_defaults},
+     .load = orr__config_load_pools,
+     .show = orr__config_show_pools,
+     .sub = &orr__config_pool_table,
+     .sub_defaults = orr__config_pool_defaults},
     {.name = "cluster",
      .type = "{\"redis\": URL, ...}",
      .meaning = "share the registry with other nodes through Redis; absent: a single node",
-     .load = load_cluster,
-     .show = show_cluster,
-     .sub = cluster_keys,
-     .n_sub = ORR_ARRAY_LEN(cluster_keys),
-     .sub_defaults = cluster_defaults},
+     .load = orr__config_load_cluster,
+     .show = orr__config_show_cluster,
+     .sub = &orr__config_cluster_table,
+     .sub_defaults = orr__config_cluster_defaults},
 };
 
 void orr_config_defaults(orr_config *c) {
@@ -639,7 +378,7 @@ void orr_config_defaults(orr_config *c) {
         .max_outbound_bytes = 1048576,
         .max_pools = 4096,
         .api_token = "",
-        .cluster = CLUSTER_DEFAULTS,
+        .cluster = ORR__CONFIG_CLUSTER_DEFAULTS,
     };
 }
 
@@ -661,44 +400,10 @@ int orr_config_copy(orr_config *dst, const orr_config *src) {
     return 0;
 }
 
-int orr_pool_name_check(const char *name, size_t len) {
-    if (!name || memchr(name, '\0', len)) return -1;
-    if (len > 5 && memcmp(name, "gear:", 5) == 0) {
-        char gear[64];
-        if (len - 5 >= sizeof gear) return -1;
-        memcpy(gear, name + 5, len - 5);
-        gear[len - 5] = '\0';
-        return orr_gear_name_valid(gear) ? 0 : -1;
-    }
-    if (len > 7 && len <= 7 + 64 && memcmp(name, "tenant:", 7) == 0) {
-        for (size_t i = 7; i < len; i++) {
-            char ch = name[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
-                return -1;
-        }
-        return 0;
-    }
-    return -1;
-}
-
-uint32_t orr_config_pool_limit(const orr_config *c, const char *pool) {
-    if (pool && c->n_pools) {
-        orr_pool_config key;
-        size_t len = strlen(pool);
-        if (len < sizeof key.name) {
-            memcpy(key.name, pool, len + 1);
-            const orr_pool_config *p =
-                bsearch(&key, c->pools, c->n_pools, sizeof *c->pools, pool_cmp);
-            if (p) return p->ws_max_connections;
-        }
-    }
-    return c->ws_max_connections;
-}
-
 /* ---- loading a file ------------------------------------------------------ */
 
-static int unknown_key(load_ctx *ctx, const cfg_key *keys, size_t n, const char *name) {
+static int unknown_key(orr__config_ctx *ctx, const orr__config_key *keys, size_t n,
+                       const char *name) {
     char known[512];
     size_t at = 0;
     known[0] = '\0';
@@ -706,16 +411,17 @@ static int unknown_key(load_ctx *ctx, const cfg_key *keys, size_t n, const char 
         if (i) append_clean(known, sizeof known, &at, ", ");
         append_clean(known, sizeof known, &at, keys[i].name);
     }
-    return fail_at(ctx, name, 0, "unknown key (known: %s)", known);
+    return orr__config_fail_at(ctx, name, 0, "unknown key (known: %s)", known);
 }
 
 /* Loads the members of obj into the struct at base, in file order, stopping
  * at the first error. */
-static int load_object(load_ctx *ctx, const cfg_key *keys, size_t n, json_t *obj, void *base) {
+int orr__config_load_object(orr__config_ctx *ctx, const orr__config_key *keys, size_t n,
+                            json_t *obj, void *base) {
     const char *name;
     json_t *v;
     json_object_foreach(obj, name, v) {
-        const cfg_key *k = NULL;
+        const orr__config_key *k = NULL;
         for (size_t i = 0; i < n && !k; i++)
             if (strcmp(keys[i].name, name) == 0) k = &keys[i];
         if (!k) return unknown_key(ctx, keys, n, name);
@@ -859,14 +565,15 @@ int orr_config_load(const char *path, orr_config *c, char *err, size_t errlen) {
         /* Loaded into a copy so that a bad file leaves *c as it was (a
          * reload keeps the running config). */
         orr_config next = *c;
-        load_ctx ctx = {.file = path, .text = text, .len = len, .err = err, .errlen = errlen};
-        rc = load_object(&ctx, config_keys, ORR_ARRAY_LEN(config_keys), root, &next);
+        orr__config_ctx ctx = {
+            .file = path, .text = text, .len = len, .err = err, .errlen = errlen};
+        rc = orr__config_load_object(&ctx, config_keys, ORR_ARRAY_LEN(config_keys), root, &next);
         /* next.pools differs from c->pools only if the file had "pools". */
         if (rc == 0 && next.pools != c->pools) {
             /* A pool without its own limit takes the top-level one, wherever
              * that stood in the file. */
             for (size_t i = 0; i < next.n_pools; i++)
-                if (next.pools[i].ws_max_connections == POOL_LIMIT_UNSET)
+                if (next.pools[i].ws_max_connections == ORR__CONFIG_POOL_LIMIT_UNSET)
                     next.pools[i].ws_max_connections = next.ws_max_connections;
             free(c->pools);
         } else if (rc < 0 && next.pools != c->pools) {
@@ -886,7 +593,7 @@ typedef struct help_row {
     char name[64], type[64], def[340];
 } help_row;
 
-static void help_row_of(const cfg_key *k, const void *defaults, int nested, help_row *r) {
+static void help_row_of(const orr__config_key *k, const void *defaults, int nested, help_row *r) {
     char value[300];
     snprintf(r->name, sizeof r->name, "%s%s", nested ? "  " : "", k->name);
     if (k->type)
@@ -911,16 +618,17 @@ static void widen(int *w, const char *s) {
  * One line per key, an object key's entries indented under it, in columns
  * as wide as their widest cell. pass 0 measures into w, pass 1 prints.
  */
-static void help_table(FILE *out, int pass, int w[3], const cfg_key *keys, size_t n,
+static void help_table(FILE *out, int pass, int w[3], const orr__config_key *keys, size_t n,
                        const orr_config *d) {
     for (size_t i = 0; i < n; i++) {
         help_row r;
-        sub_scratch scratch;
+        orr__config_sub_scratch scratch;
         const void *sub_d = keys[i].sub_defaults ? keys[i].sub_defaults(d, &scratch) : NULL;
         help_row_of(&keys[i], d, 0, &r);
-        for (size_t j = 0; j <= keys[i].n_sub; j++) {
-            if (j > 0) help_row_of(&keys[i].sub[j - 1], sub_d, 1, &r);
-            const char *meaning = j ? keys[i].sub[j - 1].meaning : keys[i].meaning;
+        const orr__config_table *sub = keys[i].sub;
+        for (size_t j = 0; j <= (sub ? sub->n : 0); j++) {
+            if (j > 0) help_row_of(&sub->keys[j - 1], sub_d, 1, &r);
+            const char *meaning = j ? sub->keys[j - 1].meaning : keys[i].meaning;
             if (pass == 0) {
                 widen(&w[0], r.name);
                 widen(&w[1], r.type);
