@@ -1,7 +1,7 @@
 /*
  * orr-loadgen: WebSocket load generator for Orrery's benchmark.
  *
- *   orr-loadgen --mode closed|flood|rate|idle|fanout --port P [options]
+ *   orr-loadgen --mode closed|flood|rate|idle|fanout|xsend --port P [options]
  *
  * Prints one human line and one JSON line per run (see usage() and
  * bench/README.md). The main thread only starts the workers, marks the
@@ -23,10 +23,13 @@
 static struct lg_shared shared;
 
 static void usage(FILE *f) {
-    fputs("usage: orr-loadgen --mode closed|flood|rate|idle|fanout --port PORT [options]\n"
+    fputs("usage: orr-loadgen --mode closed|flood|rate|idle|fanout|xsend --port PORT [options]\n"
           "  --host H            server address (127.0.0.1)\n"
           "  --port P            server port (8080)\n"
-          "  --path PATH         request path (/echo/ws; fanout: /testgear/ws)\n"
+          "  --ports P1,P2,...   several servers on H (a cluster's nodes): connections are spread\n"
+          "                      over them (fanout: member i on P[i % n], the publisher on P1;\n"
+          "                      xsend: senders on P1, receivers on P2)\n"
+          "  --path PATH         request path (/echo/ws; fanout, xsend: /testgear/ws)\n"
           "  --conns N           connections (100; fanout: members, 10000)\n"
           "  --threads T         generator threads, each with its own epoll (1)\n"
           "  --size S            payload bytes per text message (16)\n"
@@ -35,7 +38,8 @@ static void usage(FILE *f) {
           "  --rate R            rate mode: messages/s per connection (20)\n"
           "  --tick MS           rate mode: send in bursts every MS ms (0: each message at its "
           "time)\n"
-          "  --drain S           flood: longest wait for outstanding echoes after the window (2)\n"
+          "  --drain S           flood, xsend: longest wait for what is outstanding after the\n"
+          "                      window (2)\n"
           "  --wbuf B            flood: bytes per write (65536)\n"
           "  --hold S            idle: seconds to hold the connections after \"ready\" (10)\n"
           "  --settle S          idle: wait before reading the server's RSS (1)\n"
@@ -43,17 +47,23 @@ static void usage(FILE *f) {
           "  --connect-timeout S give up opening connections after S seconds (60)\n"
           "  --verify/--no-verify  compare echoed bytes, not only lengths (on, off in flood)\n"
           "  --spin              poll without sleeping while the load runs (see README)\n"
-          "  --server-pid PID    sample the server's CPU time and RSS from /proc\n"
+          "  --server-pid PID[=LABEL],...  sample these processes' CPU time (per thread too)\n"
+          "                      from /proc; the first one's RSS (idle)\n"
           "  --label NAME        copied into the JSON line as \"server\"\n"
           "  --group G           fanout: the group the members join (bench)\n"
-          "  --window K          fanout: publications in flight in the sustained phase (8)\n"
+          "  --window K          fanout: publications in flight in the sustained phase (8);\n"
+          "                      xsend: sends in flight per pair (32)\n"
           "  --lat-pubs N        fanout: publications sent one at a time for latency (100)\n"
-          "  --stall S           fanout: fail when no publication completes for S seconds (10)\n"
+          "  --stall S           fanout, xsend: fail when nothing completes for S seconds (10)\n"
+          "  --pairs P           xsend: sender/receiver pairs (100)\n"
+          "  --name-prefix X     fanout, xsend: prefix of every connection's name ('')\n"
           "Modes: closed = one message in flight per connection; flood = send as fast as the\n"
           "sockets take; rate = R msgs/s per connection, latency percentiles; idle = open and "
           "hold;\n"
           "fanout = N members (?name=m<i>) join G, one more connection (?name=pub) publishes;\n"
-          "latency until the last member got a publication, deliveries/s with K in flight.\n",
+          "latency until the last member got a publication, deliveries/s with K in flight;\n"
+          "xsend = P pairs: s<i> sends send:r<i>:<seq>:<ns> to r<i> (testgear) with W in flight;\n"
+          "messages/s and latency from the send until the receiver got it.\n",
           f);
 }
 
@@ -63,7 +73,7 @@ static void on_signal(int sig) {
 }
 
 /* The options, as a table: name, type, where the value goes, bounds. */
-enum opt_kind { OPT_INT, OPT_SIZE, OPT_DOUBLE, OPT_STRING, OPT_SET, OPT_MODE };
+enum opt_kind { OPT_INT, OPT_SIZE, OPT_DOUBLE, OPT_STRING, OPT_SET, OPT_MODE, OPT_PORTS, OPT_PIDS };
 
 struct opt_def {
     const char *name;
@@ -96,7 +106,10 @@ static const struct opt_def opt_defs[] = {
     OPT("verify", OPT_SET, verify, 1, 0),
     OPT("no-verify", OPT_SET, verify, 0, 0),
     OPT("spin", OPT_SET, spin, 1, 0),
-    OPT("server-pid", OPT_INT, server_pid, 1, 1 << 30),
+    OPT("server-pid", OPT_PIDS, server_pid, 1, 1 << 30),
+    OPT("ports", OPT_PORTS, ports, 1, 65535),
+    OPT("pairs", OPT_INT, pairs, 1, 100000),
+    OPT("name-prefix", OPT_STRING, name_prefix, 0, 0),
     OPT("label", OPT_STRING, label, 0, 0),
     OPT("group", OPT_STRING, group, 0, 0),
     OPT("window", OPT_INT, window, 1, 1024),
@@ -118,13 +131,35 @@ static void set_option(struct lg_opts *o, const struct opt_def *d, const char *v
         return;
     }
     if (d->kind == OPT_MODE) {
-        static const char *modes[] = {"closed", "flood", "rate", "idle", "fanout"};
-        for (int m = 0; m < 5; m++)
+        static const char *modes[] = {"closed", "flood", "rate", "idle", "fanout", "xsend"};
+        for (int m = 0; m < 6; m++)
             if (!strcmp(v, modes[m])) {
                 *(enum lg_mode *)field = (enum lg_mode)m;
                 return;
             }
-        bad_option("--mode: closed, flood, rate, idle or fanout, not '%s'%s", v, "");
+        bad_option("--mode: closed, flood, rate, idle, fanout or xsend, not '%s'%s", v, "");
+    }
+    if (d->kind == OPT_PORTS || d->kind == OPT_PIDS) {
+        /* A comma-separated list; PIDs may carry "=LABEL". */
+        char *copy = strdup(v), *save = NULL;
+        int n = 0, max = d->kind == OPT_PORTS ? LG_MAX_PORTS : LG_MAX_PIDS;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            char *label = d->kind == OPT_PIDS ? strchr(tok, '=') : NULL;
+            if (label) *label++ = 0;
+            double x = strtod(tok, &end);
+            if (end == tok || *end || x < d->min || x > d->max || n == max)
+                bad_option("--%s: '%s' is not a list of numbers in range", d->name, v);
+            if (d->kind == OPT_PORTS) {
+                o->ports[n++] = (int)x;
+            } else {
+                o->pid_labels[n] = label && *label ? label : NULL;
+                o->server_pids[n++] = (int)x;
+            }
+        }
+        if (!n) bad_option("--%s: '%s' is empty", d->name, v);
+        if (d->kind == OPT_PORTS) o->n_ports = n;
+        if (d->kind == OPT_PIDS) o->n_pids = n, o->server_pid = o->server_pids[0];
+        return; /* copy stays: the labels point into it */
     }
     double d_val = strtod(v, &end);
     if (end == v || *end || d_val < d->min || d_val > d->max)
@@ -155,7 +190,10 @@ static void parse(int argc, char **argv, struct lg_opts *o) {
                           .group = "bench",
                           .window = 8,
                           .lat_pubs = 100,
-                          .stall = 10};
+                          .stall = 10,
+                          .name_prefix = "",
+                          .pairs = 100};
+    int window_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -175,12 +213,29 @@ static void parse(int argc, char **argv, struct lg_opts *o) {
             continue;
         }
         if (!eq && i + 1 >= argc) bad_option("%s wants a value%s", a, "");
+        if (!strcmp(d->name, "window")) window_set = 1;
         set_option(o, d, eq ? eq + 1 : argv[++i]);
     }
     if (o->verify < 0) o->verify = o->mode != LG_FLOOD;
-    if (!o->path) o->path = o->mode == LG_FANOUT ? "/testgear/ws" : "/echo/ws";
+    if (!o->path) o->path = o->mode == LG_FANOUT || o->mode == LG_XSEND ? "/testgear/ws" : "/echo/ws";
     if (!o->conns) o->conns = o->mode == LG_FANOUT ? 10000 : 100;
+    if (o->mode == LG_XSEND) {
+        o->conns = 2 * o->pairs;
+        if (!window_set) o->window = 32;
+    }
+    /* --ports: the first is --port unless --ports came alone. */
+    if (!o->n_ports) {
+        o->ports[0] = o->port;
+        o->n_ports = 1;
+    } else {
+        o->port = o->ports[0];
+    }
+    if (strlen(o->name_prefix) > 24 ||
+        strspn(o->name_prefix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+            strlen(o->name_prefix))
+        bad_option("--name-prefix: at most 24 of [A-Za-z0-9_.-], not '%s'%s", o->name_prefix, "");
     if (o->threads > o->conns) o->threads = o->conns;
+    if (o->mode == LG_XSEND && o->threads > o->pairs) o->threads = o->pairs;
     /* The group goes into "publish:<g>:<seq>:<ns>", so no ':' and nothing
      * that needs escaping in a JSON line. */
     size_t gl = strlen(o->group);
@@ -226,7 +281,7 @@ static void nap_until(uint64_t t) {
 }
 
 static const char *mode_name(enum lg_mode m) {
-    static const char *names[] = {"closed", "flood", "rate", "idle", "fanout"};
+    static const char *names[] = {"closed", "flood", "rate", "idle", "fanout", "xsend"};
     return names[m];
 }
 
@@ -236,24 +291,42 @@ static cpu_set_t gen_cpus, server_cpus;
 static int have_server_cpus;
 
 #define MAX_TASKS 4096
+#define MAX_PROC_THREADS 64
+
+/* One sampled process (--server-pid, several for a cluster). */
+struct proc_sample {
+    double cpu, sched;
+    struct lg_task_time th[MAX_PROC_THREADS];
+    int n_th;
+};
 
 struct sample {
-    double gen_cpu, server_cpu, server_sched;
+    double gen_cpu, server_cpu, server_sched; /* server: the sum over --server-pid */
     struct lg_ticks gen_core, server_core;
     struct lg_task_time *foreign; /* other processes' tasks on our cores */
     int n_foreign;
+    struct proc_sample *procs;
 };
 
 static struct sample take_sample(const struct lg_opts *o) {
-    struct sample s = {.gen_cpu = lg_self_cpu_s(),
-                       .server_cpu = o->server_pid ? lg_proc_cpu_s(o->server_pid) : -1,
-                       .server_sched = o->server_pid ? lg_proc_sched_s(o->server_pid) : -1};
+    struct sample s = {.gen_cpu = lg_self_cpu_s(), .server_cpu = -1, .server_sched = -1};
     static struct lg_task_time lists[2][MAX_TASKS];
+    static struct proc_sample procs[2][LG_MAX_PIDS];
     static int which;
+    s.procs = procs[which & 1];
+    for (int i = 0; i < o->n_pids; i++) {
+        struct proc_sample *p = &s.procs[i];
+        p->cpu = lg_proc_cpu_s(o->server_pids[i]);
+        p->sched = lg_proc_sched_s(o->server_pids[i]);
+        p->n_th = lg_proc_threads(o->server_pids[i], p->th, MAX_PROC_THREADS);
+        if (p->cpu >= 0) s.server_cpu = (s.server_cpu < 0 ? 0 : s.server_cpu) + p->cpu;
+        if (p->sched >= 0) s.server_sched = (s.server_sched < 0 ? 0 : s.server_sched) + p->sched;
+    }
     cpu_set_t ours;
     CPU_OR(&ours, &gen_cpus, &server_cpus);
     s.foreign = lists[which++ & 1];
-    s.n_foreign = lg_foreign_tasks(getpid(), o->server_pid, &ours, s.foreign, MAX_TASKS);
+    s.n_foreign =
+        lg_foreign_tasks(getpid(), o->server_pids, o->n_pids, &ours, s.foreign, MAX_TASKS);
     lg_cpus_ticks(&gen_cpus, &s.gen_core);
     if (have_server_cpus) {
         lg_cpus_ticks(&server_cpus, &s.server_core);
@@ -310,7 +383,64 @@ struct figures {
     double d, gen, srv, srv_sched, rate, per_cpu, sent_rate;
     double other; /* CPU seconds other processes ran on our cores */
     struct core_load gen_core, srv_core;
+    const struct sample *sa, *sb; /* the window's edges, for the per-process figures */
 };
+
+/* Per process of --server-pid (when there are several or they have labels):
+ * CPU seconds in the window (utime+stime), and each thread's run time
+ * (schedstat) in tid order, e.g. main, then the threads in creation order. */
+static const char *proc_label(const struct lg_opts *o, int i, char *buf, size_t cap) {
+    if (o->pid_labels[i]) return o->pid_labels[i];
+    snprintf(buf, cap, "pid%d", o->server_pids[i]);
+    return buf;
+}
+
+static int procs_wanted(const struct lg_opts *o) {
+    return o->n_pids > 1 || (o->n_pids == 1 && o->pid_labels[0]);
+}
+
+static double thread_delta(const struct proc_sample *a, const struct lg_task_time *t) {
+    for (int j = 0; j < a->n_th; j++)
+        if (a->th[j].tid == t->tid) return (double)(t->ns - a->th[j].ns) / 1e9;
+    return (double)t->ns / 1e9; /* started in the window */
+}
+
+static void print_procs_human(const struct lg_opts *o, const struct sample *a,
+                              const struct sample *b) {
+    char lb[32];
+    if (!procs_wanted(o)) return;
+    printf("; CPU s in the window:");
+    for (int i = 0; i < o->n_pids; i++) {
+        const struct proc_sample *x = &a->procs[i], *y = &b->procs[i];
+        printf(" %s %.2f", proc_label(o, i, lb, sizeof lb), y->cpu - x->cpu);
+        if (y->n_th > 1) {
+            printf(" (threads");
+            for (int j = 0; j < y->n_th; j++)
+                printf(" %.2f", thread_delta(x, &y->th[j]));
+            printf(")");
+        }
+    }
+}
+
+/* Flat keys, so that a shell can pick them: "cpu_<label>_s":x and
+ * "threads_<label>":"t1 t2 ..." (seconds per thread, tid order). */
+static void print_procs_json(const struct lg_opts *o, const struct sample *a,
+                             const struct sample *b) {
+    char lb[32], key[96];
+    if (!procs_wanted(o)) return;
+    for (int i = 0; i < o->n_pids; i++) {
+        const struct proc_sample *x = &a->procs[i], *y = &b->procs[i];
+        const char *l = proc_label(o, i, lb, sizeof lb);
+        snprintf(key, sizeof key, "cpu_%s_s", l);
+        json_num(stdout, key, x->cpu >= 0 && y->cpu >= 0 ? y->cpu - x->cpu : -1);
+        snprintf(key, sizeof key, "sched_%s_s", l);
+        json_num(stdout, key, x->sched >= 0 && y->sched >= 0 ? y->sched - x->sched : -1);
+        printf(",\"threads_%s\":\"", l);
+        for (int j = 0; j < y->n_th; j++)
+            printf("%s%.3f", j ? " " : "", thread_delta(x, &y->th[j]));
+        printf("\"");
+    }
+}
 
 static void print_human(const struct lg_opts *o, const struct totals *r, const struct figures *f) {
     const struct lg_hist *h = &r->lat;
@@ -332,6 +462,7 @@ static void print_human(const struct lg_opts *o, const struct totals *r, const s
                f->srv, f->per_cpu, 100 * f->srv_core.busy);
     if (f->other > 0.1 * f->d)
         printf("; DISTURBED: other processes ran %.2f s on these cores", f->other);
+    print_procs_human(o, f->sa, f->sb);
     if (r->errors) printf("; %llu ERRORS", (unsigned long long)r->errors);
     printf("\n");
 }
@@ -372,12 +503,13 @@ static void print_json(const struct lg_opts *o, const struct totals *r, const st
     json_num(stdout, "server_core_softirq", f->srv_core.softirq);
     json_num(stdout, "other_procs_cpu_s", f->other);
     json_num(stdout, "msgs_per_server_cpu_s", f->per_cpu);
+    print_procs_json(o, f->sa, f->sb);
     printf(",\"errors\":%llu}\n", (unsigned long long)r->errors);
 }
 
 static void report_load(const struct lg_opts *o, const struct totals *r, struct sample a,
                         struct sample b, size_t frame_len) {
-    struct figures f = {.d = o->duration, .gen = b.gen_cpu - a.gen_cpu};
+    struct figures f = {.d = o->duration, .gen = b.gen_cpu - a.gen_cpu, .sa = &a, .sb = &b};
     f.srv = a.server_cpu >= 0 && b.server_cpu >= 0 ? b.server_cpu - a.server_cpu : -1;
     f.srv_sched = a.server_sched >= 0 && b.server_sched >= 0 ? b.server_sched - a.server_sched : -1;
     f.rate = (double)r->win_msgs / f.d;
@@ -406,8 +538,24 @@ static struct lg_thread *start_threads(struct lg_opts *o, struct lg_conn *conns)
         t->ep = -1;
         t->n = total / o->threads + (i < total % o->threads);
         t->conns = conns + base;
-        for (int k = 0; k < t->n; k++)
-            t->conns[k].gidx = (uint32_t)(i + k * o->threads);
+        if (o->mode == LG_XSEND) {
+            /* Pair p (connections 2p and 2p+1) on thread p % T, side by side. */
+            t->n = 2 * (o->pairs / o->threads + (i < o->pairs % o->threads));
+            for (int k = 0; k < t->n; k++)
+                t->conns[k].gidx = (uint32_t)(2 * (i + (k / 2) * o->threads) + (k & 1));
+        } else {
+            for (int k = 0; k < t->n; k++)
+                t->conns[k].gidx = (uint32_t)(i + k * o->threads);
+        }
+        for (int k = 0; k < t->n; k++) {
+            struct lg_conn *c = &t->conns[k];
+            if (o->mode == LG_XSEND)
+                c->port_idx = (uint8_t)((c->gidx & 1) && o->n_ports > 1);
+            else if (o->mode == LG_FANOUT && c->gidx == (uint32_t)o->conns)
+                c->port_idx = 0; /* the publisher */
+            else
+                c->port_idx = (uint8_t)(c->gidx % (uint32_t)o->n_ports);
+        }
         base += t->n;
         if (pthread_create(&t->th, NULL, lg_worker_main, t)) {
             fprintf(stderr, "orr-loadgen: pthread_create failed\n");
@@ -502,11 +650,13 @@ static void report_fanout(const struct lg_opts *o, const struct totals *r,
                f->srv, f->per_cpu, 100 * f->srv_core.busy);
     if (f->other > 0.1 * f->d)
         printf("; DISTURBED: other processes ran %.2f s on these cores", f->other);
+    print_procs_human(o, f->sa, f->sb);
     if (r->errors) printf("; %llu ERRORS", (unsigned long long)r->errors);
     printf("\n{\"mode\":\"fanout\"");
     if (o->label) printf(",\"server\":\"%s\"", o->label);
-    printf(",\"conns\":%d,\"members\":%d,\"group\":\"%s\",\"window\":%d,\"threads\":%d",
-           o->conns, o->conns, o->group, o->window, o->threads);
+    printf(",\"conns\":%d,\"members\":%d,\"group\":\"%s\",\"window\":%d,\"threads\":%d,"
+           "\"nodes\":%d",
+           o->conns, o->conns, o->group, o->window, o->threads, o->n_ports);
     json_num(stdout, "connect_s", connect_s);
     json_num(stdout, "join_s", st->join_s);
     printf(",\"lat_pubs\":%llu", (unsigned long long)h->count);
@@ -536,6 +686,7 @@ static void report_fanout(const struct lg_opts *o, const struct totals *r,
     json_num(stdout, "server_core_softirq", f->srv_core.softirq);
     json_num(stdout, "other_procs_cpu_s", f->other);
     json_num(stdout, "msgs_per_server_cpu_s", f->per_cpu);
+    print_procs_json(o, f->sa, f->sb);
     printf(",\"errors\":%llu}\n", (unsigned long long)r->errors);
     fflush(stdout);
 }
@@ -597,7 +748,7 @@ static int run_fanout(const struct lg_opts *o, struct lg_thread *ts, double conn
     struct lg_fanout_stats st;
     lg_fanout_stats(shared.fo, &st);
     if (st.aborted && !r.errors) r.errors = 1;
-    struct figures f = {.d = o->duration, .gen = b.gen_cpu - a.gen_cpu};
+    struct figures f = {.d = o->duration, .gen = b.gen_cpu - a.gen_cpu, .sa = &a, .sb = &b};
     f.srv = a.server_cpu >= 0 && b.server_cpu >= 0 ? b.server_cpu - a.server_cpu : -1;
     f.srv_sched = a.server_sched >= 0 && b.server_sched >= 0 ? b.server_sched - a.server_sched : -1;
     f.rate = (double)r.win_msgs / f.d;
@@ -607,6 +758,107 @@ static int run_fanout(const struct lg_opts *o, struct lg_thread *ts, double conn
     if (have_server_cpus) f.srv_core = core_load(a.server_core, b.server_core);
     f.other = lg_foreign_cpu_s(a.foreign, a.n_foreign, b.foreign, b.n_foreign);
     report_fanout(o, &r, &st, &f, connect_s, &load);
+    return r.errors || atomic_load(&shared.interrupted) ? 1 : 0;
+}
+
+/* Xsend: the window as in run_load; the threads end when their pairs have
+ * drained. */
+static void report_xsend(const struct lg_opts *o, const struct totals *r,
+                         const struct lg_thread *ts, const struct figures *f, double connect_s) {
+    const struct lg_hist *h = &r->lat;
+    double ms = 1e6;
+    uint64_t sent = 0, answered = 0, refused = 0, received = 0, lost = 0, reorder = 0, wans = 0;
+    for (int i = 0; i < o->threads; i++) {
+        sent += ts[i].xs_sent;
+        answered += ts[i].xs_answered;
+        refused += ts[i].xs_refused;
+        received += ts[i].xs_received;
+        lost += ts[i].xs_lost;
+        reorder += ts[i].xs_reorder;
+        wans += ts[i].xs_win_answers;
+    }
+    printf("xsend: %d pairs (ports %d -> %d), window %d, %.1f s: %llu delivered = %.0f msgs/s, "
+           "latency p50 %.3f p90 %.3f p99 %.3f max %.3f ms; in all %llu sent, %llu answered "
+           "(%llu sent:false), %llu received, %llu lost, %llu reordered; generator CPU %.2f s "
+           "(its cores %.0f%% busy)",
+           o->pairs, o->ports[0], o->ports[o->n_ports > 1], o->window, f->d,
+           (unsigned long long)r->win_msgs, f->rate, (double)lg_hist_quantile(h, 0.5) / ms,
+           (double)lg_hist_quantile(h, 0.9) / ms, (double)lg_hist_quantile(h, 0.99) / ms,
+           (double)h->max / ms, (unsigned long long)sent, (unsigned long long)answered,
+           (unsigned long long)refused, (unsigned long long)received, (unsigned long long)lost,
+           (unsigned long long)reorder, f->gen, 100 * f->gen_core.busy);
+    if (f->srv >= 0)
+        printf("; servers' CPU %.2f s = %.0f msgs per server CPU-second (their cores %.0f%% busy)",
+               f->srv, f->per_cpu, 100 * f->srv_core.busy);
+    print_procs_human(o, f->sa, f->sb);
+    if (f->other > 0.1 * f->d)
+        printf("; DISTURBED: other processes ran %.2f s on these cores", f->other);
+    if (r->errors) printf("; %llu ERRORS", (unsigned long long)r->errors);
+    printf("\n{\"mode\":\"xsend\"");
+    if (o->label) printf(",\"server\":\"%s\"", o->label);
+    printf(",\"pairs\":%d,\"conns\":%d,\"window\":%d,\"threads\":%d,\"cross_node\":%d", o->pairs,
+           o->conns, o->window, o->threads, o->n_ports > 1 && o->ports[0] != o->ports[1]);
+    json_num(stdout, "connect_s", connect_s);
+    json_num(stdout, "duration_s", f->d);
+    printf(",\"msgs\":%llu,\"sent\":%llu,\"answered\":%llu,\"refused\":%llu,\"received\":%llu,"
+           "\"lost\":%llu,\"reordered\":%llu",
+           (unsigned long long)r->win_msgs, (unsigned long long)sent, (unsigned long long)answered,
+           (unsigned long long)refused, (unsigned long long)received, (unsigned long long)lost,
+           (unsigned long long)reorder);
+    json_num(stdout, "msgs_per_s", f->rate);
+    json_num(stdout, "answers_per_s", (double)wans / f->d);
+    json_num(stdout, "p50_ms", (double)lg_hist_quantile(h, 0.5) / ms);
+    json_num(stdout, "p90_ms", (double)lg_hist_quantile(h, 0.9) / ms);
+    json_num(stdout, "p99_ms", (double)lg_hist_quantile(h, 0.99) / ms);
+    json_num(stdout, "max_ms", (double)h->max / ms);
+    json_num(stdout, "mean_ms", h->count ? (double)h->sum / (double)h->count / ms : 0);
+    json_num(stdout, "drain_s", (double)r->drain_ns / 1e9);
+    json_num(stdout, "gen_cpu_s", f->gen);
+    json_num(stdout, "gen_cpu_util", f->gen / f->d);
+    json_num(stdout, "gen_core_busy", f->gen_core.busy);
+    json_num(stdout, "server_cpu_s", f->srv);
+    json_num(stdout, "server_sched_s", f->srv_sched);
+    json_num(stdout, "server_core_busy", f->srv_core.busy);
+    json_num(stdout, "server_core_softirq", f->srv_core.softirq);
+    json_num(stdout, "other_procs_cpu_s", f->other);
+    json_num(stdout, "msgs_per_server_cpu_s", f->per_cpu);
+    print_procs_json(o, f->sa, f->sb);
+    printf(",\"errors\":%llu}\n", (unsigned long long)r->errors);
+    fflush(stdout);
+}
+
+static int run_xsend(const struct lg_opts *o, struct lg_thread *ts, double connect_s) {
+    static struct totals r;
+    uint64_t now = lg_now_ns();
+    shared.t0 = now;
+    shared.t_ms = now + (uint64_t)(o->warmup * 1e9);
+    shared.t_me = shared.t_ms + (uint64_t)(o->duration * 1e9);
+    shared.t_drain = shared.t_me + (uint64_t)(o->drain * 1e9);
+    atomic_store(&shared.phase, LG_P_RUN);
+    nap_until(shared.t_ms);
+    struct sample a = take_sample(o);
+    nap_until(shared.t_me);
+    struct sample b = take_sample(o);
+    lg_hist_init(&r.lat);
+    for (int i = 0; i < o->threads; i++) {
+        struct lg_thread *t = &ts[i];
+        pthread_join(t->th, NULL);
+        r.win_msgs += t->win_msgs;
+        r.errors += t->errors;
+        if (t->drain_ns > r.drain_ns) r.drain_ns = t->drain_ns;
+        lg_hist_merge(&r.lat, t->lat);
+        if (t->err[0]) fprintf(stderr, "orr-loadgen: thread %d: %s\n", t->id, t->err);
+    }
+    struct figures f = {.d = o->duration, .gen = b.gen_cpu - a.gen_cpu, .sa = &a, .sb = &b};
+    f.srv = a.server_cpu >= 0 && b.server_cpu >= 0 ? b.server_cpu - a.server_cpu : -1;
+    f.srv_sched = a.server_sched >= 0 && b.server_sched >= 0 ? b.server_sched - a.server_sched : -1;
+    f.rate = (double)r.win_msgs / f.d;
+    f.per_cpu = f.srv > 0 ? (double)r.win_msgs / f.srv : -1;
+    f.gen_core = core_load(a.gen_core, b.gen_core);
+    f.srv_core = (struct core_load){-1, -1};
+    if (have_server_cpus) f.srv_core = core_load(a.server_core, b.server_core);
+    f.other = lg_foreign_cpu_s(a.foreign, a.n_foreign, b.foreign, b.n_foreign);
+    report_xsend(o, &r, ts, &f, connect_s);
     return r.errors || atomic_load(&shared.interrupted) ? 1 : 0;
 }
 
@@ -626,6 +878,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "orr-loadgen: cannot resolve %s\n", o.host);
         return 1;
     }
+    for (int i = 0; i < o.n_ports; i++) {
+        shared.addrs[i] = shared.addr;
+        shared.addrs[i].sin_port = htons((uint16_t)o.ports[i]);
+    }
     /* Printable ASCII, so that text frames are valid UTF-8 without a check. */
     shared.payload = malloc(o.size + 1);
     struct lg_conn *conns = calloc((size_t)o.conns + 1, sizeof *conns);
@@ -634,12 +890,23 @@ int main(int argc, char **argv) {
         fprintf(stderr, "orr-loadgen: fanout set-up failed\n");
         return 1;
     }
+    if (o.mode == LG_XSEND && !(shared.xs = lg_xsend_new(&o))) {
+        fprintf(stderr, "orr-loadgen: xsend set-up failed\n");
+        return 1;
+    }
     for (size_t i = 0; i < o.size; i++)
         shared.payload[i] = (uint8_t)('a' + i % 26);
 
     sched_getaffinity(0, sizeof gen_cpus, &gen_cpus);
-    have_server_cpus =
-        o.server_pid && sched_getaffinity(o.server_pid, sizeof server_cpus, &server_cpus) == 0;
+    /* The servers' cores: the union of every sampled process's affinity. */
+    CPU_ZERO(&server_cpus);
+    for (int i = 0; i < o.n_pids; i++) {
+        cpu_set_t one;
+        if (sched_getaffinity(o.server_pids[i], sizeof one, &one) == 0) {
+            CPU_OR(&server_cpus, &server_cpus, &one);
+            have_server_cpus = 1;
+        }
+    }
     long rss0 = o.server_pid ? lg_proc_rss_kib(o.server_pid) : -1;
     uint64_t t_start = lg_now_ns();
     struct lg_thread *ts = start_threads(&o, conns);
@@ -651,6 +918,9 @@ int main(int argc, char **argv) {
         if (o.mode == LG_FANOUT)
             snprintf(what, sizeof what, "%d of %d members not connected or not joined", failed,
                      o.conns);
+        else if (o.mode == LG_XSEND)
+            snprintf(what, sizeof what, "%d of %d connections not connected or not ready", failed,
+                     o.conns);
         else
             snprintf(what, sizeof what, "%d of %d connections failed", failed, o.conns);
         if (failed) fprintf(stderr, "orr-loadgen: %s\n", what);
@@ -659,5 +929,6 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (o.mode == LG_FANOUT) return run_fanout(&o, ts, connect_s);
+    if (o.mode == LG_XSEND) return run_xsend(&o, ts, connect_s);
     return o.mode == LG_IDLE ? run_idle(&o, ts, connect_s, rss0) : run_load(&o, ts);
 }

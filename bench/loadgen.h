@@ -8,7 +8,8 @@
  *
  * Files: loadgen.c (options, threads, report), loadgen_worker.c (the event
  * loop of one thread and the four echo modes), loadgen_fanout.c (the group
- * fan-out mode: members, publisher, delivery checks), loadgen_conn.c (connect
+ * fan-out mode: members, publisher, delivery checks), loadgen_xsend.c (sends
+ * to unique names between two nodes of a cluster), loadgen_conn.c (connect
  * and upgrade), loadgen_frame.c (client frames out, server frames in),
  * loadgen_hist.c (latency histogram), loadgen_proc.c (clocks, /proc, rusage).
  */
@@ -28,7 +29,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum lg_mode { LG_CLOSED, LG_FLOOD, LG_RATE, LG_IDLE, LG_FANOUT };
+enum lg_mode { LG_CLOSED, LG_FLOOD, LG_RATE, LG_IDLE, LG_FANOUT, LG_XSEND };
+
+/* --ports: the servers a run spreads its connections over (a cluster's
+ * nodes, all on --host); --server-pid: the processes it samples. */
+#define LG_MAX_PORTS 16
+#define LG_MAX_PIDS 16
 
 struct lg_opts {
     enum lg_mode mode;
@@ -50,10 +56,18 @@ struct lg_opts {
     int verify;         /* compare echoed payload bytes, not only lengths */
     int spin;           /* poll without sleeping while the load runs */
     size_t wbuf;        /* flood: bytes per write */
-    int server_pid;     /* 0: do not sample the server */
+    int server_pid;     /* 0: do not sample the server (the first of server_pids) */
+    int server_pids[LG_MAX_PIDS]; /* --server-pid PID[=LABEL],...: every process sampled */
+    const char *pid_labels[LG_MAX_PIDS];
+    int n_pids;
+    int ports[LG_MAX_PORTS]; /* --ports P1,P2,...: ports[0] is --port */
+    int n_ports;
+    const char *name_prefix; /* fanout, xsend: prepended to every connection's name */
+    int pairs;               /* xsend: sender/receiver pairs (conns = 2 * pairs) */
     const char *label;  /* copied into the JSON line as "server" */
     const char *group;  /* fanout: the group the members join */
-    int window;         /* fanout: publications in flight in the sustained phase */
+    int window;         /* fanout: publications in flight in the sustained phase;
+                           xsend: sends in flight per pair */
     int lat_pubs;       /* fanout: publications sent one at a time, for latency */
     double stall;       /* fanout: a publication not delivered after this long fails */
 };
@@ -141,7 +155,8 @@ struct lg_conn {
     int fd;
     uint8_t state;
     uint8_t out_armed; /* EPOLLOUT is in the interest set */
-    uint8_t joined;    /* fanout: the member's join was answered */
+    uint8_t joined;    /* fanout: the member's join was answered; xsend: ready bits */
+    uint8_t port_idx;  /* which of --ports it connects to */
     uint8_t mask[4];
     uint32_t gidx; /* index among all connections (rate schedule; fanout: name) */
     struct lg_rx rx;
@@ -165,11 +180,13 @@ struct lg_conn {
 enum lg_phase { LG_P_CONNECT, LG_P_LATENCY, LG_P_RUN, LG_P_STOP };
 
 struct lg_fanout; /* loadgen_fanout.c */
+struct lg_xsend;  /* loadgen_xsend.c */
 
 /* State every thread reads; the times are written before phase becomes RUN. */
 struct lg_shared {
     const struct lg_opts *o;
-    struct sockaddr_in addr;
+    struct sockaddr_in addr;                    /* --port */
+    struct sockaddr_in addrs[LG_MAX_PORTS];     /* --ports, addrs[0] = addr */
     uint8_t *payload; /* the ASCII payload every message carries */
     _Atomic int phase;
     _Atomic int threads_connected;
@@ -178,6 +195,7 @@ struct lg_shared {
     uint64_t t_ms, t_me;     /* the measured window [t_ms, t_me) */
     uint64_t t_drain;        /* flood, fanout: stop waiting for messages */
     struct lg_fanout *fo;    /* fanout: shared between the threads */
+    struct lg_xsend *xs;     /* xsend: shared between the threads */
 };
 
 struct lg_thread {
@@ -210,7 +228,11 @@ struct lg_thread {
     /* fanout */
     struct lg_fo_thread *fo;  /* this thread's part (loadgen_fanout.c) */
     struct lg_hist *lat_load; /* "last member got it" with the window in flight */
-    int joined;               /* members whose join was answered */
+    int joined;               /* members whose join was answered; xsend: connections ready */
+    /* xsend */
+    struct lg_xs_thread *xs;  /* this thread's part (loadgen_xsend.c) */
+    uint64_t xs_sent, xs_answered, xs_refused, xs_received, xs_lost, xs_reorder;
+    uint64_t xs_win_answers;  /* sent:true answers read in the window */
 };
 
 /* loadgen_worker.c */
@@ -240,6 +262,20 @@ void lg_fanout_stats(const struct lg_fanout *fo, struct lg_fanout_stats *out);
 /* Waits (main thread) until the latency phase is over or the run failed;
  * returns 0 when it finished. */
 int lg_fanout_wait_latency(struct lg_fanout *fo, const _Atomic int *interrupted);
+
+/* loadgen_xsend.c: see the comment at its top. Pair i is connections
+ * 2i (sender, ?name=s<i>, on ports[0]) and 2i+1 (receiver, ?name=r<i>, on
+ * ports[1], or ports[0] when there is one port), on thread i % T. */
+struct lg_xsend *lg_xsend_new(const struct lg_opts *o);
+int lg_xsend_setup(struct lg_thread *t);
+/* Every connection sends to its own name and waits for the message and the
+ * sent:true (so its name is registered cluster-wide); returns 0, or how many
+ * of this thread's connections are not ready (t->err says why). */
+int lg_xsend_ready(struct lg_thread *t);
+void lg_xsend_readable(struct lg_thread *t, struct lg_conn *c);
+/* The RUN phase of one thread: warm-up, window, drain. */
+void lg_xsend_run(struct lg_thread *t);
+void lg_xsend_teardown(struct lg_thread *t);
 
 /* loadgen_conn.c */
 int lg_conn_start(struct lg_thread *t, struct lg_conn *c);
@@ -280,8 +316,11 @@ struct lg_task_time {
     int tid;
     unsigned long long ns;
 };
-int lg_foreign_tasks(pid_t self, pid_t server, const cpu_set_t *set, struct lg_task_time *out,
-                     int max);
+int lg_foreign_tasks(pid_t self, const int *servers, int n_servers, const cpu_set_t *set,
+                     struct lg_task_time *out, int max);
+/* Run time of every thread of a process (schedstat), tid order; returns how
+ * many, or -1. */
+int lg_proc_threads(pid_t pid, struct lg_task_time *out, int max);
 double lg_foreign_cpu_s(const struct lg_task_time *a, int na, const struct lg_task_time *b, int nb);
 
 #endif

@@ -3,7 +3,8 @@
  * request with a fresh Sec-WebSocket-Key, and a check of the 101 response and
  * its Sec-WebSocket-Accept (RFC 6455 section 4.1). In fanout mode every
  * connection has a unique name in the query: m<index> for the members, pub
- * for the publisher.
+ * for the publisher; in xsend mode s<pair> for senders, r<pair> for
+ * receivers (both after --name-prefix).
  */
 #include "loadgen.h"
 
@@ -53,7 +54,8 @@ int lg_conn_start(struct lg_thread *t, struct lg_conn *c) {
     if (c->fd < 0) return fail(t, c, "socket: %s", strerror(errno));
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(c->fd, (const struct sockaddr *)&t->sh->addr, sizeof t->sh->addr) < 0 &&
+    const struct sockaddr_in *to = &t->sh->addrs[c->port_idx];
+    if (connect(c->fd, (const struct sockaddr *)to, sizeof *to) < 0 &&
         errno != EINPROGRESS)
         return fail(t, c, "connect: %s", strerror(errno));
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
@@ -70,19 +72,22 @@ static int send_request(struct lg_thread *t, struct lg_conn *c) {
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err) return fail(t, c, "connect: %s", strerror(err));
     const struct lg_opts *o = t->sh->o;
-    char req[1024], name[32] = "";
+    char req[1024], name[128] = "";
+    const char *sep = strchr(o->path, '?') ? "&" : "?";
     if (o->mode == LG_FANOUT) {
-        const char *sep = strchr(o->path, '?') ? "&" : "?";
         if (c->gidx < (uint32_t)o->conns)
-            snprintf(name, sizeof name, "%sname=m%u", sep, c->gidx);
+            snprintf(name, sizeof name, "%sname=%sm%u", sep, o->name_prefix, c->gidx);
         else
-            snprintf(name, sizeof name, "%sname=pub", sep);
+            snprintf(name, sizeof name, "%sname=%spub", sep, o->name_prefix);
     }
+    if (o->mode == LG_XSEND)
+        snprintf(name, sizeof name, "%sname=%s%c%u", sep, o->name_prefix, c->gidx & 1 ? 'r' : 's',
+                 c->gidx / 2);
     int n = snprintf(req, sizeof req,
                      "GET %s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     o->path, name, o->host, o->port, c->key);
+                     o->path, name, o->host, o->ports[c->port_idx], c->key);
     if (n >= (int)sizeof req) return fail(t, c, "request too long%s", "");
     if (write(c->fd, req, (size_t)n) != n) return fail(t, c, "write: %s", strerror(errno));
     if (lg_conn_arm(t, c, 0) < 0) return fail(t, c, "epoll_ctl: %s", strerror(errno));

@@ -159,15 +159,22 @@ static int task_on(int pid, int tid, const cpu_set_t *set, unsigned long long *n
     return ok;
 }
 
-int lg_foreign_tasks(pid_t self, pid_t server, const cpu_set_t *set, struct lg_task_time *out,
-                     int max) {
+static int listed(int pid, const int *pids, int n) {
+    for (int i = 0; i < n; i++)
+        if (pids[i] == pid) return 1;
+    return 0;
+}
+
+int lg_foreign_tasks(pid_t self, const int *servers, int n_servers, const cpu_set_t *set,
+                     struct lg_task_time *out, int max) {
     DIR *d = opendir("/proc");
     if (!d) return 0;
     struct dirent *e;
     int n = 0;
     while ((e = readdir(d)) && n < max) {
         int pid = atoi(e->d_name);
-        if (pid <= 0 || pid == self || pid == server || kernel_thread(pid)) continue;
+        if (pid <= 0 || pid == self || listed(pid, servers, n_servers) || kernel_thread(pid))
+            continue;
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/task", pid);
         DIR *td = opendir(path);
@@ -199,4 +206,30 @@ double lg_foreign_cpu_s(const struct lg_task_time *a, int na, const struct lg_ta
         if (b[i].ns > before) sum += b[i].ns - before;
     }
     return (double)sum / 1e9;
+}
+
+static int by_tid(const void *a, const void *b) {
+    const struct lg_task_time *x = a, *y = b;
+    return (x->tid > y->tid) - (x->tid < y->tid);
+}
+
+int lg_proc_threads(pid_t pid, struct lg_task_time *out, int max) {
+    char path[300];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) && n < max) {
+        int tid = atoi(e->d_name);
+        if (tid <= 0) continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, tid);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (fscanf(f, "%llu", &out[n].ns) == 1) out[n++].tid = tid;
+        fclose(f);
+    }
+    closedir(d);
+    qsort(out, (size_t)n, sizeof *out, by_tid);
+    return n;
 }

@@ -6,7 +6,8 @@
  *   flood   whole buffers of frames whenever a socket takes them;
  *   rate    each connection sends on a fixed schedule, spread evenly;
  *   idle    connections are opened and held;
- *   fanout  connect here, everything else in loadgen_fanout.c.
+ *   fanout  connect here, everything else in loadgen_fanout.c;
+ *   xsend   connect here, everything else in loadgen_xsend.c.
  */
 #include "loadgen.h"
 
@@ -195,6 +196,10 @@ static void on_event(struct loop *l, struct lg_conn *c, uint32_t ev) {
         if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) lg_fanout_readable(t, c);
         return;
     }
+    if (l->o->mode == LG_XSEND) {
+        if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) lg_xsend_readable(t, c);
+        return;
+    }
     if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(l, c);
     if (c->state != LG_S_OPEN || !(ev & EPOLLOUT)) return;
     if (l->o->mode == LG_FLOOD)
@@ -355,6 +360,7 @@ static int setup(struct lg_thread *t) {
     lg_hist_init(t->lag);
     lg_hist_init(t->lat_load);
     if (o->mode == LG_FANOUT) return lg_fanout_setup(t);
+    if (o->mode == LG_XSEND) return lg_xsend_setup(t);
     if (o->mode == LG_FLOOD) {
         /* Whole frames only, so that a buffer can be sent over and over. */
         size_t per = o->wbuf / t->frame_len ? o->wbuf / t->frame_len : 1;
@@ -397,6 +403,7 @@ static void teardown(struct lg_thread *t) {
         c->fifo = NULL;
     }
     lg_fanout_teardown(t);
+    lg_xsend_teardown(t);
     for (int b = 0; b < t->n_flood_buf; b++)
         free(t->flood_buf[b]);
     free(t->flood_buf);
@@ -416,6 +423,7 @@ void *lg_worker_main(void *arg) {
     } else {
         connect_all(&l);
         if (l.o->mode == LG_FANOUT && !t->failed) t->failed = lg_fanout_join(t);
+        if (l.o->mode == LG_XSEND && !t->failed) t->failed = lg_xsend_ready(t);
     }
     atomic_fetch_add(&sh->threads_connected, 1);
     while (atomic_load(&sh->phase) == LG_P_CONNECT)
@@ -423,6 +431,8 @@ void *lg_worker_main(void *arg) {
     int phase = atomic_load(&sh->phase);
     if (l.o->mode == LG_FANOUT && phase != LG_P_STOP && !t->failed)
         lg_fanout_run(t);
+    else if (l.o->mode == LG_XSEND && phase == LG_P_RUN && !t->failed)
+        lg_xsend_run(t);
     else if (phase == LG_P_RUN && !t->failed)
         run(&l);
     for (int i = 0; i < t->n; i++) {

@@ -7,6 +7,9 @@
 #   bench/run.sh                 the table (about 3 minutes with the defaults)
 #   BENCH_LOADS=fanout bench/run.sh   group fan-out: Orrery with 1 and 2 workers
 #                                and Node ws, 10,000 members (about 1-2 minutes)
+#   BENCH_LOADS=cluster bench/run.sh  Redis and 3 Orrery nodes: cross-node sends
+#                                to unique names, group fan-out over 3 nodes
+#                                (about 1 minute; needs redis-server)
 #   bench/run.sh gen-limits      what orr-loadgen itself can do, against a trivial sink
 #
 # Environment:
@@ -16,12 +19,18 @@
 #                  orrery means Orrery with 1 and with 2 workers, ws the Node ws
 #                  fan-out peer, and lws has no fan-out peer
 #   BENCH_LOADS    which loads (closed100 closed1000 flood16 flood1k idle rate rate-burst;
-#                  fanout on request)
+#                  fanout and cluster on request)
 #   BENCH_IDLE_CONNS  connections held for the RSS figure (10000)
 #   BENCH_FANOUT_MEMBERS  group members in the fanout load (10000)
 #   BENCH_FANOUT_WINDOW   publications in flight in its sustained phase (8)
 #   BENCH_FANOUT_LAT_PUBS publications sent one at a time for its latency (100)
 #   BENCH_SERVER_CPU, BENCH_GEN_CPU  the two cores (0 and 1)
+#   BENCH_CLUSTER_PAIRS, BENCH_CLUSTER_WINDOW  cluster load: sender/receiver
+#                  pairs and sends in flight per pair (100, 32)
+#   BENCH_CLUSTER_CPUS  cluster load: where each process runs
+#                  ("n1=0 n2=1 n3=0 redis=1 gen=1"; "all" = 0,1)
+#   BENCH_CLUSTER_CASES  cluster load: which measurements
+#                  (xsend xsend-light xsend-local xsend-single fanout3)
 #   BUILD          build directory (build); results go to bench/results/<time>/
 set -euo pipefail
 
@@ -33,6 +42,11 @@ FLOOD_SECS=$(awk -v s="$SECS" 'BEGIN { print (s > 10 ? 10 : s) }')
 ROUNDS=${BENCH_ROUNDS:-1}
 SERVERS=${BENCH_SERVERS:-orrery ws lws}
 LOADS=${BENCH_LOADS:-closed100 closed1000 flood16 flood1k idle rate rate-burst}
+CL_PAIRS=${BENCH_CLUSTER_PAIRS:-100}
+CL_WINDOW=${BENCH_CLUSTER_WINDOW:-32}
+CL_CPUS=${BENCH_CLUSTER_CPUS:-n1=0 n2=1 n3=0 redis=1 gen=1}
+CL_CASES=${BENCH_CLUSTER_CASES:-xsend xsend-light xsend-local xsend-single fanout3}
+CL_TARGET=100000 # the issue's target: cross-node sends per second
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 FANOUT_MEMBERS=${BENCH_FANOUT_MEMBERS:-10000}
 FANOUT_WINDOW=${BENCH_FANOUT_WINDOW:-8}
@@ -50,15 +64,19 @@ declare -A NAME=([orrery]="Orrery" [ws]="Node ws" [lws]="libwebsockets" [orrery2
 declare -A WORKERS=([orrery]=1 [ws]=1 [lws]=1 [orrery2]=2 [wsfan]=1 [sink]=1)
 
 say() { printf '%s\n' "$*" >&2; }
+# The loads of the echo table (fanout and cluster have tables of their own).
+echo_loads() { echo " $LOADS " | sed 's/ fanout / /g; s/ cluster / /g; s/^ *//; s/ *$//'; }
 die() { say "bench: $*"; exit 1; }
 
 # ---- cleanup: every process this script starts is in PIDS -------------------
 PIDS=()
+CL_DIR= # the cluster load's Redis socket directory
 cleanup() {
     local p
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     sleep 0.2
     for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    [ -z "$CL_DIR" ] || rm -rf "$CL_DIR"
 }
 # A process that has been waited for leaves the list: its PID may be reused.
 forget() { # forget PID
@@ -88,14 +106,15 @@ build_tools() {
             -lpthread -lm -lcrypto
     fi
     LOADGEN=$TOOLS/orr-loadgen
-    if [[ " $SERVERS " == *" lws "* && -n "$(echo " $LOADS " | sed 's/ fanout / /g; s/ //g')" ]] &&
+    if [[ " $SERVERS " == *" lws "* && -n "$(echo_loads)" ]] &&
         stale "$BUILD/bench-peers/lws_echo" "$ROOT/bench/peers/lws-echo/lws_echo.c"; then
         say "bench: building the libwebsockets peer"
         # shellcheck disable=SC2046
         cc -O2 -Wall -Wextra -o "$BUILD/bench-peers/lws_echo" \
             "$ROOT/bench/peers/lws-echo/lws_echo.c" $(pkg-config --cflags --libs libwebsockets)
     fi
-    if [[ " $SERVERS " == *" ws "* ]] && [ ! -d "$ROOT/bench/peers/ws-echo/node_modules/ws" ]; then
+    if [[ " $SERVERS " == *" ws "* && -n "$(echo_loads)" ]] &&
+        [ ! -d "$ROOT/bench/peers/ws-echo/node_modules/ws" ]; then
         say "bench: npm ci in bench/peers/ws-echo"
         (cd "$ROOT/bench/peers/ws-echo" && npm ci --no-audit --no-fund --loglevel=error >&2)
     fi
@@ -427,7 +446,7 @@ print_table() {
     echo "$hdr"
     echo "$sep"
     for load in $LOADS; do
-        [ "$load" = fanout ] && continue
+        [ "$load" = fanout ] || [ "$load" = cluster ] && continue
         row="| $(figure_label "$load") |"
         for s in $SERVERS; do
             row="$row $(fmt "$load" "$(figure "$load" "$s" "$(figure_key "$load")")")"
@@ -460,7 +479,7 @@ print_details() {
     echo "| load | server | msgs/s | p50 ms | p99 ms | server CPU s | server core busy | generator CPU s | generator core busy | other processes' CPU s | errors |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     for load in $LOADS; do
-        [ "$load" = idle ] || [ "$load" = fanout ] && continue
+        [ "$load" = idle ] || [ "$load" = fanout ] || [ "$load" = cluster ] && continue
         for s in $SERVERS; do
             printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$load" "${NAME[$s]}" \
                 "$(num "%.0f" "$(figure "$load" "$s" msgs_per_s)")" \
@@ -484,7 +503,7 @@ print_fanout() {
     echo "Group fan-out: $(printf "%'d" "$FANOUT_MEMBERS") members of one group, one publisher (not a member); latency = from the publish until the last member got it, $FANOUT_LAT_PUBS publications one at a time; deliveries/s and server CPU in the ${SECS} s window with $FANOUT_WINDOW publications in flight. Orrery with 2 workers runs on both cores, sharing them with the generator; the others on core $SCPU, the generator on core $GCPU."
     echo
     echo "| server | workers | deliveries/s | p50 ms | p99 ms | p50 / p99 ms, $FANOUT_WINDOW in flight | server CPU s | deliveries per server CPU-s | generator core busy | deliveries/s vs Node ws | per CPU-s vs Node ws | errors |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     node=$(figure fanout wsfan deliveries_per_s)
     node_cpu=$(figure fanout wsfan msgs_per_server_cpu_s)
     for s in $(servers_for fanout); do
@@ -513,6 +532,261 @@ fanout_errors() { # fanout_errors SERVER
         sed -n 's/.*"error":"\([^"]*\)".*/\1/p' <<<"$l" | cut -c1-120
     else
         figure fanout "$1" errors
+    fi
+}
+
+# ---- the cluster load ------------------------------------------------------------
+# Redis on a unix socket and three Orrery nodes (one worker each) on ports
+# 19201-19203, started afresh for every measurement, each pinned as
+# BENCH_CLUSTER_CPUS says; the generator samples all four processes
+# (--server-pid PID=LABEL,...), per thread as well. On the 2-core VM the
+# default puts the sending node n1 (the busiest: its worker and its cluster
+# thread) alone with the idle n3 on core 0, and Redis, the receiving node n2
+# and the generator on core 1, which measured best (see bench/README.md).
+declare -A CL_PID=()
+CL_PORTS=(19201 19202 19203)
+
+cl_cpu() { # cl_cpu n1|n2|n3|redis|gen: its CPUs from BENCH_CLUSTER_CPUS (both cores if unnamed)
+    local kv v=
+    [ "$CL_CPUS" != all ] || {
+        echo "$SCPU,$GCPU"
+        return
+    }
+    for kv in $CL_CPUS; do
+        [ "${kv%%=*}" != "$1" ] || v=${kv#*=}
+    done
+    echo "${v:-$SCPU,$GCPU}"
+}
+
+cl_start() { # cl_start TAG [single]: Redis, then the three nodes; returns when every /healthz answers 200
+    local tag=$1 i port cfg code=
+    for port in "${CL_PORTS[@]}"; do
+        if listening "$port"; then die "port $port is already taken (a node left over?)"; fi
+    done
+    CL_DIR=$(mktemp -d /tmp/orr-bench-cluster.XXXXXX)
+    if [ "${2:-}" = single ]; then
+        # One node without a cluster key, for comparison: no Redis, no cluster thread.
+        cfg="$OUT/cluster-single.json"
+        printf '{"listen": "127.0.0.1:%d", "workers": 1, "ws_max_connections": 100000, "idle_timeout_ms": 600000}\n' \
+            "${CL_PORTS[0]}" >"$cfg"
+        taskset -c "$(cl_cpu n1)" "$BUILD/orrery" --config "$cfg" >"$OUT/logs/$tag-n1.log" 2>&1 &
+        CL_PID[n1]=$!
+        PIDS+=("$!")
+        for _ in $(seq 200); do
+            code=$(curl -s --noproxy '*' -o /dev/null -m 1 -w '%{http_code}' \
+                "http://127.0.0.1:${CL_PORTS[0]}/healthz" || true)
+            [ "$code" != 200 ] || return 0
+            kill -0 "${CL_PID[n1]}" 2>/dev/null || break
+            sleep 0.05
+        done
+        tail -5 "$OUT/logs/$tag-n1.log" >&2
+        die "the single node (port ${CL_PORTS[0]}) is not ready (/healthz: $code)"
+    fi
+    taskset -c "$(cl_cpu redis)" redis-server --port 0 --unixsocket "$CL_DIR/redis.sock" \
+        --save '' --appendonly no >"$OUT/logs/$tag-redis.log" 2>&1 &
+    CL_PID[redis]=$!
+    PIDS+=("$!")
+    for i in $(seq 200); do
+        redis-cli -s "$CL_DIR/redis.sock" ping >/dev/null 2>&1 && break
+        kill -0 "${CL_PID[redis]}" 2>/dev/null || break
+        sleep 0.05
+    done
+    redis-cli -s "$CL_DIR/redis.sock" ping >/dev/null 2>&1 || {
+        cat "$OUT/logs/$tag-redis.log" >&2
+        die "redis-server did not start"
+    }
+    for i in 1 2 3; do
+        port=${CL_PORTS[$((i - 1))]}
+        cfg="$OUT/cluster-n$i.json"
+        printf '{"listen": "127.0.0.1:%d", "workers": 1, "ws_max_connections": 100000, "idle_timeout_ms": 600000,\n "cluster": {"redis": "unix:%s", "node_id": "n%d", "heartbeat_ms": 1000, "node_ttl_ms": 5000}}\n' \
+            "$port" "$CL_DIR/redis.sock" "$i" >"$cfg"
+        taskset -c "$(cl_cpu "n$i")" "$BUILD/orrery" --config "$cfg" >"$OUT/logs/$tag-n$i.log" 2>&1 &
+        CL_PID[n$i]=$!
+        PIDS+=("$!")
+    done
+    for i in 1 2 3; do
+        port=${CL_PORTS[$((i - 1))]}
+        for _ in $(seq 200); do
+            code=$(curl -s --noproxy '*' -o /dev/null -m 1 -w '%{http_code}' \
+                "http://127.0.0.1:$port/healthz" || true)
+            [ "$code" != 200 ] || break
+            kill -0 "${CL_PID[n$i]}" 2>/dev/null || break
+            sleep 0.05
+        done
+        [ "$code" = 200 ] || {
+            tail -5 "$OUT/logs/$tag-n$i.log" >&2
+            die "node n$i (port $port) is not ready (/healthz: $code)"
+        }
+    done
+}
+
+cl_stop_pid() { # cl_stop_pid PID: SIGTERM, SIGKILL after 10 s
+    local i
+    kill -TERM "$1" 2>/dev/null || true
+    for i in $(seq 200); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    forget "$1"
+}
+
+cl_stop() { # the nodes first (they remove their liveness from Redis), then Redis
+    local i
+    for i in n1 n2 n3; do [ -z "${CL_PID[$i]:-}" ] || kill -TERM "${CL_PID[$i]}" 2>/dev/null || true; done
+    for i in n1 n2 n3 redis; do [ -z "${CL_PID[$i]:-}" ] || cl_stop_pid "${CL_PID[$i]}"; done
+    CL_PID=()
+    rm -rf "$CL_DIR"
+    CL_DIR=
+}
+
+cl_args() { # cl_args CASE: the generator's arguments
+    local p1=${CL_PORTS[0]} p2=${CL_PORTS[1]} p3=${CL_PORTS[2]}
+    case $1 in
+    xsend) echo "--mode xsend --ports $p1,$p2 --pairs $CL_PAIRS --window $CL_WINDOW --duration $SECS" ;;
+    xsend-light) echo "--mode xsend --ports $p1,$p2 --pairs 10 --window 1 --duration $SECS" ;;
+    xsend-local | xsend-single) echo "--mode xsend --ports $p1,$p1 --pairs $CL_PAIRS --window $CL_WINDOW --duration $SECS" ;;
+    fanout3) echo "--mode fanout --ports $p1,$p2,$p3 --conns $FANOUT_MEMBERS --window $FANOUT_WINDOW --lat-pubs $FANOUT_LAT_PUBS --duration $SECS --drain 10" ;;
+    *) die "unknown cluster case '$1' (xsend xsend-light xsend-local xsend-single fanout3)" ;;
+    esac
+}
+
+cl_label() { # cl_label CASE: its row in the table
+    case $1 in
+    xsend) echo "cross-node send n1 → n2, $CL_PAIRS pairs × $CL_WINDOW in flight: messages/s" ;;
+    xsend-light) echo "cross-node send n1 → n2, 10 pairs × 1 in flight: messages/s" ;;
+    xsend-local) echo "(comparison) same-node send n1 → n1, $CL_PAIRS pairs × $CL_WINDOW in flight: messages/s" ;;
+    xsend-single) echo "(comparison) the same on a node without cluster (no Redis): messages/s" ;;
+    fanout3) echo "group publish from n1, $(printf "%'d" "$FANOUT_MEMBERS") members over n1-n3, $FANOUT_WINDOW in flight: deliveries/s (latency: last member, one publication at a time)" ;;
+    esac
+}
+
+run_cluster() { # run_cluster ROUND: every case on a fresh cluster
+    local round=$1 c tag base json line pids
+    command -v redis-server >/dev/null || die "the cluster load needs redis-server (apt-get install redis-server)"
+    command -v curl >/dev/null || die "the cluster load needs curl"
+    [ -x "$BUILD/orrery" ] || die "the cluster load needs $BUILD/orrery (make build)"
+    for c in $CL_CASES; do
+        tag="cluster-$c-$round"
+        base="$OUT/logs/$tag.gen"
+        if [ "$c" = xsend-single ]; then
+            cl_start "$tag" single
+            pids="${CL_PID[n1]}=n1"
+        else
+            cl_start "$tag"
+            pids="${CL_PID[n1]}=n1,${CL_PID[n2]}=n2,${CL_PID[n3]}=n3,${CL_PID[redis]}=redis"
+        fi
+        GEN_CPUS=$(cl_cpu gen)
+        # shellcheck disable=SC2046
+        gen "$base.out" "$base.err" $(cl_args "$c") --server-pid "$pids" --label cluster
+        cl_stop
+        json=$(grep '^{' "$base.out" || true)
+        [ -n "$json" ] || json="{\"mode\":\"$c\",\"server\":\"cluster\",\"error\":\"generator failed: $(head -c 200 "$base.err" | tr '\n"' ' ')\"}"
+        line="{\"load\":\"cluster-$c\",\"round\":$round,\"workers\":1,${json#\{}"
+        echo "$line" >>"$OUT/results.jsonl"
+        say "  $(printf '%-12s' "$c") $(grep -v '^{' "$base.out" | head -1)"
+        [ -n "$(grep -v '^{' "$base.out" | head -1)" ] || say "             failed: $(head -c 300 "$base.err" | head -2 | tr '\n' ' ')"
+    done
+}
+
+# 113657.2 -> "113,657"
+thousands() { # thousands VALUE
+    if [ -z "$1" ]; then
+        echo "-"
+        return
+    fi
+    awk -v v="$1" 'BEGIN { s = sprintf("%.0f", v); o = "";
+        while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) }
+        print s o }'
+}
+
+# "83 %" of one core: CPU seconds in the window over its length.
+cl_pct() { # cl_pct LOAD KEY
+    local v d
+    v=$(figure "$1" cluster "$2")
+    d=$(figure "$1" cluster duration_s)
+    if [ -z "$v" ] || [ -z "$d" ]; then
+        echo "-"
+        return
+    fi
+    awk -v v="$v" -v d="$d" 'BEGIN { printf "%.0f %%", 100 * v / d }'
+}
+
+# An Orrery node's threads (tid order: main, the cluster thread, which
+# server.c starts before the workers, then the worker), medians over the
+# rounds the table uses: " (cluster thread 23 %, worker 60 %)".
+cl_threads() { # cl_threads LOAD LABEL
+    local l d
+    d=$(figure "$1" cluster duration_s)
+    [ -n "$d" ] || return 0
+    runs "$1" cluster | while read -r l; do
+        [ -z "$l" ] || sed -n "s/.*\"threads_$2\":\"\([^\"]*\)\".*/\1/p" <<<"$l"
+    done | awk -v d="$d" 'NF >= 3 { c[++n] = $2; w[n] = $3 }
+        function med(a, n,   i, j, t) {
+            for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+            return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+        END { if (n) printf " (cluster thread %.0f %%, worker %.0f %%)", 100 * med(c, n) / d, 100 * med(w, n) / d }'
+}
+
+# " (98,263-116,488)": the lowest and highest over the rounds, when there are several.
+cl_range() { # cl_range LOAD KEY
+    local v
+    v=$(runs "$1" cluster | while read -r l; do [ -z "$l" ] || jget "$l" "$2"; done | grep -v null | sort -g)
+    [ "$(wc -l <<<"$v")" -gt 1 ] || return 0
+    printf ' (%s-%s)' "$(thousands "$(head -1 <<<"$v")")" "$(thousands "$(tail -1 <<<"$v")")"
+}
+
+cl_errors() { # cl_errors LOAD: the generator's count, or why the run failed
+    local l
+    l=$(grep "\"load\":\"$1\"" "$OUT/results.jsonl" | grep '"error"' | head -1)
+    if [ -n "$l" ]; then
+        sed -n 's/.*"error":"\([^"]*\)".*/\1/p' <<<"$l" | cut -c1-120
+    else
+        figure "$1" cluster errors
+    fi
+}
+
+print_cluster() {
+    local c load v p50 p99
+    echo
+    echo "Cluster: Redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on a unix socket and 3 Orrery nodes (1 worker each), all on this machine with the generator; CPUs: $CL_CPUS; ${SECS} s windows after a 1 s warm-up; medians of $ROUNDS round(s), leaving out those another process disturbed unless all were (msgs/s: lowest-highest of those in parentheses). CPU = share of one core in the window; nodes: main + cluster thread + worker."
+    echo
+    echo "| measurement | msgs/s | p50 ms | p99 ms | n1 CPU | n2 CPU | n3 CPU | Redis CPU | generator CPU | other processes' CPU | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    for c in $CL_CASES; do
+        load=cluster-$c
+        v=$(figure "$load" cluster msgs_per_s)
+        p50=$(figure "$load" cluster p50_ms)
+        p99=$(figure "$load" cluster p99_ms)
+        printf '| %s | %s%s | %s | %s | %s%s | %s%s | %s | %s | %s | %s | %s |\n' "$(cl_label "$c")" \
+            "$(thousands "$v")" "$(cl_range "$load" msgs_per_s)$(all_disturbed "$load" cluster && echo " (disturbed)")" \
+            "$(num "%.2f" "$p50")" "$(num "%.2f" "$p99")" \
+            "$(cl_pct "$load" cpu_n1_s)" "$(cl_threads "$load" n1)" \
+            "$(cl_pct "$load" cpu_n2_s)" "$(cl_threads "$load" n2)" \
+            "$(cl_pct "$load" cpu_n3_s)" "$(cl_pct "$load" cpu_redis_s)" \
+            "$(cl_pct "$load" gen_cpu_s)" "$(cl_pct "$load" other_procs_cpu_s)" \
+            "$(cl_errors "$load")"
+        [ "$c" != fanout3 ] || [ -z "$v" ] ||
+            echo "| ↳ the same, last-member latency with $FANOUT_WINDOW in flight | | $(num "%.1f" "$(figure "$load" cluster load_p50_ms)") | $(num "%.1f" "$(figure "$load" cluster load_p99_ms)") | | | | | | | |"
+    done
+    if [[ " $CL_CASES " == *" xsend "* ]]; then
+        v=$(figure cluster-xsend cluster msgs_per_s)
+        echo
+        printf 'Target (issue 4): at least %s cross-node sends/s with all three nodes and Redis on this machine: ' \
+            "$(thousands "$CL_TARGET")"
+        if [ -z "$v" ]; then
+            echo "no figure (the run failed)."
+        else
+            local used
+            used=$(runs cluster-xsend cluster | grep -c . || true)
+            if all_disturbed cluster-xsend cluster; then used="$used (all disturbed)"; fi
+            printf '%s sends/s (median of %s of %s round(s)%s), ' "$(thousands "$v")" "$used" "$ROUNDS" \
+                "$(cl_range cluster-xsend msgs_per_s | sed 's/^ (/: /; s/)$//')"
+            awk -v v="$v" -v t="$CL_TARGET" 'BEGIN {
+                if (v >= t) printf "met: %.2fx the target.\n", v / t;
+                else printf "NOT met: short by %.0f sends/s (%.0f %%).\n", t - v, 100 * (t - v) / t }'
+        fi
     fi
 }
 
@@ -563,6 +837,10 @@ main() {
     for round in $(seq "$ROUNDS"); do
         i=0
         for load in $LOADS; do
+            if [ "$load" = cluster ]; then
+                run_cluster "$round"
+                continue
+            fi
             read -r -a list <<<"$(servers_for "$load")"
             [ ${#list[@]} -gt 0 ] || continue
             # Alternate: each load starts with the next server in turn.
@@ -576,12 +854,13 @@ main() {
     {
         echo
         echo "Orrery benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), ${SECS} s per load (floods ${FLOOD_SECS} s), $ROUNDS round(s), medians"
-        if [ -n "$(echo " $LOADS " | sed 's/ fanout / /g; s/ //g')" ]; then
+        if [ -n "$(echo_loads)" ]; then
             echo
             print_table
             print_details
         fi
         [[ " $LOADS " != *" fanout "* ]] || print_fanout
+        [[ " $LOADS " != *" cluster "* ]] || print_cluster
         [ "$busy" -le 5 ] || echo "WARNING: the machine was not quiet ($busy% busy right after the run)."
     } | tee "$OUT/table.md"
     grep -q '"error"' "$OUT/results.jsonl" && say "bench: some runs failed; see $OUT/logs" || true
