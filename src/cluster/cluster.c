@@ -57,6 +57,14 @@ orr_worker *cl_worker_of(orr_cluster *cl, uint64_t conn) {
     return wi < (unsigned)cl->srv->n_workers ? &cl->srv->workers[wi] : NULL;
 }
 
+void cl_flush_posts(orr_cluster *cl) {
+    for (int i = 0; i < cl->srv->n_workers; i++) {
+        if (!cl->post_head[i]) continue;
+        worker_post_chain(&cl->srv->workers[i], cl->post_head[i], cl->post_tail[i]);
+        cl->post_head[i] = cl->post_tail[i] = NULL;
+    }
+}
+
 static void flush_answers(orr_cluster *cl) {
     while (cl->ans_head && cl->ans_head->done) {
         cl_answer *a = cl->ans_head;
@@ -64,7 +72,11 @@ static void flush_answers(orr_cluster *cl) {
         if (!cl->ans_head) cl->ans_tail = NULL;
         orr_worker *w = a->reply_to ? cl_worker_of(cl, a->reply_to) : NULL;
         a->res.r.name = a->res.name;
-        if (w) worker_post_result(w, a->reply_to, &a->res.r);
+        if (w) {
+            /* Handed over at the end of this loop pass, one batch per worker. */
+            int wi = w->index;
+            inbox_chain_add(&cl->post_head[wi], &cl->post_tail[wi], worker_result_msg(a->reply_to, &a->res.r));
+        }
         free(a);
     }
 }

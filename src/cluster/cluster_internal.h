@@ -39,6 +39,7 @@ typedef struct cl_answer {
 
 struct orr_cluster {
     orr_server *srv;
+    inbox_msg **post_head, **post_tail; /* [n_workers]: results to hand over */
     cl_answer *ans_head, *ans_tail;
     pthread_t thread;
     int epfd, event_fd, timer_fd;
@@ -89,6 +90,9 @@ void cl_on_message(orr_redis *r, redisReply *reply, void *priv);
 void cl_handle_req(orr_cluster *cl, orr_cl_req *rq);
 /* Answer a request as Redis being away allows, and free it. */
 void cl_handle_down(orr_cluster *cl, orr_cl_req *rq);
+
+/* Hand the results gathered in this loop pass to their workers. */
+void cl_flush_posts(orr_cluster *cl);
 
 /* ---- cluster_life.c ---- */
 /* Both connections up and the inbox subscribed: ready (writes back). */

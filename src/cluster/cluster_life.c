@@ -339,13 +339,17 @@ static void *cluster_main(void *arg) {
             orr_loop_handler *h = evs[i].data.ptr;
             h->on_event(h, evs[i].events);
         }
+        cl_flush_posts(cl);
     }
+    cl_flush_posts(cl);
     return NULL;
 }
 
 orr_cluster *orr_cluster_start(orr_server *s) {
     orr_cluster *cl = orr_xcalloc(1, sizeof *cl);
     cl->srv = s;
+    cl->post_head = orr_xcalloc((size_t)s->n_workers, sizeof *cl->post_head);
+    cl->post_tail = orr_xcalloc((size_t)s->n_workers, sizeof *cl->post_tail);
     pthread_mutex_init(&cl->lock, NULL);
     const orr_cluster_config *cc = &s->cfg.cluster;
     char node[96];
@@ -397,6 +401,9 @@ void orr_cluster_stop(orr_cluster *cl) {
     pthread_join(cl->thread, NULL);
     orr_redis_free(cl->cmd);
     orr_redis_free(cl->sub);
+    cl_flush_posts(cl); /* answers to what was still in flight (the workers free them) */
+    free(cl->post_head);
+    free(cl->post_tail);
     orr_cl_req *rq = cl->head;
     while (rq) {
         orr_cl_req *next = rq->next;

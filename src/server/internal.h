@@ -341,6 +341,11 @@ bool worker_has_local(const orr_worker *w);
 /* From the cluster thread: a registry result for a connection, or an order
  * to close one whose name a newer registration took (1008). */
 void worker_post_result(orr_worker *to, uint64_t conn, const orr_registry_result *r);
+/* The same in batches: messages chained with inbox_chain_add, handed over
+ * with one lock and at most one wake-up. */
+inbox_msg *worker_result_msg(uint64_t conn, const orr_registry_result *r);
+void inbox_chain_add(inbox_msg **head, inbox_msg **tail, inbox_msg *m);
+void worker_post_chain(orr_worker *w, inbox_msg *head, inbox_msg *tail);
 void worker_post_kill(orr_worker *to, uint64_t conn);
 /* A result that came back later (cluster): to the gear, or to a push
  * request waiting for it. */

@@ -275,9 +275,11 @@ void conn_registry_result(orr_worker *w, orr_conn *c, const orr_registry_result 
             holder == c->id)
             orr_registry_unregister(w->srv->registry, c->route->pool->idx, r->name, r->name_len, c->id);
     }
-    out_cork(w, c);
+    /* The caller may have corked c for a batch of its results. */
+    bool own = w->cork_conn != c;
+    if (own) out_cork(w, c);
     ws_run_result(w, c, r);
-    out_uncork(w);
+    if (own) out_uncork(w);
 }
 
 void mailbox_conn_ended(orr_worker *w, orr_conn *c) {

@@ -326,14 +326,43 @@ bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const
     return true;
 }
 
-void worker_post_result(orr_worker *to, uint64_t conn, const orr_registry_result *r) {
+inbox_msg *worker_result_msg(uint64_t conn, const orr_registry_result *r) {
     inbox_msg *m = orr_xcalloc(1, sizeof *m);
     m->kind = INBOX_RESULT;
     m->result = orr_xmalloc(sizeof *m->result);
     m->result->conn = conn;
     m->result->r = *r;
     memcpy(m->result->name, r->name, r->name_len);
-    inbox_push(to, m);
+    return m;
+}
+
+void inbox_chain_add(inbox_msg **head, inbox_msg **tail, inbox_msg *m) {
+    m->next = NULL;
+    if (*tail)
+        (*tail)->next = m;
+    else
+        *head = m;
+    *tail = m;
+}
+
+void worker_post_chain(orr_worker *w, inbox_msg *head, inbox_msg *tail) {
+    pthread_mutex_lock(&w->inbox_lock);
+    bool was_empty = w->inbox_head == NULL;
+    if (w->inbox_tail)
+        w->inbox_tail->next = head;
+    else
+        w->inbox_head = head;
+    w->inbox_tail = tail;
+    pthread_mutex_unlock(&w->inbox_lock);
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t r = write(w->event_fd, &one, sizeof one);
+        (void)r;
+    }
+}
+
+void worker_post_result(orr_worker *to, uint64_t conn, const orr_registry_result *r) {
+    inbox_push(to, worker_result_msg(conn, r));
 }
 
 void worker_post_kill(orr_worker *to, uint64_t conn) {
@@ -359,18 +388,58 @@ static bool same_recipients(const inbox_msg *a, const inbox_msg *b) {
 
 static void start_drain(orr_worker *w);
 
+/* Registry results that came back (cluster), grouped by connection (in
+ * order for each): a connection gets all of its answers in one write. */
+typedef struct result_ref {
+    uint64_t conn;
+    size_t seq;
+    inbox_msg *m;
+} result_ref;
+
+static int cmp_result(const void *a, const void *b) {
+    const result_ref *x = a, *y = b;
+    if (x->conn != y->conn) return x->conn < y->conn ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void run_results(orr_worker *w, result_ref *rs, size_t n) {
+    if (n > 1) qsort(rs, n, sizeof *rs, cmp_result);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        orr_conn *c = orr_worker_find(w, rs[i].conn);
+        bool cork = c && c->phase == PHASE_WS;
+        if (cork) out_cork(w, c);
+        for (; j < n && rs[j].conn == rs[i].conn; j++) {
+            reg_pending *p = rs[j].m->result;
+            p->r.name = p->name;
+            if (c && c->phase != PHASE_DEAD) conn_registry_result(w, c, &p->r);
+            free(p);
+            free(rs[j].m);
+        }
+        if (cork) out_uncork(w);
+        i = j;
+    }
+}
+
 /* Handles a list taken from the inbox or the local list, and frees it. */
 static void handle_list(orr_worker *w, inbox_msg *m) {
+    result_ref *rs = NULL;
+    size_t n_rs = 0, cap_rs = 0;
     while (m) {
+        if (m->kind == INBOX_RESULT) {
+            if (n_rs == cap_rs) {
+                cap_rs = cap_rs ? cap_rs * 2 : 64;
+                rs = orr_xrealloc(rs, cap_rs * sizeof *rs);
+            }
+            rs[n_rs] = (result_ref){.conn = m->result->conn, .seq = n_rs, .m = m};
+            n_rs++;
+            m = m->next;
+            continue;
+        }
         if (m->kind != INBOX_DELIVER) {
             inbox_msg *next = m->next;
             if (m->kind == INBOX_DRAIN) {
                 start_drain(w);
-            } else if (m->kind == INBOX_RESULT) {
-                orr_conn *c = orr_worker_find(w, m->result->conn);
-                m->result->r.name = m->result->name;
-                if (c) conn_registry_result(w, c, &m->result->r);
-                free(m->result);
             } else if (m->kind == INBOX_KILL) {
                 orr_conn *c = orr_worker_find(w, m->ids[0]);
                 if (c) ws_name_conflict(w, c);
@@ -400,6 +469,8 @@ static void handle_list(orr_worker *w, inbox_msg *m) {
         }
         m = p;
     }
+    if (n_rs) run_results(w, rs, n_rs);
+    free(rs);
 }
 
 static void inbox_free(inbox_msg *m) {
