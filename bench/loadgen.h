@@ -87,6 +87,9 @@ struct lg_hist {
     uint64_t b[LG_HIST_N];
 };
 
+/* loadgen_opts.c: parse the command line (exits with a message on a bad one). */
+void lg_parse_options(int argc, char **argv, struct lg_opts *o);
+
 void lg_hist_init(struct lg_hist *h);
 void lg_hist_add(struct lg_hist *h, uint64_t v);
 void lg_hist_merge(struct lg_hist *dst, const struct lg_hist *src);
