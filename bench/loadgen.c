@@ -379,9 +379,9 @@ static int run_idle(const struct lg_opts *o, struct lg_thread *ts, double connec
     return 0;
 }
 
-/* The other modes: mark the window, sample its edges, collect the threads. */
-static int run_load(const struct lg_opts *o, struct lg_thread *ts) {
-    static struct totals r;
+/* Starts the threads' run (warm-up, measured window, drain) and samples
+ * CPU at the window's edges. */
+static void measure_window(const struct lg_opts *o, struct sample *a, struct sample *b) {
     uint64_t now = lg_now_ns();
     shared.t0 = now;
     shared.t_ms = now + (uint64_t)(o->warmup * 1e9);
@@ -389,9 +389,16 @@ static int run_load(const struct lg_opts *o, struct lg_thread *ts) {
     shared.t_drain = shared.t_me + (uint64_t)(o->drain * 1e9);
     atomic_store(&shared.phase, LG_P_RUN);
     nap_until(shared.t_ms);
-    struct sample a = take_sample(o);
+    *a = take_sample(o);
     nap_until(shared.t_me);
-    struct sample b = take_sample(o);
+    *b = take_sample(o);
+}
+
+/* The other modes: mark the window, sample its edges, collect the threads. */
+static int run_load(const struct lg_opts *o, struct lg_thread *ts) {
+    static struct totals r;
+    struct sample a, b;
+    measure_window(o, &a, &b);
     lg_hist_init(&r.lat);
     lg_hist_init(&r.lag);
     for (int i = 0; i < o->threads; i++) {
@@ -506,16 +513,8 @@ static int run_fanout(const struct lg_opts *o, struct lg_thread *ts, double conn
         report_failure(o, "the latency phase failed", first_err(o, ts));
         return 1;
     }
-    uint64_t now = lg_now_ns();
-    shared.t0 = now;
-    shared.t_ms = now + (uint64_t)(o->warmup * 1e9);
-    shared.t_me = shared.t_ms + (uint64_t)(o->duration * 1e9);
-    shared.t_drain = shared.t_me + (uint64_t)(o->drain * 1e9);
-    atomic_store(&shared.phase, LG_P_RUN);
-    nap_until(shared.t_ms);
-    struct sample a = take_sample(o);
-    nap_until(shared.t_me);
-    struct sample b = take_sample(o);
+    struct sample a, b;
+    measure_window(o, &a, &b);
     lg_hist_init(&r.lat);
     lg_hist_init(&load);
     for (int i = 0; i < o->threads; i++) {
@@ -612,16 +611,8 @@ static void report_xsend(const struct lg_opts *o, const struct totals *r,
 
 static int run_xsend(const struct lg_opts *o, struct lg_thread *ts, double connect_s) {
     static struct totals r;
-    uint64_t now = lg_now_ns();
-    shared.t0 = now;
-    shared.t_ms = now + (uint64_t)(o->warmup * 1e9);
-    shared.t_me = shared.t_ms + (uint64_t)(o->duration * 1e9);
-    shared.t_drain = shared.t_me + (uint64_t)(o->drain * 1e9);
-    atomic_store(&shared.phase, LG_P_RUN);
-    nap_until(shared.t_ms);
-    struct sample a = take_sample(o);
-    nap_until(shared.t_me);
-    struct sample b = take_sample(o);
+    struct sample a, b;
+    measure_window(o, &a, &b);
     lg_hist_init(&r.lat);
     for (int i = 0; i < o->threads; i++) {
         struct lg_thread *t = &ts[i];
