@@ -15,7 +15,8 @@
  *   {"type":"dm","to":N,"text":T}      -> N gets {"type":"dm","from":name,"text":T},
  *                                         the sender {"type":"dm_sent","to":N,"delivered":bool}
  *
- * Rooms are 1..64 bytes, texts at most 4000 bytes. Bad input is answered
+ * Rooms are 1..64 bytes, texts at most 4000 bytes; one connection may be in
+ * at most 9,999 rooms (too_many_rooms). Bad input is answered
  * with {"type":"error","error":<word>} and never closes the connection.
  * Room R is the registry group "room:R". Anyone may say something in a room
  * without being in it (the count tells how many heard it).
@@ -244,6 +245,8 @@ static int on_room_result(orr_conn *c, const orr_registry_result *r) {
     /* Publishing to a room nobody is in reached nobody, whichever way a
      * backend says so. */
     bool nobody = r->op == ORR_OP_GROUP_PUBLISH && r->status == ORR_ENOTFOUND;
+    if (r->status == ORR_ENOMEM && r->op == ORR_OP_GROUP_JOIN)
+        return send_error_about(c, "too_many_rooms", "room", room, len);
     if (r->status != ORR_OK && !nobody)
         return send_error_about(c, "registry_unavailable", "room", room, len);
     switch (r->op) {

@@ -275,3 +275,22 @@ test('one sender to one receiver by name: 500 messages arrive in order (also acr
   await expectQuiet([rcv, ...senders]);
   await closeAll([rcv, ...senders, ...extra]);
 });
+
+test('one connection holds at most 10,000 names and memberships: the next join fails, others are not affected', async (t) => {
+  const srv = await startServer(t);
+  const ws = await tg(srv, 'hoarder'); // its name is one entry
+  const N = 10000;
+  for (let i = 0; i < N; i++) ws.send(`join:g${i}`);
+  for (let i = 0; i < N - 1; i++) assert.equal(await text(ws, 10000 * SLOW), `joined:g${i}`);
+  assert.equal(await text(ws), `error:join_failed:g${N - 1}`);
+  // Already a member: still fine. Leaving makes room again.
+  assert.equal(await cmd(ws, 'join:g0'), 'joined:g0');
+  assert.equal(await cmd(ws, 'leave:g0'), 'left:g0');
+  assert.equal(await cmd(ws, `join:g${N - 1}`), `joined:g${N - 1}`);
+  // Another connection is not limited by it.
+  const other = await tg(srv, 'other');
+  assert.equal(await cmd(other, 'join:g5'), 'joined:g5');
+  assert.equal(await cmd(other, 'publish:g5:x'), 'published:2');
+  ws.close();
+  other.close();
+});
