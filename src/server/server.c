@@ -60,6 +60,11 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
             }
         }
     }
+    if (s->cfg.n_pools + s->n_gears > s->cfg.max_pools) {
+        snprintf(err, errlen, "config: %zu pools listed in \"pools\" and %zu gear pools, more than max_pools (%u)",
+                 s->cfg.n_pools, s->n_gears, s->cfg.max_pools);
+        goto fail;
+    }
     if (pools_init(s) < 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;

@@ -77,3 +77,9 @@ test('an unknown flag or a missing flag argument stops the start', () => {
     assert.ok(r.stderr.length > 0, `${args.join(' ')}: says why`);
   }
 });
+
+test('more pools listed than max_pools (with the gear pools) stops the start', () => {
+  const r = run(['--config', '@CFG', '--listen', '127.0.0.1:0'], '{"max_pools": 3, "pools": {"tenant:a": {}}}');
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /1 pools listed in "pools" and 3 gear pools, more than max_pools \(3\)/);
+});
