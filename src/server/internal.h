@@ -314,6 +314,14 @@ static inline pool_stats *conn_pstats(orr_worker *w, const orr_conn *c) {
 static inline void stat_add(atomic_uint_fast64_t *x, uint64_t n) {
     atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n, memory_order_relaxed);
 }
+/* Adds to its pool's counters the data frames c received and sent since
+ * the counts were rx and tx: once per event, not per message. */
+static inline void conn_count_frames(orr_worker *w, const orr_conn *c, uint32_t rx, uint32_t tx) {
+    if (!c->route || !c->route->pool) return;
+    pool_stats *ps = conn_pstats(w, c);
+    if (c->frames_received != rx) stat_add(&ps->frames_in, c->frames_received - rx);
+    if (c->frames_sent != tx) stat_add(&ps->frames_out, c->frames_sent - tx);
+}
 
 /* ---- mailbox.c: the registry's gear API, results and delivery ---- */
 orr_payload *payload_new(const void *msg, size_t len);

@@ -408,6 +408,7 @@ static void run_results(orr_worker *w, result_ref *rs, size_t n) {
         size_t j = i;
         orr_conn *c = orr_worker_find(w, rs[i].conn);
         bool cork = c && c->phase == PHASE_WS;
+        uint32_t rx = c ? c->frames_received : 0, tx = c ? c->frames_sent : 0;
         if (cork) out_cork(w, c);
         for (; j < n && rs[j].conn == rs[i].conn; j++) {
             reg_pending *p = rs[j].m->result;
@@ -417,6 +418,7 @@ static void run_results(orr_worker *w, result_ref *rs, size_t n) {
             free(rs[j].m);
         }
         if (cork) out_uncork(w);
+        if (c) conn_count_frames(w, c, rx, tx);
         i = j;
     }
 }
@@ -537,7 +539,12 @@ static void on_conn_event(orr_worker *w, orr_conn *c, uint32_t events) {
         out_on_writable(w, c);
         if (c->phase == PHASE_DEAD) return;
     }
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) conn_on_readable(w, c);
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        /* Counts start at 0 for a connection that upgrades during this event. */
+        uint32_t rx = c->route ? c->frames_received : 0, tx = c->route ? c->frames_sent : 0;
+        conn_on_readable(w, c);
+        conn_count_frames(w, c, rx, tx);
+    }
 }
 
 static void *worker_main(void *arg) {

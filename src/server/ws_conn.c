@@ -64,7 +64,6 @@ static void run_callback(orr_worker *w, orr_conn *c, enum cb_kind kind, int opco
         mailbox_run_results(w, c); /* drops them: c is closing */
         return;
     }
-    if (c->frames_sent != sent) stat_add(&conn_pstats(w, c)->frames_out, c->frames_sent - sent);
     if (closed) {
         /* The close frame is in the cork already; now the state follows. */
         c->flags |= CF_CLOSE_SENT;
@@ -118,6 +117,7 @@ void ws_name_conflict(orr_worker *w, orr_conn *c) {
 void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *const *ms, size_t n) {
     if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
     size_t max = atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
+    uint32_t rx = c->frames_received, tx = c->frames_sent;
     out_cork(w, c);
     for (size_t i = 0; i < n; i++) {
         if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) break;
@@ -132,6 +132,7 @@ void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *c
         run_callback(w, c, CB_SERVER, 0, m->bytes + PAYLOAD_HDR_ROOM, m->len, m);
     }
     out_uncork(w);
+    conn_count_frames(w, c, rx, tx);
 }
 
 static void fail(orr_worker *w, orr_conn *c, int err) {
@@ -151,7 +152,6 @@ static void fail(orr_worker *w, orr_conn *c, int err) {
 
 static void deliver(orr_worker *w, orr_conn *c, int opcode, const uint8_t *data, size_t len) {
     c->frames_received++;
-    stat_add(&conn_pstats(w, c)->frames_in, 1);
     run_callback(w, c, CB_CLIENT, opcode, data, len, NULL);
 }
 
