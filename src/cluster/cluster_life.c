@@ -423,6 +423,10 @@ void orr_cluster_stop(orr_cluster *cl) {
         }
         free(cl->chans);
     }
+    for (cl_answer *a = cl->ans_head, *next; a; a = next) { /* answers nobody will get now */
+        next = a->next;
+        free(a);
+    }
     orr_idvec_free(&cl->scratch);
     close(cl->epfd);
     close(cl->event_fd);
