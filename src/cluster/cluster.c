@@ -13,6 +13,7 @@
  */
 #include "cluster/cluster_internal.h"
 
+#include "common/hash.h"
 #include "common/log.h"
 
 #include <inttypes.h>
@@ -23,9 +24,7 @@
 /* ---- small helpers ---- */
 
 uint64_t cl_hash_bytes(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-    return h;
+    return orr_fnv1a(ORR_FNV_OFFSET, p, n);
 }
 
 void cl_set_why(orr_cluster *cl, const char *why) {

@@ -21,6 +21,7 @@
 #include "cluster/redis.h"
 
 #include "common/err.h"
+#include "common/hash.h"
 #include "common/list.h"
 #include "common/log.h"
 
@@ -70,10 +71,7 @@ typedef struct chanset {
 } chanset;
 
 static uint64_t chan_hash(char kind, const char *name, size_t len) {
-    uint64_t h = 1469598103934665603ULL ^ (unsigned char)kind; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
-    return h;
+    return orr_fnv1a(ORR_FNV_OFFSET ^ (unsigned char)kind, name, len);
 }
 
 static chan **chan_slot(chanset *s, char kind, const char *name, size_t len) {

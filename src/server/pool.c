@@ -11,6 +11,7 @@
  * it (each gear entry points at its own), so the common handshake takes no
  * lock here.
  */
+#include "common/hash.h"
 #include "common/log.h"
 #include "server/internal.h"
 
@@ -18,9 +19,7 @@
 #include <string.h>
 
 static uint32_t name_hash(const char *p, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 16777619u;
-    return h;
+    return (uint32_t)orr_fnv1a(ORR_FNV_OFFSET, p, n);
 }
 
 /* Under the lock. */
