@@ -10,6 +10,7 @@
  *   join:<g>                 -> joined:<g>
  *   leave:<g>                -> left:<g> | not_in_group:<g>
  *   publish:<g>:<text>       -> sends <text> to every member of <g>; published:<count>
+ *   unregister:<n>           -> gives up the Unique name <n>: unregistered:<n> | not_registered:<n>
  *   pool                     -> its executor pool
  * Anything else answers error:unknown_command. Binary messages are echoed;
  * server messages are forwarded to the client as text (binary when they are
@@ -131,6 +132,8 @@ static int tg_result(orr_conn *c, void **state, const orr_registry_result *r) {
         return reply2(c, r->status == ORR_OK ? "joined:" : "error:join_failed:", r->name, r->name_len);
     case ORR_OP_GROUP_LEAVE:
         return reply2(c, r->status == ORR_OK ? "left:" : "not_in_group:", r->name, r->name_len);
+    case ORR_OP_UNIQUE_UNREGISTER:
+        return reply2(c, r->status == ORR_OK ? "unregistered:" : "not_registered:", r->name, r->name_len);
     case ORR_OP_GROUP_PUBLISH: {
         char buf[32];
         int n = snprintf(buf, sizeof buf, "published:%llu", (unsigned long long)r->count);
@@ -218,6 +221,10 @@ static int tg_message(orr_conn *c, void **state, int opcode, const uint8_t *d, s
     if (starts_with(d, n, "join:")) return tg_group(c, d + 5, n - 5, 1);
     if (starts_with(d, n, "leave:")) return tg_group(c, d + 6, n - 6, 0);
     if (starts_with(d, n, "publish:")) return tg_publish(c, d, n);
+    if (starts_with(d, n, "unregister:")) {
+        if (n == 11 || n - 11 > ORR_NAME_MAX) return bad_name(c);
+        return orr_unique_unregister(c, (const char *)d + 11, n - 11, 0);
+    }
     if (n == 4 && memcmp(d, "pool", 4) == 0) return orr_conn_send_text(c, orr_conn_pool(c), strlen(orr_conn_pool(c)));
     return orr_conn_send_text(c, "error:unknown_command", 21);
 }

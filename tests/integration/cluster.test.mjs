@@ -589,3 +589,15 @@ test('a long Redis outage (7 s): cross-node sends work again within 10 s of its 
   await Promise.all(nodes.map((s) => waitHealth(s, 200, 5000)));
   await closeAll([alice, bob]);
 });
+
+test('unregister on one node frees the name cluster-wide', async (t) => {
+  const { nodes: [n1, n2] } = await startCluster(t, 2);
+  const holder = await tg(n1, 'uname');
+  const other = await tg(n2, 'uother');
+  assert.equal(await cmd(holder, 'unregister:uname'), 'unregistered:uname');
+  assert.equal(await cmd(other, 'send:uname:x'), 'sent:false', 'nobody holds it any more');
+  const taker = await tg(n2, 'uname'); // not closed 4009: the name was free
+  assert.equal(await cmd(holder, 'send:uname:hi'), 'sent:true');
+  assert.equal(await text(taker), 'uname:hi');
+  for (const ws of [holder, other, taker]) ws.close();
+});

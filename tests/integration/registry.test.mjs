@@ -294,3 +294,17 @@ test('one connection holds at most 10,000 names and memberships: the next join f
   ws.close();
   other.close();
 });
+
+test('unregister gives a name up: it is free for another, and only its holder may', async (t) => {
+  const srv = await startServer(t);
+  const a = await tg(srv, 'ua');
+  const b = await tg(srv, 'ub');
+  assert.equal(await cmd(b, 'unregister:ua'), 'not_registered:ua');
+  assert.equal(await cmd(a, 'unregister:ua'), 'unregistered:ua');
+  assert.equal(await cmd(a, 'unregister:ua'), 'not_registered:ua');
+  assert.equal(await cmd(b, 'send:ua:x'), 'sent:false');
+  const again = await tg(srv, 'ua');
+  assert.equal(await cmd(b, 'send:ua:y'), 'sent:true');
+  assert.equal(await text(again), 'ub:y');
+  for (const ws of [a, b, again]) ws.close();
+});
