@@ -345,12 +345,10 @@ void mailbox_conn_ended(orr_worker *w, orr_conn *c);
 
 /* ---- worker.c: the inbox ---- */
 bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *m, const uint64_t *ids, size_t n);
-bool worker_has_local(const orr_worker *w);
-/* From the cluster thread: a registry result for a connection, or an order
- * to close one whose name a newer registration took (1008). */
-void worker_post_result(orr_worker *to, uint64_t conn, const orr_registry_result *r);
-/* The same in batches: messages chained with inbox_chain_add, handed over
- * with one lock and at most one wake-up. */
+/* From the cluster thread: registry results for connections, in batches
+ * (messages chained with inbox_chain_add, handed over with one lock and at
+ * most one wake-up), and an order to close a connection whose name a newer
+ * registration took (1008). */
 inbox_msg *worker_result_msg(uint64_t conn, const orr_registry_result *r);
 void inbox_chain_add(inbox_msg **head, inbox_msg **tail, inbox_msg *m);
 void worker_post_chain(orr_worker *w, inbox_msg *head, inbox_msg *tail);

@@ -125,12 +125,9 @@ static void wait_for_cluster(orr_worker *w, orr_conn *c, orr_pool *p, bool uniqu
     rq->pool = p;
     rq->name_len = (uint16_t)name_n;
     memcpy(rq->name, name, name_n);
-    if (unique) {
-        rq->payload = payload_new(body, body_len);
-    } else {
-        rq->local_count = mailbox_publish(w, p, name, name_n, body, body_len);
-        rq->payload = payload_new(body, body_len);
-    }
+    /* A group's members here get it now; the cluster tells the others. */
+    if (!unique) rq->local_count = mailbox_publish(w, p, name, name_n, body, body_len);
+    rq->payload = payload_new(body, body_len);
     c->flags |= CF_HTTP_WAIT | CF_READ_PAUSED;
     worker_update_events(w, c);
     orr_cluster_post(w->srv->cluster, rq);

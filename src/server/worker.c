@@ -361,20 +361,12 @@ void worker_post_chain(orr_worker *w, inbox_msg *head, inbox_msg *tail) {
     }
 }
 
-void worker_post_result(orr_worker *to, uint64_t conn, const orr_registry_result *r) {
-    inbox_push(to, worker_result_msg(conn, r));
-}
-
 void worker_post_kill(orr_worker *to, uint64_t conn) {
     inbox_msg *m = orr_xcalloc(1, sizeof *m + sizeof(uint64_t));
     m->kind = INBOX_KILL;
     m->n = 1;
     m->ids[0] = conn;
     inbox_push(to, m);
-}
-
-bool worker_has_local(const orr_worker *w) {
-    return w->local_head != NULL;
 }
 
 /* Successive deliveries to the same connections (publications to one
