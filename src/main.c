@@ -23,7 +23,7 @@ static void usage(FILE *out) {
             "config keys:\n");
     orr_config_print_keys(out);
     fprintf(out, "\nsignals: SIGTERM or SIGINT drain gracefully (close 1001 to every client over drain_ms);\n"
-                 "SIGHUP reloads the config file (pools, max_outbound_bytes, api_token, log_level).\n");
+                 "SIGHUP reloads the config file (pools, max_outbound_bytes, max_buffered_bytes, api_token,\nlog_level).\n");
 }
 
 int main(int argc, char **argv) {

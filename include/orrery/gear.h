@@ -199,6 +199,8 @@ typedef enum {
     ORR_REASON_BADSIZE,     /* message over the size limit (1009 sent) */
     ORR_REASON_ERROR,       /* a callback failed, or a socket error */
     ORR_REASON_SLOW,        /* its client did not read: over max_outbound_bytes (1008 sent) */
+    ORR_REASON_OVERLOAD,    /* the server was at its memory budget, max_buffered_bytes: a
+                               message refused (1013 sent) or output shed (1008 sent) */
 } orr_reason_kind;
 
 typedef struct orr_reason {

@@ -334,6 +334,17 @@ static const orr__config_key config_keys[] = {
             "everyone"),
     INT_KEY(max_outbound_bytes, 1024, 2147483648LL, "bytes",
             "a connection whose unsent output passes this is closed with 1008 (slow consumer)"),
+    {.name = "max_buffered_bytes",
+     .meaning = "memory all connections may make this node hold (reassembly, unsent output); "
+                "near it: refused 1013, largest backlogs 1008",
+     .offset = offsetof(orr_config, max_buffered_bytes),
+     .size = sizeof(uint64_t),
+     .load = orr__config_load_int,
+     .show = orr__config_show_int,
+     .min = 1048576,
+     .max = 1LL << 40,
+     .unit = "bytes",
+     .default_note = "RAM / 4"},
     INT_KEY(max_pools, 1, 1000000, "pools",
             "how many distinct executor pools one node keeps (fixed at start)"),
     {.name = "api_token",
@@ -359,6 +370,13 @@ static const orr__config_key config_keys[] = {
      .sub_defaults = orr__config_cluster_defaults},
 };
 
+/* A quarter of physical memory (1 GiB if unknown), at least the key's minimum. */
+static uint64_t default_buffered_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    uint64_t q = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size / 4 : (uint64_t)1 << 30;
+    return q < 1048576 ? 1048576 : q;
+}
+
 void orr_config_defaults(orr_config *c) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     *c = (orr_config){
@@ -376,6 +394,7 @@ void orr_config_defaults(orr_config *c) {
         .log_level = ORR_LOG_INFO,
         .ws_max_connections = 100,
         .max_outbound_bytes = 1048576,
+        .max_buffered_bytes = default_buffered_bytes(),
         .max_pools = 4096,
         .api_token = "",
         .cluster = ORR__CONFIG_CLUSTER_DEFAULTS,

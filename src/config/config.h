@@ -57,6 +57,8 @@ typedef struct orr_config {
     int log_level;                 /* "log_level": "debug"|"info"|"warn"|"error", default info */
     uint32_t ws_max_connections;   /* limit of a pool not listed in "pools", default 100 */
     uint64_t max_outbound_bytes;   /* unsent output past this closes with 1008, default 1048576 */
+    uint64_t max_buffered_bytes;   /* the node's memory budget for reassembly and output
+                                      buffers, default a quarter of physical memory */
     uint32_t max_pools;            /* distinct executor pools one node keeps, default 4096 */
     char api_token[513];           /* 1..512 visible ASCII characters; "" (default): push API off */
     orr_pool_config *pools;        /* "pools", owned: orr_config_free; sorted by name (the */

@@ -22,7 +22,7 @@ static const char *reason_words[] = {
     [ORR_REASON_STOP] = "stop",             [ORR_REASON_CLOSED] = "closed",
     [ORR_REASON_BADFRAME] = "badframe",     [ORR_REASON_BADENCODING] = "badencoding",
     [ORR_REASON_BADSIZE] = "badsize",       [ORR_REASON_ERROR] = "error",
-    [ORR_REASON_SLOW] = "slow",
+    [ORR_REASON_SLOW] = "slow",             [ORR_REASON_OVERLOAD] = "overload",
 };
 
 const char *orr_reason_name(orr_reason_kind kind) {
@@ -55,10 +55,33 @@ const char *conn_ip(orr_worker *w, const orr_conn *c, char *buf, size_t len) {
 }
 
 void conn_in_free(orr_conn *c) {
+    if (c->in_cap) budget_sub(c->w->srv, c->in_cap);
     free(c->in);
     c->in = NULL;
     c->in_len = c->in_cap = 0;
-    c->head_scanned = 0;
+    if (c->phase == PHASE_HTTP) c->head_scanned = 0; /* else it is out_safe */
+}
+
+void conn_in_grow(orr_conn *c, size_t cap) {
+    if (cap <= c->in_cap) return;
+    c->in = orr_xrealloc(c->in, cap);
+    budget_add(c->w->srv, cap - c->in_cap);
+    c->in_cap = (uint32_t)cap;
+}
+
+uint8_t *conn_in_take(orr_conn *c) {
+    uint8_t *p = c->in;
+    if (c->in_cap) budget_sub(c->w->srv, c->in_cap);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    return p;
+}
+
+void conn_ctl_release(orr_conn *c) {
+    if (c->ctl && !c->ctl->split_open && !c->ctl->pong) {
+        free(c->ctl);
+        c->ctl = NULL;
+    }
 }
 
 static void call_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
@@ -133,6 +156,10 @@ void conn_send_close(orr_worker *w, orr_conn *c, uint16_t code, const char *reas
         }
         out_frame(w, ORR_WS_OP_CLOSE, payload, n);
         c->flags |= CF_CLOSE_SENT;
+        if (c->ctl) { /* no pong after a close */
+            c->ctl->pong = false;
+            conn_ctl_release(c);
+        }
         c->phase = PHASE_CLOSING;
         worker_list_move(w, c, LIST_CLOSING);
         /* Once the peer has also closed, the TCP connection ends as soon as
@@ -156,6 +183,11 @@ void conn_on_timeout(orr_worker *w, orr_conn *c) {
         }
         break;
     case LIST_WS:
+        if (out_pending(c) > (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed)) {
+            /* Silent because it does not read what it is sent. */
+            out_slow_consumer(w, c);
+            break;
+        }
         out_cork(w, c);
         conn_send_close(w, c, ORR_WS_CLOSE_NORMAL, "", 0, ORR_REASON_TIMEOUT);
         out_uncork(w);

@@ -288,6 +288,7 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
                      "Sec-WebSocket-Accept: %s\r\n\r\n",
                      accept);
     out_append(w, head, (size_t)n);
+    w->cork_frames_at = w->cork_len; /* websocket frames from here on */
     hs_count(w->srv, 101);
     log_request(w, c, req, 101);
     /* The slot passes to the connection: its route now names its pool. */
@@ -350,6 +351,15 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
         *rest_used = cl;
         return finish_request(w, c, &req, rest, cl);
     }
+    if (!budget_room(w->srv, end + cl)) {
+        c->ctx_seq = ++w->ctx_seq;
+        c->ctx_ms = wall_ms();
+        atomic_fetch_add_explicit(&w->srv->budget_refused, 1, memory_order_relaxed);
+        orr_log(ORR_LOG_WARN, conn_ctx(w, c), "memory budget: a body of %zu bytes refused", cl);
+        log_request(w, c, &req, 503);
+        http_respond_simple(w, c, 503, NULL, "text/plain; charset=utf-8", "server busy\n", 12, false);
+        return HEAD_DONE;
+    }
     uint8_t *buf = orr_xmalloc(end + cl);
     memcpy(buf, head, end);
     memcpy(buf + end, rest, rest_n);
@@ -357,6 +367,7 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
     c->in = buf;
     c->in_len = (uint32_t)(end + rest_n);
     c->in_cap = (uint32_t)(end + cl);
+    budget_add(w->srv, c->in_cap);
     c->head_scanned = (uint32_t)end;
     c->flags |= CF_HTTP_BODY;
     *rest_used = rest_n;
@@ -373,9 +384,7 @@ static size_t body_data(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n, 
     if (c->in_len < c->in_cap) return take;
     orr_http_request req;
     size_t end = c->head_scanned;
-    uint8_t *buf = c->in;
-    c->in = NULL;
-    c->in_len = c->in_cap = 0;
+    uint8_t *buf = conn_in_take(c);
     c->head_scanned = 0;
     c->flags &= (uint16_t)~CF_HTTP_BODY;
     if (orr_http_parse_head((const char *)buf, end, &req) == 0)
@@ -402,9 +411,9 @@ static void keep_for_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t 
         too_large(w, c);
         return;
     }
-    c->in = orr_xmalloc(n);
+    conn_in_grow(c, n);
     memcpy(c->in, p, n);
-    c->in_len = c->in_cap = (uint32_t)n;
+    c->in_len = (uint32_t)n;
 }
 
 void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
@@ -465,8 +474,7 @@ void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
         }
         if (end == 0) {
             /* Keep the beginning of a head until the rest arrives. */
-            c->in = orr_xmalloc(ORR_HTTP_MAX_HEAD);
-            c->in_cap = ORR_HTTP_MAX_HEAD;
+            conn_in_grow(c, ORR_HTTP_MAX_HEAD);
             memcpy(c->in, p, n);
             c->in_len = (uint32_t)n;
             c->head_scanned = (uint32_t)scanned;

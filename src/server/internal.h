@@ -73,7 +73,7 @@ struct orr_conn {
     uint8_t phase;
     uint8_t reason;         /* orr_reason_kind once decided */
     uint8_t list_id;        /* which timeout list holds link */
-    uint8_t ctl_len;
+    uint8_t spare_;
     uint16_t flags;
     uint16_t remote_code;   /* the peer's close code, for the REMOTE reason */
     uint32_t ctx_seq;       /* context id: <ctx_ms as time>_<worker>_<ctx_seq> */
@@ -82,18 +82,36 @@ struct orr_conn {
     const struct orr_route_target *route; /* gear and callbacks, once upgraded */
     void *state;
     void *assigns;
-    /* Partial input: a request head, or a data message split across reads. */
+    /* Partial input: a request head, or a data message split across reads
+     * (counted in the server's buffered bytes, by capacity). */
     uint8_t *in;
     uint32_t in_len, in_cap;
-    uint32_t head_scanned;  /* bytes of `in` already searched for the head's end */
-    /* Output the socket did not take yet. */
+    union {
+        uint32_t head_scanned; /* HTTP: bytes of `in` already searched for the head's end */
+        uint32_t out_safe;     /* websocket, while `out` is not empty: a frame boundary at or
+                                  after out_off; output up to it must be sent whole */
+    };
+    /* Output the socket did not take yet (counted like `in`). */
     uint32_t out_off, out_len, out_cap;
     uint8_t *out;
-    uint8_t *ctl;           /* a control frame's payload split across reads (125 bytes) */
+    struct conn_ctl *ctl;   /* a split control frame, or a pong waiting for `out` to drain */
     int64_t ctx_ms;         /* wall-clock ms of the request that opened it */
     uint32_t frames_received, frames_sent;
     conn_addr addr;         /* client IP (last X-Forwarded-For entry, else the peer) */
+    uint32_t out_debt;      /* pongs replaced unsent since `out` last drained: counted as
+                               unsent output against max_outbound_bytes */
 };
+
+/* Control-frame state, allocated only while needed: a control frame's
+ * payload split across reads, and the newest pong owed to a client whose
+ * output is backed up (a newer ping replaces it, RFC 6455 5.5.3). */
+typedef struct conn_ctl {
+    uint8_t split[125];
+    uint8_t split_len;
+    uint8_t pong_len;
+    bool split_open, pong;
+    uint8_t pong_data[125];
+} conn_ctl;
 
 /* The worker's timeout lists: each has one fixed timeout, so FIFO order is
  * deadline order and a tick only looks at the heads. */
@@ -150,10 +168,14 @@ struct orr_worker {
     uint8_t *rbuf;
     size_t rbuf_size;
     /* Output produced while handling one connection's event, sent in one
-     * write at the end (the "cork"). */
+     * write at the end (the "cork"). Websocket frames start at cork_frames_at
+     * (after a 101 response head written in the same event). */
     orr_conn *cork_conn;
     uint8_t *cork;
-    size_t cork_len, cork_cap;
+    size_t cork_len, cork_cap, cork_frames_at;
+    size_t cork_big;             /* the largest data message in the cork */
+    int64_t shed_ms;             /* when this worker last shed output for the budget */
+    bool shedding;
     /* The callback being run, for the gear API's context checks. */
     orr_conn *cb_conn;
     const orr_handshake *cb_hs;  /* during init only */
@@ -244,6 +266,11 @@ struct orr_server {
     orr_pools pools;
     /* What SIGHUP may change while workers run. */
     atomic_uint_fast64_t max_outbound_bytes;
+    atomic_size_t max_buffered_bytes;
+    /* The memory budget: reassembly buffers and output backlogs of every
+     * connection (allocated bytes), and the closes it made. */
+    atomic_size_t buffered;
+    atomic_uint_fast64_t budget_refused, budget_shed;
     pthread_mutex_t token_lock;
     char api_token[513];          /* "" = push API off */
     /* Handshakes (requests to websocket routes) by response status. */
@@ -260,13 +287,45 @@ orr_conn *worker_conn_new(orr_worker *w, int fd, const struct sockaddr *sa);
 void worker_update_events(orr_worker *w, orr_conn *c);
 
 /* ---- output.c: the cork and per-connection backlog ---- */
+/* Data messages longer than this go out in fragments of this size, so that
+ * output can be cut at a frame boundary close to what was sent. */
+#define OUT_FRAG_BYTES (64u * 1024)
 void out_cork(orr_worker *w, orr_conn *c);
 void out_uncork(orr_worker *w);
 uint8_t *out_reserve(orr_worker *w, size_t n);
 void out_append(orr_worker *w, const void *p, size_t n);
+/* A whole message (fragmented past OUT_FRAG_BYTES) or a control frame. */
 void out_frame(orr_worker *w, uint8_t opcode, const void *p, size_t n);
 void out_on_writable(orr_worker *w, orr_conn *c);
 void out_free(orr_conn *c);
+/* Unsent output as max_outbound_bytes counts it. */
+static inline size_t out_pending(const orr_conn *c) {
+    return (size_t)(c->out_len - c->out_off) + c->out_debt;
+}
+/* A ping arrived while c's output is backed up: keep only the newest pong. */
+void out_pong_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n);
+/* Its client does not read (over max_outbound_bytes): count, log, cut the
+ * unsent output at a frame boundary and close 1008. Not inside a cork. */
+void out_slow_consumer(orr_worker *w, orr_conn *c);
+
+/* ---- budget.c: one bound on the bytes clients make this node hold ---- */
+/* Account a change of `delta` bytes (allocated, not used) in buffered. */
+static inline void budget_add(orr_server *s, size_t n) {
+    atomic_fetch_add_explicit(&s->buffered, n, memory_order_relaxed);
+}
+static inline void budget_sub(orr_server *s, size_t n) {
+    atomic_fetch_sub_explicit(&s->buffered, n, memory_order_relaxed);
+}
+/* Whether a new input buffer of n more bytes fits: never past
+ * max_buffered_bytes, and past seven eighths of it only small ones. */
+bool budget_room(orr_server *s, size_t n);
+/* Near the budget, close this worker's connections holding the most
+ * unsent output (1008) until it is back under three quarters. `force`
+ * skips the rate limit (10 ms). */
+void budget_shed(orr_worker *w, bool force);
+/* Cut c's backlog and close it 1008 (output.c). */
+void out_shed(orr_worker *w, orr_conn *c);
+bool budget_near(orr_server *s);
 
 /* ---- conn.c: life and death ---- */
 void conn_close_now(orr_worker *w, orr_conn *c);
@@ -278,7 +337,12 @@ const char *conn_ip(orr_worker *w, const orr_conn *c, char *buf, size_t len);
 void conn_on_readable(orr_worker *w, orr_conn *c);
 void conn_on_timeout(orr_worker *w, orr_conn *c);
 void conn_drain(orr_worker *w, orr_conn *c);
+/* The input buffer, counted in the budget: freed, grown to cap (contents
+ * kept), or taken over by the caller (who frees it). */
 void conn_in_free(orr_conn *c);
+void conn_in_grow(orr_conn *c, size_t cap);
+uint8_t *conn_in_take(orr_conn *c);
+void conn_ctl_release(orr_conn *c);
 
 /* ---- http_conn.c: request heads, responses, the upgrade ---- */
 /* Handle bytes in the HTTP phase: heads, answers, and the upgrade (frames

@@ -111,6 +111,19 @@ char *metrics_render(orr_server *s, size_t *len) {
         dropped += atomic_load_explicit(&s->workers[wi].mailbox_dropped, memory_order_relaxed);
     sb_printf(&b, "orrery_mailbox_dropped_total %llu\n", (unsigned long long)dropped);
 
+    family(&b, "orrery_buffered_bytes", "gauge",
+           "Bytes held for connections: messages being reassembled, request bodies, unsent output.");
+    sb_printf(&b, "orrery_buffered_bytes %zu\n", atomic_load_explicit(&s->buffered, memory_order_relaxed));
+    family(&b, "orrery_max_buffered_bytes", "gauge", "The memory budget (max_buffered_bytes).");
+    sb_printf(&b, "orrery_max_buffered_bytes %zu\n",
+              atomic_load_explicit(&s->max_buffered_bytes, memory_order_relaxed));
+    family(&b, "orrery_budget_closes_total", "counter",
+           "Connections closed to keep within max_buffered_bytes: a message refused (1013), output shed (1008).");
+    sb_printf(&b, "orrery_budget_closes_total{reason=\"message_refused\"} %llu\n",
+              (unsigned long long)atomic_load_explicit(&s->budget_refused, memory_order_relaxed));
+    sb_printf(&b, "orrery_budget_closes_total{reason=\"output_shed\"} %llu\n",
+              (unsigned long long)atomic_load_explicit(&s->budget_shed, memory_order_relaxed));
+
     if (s->cluster) orr_cluster_metrics(s->cluster, emit_line, &b);
 
     orr_registry_counts rc;

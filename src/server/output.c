@@ -3,9 +3,20 @@
  * frames its callbacks queue, a close) is appended to the worker's cork and
  * sent in one write when the event is done. What the socket does not take
  * goes to the connection's own backlog, which exists only while it is
- * non-empty; past BACKLOG_PAUSE bytes the connection stops being read until
- * its client catches up, so a client that sends without reading cannot make
- * the server buffer without bound.
+ * non-empty.
+ *
+ * Every byte counts: a websocket connection whose backlog (plus the pongs a
+ * newer ping replaced, out_debt) passes max_outbound_bytes while more output
+ * is added to it is a slow consumer, closed with 1008. Only one message may
+ * take it past the cap, when nothing else was waiting (a large echo works
+ * for a client that reads); past the cap the connection is not read until
+ * its client catches up, or until the idle timeout closes it (1008 then too).
+ *
+ * Closing a slow consumer does not wait for it: its backlog is cut at the
+ * first frame boundary after what was sent (out_safe; large messages go out
+ * in OUT_FRAG_BYTES fragments so that this is close) and the close frame
+ * follows at once, so the memory is given back now, not after the close
+ * timeout. Backlogs count in the server's memory budget (budget.c).
  */
 #include "common/log.h"
 #include "server/internal.h"
@@ -16,12 +27,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define BACKLOG_PAUSE (1u << 20)
 #define CORK_KEEP (1024u * 1024) /* above a full read's echo (RBUF_SIZE): no free+malloc per event in a flood */
+#define SAFE_WALK_MAX 4096       /* frames walked to find out_safe in a cork, then its end */
 
 void out_cork(orr_worker *w, orr_conn *c) {
     w->cork_conn = c;
     w->cork_len = 0;
+    w->cork_frames_at = 0;
+    w->cork_big = 0;
 }
 
 uint8_t *out_reserve(orr_worker *w, size_t n) {
@@ -41,32 +54,93 @@ void out_append(orr_worker *w, const void *p, size_t n) {
 }
 
 void out_frame(orr_worker *w, uint8_t opcode, const void *p, size_t n) {
-    uint8_t hdr[14];
-    size_t h = orr_ws_header(hdr, opcode, true, n, NULL);
-    uint8_t *dst = out_reserve(w, h + n);
-    memcpy(dst, hdr, h);
-    if (n) memcpy(dst + h, p, n);
+    const uint8_t *src = p;
+    if (!(opcode & 0x8) && n > w->cork_big) w->cork_big = n;
+    uint8_t op = opcode;
+    do {
+        size_t k = n > OUT_FRAG_BYTES && !(opcode & 0x8) ? OUT_FRAG_BYTES : n;
+        uint8_t hdr[14];
+        size_t h = orr_ws_header(hdr, op, k == n, k, NULL);
+        uint8_t *dst = out_reserve(w, h + k);
+        memcpy(dst, hdr, h);
+        if (k) memcpy(dst + h, src, k);
+        src += k;
+        n -= k;
+        op = ORR_WS_OP_CONT;
+    } while (n);
 }
 
 void out_free(orr_conn *c) {
+    if (c->out_cap) budget_sub(c->w->srv, c->out_cap);
     free(c->out);
     c->out = NULL;
     c->out_off = c->out_len = c->out_cap = 0;
+    c->out_debt = 0;
+}
+
+/* The first frame boundary at or after `want`, walking whole frames from
+ * the boundary `at` in buf[0..len): len when the frames end first, or when
+ * more than max_steps frames are in the way (len is a boundary too). */
+static size_t boundary_after(const uint8_t *buf, size_t at, size_t len, size_t want, size_t max_steps) {
+    for (size_t steps = 0; at < want; steps++) {
+        size_t f = steps < max_steps ? orr_ws_frame_size(buf + at, len - at) : 0;
+        if (!f || f > len - at) return len;
+        at += f;
+    }
+    return at;
 }
 
 static void backlog_append(orr_conn *c, const uint8_t *p, size_t n) {
     size_t pending = c->out_len - c->out_off;
-    if (c->out_off && pending) memmove(c->out, c->out + c->out_off, pending);
+    if (c->out_off) {
+        if (pending) memmove(c->out, c->out + c->out_off, pending);
+        if (c->phase != PHASE_HTTP) /* else the union holds head_scanned */
+            c->out_safe = c->out_safe > c->out_off ? c->out_safe - c->out_off : 0;
+    }
     c->out_off = 0;
     c->out_len = (uint32_t)pending;
     if (pending + n > c->out_cap) {
         size_t cap = c->out_cap ? c->out_cap : 4096;
         while (cap < pending + n) cap *= 2;
         c->out = orr_xrealloc(c->out, cap);
+        budget_add(c->w->srv, cap - c->out_cap);
         c->out_cap = (uint32_t)cap;
     }
     memcpy(c->out + c->out_len, p, n);
     c->out_len += (uint32_t)n;
+}
+
+static size_t outbound_cap(const orr_worker *w) {
+    return (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
+}
+
+/* Drops the backlog past out_safe (the frame being written stays whole)
+ * and gives the memory back. Returns the bytes dropped. */
+static size_t backlog_cut(orr_conn *c) {
+    size_t keep_end = c->out_safe < c->out_len ? c->out_safe : c->out_len;
+    if (keep_end < c->out_off) keep_end = c->out_off;
+    size_t dropped = c->out_len - keep_end, keep = keep_end - c->out_off;
+    if (!dropped) return 0;
+    if (!keep) {
+        out_free(c);
+        return dropped;
+    }
+    memmove(c->out, c->out + c->out_off, keep);
+    if ((c->flags & CF_READ_PAUSED) && keep <= outbound_cap(c->w)) {
+        /* Under the cap again: its close reply may be read. */
+        c->flags &= (uint16_t)~CF_READ_PAUSED;
+        worker_update_events(c->w, c);
+    }
+    c->out_off = 0;
+    c->out_len = (uint32_t)keep;
+    c->out_safe = (uint32_t)keep;
+    size_t cap = keep + 256; /* room for the close frame */
+    if (cap < c->out_cap) {
+        c->out = orr_xrealloc(c->out, cap);
+        budget_sub(c->w->srv, c->out_cap - cap);
+        c->out_cap = (uint32_t)cap;
+    }
+    return dropped;
 }
 
 /* Output is all written: finish a close that was waiting for it. */
@@ -96,15 +170,30 @@ static void socket_failed(orr_worker *w, orr_conn *c, int err) {
     conn_close_now(w, c);
 }
 
+/* The cork's bytes from `done` on become the backlog, which was empty. */
+static void backlog_start(orr_worker *w, orr_conn *c, size_t done, size_t n) {
+    backlog_append(c, w->cork + done, n - done);
+    if (c->phase == PHASE_HTTP) return; /* no frames: out_safe is head_scanned */
+    /* Frames start at cork_frames_at: the first boundary from `done` on is
+     * where a close could go. */
+    size_t from = w->cork_frames_at;
+    size_t safe = from >= done ? from : boundary_after(w->cork, from, n, done, SAFE_WALK_MAX);
+    c->out_safe = (uint32_t)(safe - done);
+}
+
 void out_uncork(orr_worker *w) {
     orr_conn *c = w->cork_conn;
     w->cork_conn = NULL;
     if (!c) return;
     size_t n = w->cork_len;
     w->cork_len = 0;
+    size_t before = c->out_len - c->out_off;
     if (c->phase != PHASE_DEAD && n) {
-        size_t done = 0;
-        if (c->out_len == c->out_off) {
+        if (before) {
+            backlog_append(c, w->cork, n);
+            /* Upgraded in this event: what came before its frames is HTTP. */
+            if (w->cork_frames_at && c->phase != PHASE_HTTP) c->out_safe = (uint32_t)(before + w->cork_frames_at);
+        } else {
             ssize_t r = send(c->fd, w->cork, n, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (r < 0) {
                 if (errno != EAGAIN && errno != EINTR) {
@@ -113,17 +202,26 @@ void out_uncork(orr_worker *w) {
                 }
                 r = 0;
             }
-            done = (size_t)r;
-        }
-        if (done < n) {
-            backlog_append(c, w->cork + done, n - done);
-            uint16_t before = c->flags;
-            c->flags |= CF_WANT_WRITE;
-            if (c->out_len - c->out_off > BACKLOG_PAUSE) c->flags |= CF_READ_PAUSED;
-            if (c->flags != before) worker_update_events(w, c);
+            if ((size_t)r < n) backlog_start(w, c, (size_t)r, n);
         }
     }
-    if (c->phase != PHASE_DEAD && c->out_len == c->out_off) after_flush(w, c);
+    if (c->phase == PHASE_DEAD) goto shrink;
+    size_t pending = c->out_len - c->out_off;
+    if (!pending) {
+        after_flush(w, c);
+        goto shrink;
+    }
+    uint16_t was = c->flags;
+    c->flags |= CF_WANT_WRITE;
+    size_t cap = outbound_cap(w);
+    if (pending > cap) c->flags |= CF_READ_PAUSED;
+    if (c->flags != was) worker_update_events(w, c);
+    /* Over the cap, unless what passes it is one message queued when
+     * nothing else was waiting. */
+    size_t one = before ? 0 : w->cork_big;
+    if (c->phase == PHASE_WS && !(c->flags & CF_CLOSE_SENT) && out_pending(c) > cap + one)
+        out_slow_consumer(w, c);
+    if (pending > before && budget_near(w->srv)) budget_shed(w, false);
 shrink:
     if (w->cork_cap > CORK_KEEP) {
         free(w->cork);
@@ -136,7 +234,12 @@ void out_on_writable(orr_worker *w, orr_conn *c) {
     while (c->out_len > c->out_off) {
         ssize_t r = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (r < 0) {
-            if (errno == EAGAIN) return;
+            if (errno == EAGAIN) {
+                /* Keep out_safe at a boundary at or after what was sent. */
+                if (c->out_off > c->out_safe && c->phase != PHASE_HTTP)
+                    c->out_safe = (uint32_t)boundary_after(c->out, c->out_safe, c->out_len, c->out_off, SIZE_MAX);
+                return;
+            }
             if (errno == EINTR) continue;
             socket_failed(w, c, errno);
             return;
@@ -146,5 +249,54 @@ void out_on_writable(orr_worker *w, orr_conn *c) {
     out_free(c);
     c->flags &= (uint16_t)~(CF_WANT_WRITE | CF_READ_PAUSED);
     worker_update_events(w, c);
+    if (c->ctl && c->ctl->pong && !(c->flags & CF_CLOSE_SENT)) {
+        /* The client caught up: the newest ping gets its answer. */
+        out_cork(w, c);
+        out_frame(w, ORR_WS_OP_PONG, c->ctl->pong_data, c->ctl->pong_len);
+        c->ctl->pong = false;
+        conn_ctl_release(c);
+        out_uncork(w);
+        return;
+    }
     after_flush(w, c);
+}
+
+void out_pong_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n) {
+    (void)w;
+    if (!c->ctl) c->ctl = orr_xcalloc(1, sizeof *c->ctl);
+    conn_ctl *k = c->ctl;
+    if (k->pong) {
+        /* The older pong is never sent, but the client caused it. */
+        uint64_t debt = (uint64_t)c->out_debt + 2 + k->pong_len;
+        c->out_debt = debt > UINT32_MAX ? UINT32_MAX : (uint32_t)debt;
+    }
+    k->pong = true;
+    k->pong_len = (uint8_t)n;
+    if (n) memcpy(k->pong_data, p, n);
+}
+
+void out_slow_consumer(orr_worker *w, orr_conn *c) {
+    static const char why[] = "slow consumer";
+    stat_add(&c->route->pool->slow_closes, 1);
+    orr_log(ORR_LOG_WARN, conn_ctx(w, c), "slow consumer: %zu bytes unsent (max_outbound_bytes %zu): closing 1008",
+            out_pending(c), outbound_cap(w));
+    backlog_cut(c);
+    out_cork(w, c);
+    conn_send_close(w, c, ORR_WS_CLOSE_POLICY, why, sizeof why - 1, ORR_REASON_SLOW);
+    out_uncork(w);
+}
+
+/* For budget.c: cut the backlog and close 1008 (a connection already
+ * closing, or still in HTTP, is closed at once). */
+void out_shed(orr_worker *w, orr_conn *c) {
+    static const char why[] = "server over its memory budget";
+    if (c->phase != PHASE_WS || (c->flags & CF_CLOSE_SENT)) {
+        if (c->phase == PHASE_WS) conn_terminate(w, c, ORR_REASON_OVERLOAD, NULL, 0);
+        conn_close_now(w, c);
+        return;
+    }
+    backlog_cut(c);
+    out_cork(w, c);
+    conn_send_close(w, c, ORR_WS_CLOSE_POLICY, why, sizeof why - 1, ORR_REASON_OVERLOAD);
+    out_uncork(w);
 }

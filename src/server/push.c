@@ -147,10 +147,8 @@ void push_answer(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
             (int)(r->name_len > 100 ? 100 : r->name_len), r->name, status);
     c->flags &= (uint16_t)~(CF_HTTP_WAIT | CF_READ_PAUSED);
     worker_update_events(w, c);
-    uint8_t *rest = c->in;
     size_t rest_n = c->in_len;
-    c->in = NULL;
-    c->in_len = c->in_cap = 0;
+    uint8_t *rest = conn_in_take(c);
     out_cork(w, c);
     http_respond_simple(w, c, status, NULL, "application/json", json, strlen(json), keep);
     /* Requests that followed it in the same read: now. */

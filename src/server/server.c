@@ -32,6 +32,7 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
     pthread_mutex_init(&s->token_lock, NULL);
     snprintf(s->api_token, sizeof s->api_token, "%s", cfg->api_token);
     atomic_init(&s->max_outbound_bytes, cfg->max_outbound_bytes);
+    atomic_init(&s->max_buffered_bytes, (size_t)cfg->max_buffered_bytes);
     s->router = orr_router_new(cfg->base_domain);
     s->gears = orr_xcalloc(n_gears, sizeof *s->gears);
     size_t n_routes = 0;
@@ -190,7 +191,7 @@ static void note_restart_keys(const orr_config *a, const orr_config *b) {
 }
 
 /* SIGHUP: read the config file again. Pool limits, max_outbound_bytes,
- * api_token and log_level apply at once (lowering a limit disconnects
+ * max_buffered_bytes, api_token and log_level apply at once (lowering a limit disconnects
  * nobody); a file with an error changes nothing. */
 static void reload(orr_server *s) {
     if (!s->config_path[0]) {
@@ -212,6 +213,7 @@ static void reload(orr_server *s) {
     note_restart_keys(&s->cfg, &next);
     pools_reconfigure(s, &next);
     atomic_store_explicit(&s->max_outbound_bytes, next.max_outbound_bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->max_buffered_bytes, (size_t)next.max_buffered_bytes, memory_order_relaxed);
     pthread_mutex_lock(&s->token_lock);
     snprintf(s->api_token, sizeof s->api_token, "%s", next.api_token);
     pthread_mutex_unlock(&s->token_lock);

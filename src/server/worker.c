@@ -231,6 +231,7 @@ static void on_tick(orr_worker *w) {
     expire_list(w, LIST_HTTP);
     expire_list(w, LIST_WS);
     expire_list(w, LIST_CLOSING);
+    if (budget_near(w->srv)) budget_shed(w, true);
     if (w->draining) {
         drain_step(w);
         int64_t hard = (int64_t)w->srv->cfg.drain_ms + w->srv->cfg.close_timeout_ms;

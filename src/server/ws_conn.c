@@ -93,17 +93,6 @@ void ws_run_result(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
     run_callback(w, c, CB_RESULT, 0, NULL, 0, r);
 }
 
-/* Its client does not read: what waits for it passed max_outbound_bytes.
- * The close goes after what is queued (the frames stay whole), and the
- * connection ends at the close timeout unless the client catches up. */
-static void slow_consumer(orr_worker *w, orr_conn *c, size_t pending) {
-    static const char why[] = "slow consumer";
-    stat_add(&c->route->pool->slow_closes, 1);
-    orr_log(ORR_LOG_WARN, conn_ctx(w, c), "slow consumer: %zu bytes unsent (max_outbound_bytes %llu): closing 1008",
-            pending, (unsigned long long)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed));
-    conn_send_close(w, c, ORR_WS_CLOSE_POLICY, why, sizeof why - 1, ORR_REASON_SLOW);
-}
-
 /* After an outage, a newer registration of a name it held won elsewhere. */
 void ws_name_conflict(orr_worker *w, orr_conn *c) {
     static const char why[] = "unique name conflict";
@@ -116,18 +105,16 @@ void ws_name_conflict(orr_worker *w, orr_conn *c) {
 
 void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *const *ms, size_t n) {
     if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
-    size_t max = atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
+    /* What the socket has not taken: past the cap, its client is not
+     * reading (the batch below is one event: out_uncork checks it). */
+    if (out_pending(c) > atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed)) {
+        out_slow_consumer(w, c);
+        return;
+    }
     uint32_t rx = c->frames_received, tx = c->frames_sent;
     out_cork(w, c);
     for (size_t i = 0; i < n; i++) {
         if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) break;
-        /* What the socket has not taken (the cork of this batch is not
-         * counted: it is about to be offered to the socket). */
-        size_t pending = c->out_len - c->out_off;
-        if (pending > max) {
-            slow_consumer(w, c, pending);
-            break;
-        }
         const orr_payload *m = ms[i];
         run_callback(w, c, CB_SERVER, 0, m->bytes + PAYLOAD_HDR_ROOM, m->len, m);
     }
@@ -150,6 +137,20 @@ static void fail(orr_worker *w, orr_conn *c, int err) {
     c->flags |= CF_CLOSE_AFTER_FLUSH;
 }
 
+/* The node is near its memory budget: this message is not collected. The
+ * client is told to come back later (1013); what it still sends is read
+ * and dropped until its close arrives or the close timeout. */
+static void refuse(orr_worker *w, orr_conn *c, size_t need) {
+    static const char why[] = "server busy: try again later";
+    atomic_fetch_add_explicit(&w->srv->budget_refused, 1, memory_order_relaxed);
+    orr_log(ORR_LOG_WARN, conn_ctx(w, c),
+            "memory budget: %zu of %zu bytes buffered on this node: a message needing %zu more refused: closing 1013",
+            atomic_load_explicit(&w->srv->buffered, memory_order_relaxed),
+            atomic_load_explicit(&w->srv->max_buffered_bytes, memory_order_relaxed), need);
+    conn_in_free(c);
+    conn_send_close(w, c, ORR_WS_CLOSE_TRY_AGAIN, why, sizeof why - 1, ORR_REASON_OVERLOAD);
+}
+
 static void deliver(orr_worker *w, orr_conn *c, int opcode, const uint8_t *data, size_t len) {
     c->frames_received++;
     run_callback(w, c, CB_CLIENT, opcode, data, len, NULL);
@@ -163,25 +164,27 @@ static int on_data_chunk(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
         return 0;
     }
     /* A message in pieces: collect it. The reader has already checked the
-     * frame against max_message_bytes, so this growth is bounded. */
+     * frame against max_message_bytes, so this growth is bounded, and the
+     * node's budget must have room for it. */
     size_t need = (size_t)c->in_len + (ch->first ? ch->frame_len : ch->len);
     if (need > c->in_cap) {
         size_t cap = c->in_cap ? c->in_cap : 256;
         while (cap < need) cap *= 2;
         if (cap > w->srv->cfg.max_message_bytes && need <= w->srv->cfg.max_message_bytes)
             cap = w->srv->cfg.max_message_bytes;
-        c->in = orr_xrealloc(c->in, cap);
-        c->in_cap = (uint32_t)cap;
+        if (!budget_room(w->srv, cap - c->in_cap)) {
+            refuse(w, c, cap - c->in_cap);
+            return 0;
+        }
+        conn_in_grow(c, cap);
     }
     if (ch->len) memcpy(c->in + c->in_len, ch->data, ch->len);
     c->in_len += (uint32_t)ch->len;
     if (complete) {
         /* The buffer is handed over for the callback, then freed: an idle
          * connection keeps no buffer. */
-        uint8_t *msg = c->in;
         size_t n = c->in_len;
-        c->in = NULL;
-        c->in_len = c->in_cap = 0;
+        uint8_t *msg = conn_in_take(c);
         deliver(w, c, ch->msg_opcode, msg, n);
         free(msg);
     }
@@ -211,32 +214,39 @@ static void on_close_frame(orr_worker *w, orr_conn *c, const uint8_t *p, size_t 
 static void on_control(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
     const uint8_t *p = ch->data;
     size_t n = ch->len;
+    uint8_t copy[125];
     if (!(ch->first && ch->last)) {
         /* A control frame split across reads (at most 125 bytes). */
-        if (!c->ctl) c->ctl = orr_xmalloc(125);
-        if (ch->first) c->ctl_len = 0;
-        memcpy(c->ctl + c->ctl_len, ch->data, ch->len);
-        c->ctl_len = (uint8_t)(c->ctl_len + ch->len);
+        if (!c->ctl) c->ctl = orr_xcalloc(1, sizeof *c->ctl);
+        conn_ctl *k = c->ctl;
+        if (ch->first) k->split_len = 0;
+        k->split_open = true;
+        memcpy(k->split + k->split_len, ch->data, ch->len);
+        k->split_len = (uint8_t)(k->split_len + ch->len);
         if (!ch->last) return;
-        p = c->ctl;
-        n = c->ctl_len;
+        n = k->split_len;
+        memcpy(copy, k->split, n);
+        p = copy;
+        k->split_open = false;
+        conn_ctl_release(c);
     }
     switch (ch->opcode) {
     case ORR_WS_OP_PING:
-        if (!(c->flags & CF_CLOSE_SENT)) out_frame(w, ORR_WS_OP_PONG, p, n);
+        if (c->flags & CF_CLOSE_SENT) break;
+        if (c->out_len == c->out_off)
+            out_frame(w, ORR_WS_OP_PONG, p, n); /* its client reads: every ping is answered */
+        else
+            out_pong_later(w, c, p, n); /* backed up: only the newest waits */
         break;
-    case ORR_WS_OP_CLOSE: {
-        uint8_t copy[125];
-        memcpy(copy, p, n);
-        free(c->ctl);
-        c->ctl = NULL;
-        on_close_frame(w, c, copy, n);
-        return;
-    }
+    case ORR_WS_OP_CLOSE:
+        if (p != copy) {
+            memcpy(copy, p, n);
+            p = copy;
+        }
+        on_close_frame(w, c, p, n);
+        break;
     default: break; /* unsolicited pongs are fine */
     }
-    free(c->ctl);
-    c->ctl = NULL;
 }
 
 void ws_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {

@@ -385,3 +385,23 @@ static inline unsigned mask_bytes(uint8_t *p, size_t len, const uint8_t mask[4],
 unsigned orr_ws_mask(uint8_t *p, size_t len, const uint8_t mask[4], unsigned off) {
     return mask_bytes(p, len, mask, off);
 }
+
+size_t orr_ws_frame_size(const uint8_t *p, size_t n) {
+    if (n < 2) return 0;
+    size_t len = p[1] & 0x7F, at = 2;
+    if (len == 126) {
+        if (n < 4) return 0;
+        len = (size_t)p[2] << 8 | p[3];
+        at = 4;
+    } else if (len == 127) {
+        if (n < 10) return 0;
+        uint64_t v = 0;
+        for (int i = 2; i < 10; i++) v = v << 8 | p[i];
+        if (v > SIZE_MAX / 2) return 0;
+        len = (size_t)v;
+        at = 10;
+    }
+    if (p[1] & 0x80) at += 4;
+    if (n < at) return 0;
+    return at + len;
+}

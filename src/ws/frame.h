@@ -37,6 +37,7 @@ enum {
     ORR_WS_CLOSE_POLICY = 1008,
     ORR_WS_CLOSE_TOO_BIG = 1009,
     ORR_WS_CLOSE_INTERNAL = 1011,
+    ORR_WS_CLOSE_TRY_AGAIN = 1013,
 };
 
 /* Reader errors (negative, like every error in Orrery). */
@@ -121,6 +122,13 @@ int orr_ws_close_code_sendable(uint16_t code);
  * payload itself (orr_ws_mask).
  */
 size_t orr_ws_header(uint8_t out[14], uint8_t opcode, bool fin, uint64_t len, const uint8_t *mask);
+
+/*
+ * The whole size (header, mask key and payload) of the frame that starts at
+ * p, from its header; 0 if the n bytes at p do not hold the whole header.
+ * For walking frames this process wrote itself: nothing is checked.
+ */
+size_t orr_ws_frame_size(const uint8_t *p, size_t n);
 
 /* XOR `len` bytes with the 4-byte mask, starting at mask index `off`; returns
  * the next index. Word-at-a-time. */

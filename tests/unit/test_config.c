@@ -39,6 +39,7 @@ Test(config, defaults) {
     cr_expect_eq(c.log_level, ORR_LOG_INFO);
     cr_expect_eq(c.ws_max_connections, 100);
     cr_expect_eq(c.max_outbound_bytes, 1048576);
+    cr_expect_geq(c.max_buffered_bytes, 1048576); /* a quarter of physical memory */
     cr_expect_eq(c.max_pools, 4096);
     cr_expect_str_eq(c.api_token, "");
     cr_expect_null(c.pools);
@@ -65,6 +66,7 @@ Test(config, full_file) {
                        "  \"log_level\": \"debug\",\n"
                        "  \"ws_max_connections\": 10000000,\n"
                        "  \"max_outbound_bytes\": 1024,\n"
+                       "  \"max_buffered_bytes\": 2097152,\n"
                        "  \"max_pools\": 1000000,\n"
                        "  \"api_token\": \"!~tok3n\",\n"
                        "  \"pools\": {\"tenant:a\": {\"ws_max_connections\": 0}}\n"
@@ -85,6 +87,7 @@ Test(config, full_file) {
     cr_expect_eq(c.log_level, ORR_LOG_DEBUG);
     cr_expect_eq(c.ws_max_connections, 10000000);
     cr_expect_eq(c.max_outbound_bytes, 1024);
+    cr_expect_eq(c.max_buffered_bytes, 2097152);
     cr_expect_eq(c.max_pools, 1000000);
     cr_expect_str_eq(c.api_token, "!~tok3n");
     cr_assert_eq(c.n_pools, 1);
@@ -194,6 +197,8 @@ static const struct bad_case bad_cases[] = {
     {"max_outbound_bytes", "1023", "must be from 1024 to 2147483648 (bytes), got 1023"},
     {"max_outbound_bytes", "2147483649", "must be from 1024 to 2147483648 (bytes), got 2147483649"},
     {"max_outbound_bytes", "1.5", "expected a positive integer (bytes), got 1.5"},
+    {"max_buffered_bytes", "1048575", "must be from 1048576 to 1099511627776 (bytes), got 1048575"},
+    {"max_buffered_bytes", "1099511627777", "must be from 1048576 to 1099511627776 (bytes), got 1099511627777"},
     {"max_pools", "0", "must be from 1 to 1000000 (pools), got 0"},
     {"max_pools", "1000001", "must be from 1 to 1000000 (pools), got 1000001"},
     {"api_token", "\"\"", "empty; leave the key out to keep the push API off"},
@@ -279,7 +284,7 @@ Test(config, unknown_key) {
              "%s:3:5: listen_port: unknown key (known: listen, workers, base_domain, "
              "idle_timeout_ms, max_message_bytes, drain_ms, close_timeout_ms, "
              "handshake_timeout_ms, log_level, ws_max_connections, max_outbound_bytes, "
-             "max_pools, api_token, pools, cluster)",
+             "max_buffered_bytes, max_pools, api_token, pools, cluster)",
              path);
     cr_expect_str_eq(err, want);
     /* A key written with escapes is found where it is written. */
@@ -472,6 +477,7 @@ Test(config, help_lists_every_key_with_its_default) {
     char *help = help_text();
     cr_expect(strstr(help, "\"127.0.0.1:8080\"") != NULL, "%s", help);
     cr_expect(strstr(help, "online cores") != NULL);
+    cr_expect(strstr(help, "RAM / 4 (") != NULL);
     cr_expect(strstr(help, "60000") != NULL);
     cr_expect(strstr(help, "5000000") != NULL);
     cr_expect(strstr(help, "\"localhost\"") != NULL);
@@ -488,7 +494,7 @@ Test(config, help_lists_every_key_with_its_default) {
 
     char names[32][64];
     size_t n = help_keys(help, names);
-    cr_expect_eq(n, 15);
+    cr_expect_eq(n, 16);
     /* Every listed key is one the loader knows ([] is no key's value). */
     for (size_t i = 0; i < n; i++) {
         char text[128], path[64], err[512];
@@ -509,7 +515,8 @@ Test(config, example_file_has_every_key_at_its_default) {
     orr_config_defaults(&d);
     orr_config_defaults(&c);
     cr_assert_eq(orr_config_load(file, &c, err, sizeof err), 0, "%s", err);
-    c.workers = d.workers; /* the one default that depends on the machine */
+    c.workers = d.workers; /* the defaults that depend on the machine */
+    c.max_buffered_bytes = d.max_buffered_bytes;
     cr_expect(same_config(&c, &d), "a value in %s is not its default", file);
 
     json_t *root = json_load_file(file, 0, NULL);

@@ -146,3 +146,19 @@ Test(frame, error_close_codes) {
     cr_assert_eq(orr_ws_error_close_code(-1), 1011);
 }
 
+
+/* ---- frame sizes, for walking frames already written ------------------------------ */
+
+Test(frame_size, whole_frames_and_short_headers) {
+    static const uint64_t lens[] = {0, 1, 125, 126, 65535, 65536, 1u << 20};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        for (int masked = 0; masked < 2; masked++) {
+            static const uint8_t mask[4] = {1, 2, 3, 4};
+            uint8_t hdr[14];
+            size_t hl = orr_ws_header(hdr, BIN, true, lens[i], masked ? mask : NULL);
+            cr_assert_eq(orr_ws_frame_size(hdr, hl), hl + lens[i]);
+            /* Every prefix of the header is not enough. */
+            for (size_t k = 0; k < hl; k++) cr_assert_eq(orr_ws_frame_size(hdr, k), 0, "prefix %zu", k);
+        }
+    }
+}

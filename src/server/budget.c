@@ -1,0 +1,95 @@
+/*
+ * The memory budget: max_buffered_bytes bounds, for the whole node, the
+ * buffers clients make it hold: messages being reassembled, request heads
+ * and bodies arriving, and output backlogs (srv->buffered, in allocated
+ * bytes, kept by conn.c and output.c as buffers grow and go).
+ *
+ * Near the budget (past seven eighths of it):
+ *  - a message that needs a new or bigger buffer of more than BUDGET_SMALL
+ *    bytes is refused (close 1013, try again later; a push body gets 503),
+ *    and any that would pass the budget itself;
+ *  - each worker closes its connections holding the most unsent output
+ *    (1008), largest first, cutting their backlogs at once, until the node
+ *    is back under three quarters. A worker does it when its own output
+ *    passes the line and on every tick, so output held on another worker
+ *    is shed within a tick. Still over the budget itself after that, the
+ *    connections it already shed (which keep the frame they were being sent
+ *    and their close frame) are closed without waiting for their clients.
+ * The eighth kept free lets ordinary traffic (small messages split across
+ * reads, short backlogs) go on while the budget is defended.
+ */
+#include "common/log.h"
+#include "server/internal.h"
+
+#include <stdlib.h>
+
+#define BUDGET_SMALL (64u * 1024)
+#define SHED_EVERY_MS 10
+
+static size_t budget_max(const orr_server *s) {
+    return atomic_load_explicit(&s->max_buffered_bytes, memory_order_relaxed);
+}
+
+static size_t buffered(const orr_server *s) {
+    return atomic_load_explicit(&s->buffered, memory_order_relaxed);
+}
+
+bool budget_room(orr_server *s, size_t n) {
+    size_t max = budget_max(s), cur = buffered(s);
+    if (n > max || cur > max - n) return false;
+    return n <= BUDGET_SMALL || cur + n <= max - max / 8;
+}
+
+bool budget_near(orr_server *s) {
+    size_t max = budget_max(s);
+    return buffered(s) > max - max / 8;
+}
+
+typedef struct shed_pick {
+    size_t pending;
+    orr_conn *c;
+} shed_pick;
+
+static int by_pending_desc(const void *a, const void *b) {
+    const shed_pick *x = a, *y = b;
+    return x->pending < y->pending ? 1 : x->pending > y->pending ? -1 : 0;
+}
+
+void budget_shed(orr_worker *w, bool force) {
+    orr_server *s = w->srv;
+    if (w->shedding || !budget_near(s)) return;
+    if (!force && w->now_ms - w->shed_ms < SHED_EVERY_MS) return;
+    w->shed_ms = w->now_ms;
+    w->shedding = true;
+    shed_pick *picks = NULL;
+    size_t n = 0, cap = 0;
+    for (uint32_t i = 0; i < w->n_slots; i++) {
+        orr_conn *c = w->slots[i];
+        if (!c || c->phase == PHASE_DEAD || c->out_len == c->out_off) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            picks = orr_xrealloc(picks, cap * sizeof *picks);
+        }
+        picks[n++] = (shed_pick){.pending = c->out_len - c->out_off, .c = c};
+    }
+    if (n > 1) qsort(picks, n, sizeof *picks, by_pending_desc);
+    size_t max = budget_max(s), low = max - max / 4;
+    for (size_t i = 0; i < n && buffered(s) > low; i++) {
+        orr_conn *c = picks[i].c;
+        if (c->phase == PHASE_DEAD || c->reason == ORR_REASON_OVERLOAD) continue;
+        atomic_fetch_add_explicit(&s->budget_shed, 1, memory_order_relaxed);
+        orr_log(ORR_LOG_WARN, conn_ctx(w, c),
+                "memory budget: %zu of %zu bytes buffered on this node; this connection holds %zu unsent: closing 1008",
+                buffered(s), max, picks[i].pending);
+        out_shed(w, c);
+    }
+    /* Still over the budget itself: the ones shed before, which hold the
+     * last frame they were being sent and their close, go now. */
+    for (size_t i = 0; i < n && buffered(s) > max; i++) {
+        orr_conn *c = picks[i].c;
+        if (c->phase != PHASE_DEAD && c->reason == ORR_REASON_OVERLOAD && (c->flags & CF_TERMINATED))
+            conn_close_now(w, c);
+    }
+    free(picks);
+    w->shedding = false;
+}

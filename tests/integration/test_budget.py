@@ -1,0 +1,361 @@
+"""Memory no client can grow (issue 8): the per-connection output cap
+(max_outbound_bytes counts every byte, pongs too) and the node's budget
+(max_buffered_bytes), each attack reproduced with raw sockets while a normal
+client (Debian's python3-websockets) keeps getting its echoes."""
+
+import asyncio
+import os
+import socket
+import struct
+import threading
+import time
+import unittest
+import urllib.request
+
+import websockets
+import websockets.client
+
+from orrery_harness import (OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, SLOW, Closed, RawWs,
+                            Server, encode_frame)
+
+MiB = 1 << 20
+
+
+def T(seconds):
+    return seconds * SLOW
+
+
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def small_rcvbuf_ws(port, path="/echo/ws", rcvbuf=4096):
+    """A raw websocket client whose kernel receive buffer is small (set before
+    connecting, so the window stays small): output it does not read piles up
+    in the server, not in the kernel."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(T(10))
+    sock.connect(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)).encode())
+    ws = RawWs(sock)
+    status, _ = ws.read_http_head(10)
+    if status != 101:
+        raise AssertionError("handshake answered %d" % status)
+    return ws
+
+
+def read_until_close(ws, timeout=10):
+    """Reads frames until a close: (close code or None on EOF, {opcode: count})."""
+    counts = {}
+    try:
+        while True:
+            f = ws.read_frame(timeout)
+            counts[f.opcode] = counts.get(f.opcode, 0) + 1
+            if f.opcode == OP_CLOSE:
+                return f.close_code, counts
+    except Closed:
+        return None, counts
+
+
+class BudgetTestCase(unittest.IsolatedAsyncioTestCase):
+    config = {}
+
+    def start(self, **config):
+        cfg = {"workers": 2}
+        cfg.update(config)
+        self.srv = Server(cfg)
+        self.addCleanup(self.srv.kill)
+        self.rss0 = rss_bytes(self.srv.proc.pid)
+        return self.srv
+
+    def http(self, path):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.srv.port, path), timeout=T(5)) as r:
+            return r.status, r.read().decode()
+
+    def metric(self, name):
+        _, text = self.http("/metrics")
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    async def normal_client(self):
+        """An echo client that sends a message every 20 ms and checks its
+        answer; returns (task, stop event, worst round trip in a list)."""
+        ws = await websockets.client.connect("ws://127.0.0.1:%d/echo/ws" % self.srv.port,
+                                             ping_interval=None, max_size=None, open_timeout=T(5))
+        self.addAsyncCleanup(ws.close)
+        stop = asyncio.Event()
+        worst = [0.0]
+        rounds = [0]
+
+        async def loop():
+            i = 0
+            while not stop.is_set():
+                t0 = time.monotonic()
+                await ws.send("normal %d" % i)
+                got = await asyncio.wait_for(ws.recv(), T(5))
+                self.assertEqual(got, "normal %d" % i)
+                worst[0] = max(worst[0], time.monotonic() - t0)
+                rounds[0] += 1
+                i += 1
+                await asyncio.sleep(0.02)
+
+        return asyncio.create_task(loop()), stop, worst, rounds
+
+    async def finish_normal(self, task, stop, worst, rounds):
+        await asyncio.sleep(0.3)
+        stop.set()
+        await asyncio.wait_for(task, T(10))
+        self.assertGreater(rounds[0], 5)
+        self.assertLess(worst[0], T(1.0), "the normal client waited %.3f s for an echo" % worst[0])
+
+    def sample_rss(self, seconds, peak):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            peak[0] = max(peak[0], rss_bytes(self.srv.proc.pid))
+            time.sleep(0.05)
+
+    async def in_thread(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+class TestPartialMessages(BudgetTestCase):
+    async def test_partial_messages_past_the_budget_get_1013(self):
+        """Clients that each send a big frame minus its last byte: the first
+        ones hold buffers, the rest are refused with 1013 once the node is
+        near max_buffered_bytes; RSS stays bounded; others are unaffected."""
+        BUDGET = 48 * MiB
+        FRAME = 8 * MiB
+        N = 20
+        self.start(max_buffered_bytes=BUDGET, max_message_bytes=20000000, idle_timeout_ms=T(60000))
+        task, stop, worst, rounds = await self.normal_client()
+
+        def attack(i):
+            ws = small_rcvbuf_ws(self.srv.port, rcvbuf=65536)
+            hdr = struct.pack("!BBQ", 0x82, 0x80 | 127, FRAME) + b"\x00\x00\x00\x00"
+            ws.send_raw(hdr)
+            chunk = b"\x00" * (256 * 1024)
+            left = FRAME - 1
+            try:
+                while left:
+                    k = min(left, len(chunk))
+                    ws.sock.sendall(chunk[:k])
+                    left -= k
+            except OSError:
+                pass  # refused: the server may stop reading once it lingers
+            return ws
+
+        clients = await asyncio.gather(*(self.in_thread(attack, i) for i in range(N)))
+        peak = [0]
+        await self.in_thread(self.sample_rss, 1.0, peak)
+        held = self.metric("orrery_buffered_bytes")
+        self.assertLessEqual(held, BUDGET)
+        refused = self.metric('orrery_budget_closes_total{reason="message_refused"}')
+        holders = N - int(refused)
+        self.assertGreaterEqual(refused, N - BUDGET // FRAME, "refused %d of %d" % (refused, N))
+        self.assertGreater(holders, 0)
+        self.assertGreaterEqual(held, holders * FRAME)
+        if not SLOW:
+            grew = peak[0] - self.rss0
+            self.assertLess(grew, BUDGET + 32 * MiB, "RSS grew by %d MiB" % (grew // MiB))
+        # The refused ones read their close: 1013.
+        codes = []
+        for ws in clients:
+            try:
+                f = ws.read_frame(0.2)
+            except AssertionError:
+                codes.append("waiting")
+                continue
+            except Closed:
+                codes.append(None)
+                continue
+            self.assertEqual(f.opcode, OP_CLOSE)
+            self.assertEqual(f.close_code, 1013)
+            self.assertEqual(f.close_reason, b"server busy: try again later")
+            codes.append(1013)
+        self.assertEqual(codes.count(1013), refused, codes)
+        self.assertEqual(codes.count("waiting"), holders, codes)
+        self.srv.wait_for_log(r"warn .*memory budget: \d+ of %d bytes buffered on this node: a message needing \d+ "
+                              r"more refused: closing 1013" % BUDGET)
+        # The holders finish their message and get it back whole.
+        for ws in clients:
+            if ws.eof or ws.buf:
+                continue
+            try:
+                ws.send_raw(b"\x00")
+            except OSError:
+                continue
+        await self.finish_normal(task, stop, worst, rounds)
+        for ws in clients:
+            ws.close_socket()
+
+
+class TestOutputShed(BudgetTestCase):
+    async def test_largest_backlogs_are_shed_with_1008(self):
+        """Many clients that pipeline messages and never read, each under
+        max_outbound_bytes: together past the budget, the node closes the
+        ones holding the most unsent output (1008) until it is back under
+        three quarters; the others keep working."""
+        BUDGET = 16 * MiB
+        N = 10
+        # Each under its max_outbound_bytes (8 MiB; the kernel takes a few of
+        # its 6 MiB of echoes), together about twice the budget.
+        self.start(max_buffered_bytes=BUDGET, max_outbound_bytes=8 * MiB, workers=2, close_timeout_ms=T(20000))
+        task, stop, worst, rounds = await self.normal_client()
+        msg = encode_frame(OP_BINARY, b"z" * 32768)
+
+        def attack(i):
+            ws = small_rcvbuf_ws(self.srv.port)
+            ws.sock.sendall(msg * 192)
+            return ws
+
+        clients = await asyncio.gather(*(self.in_thread(attack, i) for i in range(N)))
+        peak = [0]
+        await self.in_thread(self.sample_rss, 1.0, peak)
+        shed = self.metric('orrery_budget_closes_total{reason="output_shed"}')
+        self.assertGreater(shed, 0)
+        self.assertLess(shed, N, "not every connection is shed")
+        self.assertLessEqual(self.metric("orrery_buffered_bytes"), BUDGET)
+        self.srv.wait_for_log(r"warn .*memory budget: \d+ of %d bytes buffered on this node; this connection "
+                              r"holds \d+ unsent: closing 1008" % BUDGET)
+        if not SLOW:
+            grew = peak[0] - self.rss0
+            self.assertLess(grew, BUDGET + 32 * MiB, "RSS grew by %d MiB" % (grew // MiB))
+        # Each client now reads: the shed ones get a prefix of echoes then
+        # 1008; those refused a buffer when over the budget itself, 1013; the
+        # others all their echoes, and they stay open.
+        codes = []
+        for ws in clients:
+            ws.sock.settimeout(None)
+            try:
+                while True:
+                    f = ws.read_frame(0.5)
+                    if f.opcode == OP_CLOSE:
+                        codes.append((f.close_code, f.close_reason))
+                        break
+                    self.assertIn(f.opcode, (OP_BINARY, 0))
+            except AssertionError as e:
+                self.assertIn("no frame within", str(e))
+                codes.append("open")
+            except Closed:
+                self.fail("TCP closed without a close frame")
+        refused = self.metric('orrery_budget_closes_total{reason="message_refused"}')
+        self.assertEqual(codes.count((1008, b"server over its memory budget")), shed, codes)
+        self.assertEqual(codes.count((1013, b"server busy: try again later")), refused, codes)
+        self.assertEqual(codes.count("open"), N - shed - refused, codes)
+        closed = shed
+        self.assertEqual(closed, shed)
+        await self.finish_normal(task, stop, worst, rounds)
+        for ws in clients:
+            ws.close_socket()
+
+
+class TestOwnOutput(BudgetTestCase):
+    async def test_pipelining_without_reading_is_closed_at_the_cap(self):
+        """Echoes of its own messages count against max_outbound_bytes."""
+        self.start(max_outbound_bytes=65536, close_timeout_ms=T(20000))
+        task, stop, worst, rounds = await self.normal_client()
+        ws = small_rcvbuf_ws(self.srv.port)
+        msg = encode_frame(OP_BINARY, b"e" * 16384)
+        ws.sock.setblocking(False)
+        end = time.monotonic() + T(5)
+        at = 0  # bytes of msg already sent: only whole frames before the close
+        while time.monotonic() < end:
+            try:
+                at = (at + ws.sock.send(msg[at:])) % len(msg)
+            except BlockingIOError:
+                if self.srv.log.count("slow consumer"):
+                    break
+                time.sleep(0.01)
+            except OSError:
+                break
+        ws.sock.setblocking(True)
+        self.srv.wait_for_log(r"warn .*slow consumer: \d+ bytes unsent \(max_outbound_bytes 65536\): closing 1008")
+        code, counts = await self.in_thread(read_until_close, ws, 5)
+        self.assertEqual(code, 1008)
+        self.assertGreater(counts.get(OP_BINARY, 0), 0)
+        if at:
+            ws.sock.sendall(msg[at:])
+        ws.send_close(1008)
+        self.srv.wait_for_log(r"DISCONNECTED .*reason=slow")
+        await self.finish_normal(task, stop, worst, rounds)
+        ws.close_socket()
+
+    async def test_one_large_echo_over_the_cap_works_for_a_client_that_reads(self):
+        self.start(max_outbound_bytes=65536)
+        async with websockets.client.connect("ws://127.0.0.1:%d/echo/ws" % self.srv.port, max_size=None,
+                                             ping_interval=None) as ws:
+            big = os.urandom(3 * MiB)
+            for _ in range(3):
+                await ws.send(big)
+                self.assertEqual(await asyncio.wait_for(ws.recv(), T(10)), big)
+        self.assertNotIn("slow consumer", self.srv.log)
+
+
+class TestPingFlood(BudgetTestCase):
+    async def test_ping_flood_gets_coalesced_pongs_and_is_closed_over_the_cap(self):
+        """A client that sends pings and never reads: once its output is
+        backed up only the newest pong waits, the ones it replaced count as
+        unsent output, and past max_outbound_bytes it is closed with 1008.
+        RSS does not grow."""
+        self.start(close_timeout_ms=T(20000))
+        task, stop, worst, rounds = await self.normal_client()
+        ws = small_rcvbuf_ws(self.srv.port)
+        ping = encode_frame(OP_PING, b"p" * 125)
+        batch = ping * 64
+        sent = [0]
+
+        def flood():
+            ws.sock.setblocking(False)
+            end = time.monotonic() + T(20)
+            at = 0  # whole frames only: a partial one is finished
+            while time.monotonic() < end and (at or "slow consumer" not in self.srv.log):
+                try:
+                    k = ws.sock.send(batch[at:])
+                    sent[0] += k
+                    at = (at + k) % len(batch)
+                except BlockingIOError:
+                    time.sleep(0.001)
+                except OSError:
+                    break
+            ws.sock.setblocking(True)
+
+        peak = [0]
+        sampler = threading.Thread(target=self.sample_rss, args=(2.0, peak))
+        sampler.start()
+        await self.in_thread(flood)
+        sampler.join()
+        self.srv.wait_for_log(r"warn .*slow consumer: \d+ bytes unsent \(max_outbound_bytes 1048576\): closing 1008")
+        code, counts = await self.in_thread(read_until_close, ws, 5)
+        pings = sent[0] // len(ping)
+        pongs = counts.get(OP_PONG, 0)
+        self.assertEqual(code, 1008)
+        self.assertGreater(pongs, 0)
+        # Without coalescing every ping would have its pong before the cap.
+        self.assertLess(pongs + (1 << 20) // 127, pings, "%d pongs for %d pings" % (pongs, pings))
+        if not SLOW:
+            self.assertLess(peak[0] - self.rss0, 16 * MiB)
+        await self.finish_normal(task, stop, worst, rounds)
+        ws.close_socket()
+
+    async def test_pings_of_a_client_that_reads_are_all_answered(self):
+        self.start()
+        ws = RawWs.connect(self.srv.port)
+        self.addCleanup(ws.close_socket)
+        ws.send_raw(b"".join(encode_frame(OP_PING, ("payload-%d" % i).encode()) for i in range(10)))
+        for i in range(10):
+            f = ws.read_frame(5)
+            self.assertEqual((f.opcode, f.payload), (OP_PONG, ("payload-%d" % i).encode()))
+
+
+if __name__ == "__main__":
+    unittest.main()
