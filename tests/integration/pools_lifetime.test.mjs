@@ -44,6 +44,18 @@ async function closeWs(ws) {
   await ws.closed;
 }
 
+/**
+ * SIGTERM with connections still open: they get 1001 and the server exits 0
+ * (under ASan, having freed every pool: a leak fails the exit and the test).
+ */
+async function stopClean(srv, socks) {
+  srv.signal('SIGTERM');
+  const closes = await Promise.all(socks.map((ws) => ws.closed));
+  assert.deepEqual(closes.map((c) => c.code), socks.map(() => 1001));
+  const exit = await srv.waitExit(10000 * SLOW);
+  assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}; log tail:\n${tail(srv)}`);
+}
+
 /** A websocket upgrade through a raw socket: status and body. */
 function upgrade(srv, target) {
   return rawRequest(srv.port, 'GET', target, upgradeHeaders(srv.port));
@@ -142,7 +154,7 @@ test('5,000 tenants one after another against max_pools 32: every one opens, an 
 
 test('pools made and freed from both workers at once (8 clients at a time, 6 tenants): all open; a reused idx starts from zero', async (t) => {
   const MAX = 16;
-  const srv = await startServer(t, { workers: 2, max_pools: MAX });
+  const srv = await startServer(t, { workers: 2, max_pools: MAX, drain_ms: 100 });
   const base = await livePools(srv);
   // 8 sequences over 6 tenant names: the same pool is joined on one worker
   // while its last connection leaves on the other, again and again.
@@ -166,6 +178,8 @@ test('pools made and freed from both workers at once (8 clients at a time, 6 ten
     assert.equal(await srv.metric('orrery_ws_rejected_total', { pool: `tenant:${tenant}` }), 0, tenant);
     await closeWs(ws);
   }
+  // Stopped with tenant pools in use: freed at exit.
+  await stopClean(srv, [await tg(srv, 'y', 'c1'), await tg(srv, 'y', 'last')]);
 });
 
 test('max_pools alive at once: the next new tenant gets 503 and a log line naming it, until one leaves', async (t) => {
@@ -208,7 +222,7 @@ test('max_pools alive at once: the next new tenant gets 503 and a log line namin
 });
 
 test('a listed pool stays after its last connection, an unlisted one goes; SIGHUP lists and unlists', async (t) => {
-  const cfg = { workers: 2, pools: { 'tenant:keep': { ws_max_connections: 5 } } };
+  const cfg = { workers: 2, drain_ms: 100, pools: { 'tenant:keep': { ws_max_connections: 5 } } };
   const srv = await startServer(t, cfg);
   assert.ok((await livePools(srv)).has('tenant:keep'), 'a listed pool exists from the start');
   const keep = await tg(srv, 'k', 'keep');
@@ -249,10 +263,11 @@ test('a listed pool stays after its last connection, an unlisted one goes; SIGHU
   pools = await livePools(srv);
   assert.ok(pools.has('tenant:late'), [...pools].join(' '));
   assert.ok(pools.has('gear:testgear') && pools.has('gear:echo') && pools.has('gear:chat'), 'the gears\' pools stay');
+  await stopClean(srv, [await tg(srv, 'd', 'late'), await tg(srv, 'e', 'unlisted')]);
 });
 
 test('cluster: a tenant pool is freed on a node once its connection left and its group subscription was dropped', async (t) => {
-  const { redis, nodes: [n1, n2] } = await startCluster(t, 2);
+  const { redis, nodes: [n1, n2] } = await startCluster(t, 2, { drain_ms: 100 });
   // A group channel's name is orr:gc:<pool>\0<group>: how many nodes listen to it.
   const listeners = async () => (await redis.command('PUBSUB', 'NUMSUB', 'orr:gc:tenant:tc\0room'))[1];
 
@@ -297,4 +312,10 @@ test('cluster: a tenant pool is freed on a node once its connection left and its
   await waitPool(n1, 'tenant:tc', false);
   await waitPool(n2, 'tenant:tc', false);
   await until(async () => (await listeners()) === 0, 5000, 'no node listens to the group');
+
+  // Stopped while a tenant pool has a member, a subscription and requests under way.
+  const carol = await clusterTg(n1, 'carol', 'tc');
+  assert.equal(await cmd(carol, 'join:room'), 'joined:room');
+  carol.send('publish:room:bye');
+  await stopClean(n1, [carol]);
 });
