@@ -106,6 +106,7 @@ static void answer(orr_cluster *cl, orr_cl_req *rq, orr_registry_op op, int stat
 
 void cl_req_free(orr_cl_req *rq) {
     if (rq->payload) payload_unref(rq->payload);
+    pool_unref(rq->pool);
     if (rq->ans) { /* nothing to say: do not hold the others */
         rq->ans->done = true;
         rq->ans->reply_to = 0;
@@ -180,6 +181,7 @@ chan *cl_chan_add(orr_cluster *cl, const char *name, size_t len, uint64_t h, orr
     c->hash = h;
     c->len = len;
     c->pool = pool;
+    pool_ref(pool);
     c->group_len = (uint16_t)glen;
     memcpy(c->bytes, name, len);
     memcpy(c->bytes + len, group, glen);
@@ -194,6 +196,7 @@ void cl_chan_remove(orr_cluster *cl, chan *c) {
     while (*pp != c) pp = &(*pp)->next;
     *pp = c->next;
     cl->n_chans--;
+    pool_unref(c->pool);
     free(c);
 }
 
@@ -447,5 +450,11 @@ void cl_on_message(orr_redis *r, redisReply *reply, void *priv) {
                 cl_handle_down(cl, rq);
             rq = next;
         }
+        /* Nobody here any more (they left while it was on its way, or it was
+         * renewed after an outage): a reconcile skips a channel while it is
+         * subscribing, so ask for one now that it is not, or the channel and
+         * its pool would stay until some other leave. */
+        if (!orr_registry_group_size(cl->srv->registry, c->pool->idx, c->bytes + c->len, c->group_len))
+            cl->reconcile = true;
     }
 }

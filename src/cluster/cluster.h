@@ -51,7 +51,7 @@ typedef struct orr_cl_req {
     uint64_t conn;        /* the connection it is for (0: nobody waits) */
     uint64_t reply_to;    /* the connection that gets the result (0: none) */
     uint64_t tag;
-    orr_pool *pool;
+    orr_pool *pool;       /* a reference owned by the request (NULL for GONE) */
     orr_payload *payload; /* SEND, PUBLISH: a reference owned by the request */
     size_t local_count;   /* PUBLISH: members reached on this node */
     int64_t since_ms;     /* REGISTER: when it was taken locally */

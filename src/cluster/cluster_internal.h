@@ -23,7 +23,7 @@ typedef struct chan {
     bool subscribed;   /* confirmed by Redis */
     bool subscribing;  /* SUBSCRIBE sent */
     orr_cl_req *waiting, *waiting_tail; /* joins waiting for the subscription */
-    orr_pool *pool;
+    orr_pool *pool;    /* a reference, until the channel is removed */
     uint16_t group_len;
     size_t len;
     char bytes[]; /* the channel name, then the group */

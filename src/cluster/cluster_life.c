@@ -31,8 +31,10 @@ typedef struct writeback {
     size_t names, members;
 } writeback;
 
+/* The pool of a registry entry seen under the registry lock: its
+ * connection holds a reference meanwhile. */
 static orr_pool *pool_by_idx(orr_cluster *cl, uint32_t idx) {
-    return idx < atomic_load_explicit(&cl->srv->pools.n, memory_order_acquire) ? cl->srv->pools.all[idx] : NULL;
+    return pools_at(cl->srv, idx);
 }
 
 typedef struct wb_pending {
@@ -418,6 +420,7 @@ void orr_cluster_stop(orr_cluster *cl) {
                     wn = w->next;
                     cl_req_free(w);
                 }
+                pool_unref(c->pool);
                 free(c);
             }
         }

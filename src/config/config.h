@@ -59,7 +59,7 @@ typedef struct orr_config {
     uint64_t max_outbound_bytes;   /* unsent output past this closes with 1008, default 1048576 */
     uint64_t max_buffered_bytes;   /* the node's memory budget for reassembly and output
                                       buffers, default a quarter of physical memory */
-    uint32_t max_pools;            /* distinct executor pools one node keeps, default 4096 */
+    uint32_t max_pools;            /* executor pools alive at once on one node, default 4096 */
     char api_token[513];           /* 1..512 visible ASCII characters; "" (default): push API off */
     orr_pool_config *pools;        /* "pools", owned: orr_config_free; sorted by name (the */
     size_t n_pools;                /* loader sorts them), so orr_config_pool_limit can bisect */
@@ -87,6 +87,9 @@ int orr_config_copy(orr_config *dst, const orr_config *src);
  */
 int orr_pool_name_check(const char *name, size_t len);
 
+/* The entry of "pools" for the named pool (NUL-terminated), or NULL if
+ * "pools" does not list it. */
+const orr_pool_config *orr_config_pool_find(const orr_config *c, const char *pool);
 /* The ws_max_connections of the named pool (NUL-terminated), or
  * c->ws_max_connections if "pools" does not list it. */
 uint32_t orr_config_pool_limit(const orr_config *c, const char *pool);

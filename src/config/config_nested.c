@@ -118,18 +118,18 @@ const void *orr__config_pool_defaults(const orr_config *d, orr__config_sub_scrat
     return &s->pool;
 }
 
+const orr_pool_config *orr_config_pool_find(const orr_config *c, const char *pool) {
+    if (!pool || !c->n_pools) return NULL;
+    orr_pool_config key;
+    size_t len = strlen(pool);
+    if (len >= sizeof key.name) return NULL;
+    memcpy(key.name, pool, len + 1);
+    return bsearch(&key, c->pools, c->n_pools, sizeof *c->pools, pool_cmp);
+}
+
 uint32_t orr_config_pool_limit(const orr_config *c, const char *pool) {
-    if (pool && c->n_pools) {
-        orr_pool_config key;
-        size_t len = strlen(pool);
-        if (len < sizeof key.name) {
-            memcpy(key.name, pool, len + 1);
-            const orr_pool_config *p =
-                bsearch(&key, c->pools, c->n_pools, sizeof *c->pools, pool_cmp);
-            if (p) return p->ws_max_connections;
-        }
-    }
-    return c->ws_max_connections;
+    const orr_pool_config *p = orr_config_pool_find(c, pool);
+    return p ? p->ws_max_connections : c->ws_max_connections;
 }
 
 /* ---- cluster ------------------------------------------------------------- */

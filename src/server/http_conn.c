@@ -78,19 +78,27 @@ static void hs_respond(orr_worker *w, orr_conn *c, const orr_http_request *req, 
 }
 
 static void hs_end(orr_handshake *hs) {
-    if (hs->pool) pool_release(hs->pool);
+    if (hs->pool) {
+        pool_release(hs->pool);
+        pool_unref(hs->pool);
+    }
     hs->pool = NULL;
     hs_release(hs);
 }
 
-/* The executor pool of this handshake: the gear's own unless its
- * executor_pool_for_web_request picks another. Returns 0, or the status to
- * answer (404: a pool the gear may not use; 500: the callback failed; 503:
- * no room for another pool). */
+/* The executor pool of this handshake, with a reference for it: the
+ * gear's own unless its executor_pool_for_web_request picks another.
+ * Returns 0, or the status to answer (404: a pool the gear may not use;
+ * 500: the callback failed; 503: no room for another pool). */
 static int pick_pool(orr_worker *w, orr_handshake *hs, orr_pool **out) {
     const orr_gear *g = hs->gear->gear;
-    *out = hs->gear->pool;
-    if (!g->executor_pool_for_web_request) return 0;
+    orr_pool *own = hs->gear->pool;
+    *out = NULL;
+    if (!g->executor_pool_for_web_request) {
+        pool_ref(own); /* counts nothing for a gear's pool, but keeps the rule simple */
+        *out = own;
+        return 0;
+    }
     char name[POOL_NAME_MAX + 16] = "";
     int rc = g->executor_pool_for_web_request(hs, name, sizeof name);
     if (rc < 0) {
@@ -109,9 +117,11 @@ static int pick_pool(orr_worker *w, orr_handshake *hs, orr_pool **out) {
             orr_log(ORR_LOG_INFO, hs->ctx, "gear %s may not use executor pool %s: status=404", g->name, name);
             return 404;
         }
+        pool_ref(own);
+        *out = own;
         return 0;
     }
-    *out = pools_get(w->srv, name, len, true);
+    *out = pools_acquire(w->srv, name, len, true);
     return *out ? 0 : 503;
 }
 
@@ -244,6 +254,7 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
         } else {
             hs_respond(w, c, req, 503, NULL, "TooManyWebsocketConnections", keep);
         }
+        pool_unref(pool);
         hs_release(&hs);
         return false;
     }
@@ -291,7 +302,8 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
     w->cork_frames_at = w->cork_len; /* websocket frames from here on */
     hs_count(w->srv, 101);
     log_request(w, c, req, 101);
-    /* The slot passes to the connection: its route now names its pool. */
+    /* The slot and the reference pass to the connection: its route now
+     * names its pool, until the connection struct is freed. */
     c->route = pools_bind(w->srv, hs.pool, t);
     hs.pool = NULL;
     ws_start(w, c, &hs);

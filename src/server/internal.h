@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "http/request.h"
 #include "http/router.h"
+#include "server/pool_table.h"
 #include "server/server.h"
 #include "registry/registry.h"
 #include "ws/frame.h"
@@ -224,12 +225,20 @@ typedef struct orr_route_target {
     orr_pool *pool;
 } orr_route_target;
 
-/* An executor pool: gear:<name> or tenant:<id>. Created on first use (or
- * from the config), never freed while the server runs; at most max_pools. */
+/* An executor pool: gear:<name> or tenant:<id> (pool.c). A gear's own pool
+ * and the pools the config lists stay for the server's life; any other is
+ * freed with its last reference, so at most max_pools are alive at once.
+ * References: a handshake that picked it, a connection from its upgrade
+ * until the connection struct is freed (c->route points into bindings), a
+ * push request, a cluster request, a cluster subscription. */
 enum { POOL_NAME_MAX = 80 };
 struct orr_pool {
-    uint32_t idx;
+    uint32_t idx;                /* below max_pools; another pool's once this one is freed */
+    bool gear;                   /* a gear's own: never freed, references not counted (set at creation) */
+    bool listed;                 /* the config's "pools" lists it: kept without references (pools lock) */
     char name[POOL_NAME_MAX];
+    orr_server *srv;
+    atomic_uint refs;            /* 0 -> 1 and 1 -> 0 only under the pools lock */
     atomic_uint conns;           /* websocket connections holding a slot */
     atomic_uint max;             /* ws_max_connections */
     atomic_uint_fast64_t rejected, slow_closes;
@@ -237,12 +246,9 @@ struct orr_pool {
 };
 
 typedef struct orr_pools {
-    pthread_mutex_t lock;
-    orr_pool **all;              /* [max], index = idx */
-    atomic_uint n;               /* all[0..n) are set (read without the lock) */
-    uint32_t max;
-    uint32_t *slots;             /* open addressing: idx + 1, 0 = empty */
-    uint32_t mask;
+    pthread_mutex_t lock;        /* table, all, each pool's `listed` and last reference */
+    orr_pool **all;              /* [max] by idx; NULL below table.hw: an idx free for reuse */
+    pool_table table;            /* name -> idx */
     orr_config cfg;              /* its "pools" and "ws_max_connections" (reload replaces it) */
 } orr_pools;
 
@@ -359,18 +365,33 @@ void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *c
 /* Run on_registry_result (inside the cork of the callback that started it). */
 void ws_run_result(orr_worker *w, orr_conn *c, const orr_registry_result *r);
 
-/* ---- pool.c: executor pools, their limits and route bindings ---- */
+/* ---- pool.c: executor pools, their lifetimes, limits and route bindings ---- */
 int pools_init(orr_server *s);
 void pools_free(orr_server *s);
-/* The pool of that name, created if `create` and there is room; NULL if
- * absent (or no room). The name must be valid (orr_pool_name_check). */
-orr_pool *pools_get(orr_server *s, const char *name, size_t len, bool create);
+/* A gear's own pool (gear:<gear>), made at start: kept for the server's
+ * life, its references not counted. NULL past max_pools. */
+orr_pool *pools_add_gear(orr_server *s, const char *name);
+/* The pool of that name with a reference for the caller (pool_unref),
+ * created if `create` and fewer than max_pools are alive; NULL if absent
+ * (or no room: logged). The name must be valid (orr_pool_name_check). */
+orr_pool *pools_acquire(orr_server *s, const char *name, size_t len, bool create);
+/* One more reference, for a caller who holds one already (or whose pool a
+ * live connection holds: a registry entry's). */
+void pool_ref(orr_pool *p);
+/* Gives one back: an unlisted tenant pool goes with its last. p may be NULL. */
+void pool_unref(orr_pool *p);
+/* The pool at idx, without a reference, or NULL: only for the idx of a
+ * registry entry seen under the registry lock (its connection holds one). */
+orr_pool *pools_at(orr_server *s, uint32_t idx);
+/* fn for each pool alive, under the pools lock (fn must not take it). */
+void pools_foreach(orr_server *s, void (*fn)(void *arg, const orr_pool *p), void *arg);
 /* Take a connection slot: true, or false at the limit (counted as rejected). */
 bool pool_take(orr_pool *p);
 void pool_release(orr_pool *p);
 /* The interned target for (route, pool). */
 const orr_route_target *pools_bind(orr_server *s, orr_pool *p, const orr_route_target *route);
-/* SIGHUP: the new "pools" and "ws_max_connections" apply to every pool. */
+/* SIGHUP: the new "pools" and "ws_max_connections" apply to every pool; a
+ * pool no longer listed goes once unused, a newly listed one is made. */
 void pools_reconfigure(orr_server *s, const orr_config *cfg);
 static inline pool_stats *conn_pstats(orr_worker *w, const orr_conn *c) {
     return &w->pstats[c->route->pool->idx];
@@ -442,7 +463,7 @@ struct orr_handshake {
     const orr_http_request *req;
     const orr_gear_entry *gear;
     const orr_ws_callbacks *callbacks;
-    orr_pool *pool;          /* its slot is held from the limit check on */
+    orr_pool *pool;          /* a reference, and its slot from the limit check on */
     orr_route_match match;
     const char *ctx;
     char client_ip[64];

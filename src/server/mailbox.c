@@ -84,6 +84,7 @@ static orr_cl_req *cl_req(orr_conn *c, orr_cl_kind kind, orr_registry_op op, int
     rq->reply_to = c->id;
     rq->tag = tag;
     rq->pool = c->route->pool;
+    pool_ref(rq->pool); /* until the cluster thread frees the request */
     rq->op = op;
     rq->status = status;
     rq->count = count;

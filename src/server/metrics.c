@@ -1,7 +1,9 @@
 /*
  * GET /metrics in the Prometheus text format (version 0.0.4): per executor
- * pool, the connections and their limit, rejections, data frames in and
- * out, slow-consumer closes; handshakes by status; registry sizes.
+ * pool alive (a tenant pool freed with its last connection drops out, its
+ * counters with it), the connections and their limit, rejections, data
+ * frames in and out, slow-consumer closes; handshakes by status; registry
+ * sizes.
  * Per-worker counters are summed here; nothing on a hot path takes a lock
  * or a shared atomic for them.
  */
@@ -55,48 +57,73 @@ static void family(sbuf *b, const char *name, const char *type, const char *help
     sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* One live pool's numbers, copied under the pools lock (a pool may be
+ * freed, and its idx reused, as soon as the lock is let go). */
+typedef struct pool_row {
+    char name[POOL_NAME_MAX];
+    unsigned conns, max;
+    uint64_t rejected, slow_closes, frames_in, frames_out;
+} pool_row;
+
+typedef struct pool_rows {
+    orr_server *s;
+    pool_row *v;
+    size_t n, cap;
+} pool_rows;
+
+static void add_row(void *arg, const orr_pool *p) {
+    pool_rows *rows = arg;
+    if (rows->n == rows->cap) {
+        rows->cap = rows->cap ? rows->cap * 2 : 64;
+        rows->v = orr_xrealloc(rows->v, rows->cap * sizeof *rows->v);
+    }
+    pool_row *r = &rows->v[rows->n++];
+    memcpy(r->name, p->name, sizeof r->name);
+    r->conns = atomic_load_explicit(&p->conns, memory_order_relaxed);
+    r->max = atomic_load_explicit(&p->max, memory_order_relaxed);
+    r->rejected = atomic_load_explicit(&p->rejected, memory_order_relaxed);
+    r->slow_closes = atomic_load_explicit(&p->slow_closes, memory_order_relaxed);
+    r->frames_in = r->frames_out = 0;
+    for (int wi = 0; wi < rows->s->n_workers; wi++) {
+        const pool_stats *ps = rows->s->workers[wi].pstats;
+        if (!ps) continue;
+        r->frames_in += atomic_load_explicit(&ps[p->idx].frames_in, memory_order_relaxed);
+        r->frames_out += atomic_load_explicit(&ps[p->idx].frames_out, memory_order_relaxed);
+    }
+}
+
 char *metrics_render(orr_server *s, size_t *len) {
     sbuf b = {.p = orr_xmalloc(8192), .cap = 8192};
-    uint32_t n = atomic_load_explicit(&s->pools.n, memory_order_acquire);
-    orr_pool **all = s->pools.all;
+    /* Only the pools alive now, in idx order. */
+    pool_rows rows = {.s = s};
+    pools_foreach(s, add_row, &rows);
+    const pool_row *r = rows.v;
+    size_t n = rows.n;
 
     family(&b, "orrery_ws_connections", "gauge", "Websocket connections open, per executor pool.");
-    for (uint32_t i = 0; i < n; i++)
-        sb_printf(&b, "orrery_ws_connections{pool=\"%s\"} %u\n", all[i]->name,
-                  atomic_load_explicit(&all[i]->conns, memory_order_relaxed));
+    for (size_t i = 0; i < n; i++)
+        sb_printf(&b, "orrery_ws_connections{pool=\"%s\"} %u\n", r[i].name, r[i].conns);
     family(&b, "orrery_ws_max_connections", "gauge", "The pool's ws_max_connections on this node.");
-    for (uint32_t i = 0; i < n; i++)
-        sb_printf(&b, "orrery_ws_max_connections{pool=\"%s\"} %u\n", all[i]->name,
-                  atomic_load_explicit(&all[i]->max, memory_order_relaxed));
+    for (size_t i = 0; i < n; i++)
+        sb_printf(&b, "orrery_ws_max_connections{pool=\"%s\"} %u\n", r[i].name, r[i].max);
     family(&b, "orrery_ws_rejected_total", "counter", "Handshakes refused because the pool was full.");
-    for (uint32_t i = 0; i < n; i++)
-        sb_printf(&b, "orrery_ws_rejected_total{pool=\"%s\"} %llu\n", all[i]->name,
-                  (unsigned long long)atomic_load_explicit(&all[i]->rejected, memory_order_relaxed));
-
-    uint64_t *in = orr_xcalloc(n ? n : 1, sizeof *in), *out = orr_xcalloc(n ? n : 1, sizeof *out);
-    for (int wi = 0; wi < s->n_workers; wi++) {
-        pool_stats *ps = s->workers[wi].pstats;
-        if (!ps) continue;
-        for (uint32_t i = 0; i < n; i++) {
-            in[i] += atomic_load_explicit(&ps[i].frames_in, memory_order_relaxed);
-            out[i] += atomic_load_explicit(&ps[i].frames_out, memory_order_relaxed);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        sb_printf(&b, "orrery_ws_rejected_total{pool=\"%s\"} %llu\n", r[i].name,
+                  (unsigned long long)r[i].rejected);
     family(&b, "orrery_ws_frames_received_total", "counter", "Data messages received from clients.");
-    for (uint32_t i = 0; i < n; i++)
-        sb_printf(&b, "orrery_ws_frames_received_total{pool=\"%s\"} %llu\n", all[i]->name,
-                  (unsigned long long)in[i]);
+    for (size_t i = 0; i < n; i++)
+        sb_printf(&b, "orrery_ws_frames_received_total{pool=\"%s\"} %llu\n", r[i].name,
+                  (unsigned long long)r[i].frames_in);
     family(&b, "orrery_ws_frames_sent_total", "counter", "Data messages sent to clients.");
-    for (uint32_t i = 0; i < n; i++)
-        sb_printf(&b, "orrery_ws_frames_sent_total{pool=\"%s\"} %llu\n", all[i]->name,
-                  (unsigned long long)out[i]);
-    free(in);
-    free(out);
+    for (size_t i = 0; i < n; i++)
+        sb_printf(&b, "orrery_ws_frames_sent_total{pool=\"%s\"} %llu\n", r[i].name,
+                  (unsigned long long)r[i].frames_out);
     family(&b, "orrery_ws_slow_consumer_closes_total", "counter",
            "Connections closed (1008) because their client did not read.");
-    for (uint32_t i = 0; i < n; i++)
-        sb_printf(&b, "orrery_ws_slow_consumer_closes_total{pool=\"%s\"} %llu\n", all[i]->name,
-                  (unsigned long long)atomic_load_explicit(&all[i]->slow_closes, memory_order_relaxed));
+    for (size_t i = 0; i < n; i++)
+        sb_printf(&b, "orrery_ws_slow_consumer_closes_total{pool=\"%s\"} %llu\n", r[i].name,
+                  (unsigned long long)r[i].slow_closes);
+    free(rows.v);
 
     family(&b, "orrery_ws_handshakes_total", "counter", "Requests to websocket routes, by response status.");
     static const char *labels[HS_N] = {"101", "400", "404", "426", "500", "503", "4xx", "other"};

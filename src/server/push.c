@@ -114,7 +114,8 @@ static bool split_path(char *buf, size_t n, char **pool, size_t *pool_n, char **
 
 /* With a cluster, a name held elsewhere or a group's members everywhere
  * need Redis: the request waits (reads paused, what followed it kept) for
- * the answer, which push_answer writes. */
+ * the answer, which push_answer writes. The cluster request takes over the
+ * caller's reference to p. */
 static void wait_for_cluster(orr_worker *w, orr_conn *c, orr_pool *p, bool unique, const char *name,
                              size_t name_n, const uint8_t *body, size_t body_len, bool keep) {
     orr_cl_req *rq = orr_xcalloc(1, sizeof *rq);
@@ -193,8 +194,9 @@ void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const 
         answer(w, c, req, 404, "{\"error\":\"not found\"}", keep);
         return;
     }
-    /* A pool nobody used on this node has no names and no members here. */
-    orr_pool *p = pools_get(w->srv, pool, pool_n, w->srv->cluster != NULL);
+    /* A pool nobody uses on this node has no names and no members here;
+     * with a cluster it is made for the request's time. */
+    orr_pool *p = pools_acquire(w->srv, pool, pool_n, w->srv->cluster != NULL);
     if (w->srv->cluster && p) {
         uint64_t holder;
         bool local = unique && orr_registry_lookup(w->srv->registry, p->idx, name, name_n, &holder) == 0;
@@ -212,4 +214,5 @@ void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const 
         snprintf(json, sizeof json, "{\"count\":%zu}", count);
         answer(w, c, req, 200, json, keep);
     }
+    pool_unref(p);
 }

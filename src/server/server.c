@@ -73,7 +73,7 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
     for (size_t i = 0; i < s->n_gears; i++) {
         char name[POOL_NAME_MAX];
         snprintf(name, sizeof name, "gear:%s", s->gears[i].gear->name);
-        s->gears[i].pool = pools_get(s, name, strlen(name), true);
+        s->gears[i].pool = pools_add_gear(s, name);
         if (!s->gears[i].pool) {
             snprintf(err, errlen, "max_pools (%u) is less than the number of gears", s->cfg.max_pools);
             goto fail;

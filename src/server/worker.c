@@ -126,6 +126,9 @@ static void free_zombies(orr_worker *w) {
         w->slots[slot] = NULL;
         w->free_slots[w->n_free++] = slot;
         w->n_conns--;
+        /* Its route points into its pool: the reference goes with it, not
+         * at terminate (this loop pass may still have used the route). */
+        if (c->route) pool_unref(c->route->pool);
         free(c);
     }
     w->n_zombies = 0;

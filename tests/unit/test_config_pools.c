@@ -43,6 +43,12 @@ Test(config, pools_load_sorted_with_values) {
     cr_expect_eq(orr_config_pool_limit(&c, "gear:nothere"), 7);
     cr_expect_eq(orr_config_pool_limit(&c, ""), 7);
     cr_expect_eq(orr_config_pool_limit(&c, NULL), 7);
+    /* Listed or not (a listed pool is kept when unused). */
+    cr_expect_eq(orr_config_pool_find(&c, "tenant:zeta.Co-1"), &c.pools[2]);
+    cr_expect_eq(orr_config_pool_find(&c, "gear:testgear"), &c.pools[1], "listed with limit 0");
+    cr_expect_null(orr_config_pool_find(&c, "tenant:zeta.co-1"));
+    cr_expect_null(orr_config_pool_find(&c, "gear:nothere"));
+    cr_expect_null(orr_config_pool_find(&c, NULL));
     orr_config_free(&c);
     cr_expect_null(c.pools);
     cr_expect_eq(c.n_pools, 0);
