@@ -51,6 +51,7 @@ typedef struct orr_config {
     char base_domain[256];         /* default "localhost" */
     uint32_t idle_timeout_ms;      /* default 60000 */
     uint64_t max_message_bytes;    /* default 5000000 */
+    uint32_t max_fragments;        /* frames one data message may have, default 100000 */
     uint32_t drain_ms;             /* default 5000 */
     uint32_t close_timeout_ms;     /* default 5000 */
     uint32_t handshake_timeout_ms; /* default 10000 */

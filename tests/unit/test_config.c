@@ -33,6 +33,7 @@ Test(config, defaults) {
     cr_expect_str_eq(c.base_domain, "localhost");
     cr_expect_eq(c.idle_timeout_ms, 60000);
     cr_expect_eq(c.max_message_bytes, 5000000);
+    cr_expect_eq(c.max_fragments, 100000);
     cr_expect_eq(c.drain_ms, 5000);
     cr_expect_eq(c.close_timeout_ms, 5000);
     cr_expect_eq(c.handshake_timeout_ms, 10000);
@@ -59,6 +60,7 @@ Test(config, full_file) {
                        "  \"base_domain\": \"Gears.Example.COM\",\n"
                        "  \"idle_timeout_ms\": 86400000,\n"
                        "  \"max_message_bytes\": 2147483648,\n"
+                       "  \"max_fragments\": 100000000,\n"
                        "  \"drain_ms\": 0,\n"
                        "  \"close_timeout_ms\": 600000,\n"
                        "  \"handshake_timeout_ms\": 1,\n"
@@ -79,6 +81,7 @@ Test(config, full_file) {
     cr_expect_str_eq(c.base_domain, "gears.example.com");
     cr_expect_eq(c.idle_timeout_ms, 86400000u);
     cr_expect_eq(c.max_message_bytes, 2147483648ull);
+    cr_expect_eq(c.max_fragments, 100000000u);
     cr_expect_eq(c.drain_ms, 0);
     cr_expect_eq(c.close_timeout_ms, 600000);
     cr_expect_eq(c.handshake_timeout_ms, 1);
@@ -174,6 +177,9 @@ static const struct bad_case bad_cases[] = {
     {"max_message_bytes", "2147483649", "must be from 1 to 2147483648 (bytes), got 2147483649"},
     {"max_message_bytes", "\"5\"", "expected a positive integer (bytes), got \"5\""},
     {"max_message_bytes", "1e6", "expected a positive integer (bytes), got 1000000.0"},
+    {"max_fragments", "0", "must be from 1 to 100000000 (frames), got 0"},
+    {"max_fragments", "100000001", "must be from 1 to 100000000 (frames), got 100000001"},
+    {"max_fragments", "\"10\"", "expected a positive integer (frames), got \"10\""},
     {"drain_ms", "-1", "must be from 0 to 3600000 (milliseconds), got -1"},
     {"drain_ms", "3600001", "must be from 0 to 3600000 (milliseconds), got 3600001"},
     {"drain_ms", "\"0\"", "expected a non-negative integer (milliseconds), got \"0\""},
@@ -277,7 +283,7 @@ Test(config, unknown_key) {
                  -1);
     snprintf(want, sizeof want,
              "%s:3:5: listen_port: unknown key (known: listen, workers, base_domain, "
-             "idle_timeout_ms, max_message_bytes, drain_ms, close_timeout_ms, "
+             "idle_timeout_ms, max_message_bytes, max_fragments, drain_ms, close_timeout_ms, "
              "handshake_timeout_ms, log_level, ws_max_connections, max_outbound_bytes, "
              "max_pools, api_token, pools, cluster)",
              path);
@@ -488,7 +494,7 @@ Test(config, help_lists_every_key_with_its_default) {
 
     char names[32][64];
     size_t n = help_keys(help, names);
-    cr_expect_eq(n, 15);
+    cr_expect_eq(n, 16);
     /* Every listed key is one the loader knows ([] is no key's value). */
     for (size_t i = 0; i < n; i++) {
         char text[128], path[64], err[512];

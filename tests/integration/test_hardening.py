@@ -1,0 +1,73 @@
+"""Hostile clients (issue 8): floods and malformed requests that must cost the
+server little and leave other clients unaffected.
+
+Every test starts its own server (orrery_harness.Server) and drives it with raw
+sockets, which can send what no real client would.
+"""
+
+import os
+import threading
+import time
+import unittest
+
+from orrery_harness import OP_CONT, OP_TEXT, SLOW, ServerTestCase, encode_frame
+
+
+class TestFragmentFlood(ServerTestCase):
+    def test_a_million_empty_continuations_get_1009_quickly(self):
+        srv = self.start_server()  # max_fragments at its default, 100000
+        bystander = self.open_ws(srv)
+        bystander.send_text("before")
+        self.assertEqual(bystander.read_frame().payload, b"before")
+
+        ws = self.open_ws(srv)
+        # A non-final text frame, then 1,000,000 empty masked continuations
+        # (6 bytes each, one mask key for all: the payload is empty anyway).
+        flood = encode_frame(OP_TEXT, b"a", fin=False) + (b"\x00\x80" + os.urandom(4)) * 1_000_000
+        sent = {}
+
+        def send():
+            try:
+                ws.sock.sendall(flood)
+                sent["all"] = True
+            except OSError as e:  # the server may stop reading once it has closed
+                sent["error"] = e
+
+        t0 = time.monotonic()
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        code, reason = ws.read_close(10)
+        took = time.monotonic() - t0
+        self.assertEqual(code, 1009)
+        print("\n  1,000,000 empty continuations: close 1009 after %.3f s" % took)
+        self.assertLess(took, 3 * SLOW, "the close took %.1f s" % took)
+        sender.join(10 * SLOW)
+        self.assertFalse(sender.is_alive(), "the server stopped reading the rest of the flood")
+        ws.close_socket()
+        srv.wait_for_log(r"DISCONNECTED .*reason=badsize")
+
+        # Everyone else is served as before.
+        bystander.send_text("after")
+        self.assertEqual(bystander.read_frame(2).payload, b"after")
+        other = self.open_ws(srv)
+        other.send_text("new")
+        self.assertEqual(other.read_frame(2).payload, b"new")
+
+    def test_fragments_up_to_the_limit_are_one_message(self):
+        srv = self.start_server(max_fragments=1000)
+        ws = self.open_ws(srv)
+        # 1000 frames: 999 one-byte fragments and a final empty one.
+        frames = encode_frame(OP_TEXT, b"x", fin=False)
+        frames += b"".join(encode_frame(OP_CONT, b"y", fin=False) for _ in range(998))
+        frames += encode_frame(OP_CONT, b"", fin=True)
+        ws.send_raw(frames)
+        f = ws.read_frame()
+        self.assertEqual((f.opcode, f.fin, f.payload), (OP_TEXT, True, b"x" + b"y" * 998))
+        # The count starts over with each message; one frame more fails.
+        ws.send_raw(frames[:-6] + encode_frame(OP_CONT, b"", fin=False) + encode_frame(OP_CONT, b"", fin=True))
+        code, _ = ws.read_close(3)
+        self.assertEqual(code, 1009)
+
+
+if __name__ == "__main__":
+    unittest.main()
