@@ -338,6 +338,8 @@ static const orr__config_key config_keys[] = {
             "a connection whose unsent output passes this is closed with 1008 (slow consumer)"),
     INT_KEY(max_pools, 1, 1000000, "pools",
             "how many distinct executor pools one node keeps (fixed at start)"),
+    INT_KEY(retry_after_s, 0, 86400, "seconds",
+            "the Retry-After every 503 carries (unless a gear's own answer has one)"),
     {.name = "api_token",
      .type = "token string",
      .meaning = "the push API's token, 1 to 512 visible ASCII characters; unset: push API off",
@@ -380,6 +382,7 @@ void orr_config_defaults(orr_config *c) {
         .ws_max_connections = 100,
         .max_outbound_bytes = 1048576,
         .max_pools = 4096,
+        .retry_after_s = 5,
         .api_token = "",
         .cluster = ORR__CONFIG_CLUSTER_DEFAULTS,
     };

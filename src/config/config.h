@@ -59,6 +59,7 @@ typedef struct orr_config {
     uint32_t ws_max_connections;   /* limit of a pool not listed in "pools", default 100 */
     uint64_t max_outbound_bytes;   /* unsent output past this closes with 1008, default 1048576 */
     uint32_t max_pools;            /* distinct executor pools one node keeps, default 4096 */
+    uint32_t retry_after_s;        /* Retry-After of every 503, default 5 */
     char api_token[513];           /* 1..512 visible ASCII characters; "" (default): push API off */
     orr_pool_config *pools;        /* "pools", owned: orr_config_free; sorted by name (the */
     size_t n_pools;                /* loader sorts them), so orr_config_pool_limit can bisect */

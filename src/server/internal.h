@@ -284,6 +284,9 @@ void conn_in_free(orr_conn *c);
 /* Handle bytes in the HTTP phase: heads, answers, and the upgrade (frames
  * that follow the head go to ws_on_data). */
 void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n);
+/* A response with the status line, extra_headers ("Name: value\r\n" lines, or
+ * NULL), Content-Type, Content-Length and Connection. A 503 also gets
+ * Retry-After: retry_after_s unless extra_headers has one. */
 void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *extra_headers,
                          const char *ctype, const void *body, size_t body_len, bool keep_alive);
 

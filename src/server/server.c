@@ -184,6 +184,7 @@ static void note_restart_keys(const orr_config *a, const orr_config *b) {
     if (a->handshake_timeout_ms != b->handshake_timeout_ms)
         orr_log(ORR_LOG_WARN, NULL, fmt, "handshake_timeout_ms");
     if (a->max_pools != b->max_pools) orr_log(ORR_LOG_WARN, NULL, fmt, "max_pools");
+    if (a->retry_after_s != b->retry_after_s) orr_log(ORR_LOG_WARN, NULL, fmt, "retry_after_s");
     if (a->cluster.enabled != b->cluster.enabled || strcmp(a->cluster.redis_url, b->cluster.redis_url) ||
         strcmp(a->cluster.node_id, b->cluster.node_id) || a->cluster.heartbeat_ms != b->cluster.heartbeat_ms ||
         a->cluster.node_ttl_ms != b->cluster.node_ttl_ms)

@@ -78,6 +78,7 @@ static inline int same_config(const orr_config *a, const orr_config *b) {
            a->handshake_timeout_ms == b->handshake_timeout_ms && a->log_level == b->log_level &&
            a->ws_max_connections == b->ws_max_connections &&
            a->max_outbound_bytes == b->max_outbound_bytes && a->max_pools == b->max_pools &&
+           a->retry_after_s == b->retry_after_s &&
            strcmp(a->api_token, b->api_token) == 0 && same_pools(a, b) &&
            same_cluster(&a->cluster, &b->cluster);
 }

@@ -41,6 +41,7 @@ Test(config, defaults) {
     cr_expect_eq(c.ws_max_connections, 100);
     cr_expect_eq(c.max_outbound_bytes, 1048576);
     cr_expect_eq(c.max_pools, 4096);
+    cr_expect_eq(c.retry_after_s, 5);
     cr_expect_str_eq(c.api_token, "");
     cr_expect_null(c.pools);
     cr_expect_eq(c.n_pools, 0);
@@ -68,6 +69,7 @@ Test(config, full_file) {
                        "  \"ws_max_connections\": 10000000,\n"
                        "  \"max_outbound_bytes\": 1024,\n"
                        "  \"max_pools\": 1000000,\n"
+                       "  \"retry_after_s\": 86400,\n"
                        "  \"api_token\": \"!~tok3n\",\n"
                        "  \"pools\": {\"tenant:a\": {\"ws_max_connections\": 0}}\n"
                        "}\n";
@@ -89,6 +91,7 @@ Test(config, full_file) {
     cr_expect_eq(c.ws_max_connections, 10000000);
     cr_expect_eq(c.max_outbound_bytes, 1024);
     cr_expect_eq(c.max_pools, 1000000);
+    cr_expect_eq(c.retry_after_s, 86400);
     cr_expect_str_eq(c.api_token, "!~tok3n");
     cr_assert_eq(c.n_pools, 1);
     cr_expect_str_eq(c.pools[0].name, "tenant:a");
@@ -202,6 +205,9 @@ static const struct bad_case bad_cases[] = {
     {"max_outbound_bytes", "1.5", "expected a positive integer (bytes), got 1.5"},
     {"max_pools", "0", "must be from 1 to 1000000 (pools), got 0"},
     {"max_pools", "1000001", "must be from 1 to 1000000 (pools), got 1000001"},
+    {"retry_after_s", "-1", "must be from 0 to 86400 (seconds), got -1"},
+    {"retry_after_s", "86401", "must be from 0 to 86400 (seconds), got 86401"},
+    {"retry_after_s", "\"5\"", "expected a non-negative integer (seconds), got \"5\""},
     {"api_token", "\"\"", "empty; leave the key out to keep the push API off"},
     {"api_token", "\"ab cd\"", "byte 3 is 0x20, not a visible ASCII character 0x21..0x7e"},
     {"api_token", "\"ab\\tcd\"", "byte 3 is 0x09, not a visible ASCII character"},
@@ -285,7 +291,7 @@ Test(config, unknown_key) {
              "%s:3:5: listen_port: unknown key (known: listen, workers, base_domain, "
              "idle_timeout_ms, max_message_bytes, max_fragments, drain_ms, close_timeout_ms, "
              "handshake_timeout_ms, log_level, ws_max_connections, max_outbound_bytes, "
-             "max_pools, api_token, pools, cluster)",
+             "max_pools, retry_after_s, api_token, pools, cluster)",
              path);
     cr_expect_str_eq(err, want);
     /* A key written with escapes is found where it is written. */
@@ -494,7 +500,7 @@ Test(config, help_lists_every_key_with_its_default) {
 
     char names[32][64];
     size_t n = help_keys(help, names);
-    cr_expect_eq(n, 16);
+    cr_expect_eq(n, 17);
     /* Every listed key is one the loader knows ([] is no key's value). */
     for (size_t i = 0; i < n; i++) {
         char text[128], path[64], err[512];
