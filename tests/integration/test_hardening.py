@@ -6,11 +6,12 @@ sockets, which can send what no real client would.
 """
 
 import os
+import socket
 import threading
 import time
 import unittest
 
-from orrery_harness import OP_CONT, OP_TEXT, SLOW, ServerTestCase, encode_frame
+from orrery_harness import OP_CONT, OP_TEXT, SLOW, RawWs, ServerTestCase, encode_frame
 
 
 class TestFragmentFlood(ServerTestCase):
@@ -67,6 +68,46 @@ class TestFragmentFlood(ServerTestCase):
         ws.send_raw(frames[:-6] + encode_frame(OP_CONT, b"", fin=False) + encode_frame(OP_CONT, b"", fin=True))
         code, _ = ws.read_close(3)
         self.assertEqual(code, 1009)
+
+
+class TestDuplicateHandshakeHeaders(ServerTestCase):
+    """RFC 6455 4.2.1 wants one Upgrade, one key, one version: two of any is 400."""
+
+    def request(self, srv, extra_lines, drop=()):
+        key = "dGhlIHNhbXBsZSBub25jZQ=="
+        lines = ["GET /echo/ws HTTP/1.1", "Host: 127.0.0.1:%d" % srv.port, "Upgrade: websocket",
+                 "Connection: Upgrade", "Sec-WebSocket-Key: " + key, "Sec-WebSocket-Version: 13"]
+        lines = [l for l in lines if l.split(":")[0] not in drop] + list(extra_lines)
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5 * SLOW)
+        self.addCleanup(sock.close)
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        ws = RawWs(sock)
+        status, headers = ws.read_http_head()
+        return status, headers
+
+    def test_two_upgrade_headers_are_400(self):
+        srv = self.start_server()
+        for extra in (["Upgrade: websocket"], ["upgrade: WebSocket"], ["Upgrade: h2c"]):
+            with self.subTest(extra=extra):
+                status, _ = self.request(srv, extra)
+                self.assertEqual(status, 400)
+        status, _ = self.request(srv, ["Upgrade: h2c", "Upgrade: websocket"], drop=("Upgrade",))
+        self.assertEqual(status, 400)
+        srv.wait_for_log(r"GET /echo/ws status=400")
+        # One Upgrade is still fine.
+        status, _ = self.request(srv, [])
+        self.assertEqual(status, 101)
+
+    def test_two_keys_or_two_versions_are_400(self):
+        srv = self.start_server()
+        for extra in (["Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="],
+                      ["Sec-WebSocket-Key: AZaz09+/AAAAAAAAAAAAAA=="],
+                      ["Sec-WebSocket-Version: 13"],
+                      ["sec-websocket-version: 8"]):
+            with self.subTest(extra=extra):
+                status, headers = self.request(srv, extra)
+                self.assertEqual(status, 400)
+                self.assertEqual(headers.get("sec-websocket-version"), "13")
 
 
 if __name__ == "__main__":
