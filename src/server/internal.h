@@ -248,6 +248,11 @@ struct orr_server {
     char api_token[513];          /* "" = push API off */
     /* Handshakes (requests to websocket routes) by response status. */
     atomic_uint_fast64_t hs_status[8];
+    /* Failed accepts (out of descriptors or memory): every one counted, at
+     * most one log line per second for the whole server (the second of the
+     * last, monotonic; -1 before the first). */
+    atomic_uint_fast64_t accept_errors;
+    atomic_int_fast64_t accept_error_logged_s;
 };
 
 /* hs_status slots */

@@ -111,6 +111,11 @@ char *metrics_render(orr_server *s, size_t *len) {
         dropped += atomic_load_explicit(&s->workers[wi].mailbox_dropped, memory_order_relaxed);
     sb_printf(&b, "orrery_mailbox_dropped_total %llu\n", (unsigned long long)dropped);
 
+    family(&b, "orrery_accept_errors_total", "counter",
+           "Failed accept calls, mostly for want of file descriptors or memory (the worker then pauses accepting until its next tick).");
+    sb_printf(&b, "orrery_accept_errors_total %llu\n",
+              (unsigned long long)atomic_load_explicit(&s->accept_errors, memory_order_relaxed));
+
     if (s->cluster) orr_cluster_metrics(s->cluster, emit_line, &b);
 
     orr_registry_counts rc;

@@ -32,6 +32,7 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
     pthread_mutex_init(&s->token_lock, NULL);
     snprintf(s->api_token, sizeof s->api_token, "%s", cfg->api_token);
     atomic_init(&s->max_outbound_bytes, cfg->max_outbound_bytes);
+    atomic_init(&s->accept_error_logged_s, -1);
     s->router = orr_router_new(cfg->base_domain);
     s->gears = orr_xcalloc(n_gears, sizeof *s->gears);
     size_t n_routes = 0;

@@ -149,23 +149,38 @@ static void epoll_add(orr_worker *w, int fd, uint32_t events, void *ptr) {
 
 /* ---- accepting ---- */
 
+/* A failed accept is counted every time; it is logged at most once a
+ * second for the whole server, since every worker retries on each tick for
+ * as long as the shortage lasts. */
+static void accept_failed(orr_worker *w, int err, bool paused) {
+    orr_server *s = w->srv;
+    uint64_t n = atomic_fetch_add_explicit(&s->accept_errors, 1, memory_order_relaxed) + 1;
+    int64_t sec = w->now_ms / 1000;
+    int_fast64_t last = atomic_load_explicit(&s->accept_error_logged_s, memory_order_relaxed);
+    if (last >= sec ||
+        !atomic_compare_exchange_strong_explicit(&s->accept_error_logged_s, &last, sec,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    orr_log(paused ? ORR_LOG_ERROR : ORR_LOG_WARN, NULL, "worker %d: accept: %s%s (%llu accept errors so far)",
+            w->index, strerror(err), paused ? "; pausing accepts until the next tick" : "", (unsigned long long)n);
+}
+
 static void on_accept(orr_worker *w) {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(w->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            int err = errno;
+            if (err == EAGAIN || err == EINTR || err == ECONNABORTED) return;
+            bool shortage = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+            if (shortage) {
                 /* Out of descriptors: stop accepting until the next tick
                  * rather than spin on a listener that stays readable. */
-                orr_log(ORR_LOG_ERROR, NULL, "worker %d: accept: %s; pausing accepts", w->index,
-                        strerror(errno));
                 epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
                 w->accept_paused = true;
-                return;
             }
-            orr_log(ORR_LOG_WARN, NULL, "worker %d: accept: %s", w->index, strerror(errno));
+            accept_failed(w, err, shortage);
             return;
         }
         int one = 1;

@@ -6,12 +6,14 @@ sockets, which can send what no real client would.
 """
 
 import os
+import re
+import resource
 import socket
 import threading
 import time
 import unittest
 
-from orrery_harness import OP_CONT, OP_TEXT, SLOW, RawWs, ServerTestCase, encode_frame
+from orrery_harness import OP_CONT, OP_TEXT, SLOW, RawWs, Server, ServerTestCase, encode_frame
 
 
 class TestFragmentFlood(ServerTestCase):
@@ -108,6 +110,78 @@ class TestDuplicateHandshakeHeaders(ServerTestCase):
                 status, headers = self.request(srv, extra)
                 self.assertEqual(status, 400)
                 self.assertEqual(headers.get("sec-websocket-version"), "13")
+
+
+def http_get(sock, path):
+    """One keep-alive GET on an open socket; returns (status, headers, body)."""
+    sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+    ws = RawWs(sock)
+    status, headers = ws.read_http_head()
+    body = ws.buf
+    n = int(headers.get("content-length", "0"))
+    deadline = time.monotonic() + 5 * SLOW
+    while len(body) < n and time.monotonic() < deadline:
+        body += sock.recv(65536)
+    return status, headers, body[:n].decode()
+
+
+class TestOutOfDescriptors(unittest.TestCase):
+    """With RLIMIT_NOFILE at 64, a crowd of connections runs the server out of
+    descriptors: it says so at most once a second, counts every failed
+    accept, keeps serving the connections it has, and accepts again once
+    descriptors are free."""
+
+    NOFILE = 64
+
+    def start(self):
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.NOFILE, self.NOFILE))
+
+        srv = Server({"workers": 2}, preexec_fn=low_limit)
+        self.addCleanup(srv.kill)
+        return srv
+
+    def connect(self, srv):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5 * SLOW)
+        self.addCleanup(s.close)
+        return s
+
+    def test_accept_errors_are_logged_once_a_second_and_counted(self):
+        srv = self.start()
+        admin = self.connect(srv)  # opened before the shortage: keep-alive
+        status, _, body = http_get(admin, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("orrery_accept_errors_total 0\n", body)
+        echo = RawWs.connect(srv.port)
+        self.addCleanup(echo.close_socket)
+
+        crowd = [self.connect(srv) for _ in range(3 * self.NOFILE)]
+        line = srv.wait_for_log(r"accept: Too many open files")
+        self.assertIn("pausing accepts", line)
+        t0 = time.monotonic()
+        time.sleep(3)
+        held = time.monotonic() - t0
+        lines = [l for l in srv.lines() if "accept: " in l]
+        print("\n  %d accept-error lines over %.1f s" % (len(lines), held))
+        self.assertLessEqual(len(lines), int(held) + 2, "\n".join(lines))
+
+        # The connections it has are served meanwhile.
+        status, _, body = http_get(admin, "/metrics")
+        self.assertEqual(status, 200)
+        m = re.search(r"^orrery_accept_errors_total (\d+)$", body, re.M)
+        self.assertIsNotNone(m, body)
+        errors = int(m.group(1))
+        print("  orrery_accept_errors_total %d" % errors)
+        self.assertGreater(errors, 0)
+        echo.send_text("still here")
+        self.assertEqual(echo.read_frame().payload, b"still here")
+
+        # Descriptors free again: new connections are accepted and answered.
+        for s in crowd:
+            s.close()
+        late = self.connect(srv)
+        status, _, body = http_get(late, "/healthz")
+        self.assertEqual((status, body), (200, "ok\n"))
 
 
 if __name__ == "__main__":
