@@ -50,6 +50,8 @@ typedef struct orr_config {
     int workers;                   /* default: number of online cores */
     char base_domain[256];         /* default "localhost" */
     uint32_t idle_timeout_ms;      /* default 60000 */
+    uint32_t ping_interval_ms;     /* ping after this long without a byte; 0 (default): never;
+                                      else less than idle_timeout_ms */
     uint64_t max_message_bytes;    /* default 5000000 */
     uint32_t max_fragments;        /* frames one data message may have, default 100000 */
     uint32_t drain_ms;             /* default 5000 */

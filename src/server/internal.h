@@ -96,8 +96,12 @@ struct orr_conn {
 };
 
 /* The worker's timeout lists: each has one fixed timeout, so FIFO order is
- * deadline order and a tick only looks at the heads. */
-enum { LIST_NONE, LIST_HTTP, LIST_WS, LIST_CLOSING, LIST_COUNT };
+ * deadline order and a tick only looks at the heads. With ping_interval_ms
+ * set, LIST_WS expires after it (the server pings) and the connection moves
+ * to LIST_WS_PINGED with its last_ms kept, which expires at idle_timeout_ms
+ * (close 1000); bytes arriving move it back to LIST_WS. Entries come to
+ * LIST_WS_PINGED from LIST_WS's head, so it stays in last_ms order too. */
+enum { LIST_NONE, LIST_HTTP, LIST_WS, LIST_WS_PINGED, LIST_CLOSING, LIST_COUNT };
 
 typedef struct inbox_msg inbox_msg;
 typedef struct orr_pool orr_pool;
@@ -259,7 +263,11 @@ struct orr_server {
 enum { HS_101, HS_400, HS_404, HS_426, HS_500, HS_503, HS_OTHER_4XX, HS_OTHER, HS_N };
 
 /* ---- worker.c ---- */
+/* To the tail of list_id, its clock restarted (last_ms = now). */
 void worker_list_move(orr_worker *w, orr_conn *c, int list_id);
+/* To the tail of list_id, last_ms kept: for a list whose deadline counts
+ * from the same moment as the one it leaves (LIST_WS -> LIST_WS_PINGED). */
+void worker_list_requeue(orr_worker *w, orr_conn *c, int list_id);
 void worker_conn_free_later(orr_worker *w, orr_conn *c);
 orr_conn *worker_conn_new(orr_worker *w, int fd, const struct sockaddr *sa);
 void worker_update_events(orr_worker *w, orr_conn *c);

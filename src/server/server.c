@@ -178,6 +178,7 @@ static void note_restart_keys(const orr_config *a, const orr_config *b) {
     if (a->workers != b->workers) orr_log(ORR_LOG_WARN, NULL, fmt, "workers");
     if (strcmp(a->base_domain, b->base_domain)) orr_log(ORR_LOG_WARN, NULL, fmt, "base_domain");
     if (a->idle_timeout_ms != b->idle_timeout_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "idle_timeout_ms");
+    if (a->ping_interval_ms != b->ping_interval_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "ping_interval_ms");
     if (a->max_message_bytes != b->max_message_bytes) orr_log(ORR_LOG_WARN, NULL, fmt, "max_message_bytes");
     if (a->max_fragments != b->max_fragments) orr_log(ORR_LOG_WARN, NULL, fmt, "max_fragments");
     if (a->drain_ms != b->drain_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "drain_ms");

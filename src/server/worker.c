@@ -50,21 +50,27 @@ int64_t wall_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The config keeps ping_interval_ms below idle_timeout_ms (or 0: off). */
 static uint32_t list_timeout(const orr_worker *w, int list_id) {
     const orr_config *cfg = &w->srv->cfg;
     switch (list_id) {
     case LIST_HTTP: return cfg->handshake_timeout_ms;
-    case LIST_WS: return cfg->idle_timeout_ms;
+    case LIST_WS: return cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms;
+    case LIST_WS_PINGED: return cfg->idle_timeout_ms;
     case LIST_CLOSING: return cfg->close_timeout_ms;
     default: return 0;
     }
 }
 
-void worker_list_move(orr_worker *w, orr_conn *c, int list_id) {
+void worker_list_requeue(orr_worker *w, orr_conn *c, int list_id) {
     orr_list_remove(&c->link);
     c->list_id = (uint8_t)list_id;
-    c->last_ms = w->now_ms;
     if (list_id != LIST_NONE) orr_list_push_back(&w->lists[list_id], &c->link);
+}
+
+void worker_list_move(orr_worker *w, orr_conn *c, int list_id) {
+    c->last_ms = w->now_ms;
+    worker_list_requeue(w, c, list_id);
 }
 
 /* ---- slots ---- */
@@ -225,7 +231,9 @@ static void drain_step(orr_worker *w) {
     if (span > 0 && t < span) due = (size_t)((w->drain_total * (uint64_t)t + (uint64_t)span - 1) / (uint64_t)span);
     if (due == 0 && w->drain_total) due = 1;
     while (w->drain_sent < due) {
-        orr_link *l = orr_list_front(&w->lists[LIST_WS]);
+        /* Open connections are in LIST_WS or, pinged, in LIST_WS_PINGED. */
+        orr_link *l = orr_list_front(&w->lists[LIST_WS_PINGED]);
+        if (!l) l = orr_list_front(&w->lists[LIST_WS]);
         if (!l) {
             w->drain_sent = w->drain_total;
             break;
@@ -245,6 +253,7 @@ static void on_tick(orr_worker *w) {
     }
     expire_list(w, LIST_HTTP);
     expire_list(w, LIST_WS);
+    expire_list(w, LIST_WS_PINGED);
     expire_list(w, LIST_CLOSING);
     if (w->draining) {
         drain_step(w);
@@ -273,11 +282,13 @@ static void arm_timer(orr_worker *w, uint32_t period_ms) {
 }
 
 /* A tick of an eighth of the shortest timeout (within 5..250 ms) keeps
- * timeouts within about 12% of their setting at negligible cost. */
+ * timeouts within about 12% of their setting at negligible cost. The ping
+ * interval is one of them when set. */
 static uint32_t tick_period(const orr_config *cfg) {
     uint32_t m = cfg->idle_timeout_ms;
     if (cfg->close_timeout_ms < m) m = cfg->close_timeout_ms;
     if (cfg->handshake_timeout_ms < m) m = cfg->handshake_timeout_ms;
+    if (cfg->ping_interval_ms && cfg->ping_interval_ms < m) m = cfg->ping_interval_ms;
     m /= 8;
     if (m < 5) m = 5;
     if (m > 250) m = 250;
@@ -521,7 +532,8 @@ static void start_drain(orr_worker *w) {
         }
     }
     w->drain_total = 0;
-    for (orr_link *p = w->lists[LIST_WS].next; p != &w->lists[LIST_WS]; p = p->next) w->drain_total++;
+    for (int id = LIST_WS; id <= LIST_WS_PINGED; id++)
+        for (orr_link *p = w->lists[id].next; p != &w->lists[id]; p = p->next) w->drain_total++;
     w->drain_sent = 0;
     arm_timer(w, 5);
     drain_step(w);
