@@ -1,6 +1,7 @@
 /*
  * libFuzzer target for the RFC 6455 frame reader. The first input byte picks
- * the role and the message size limit; the rest is the byte stream.
+ * the role, the message size limit and the frame limit (its top two bits,
+ * which also seed the random splits); the rest is the byte stream.
  *
  * The stream is fed whole, one byte at a time, and in two random splits,
  * each piece in its own exact-size allocation so ASan sees any read past the
@@ -9,7 +10,7 @@
  * the same stream offset; payload emitted before an error may differ only in
  * how much of the failing frame came out. Each call is also checked against
  * the event contract, and what comes out against the rules it promises:
- * control frames short and final, messages within the limit, text valid.
+ * control frames short and final, messages within both limits, text valid.
  */
 #include "ws/frame.h"
 #include "ws/utf8.h"
@@ -79,20 +80,22 @@ static void check_close(const uint8_t *p, size_t len) {
         CHECK(rc == 0 && code == c);
 }
 
-static rec run(orr_ws_role role, uint64_t max, const uint8_t *in, size_t n, feeder f) {
+static rec run(orr_ws_role role, uint64_t max, uint32_t max_frames, const uint8_t *in, size_t n,
+               feeder f) {
     rec r = {0};
     r.log = malloc(n / 2 * 11 + n + 16);
     CHECK(r.log != NULL);
     orr_ws_reader rd;
-    orr_ws_reader_init(&rd, role, max);
+    orr_ws_reader_init(&rd, role, max, max_frames);
 
     bool in_frame = false;
     size_t frame_start = 0; /* stream offset of the current frame's header */
     uint8_t cur_op = 0;     /* the open frame's opcode and length */
     uint64_t cur_len = 0, cur_got = 0;
-    size_t cur_data = 0;    /* where the open frame's payload starts in the log */
-    unsigned msg = 0;       /* the open data message's opcode */
-    uint64_t msg_bytes = 0; /* its payload so far */
+    size_t cur_data = 0;     /* where the open frame's payload starts in the log */
+    unsigned msg = 0;        /* the open data message's opcode */
+    uint64_t msg_bytes = 0;  /* its payload so far */
+    uint32_t msg_frames = 0; /* and its frames */
     uint32_t text = ORR_UTF8_ACCEPT;
 
     size_t pos = 0;
@@ -153,6 +156,8 @@ static rec run(orr_ws_role role, uint64_t max, const uint8_t *in, size_t n, feed
                     CHECK(ch.msg_opcode == msg);
                     msg_bytes += ch.frame_len;
                     CHECK(max == 0 || msg_bytes <= max);
+                    msg_frames++;
+                    CHECK(max_frames == 0 || msg_frames <= max_frames);
                 }
             } else {
                 CHECK(in_frame && ch.opcode == cur_op && ch.frame_len == cur_len);
@@ -174,6 +179,7 @@ static rec run(orr_ws_role role, uint64_t max, const uint8_t *in, size_t n, feed
                     if (msg == ORR_WS_OP_TEXT) CHECK(text == ORR_UTF8_ACCEPT);
                     msg = 0;
                     msg_bytes = 0;
+                    msg_frames = 0;
                     text = ORR_UTF8_ACCEPT;
                 }
             } else {
@@ -200,17 +206,20 @@ static void same(const rec *a, const rec *b) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const uint64_t limits[8] = {0, 1, 2, 5, 16, 125, 300, 70000};
+    static const uint32_t frame_limits[4] = {0, 1, 2, 3};
     if (size < 1) return 0;
     orr_ws_role role = (data[0] & 1) ? ORR_WS_CLIENT : ORR_WS_SERVER;
     uint64_t max = limits[(data[0] >> 1) & 7];
+    uint32_t max_frames = frame_limits[data[0] >> 6];
     const uint8_t *in = data + 1;
     size_t n = size - 1;
 
-    rec whole = run(role, max, in, n, (feeder){0, 0});
-    rec bytes = run(role, max, in, n, (feeder){1, 0});
+    rec whole = run(role, max, max_frames, in, n, (feeder){0, 0});
+    rec bytes = run(role, max, max_frames, in, n, (feeder){1, 0});
     same(&whole, &bytes);
     for (uint64_t k = 1; k <= 2; k++) {
-        rec split = run(role, max, in, n, (feeder){2, (data[0] >> 4) * 0x9E3779B97F4A7C15ull + k});
+        rec split = run(role, max, max_frames, in, n,
+                        (feeder){2, (data[0] >> 4) * 0x9E3779B97F4A7C15ull + k});
         same(&whole, &split);
         free(split.log);
     }

@@ -313,8 +313,13 @@ static const orr__config_key config_keys[] = {
      .show = show_string},
     INT_KEY(idle_timeout_ms, 1, 86400000, "milliseconds",
             "close (1000) a connection that sent nothing for this long"),
+    INT_KEY(ping_interval_ms, 0, 86400000, "milliseconds",
+            "ping a connection that sent nothing for this long (less than idle_timeout_ms); "
+            "0: never"),
     INT_KEY(max_message_bytes, 1, 2147483648LL, "bytes",
             "largest message accepted; a bigger one is closed with 1009"),
+    INT_KEY(max_fragments, 1, 100000000, "frames",
+            "most frames one message may have (its continuations); more is closed with 1009"),
     INT_KEY(drain_ms, 0, 3600000, "milliseconds",
             "on SIGTERM/SIGINT, the close frames (1001) are spread over this long"),
     INT_KEY(close_timeout_ms, 1, 600000, "milliseconds",
@@ -346,7 +351,9 @@ static const orr__config_key config_keys[] = {
      .unit = "bytes",
      .default_note = "RAM / 4"},
     INT_KEY(max_pools, 1, 1000000, "pools",
-            "how many distinct executor pools one node keeps (fixed at start)"),
+            "executor pools alive at once on one node (fixed at start); listed and gear pools stay"),
+    INT_KEY(retry_after_s, 0, 86400, "seconds",
+            "the Retry-After every 503 carries (unless a gear's own answer has one)"),
     {.name = "api_token",
      .type = "token string",
      .meaning = "the push API's token, 1 to 512 visible ASCII characters; unset: push API off",
@@ -387,7 +394,9 @@ void orr_config_defaults(orr_config *c) {
                                  : (int)cores,
         .base_domain = "localhost",
         .idle_timeout_ms = 60000,
+        .ping_interval_ms = 0,
         .max_message_bytes = 5000000,
+        .max_fragments = 100000,
         .drain_ms = 5000,
         .close_timeout_ms = 5000,
         .handshake_timeout_ms = 10000,
@@ -396,6 +405,7 @@ void orr_config_defaults(orr_config *c) {
         .max_outbound_bytes = 1048576,
         .max_buffered_bytes = default_buffered_bytes(),
         .max_pools = 4096,
+        .retry_after_s = 5,
         .api_token = "",
         .cluster = ORR__CONFIG_CLUSTER_DEFAULTS,
     };
@@ -563,6 +573,23 @@ static int syntax_error(const char *file, const char *text, size_t len, const js
     return -1;
 }
 
+/* The relation between two keys, checked once both are known: a ping must
+ * go out before the idle timeout could close the connection. Said at
+ * ping_interval_ms when the file gives it, else at idle_timeout_ms. */
+static int check_ping_interval(orr__config_ctx *ctx, json_t *root, const orr_config *c) {
+    if (c->ping_interval_ms == 0 || c->ping_interval_ms < c->idle_timeout_ms) return 0;
+    if (json_object_get(root, "ping_interval_ms"))
+        return orr__config_fail_at(ctx, "ping_interval_ms", 1,
+                                   "must be less than idle_timeout_ms (%lu), got %lu: the "
+                                   "connection would be closed before its ping; 0 turns pings off",
+                                   (unsigned long)c->idle_timeout_ms,
+                                   (unsigned long)c->ping_interval_ms);
+    return orr__config_fail_at(ctx, "idle_timeout_ms", 1,
+                               "must be greater than ping_interval_ms (%lu), got %lu",
+                               (unsigned long)c->ping_interval_ms,
+                               (unsigned long)c->idle_timeout_ms);
+}
+
 int orr_config_load(const char *path, orr_config *c, char *err, size_t errlen) {
     char *text;
     size_t len;
@@ -587,6 +614,7 @@ int orr_config_load(const char *path, orr_config *c, char *err, size_t errlen) {
         orr__config_ctx ctx = {
             .file = path, .text = text, .len = len, .err = err, .errlen = errlen};
         rc = orr__config_load_object(&ctx, config_keys, ORR_ARRAY_LEN(config_keys), root, &next);
+        if (rc == 0) rc = check_ping_interval(&ctx, root, &next);
         /* next.pools differs from c->pools only if the file had "pools". */
         if (rc == 0 && next.pools != c->pools) {
             /* A pool without its own limit takes the top-level one, wherever

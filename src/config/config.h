@@ -50,7 +50,10 @@ typedef struct orr_config {
     int workers;                   /* default: number of online cores */
     char base_domain[256];         /* default "localhost" */
     uint32_t idle_timeout_ms;      /* default 60000 */
+    uint32_t ping_interval_ms;     /* ping after this long without a byte; 0 (default): never;
+                                      else less than idle_timeout_ms */
     uint64_t max_message_bytes;    /* default 5000000 */
+    uint32_t max_fragments;        /* frames one data message may have, default 100000 */
     uint32_t drain_ms;             /* default 5000 */
     uint32_t close_timeout_ms;     /* default 5000 */
     uint32_t handshake_timeout_ms; /* default 10000 */
@@ -60,6 +63,7 @@ typedef struct orr_config {
     uint64_t max_buffered_bytes;   /* the node's memory budget for reassembly and output
                                       buffers, default a quarter of physical memory */
     uint32_t max_pools;            /* executor pools alive at once on one node, default 4096 */
+    uint32_t retry_after_s;        /* Retry-After of every 503, default 5 */
     char api_token[513];           /* 1..512 visible ASCII characters; "" (default): push API off */
     orr_pool_config *pools;        /* "pools", owned: orr_config_free; sorted by name (the */
     size_t n_pools;                /* loader sorts them), so orr_config_pool_limit can bisect */

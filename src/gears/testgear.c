@@ -20,6 +20,9 @@
  * connection holds it, the gear closes with 4009 "name taken". The pool is
  * tenant:<id> when the query has tenant=<id>, else gear:testgear; over the
  * pool's limit the answer is 503 {"error":"ws_too_many_connections"}.
+ * With refuse=1 `connect` answers 503 {"error":"refused"} instead of
+ * upgrading; with retry_after=<v> either 503 carries its own "retry-after: <v>"
+ * (written in lower case: the server must recognise it in any case).
  * Routes: /ws, and /rooms/:room/ followed by a wildcard `rest`, to exercise
  * path parameters.
  */
@@ -75,7 +78,21 @@ static void build_info(testgear_state *st, const orr_handshake *hs) {
     strcat(o, "}");
 }
 
+/* A 503 of the gear's own, with the query's retry_after if it has one. */
+static int tg_503(orr_handshake *hs, const char *body, size_t len) {
+    const char *retry = orr_hs_query(hs, "retry_after");
+    if (retry) {
+        int rc = orr_hs_add_header(hs, "retry-after", retry);
+        if (rc < 0) return rc;
+    }
+    return orr_hs_respond(hs, 503, "application/json", body, len);
+}
+
 static int tg_connect(orr_handshake *hs) {
+    if (orr_hs_query(hs, "refuse")) {
+        static const char body[] = "{\"error\":\"refused\"}";
+        return tg_503(hs, body, sizeof body - 1);
+    }
     const char *name = orr_hs_query(hs, "name");
     if (!name || !*name) {
         static const char body[] = "query parameter 'name' is required\n";
@@ -110,7 +127,7 @@ static int tg_pool(const orr_handshake *hs, char *pool, size_t cap) {
 
 static int tg_too_many(orr_handshake *hs) {
     static const char body[] = "{\"error\":\"ws_too_many_connections\"}";
-    return orr_hs_respond(hs, 503, "application/json", body, sizeof body - 1);
+    return tg_503(hs, body, sizeof body - 1);
 }
 
 /* "<prefix><a>" as a reply. */

@@ -50,6 +50,10 @@ int orr_ws_upgrade_check(const orr_http_request *req, orr_span *key) {
     /* RFC 9112 3.2: a request without Host, or with two, is answered 400. */
     const orr_span *host = single_header(req, "Host");
     if (!host || host->n == 0) return 400;
+    /* Two Upgrade headers are not read as one list: a request that says
+     * what it switches to twice is malformed (as with the key and the
+     * version below, which RFC 6455 4.2.1 wants exactly once). */
+    if (orr_http_header_count(req, "Upgrade") > 1) return 400;
 
     if (!orr_http_header_has_token(req, "Upgrade", "websocket") ||
         !orr_http_header_has_token(req, "Connection", "upgrade"))

@@ -13,7 +13,8 @@
  * 426 when Upgrade: websocket or Connection: upgrade is missing (answer with
  * Upgrade: websocket), 400 when the key is missing or malformed (not base64
  * of 16 bytes), the version is not 13 (answer with Sec-WebSocket-Version: 13),
- * the method is not GET or the request is not HTTP/1.1.
+ * the method is not GET or the request is not HTTP/1.1, and when Host,
+ * Upgrade, Sec-WebSocket-Key or Sec-WebSocket-Version appears twice.
  */
 int orr_ws_upgrade_check(const orr_http_request *req, orr_span *key);
 

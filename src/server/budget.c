@@ -11,10 +11,9 @@
  *  - each worker closes its connections holding the most unsent output
  *    (1008), largest first, cutting their backlogs at once, until the node
  *    is back under three quarters. A worker does it when its own output
- *    passes the line and on every tick, so output held on another worker
- *    is shed within a tick. Still over the budget itself after that, the
- *    connections it already shed (which keep the frame they were being sent
- *    and their close frame) are closed without waiting for their clients.
+ *    passes the line and on every tick, and output held on another worker
+ *    is shed at once: a worker that could not get under the line alone asks
+ *    the others (through their inboxes, at most every SHED_EVERY_MS).
  * The eighth kept free lets ordinary traffic (small messages split across
  * reads, short backlogs) go on while the budget is defended.
  */
@@ -58,8 +57,10 @@ static int by_pending_desc(const void *a, const void *b) {
 void budget_shed(orr_worker *w, bool force) {
     orr_server *s = w->srv;
     if (w->shedding || !budget_near(s)) return;
+    /* A pass that got the node back under the line freed an eighth of the
+     * budget: the next may come as soon as it is needed. One that could
+     * not is not repeated for SHED_EVERY_MS (each scans every connection). */
     if (!force && w->now_ms - w->shed_ms < SHED_EVERY_MS) return;
-    w->shed_ms = w->now_ms;
     w->shedding = true;
     shed_pick *picks = NULL;
     size_t n = 0, cap = 0;
@@ -74,6 +75,8 @@ void budget_shed(orr_worker *w, bool force) {
     }
     if (n > 1) qsort(picks, n, sizeof *picks, by_pending_desc);
     size_t max = budget_max(s), low = max - max / 4;
+    /* Connections shed before keep only the frame they were being sent
+     * and their close, until the close timeout: not shed twice. */
     for (size_t i = 0; i < n && buffered(s) > low; i++) {
         orr_conn *c = picks[i].c;
         if (c->phase == PHASE_DEAD || c->reason == ORR_REASON_OVERLOAD) continue;
@@ -83,13 +86,15 @@ void budget_shed(orr_worker *w, bool force) {
                 buffered(s), max, picks[i].pending);
         out_shed(w, c);
     }
-    /* Still over the budget itself: the ones shed before, which hold the
-     * last frame they were being sent and their close, go now. */
-    for (size_t i = 0; i < n && buffered(s) > max; i++) {
-        orr_conn *c = picks[i].c;
-        if (c->phase != PHASE_DEAD && c->reason == ORR_REASON_OVERLOAD && (c->flags & CF_TERMINATED))
-            conn_close_now(w, c);
-    }
+    w->shed_ms = budget_near(s) ? w->now_ms : 0;
+    /* Not enough here: the other workers look at theirs now, not at their
+     * next tick (at most every SHED_EVERY_MS for the whole node). */
+    int_fast64_t last = atomic_load_explicit(&s->shed_wake_ms, memory_order_relaxed);
+    if (budget_near(s) && w->now_ms - last >= SHED_EVERY_MS &&
+        atomic_compare_exchange_strong_explicit(&s->shed_wake_ms, &last, w->now_ms, memory_order_relaxed,
+                                                memory_order_relaxed))
+        for (int k = 0; k < s->n_workers; k++)
+            if (&s->workers[k] != w) worker_post_shed(&s->workers[k]);
     free(picks);
     w->shedding = false;
 }

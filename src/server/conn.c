@@ -169,6 +169,26 @@ void conn_send_close(orr_worker *w, orr_conn *c, uint16_t code, const char *reas
     conn_terminate(w, c, why, NULL, 0);
 }
 
+/* Silent for ping_interval_ms: one empty ping. The idle timeout still
+ * counts from the last byte received (last_ms is kept). */
+static void ping_idle(orr_worker *w, orr_conn *c) {
+    out_cork(w, c);
+    out_frame(w, ORR_WS_OP_PING, NULL, 0);
+    out_uncork(w);
+    if (c->phase == PHASE_WS) worker_list_requeue(w, c, LIST_WS_PINGED);
+}
+
+static void close_idle(orr_worker *w, orr_conn *c) {
+    if (out_pending(c) > (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed)) {
+        /* Silent because it does not read what it is sent. */
+        out_slow_consumer(w, c);
+        return;
+    }
+    out_cork(w, c);
+    conn_send_close(w, c, ORR_WS_CLOSE_NORMAL, "", 0, ORR_REASON_TIMEOUT);
+    out_uncork(w);
+}
+
 void conn_on_timeout(orr_worker *w, orr_conn *c) {
     switch (c->list_id) {
     case LIST_HTTP:
@@ -183,14 +203,14 @@ void conn_on_timeout(orr_worker *w, orr_conn *c) {
         }
         break;
     case LIST_WS:
-        if (out_pending(c) > (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed)) {
-            /* Silent because it does not read what it is sent. */
-            out_slow_consumer(w, c);
-            break;
-        }
-        out_cork(w, c);
-        conn_send_close(w, c, ORR_WS_CLOSE_NORMAL, "", 0, ORR_REASON_TIMEOUT);
-        out_uncork(w);
+        /* Without pings, LIST_WS expires at the idle timeout. */
+        if (w->srv->cfg.ping_interval_ms)
+            ping_idle(w, c);
+        else
+            close_idle(w, c);
+        break;
+    case LIST_WS_PINGED:
+        close_idle(w, c);
         break;
     default:
         conn_close_now(w, c);
@@ -220,7 +240,11 @@ void conn_on_readable(orr_worker *w, orr_conn *c) {
             if (c->phase == PHASE_HTTP) {
                 http_on_data(w, c, w->rbuf, (size_t)n);
             } else {
-                if (c->phase == PHASE_WS && c->last_ms != w->now_ms) worker_list_move(w, c, LIST_WS);
+                /* Bytes arrived: the idle clock restarts (a pinged
+                 * connection is back in LIST_WS, pinged again only after
+                 * another ping_interval_ms of silence). */
+                if (c->phase == PHASE_WS && (c->list_id != LIST_WS || c->last_ms != w->now_ms))
+                    worker_list_move(w, c, LIST_WS);
                 ws_on_data(w, c, w->rbuf, (size_t)n);
             }
             out_uncork(w);

@@ -45,12 +45,30 @@ const char *status_text(int status) {
     }
 }
 
+/* Whether a block of "Name: value\r\n" lines has a Retry-After. */
+static bool has_retry_after(const char *headers) {
+    static const char name[] = "retry-after:";
+    for (const char *line = headers; line && *line;) {
+        if (strncasecmp(line, name, sizeof name - 1) == 0) return true;
+        line = strstr(line, "\r\n");
+        if (line) line += 2;
+    }
+    return false;
+}
+
 void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *extra_headers,
                          const char *ctype, const void *body, size_t body_len, bool keep_alive) {
     char head[512];
     int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, status_text(status));
     out_append(w, head, (size_t)n);
     if (extra_headers) out_append(w, extra_headers, strlen(extra_headers));
+    /* Every 503 says when to come back (a pool full, too many pools, the
+     * drain, a cluster that is down, or a gear's own 503), so that clients
+     * do not retry at once; a gear's own Retry-After is kept. */
+    if (status == 503 && !has_retry_after(extra_headers)) {
+        n = snprintf(head, sizeof head, "Retry-After: %u\r\n", w->srv->cfg.retry_after_s);
+        out_append(w, head, (size_t)n);
+    }
     n = snprintf(head, sizeof head, "%s%s%sContent-Length: %zu\r\nConnection: %s\r\n\r\n",
                  ctype ? "Content-Type: " : "", ctype ? ctype : "", ctype ? "\r\n" : "", body_len,
                  keep_alive ? "keep-alive" : "close");

@@ -115,8 +115,12 @@ typedef struct conn_ctl {
 } conn_ctl;
 
 /* The worker's timeout lists: each has one fixed timeout, so FIFO order is
- * deadline order and a tick only looks at the heads. */
-enum { LIST_NONE, LIST_HTTP, LIST_WS, LIST_CLOSING, LIST_COUNT };
+ * deadline order and a tick only looks at the heads. With ping_interval_ms
+ * set, LIST_WS expires after it (the server pings) and the connection moves
+ * to LIST_WS_PINGED with its last_ms kept, which expires at idle_timeout_ms
+ * (close 1000); bytes arriving move it back to LIST_WS. Entries come to
+ * LIST_WS_PINGED from LIST_WS's head, so it stays in last_ms order too. */
+enum { LIST_NONE, LIST_HTTP, LIST_WS, LIST_WS_PINGED, LIST_CLOSING, LIST_COUNT };
 
 typedef struct inbox_msg inbox_msg;
 typedef struct orr_pool orr_pool;
@@ -277,17 +281,27 @@ struct orr_server {
      * connection (allocated bytes), and the closes it made. */
     atomic_size_t buffered;
     atomic_uint_fast64_t budget_refused, budget_shed;
+    atomic_int_fast64_t shed_wake_ms;  /* when a worker last asked the others to shed */
     pthread_mutex_t token_lock;
     char api_token[513];          /* "" = push API off */
     /* Handshakes (requests to websocket routes) by response status. */
     atomic_uint_fast64_t hs_status[8];
+    /* Failed accepts (out of descriptors or memory): every one counted, at
+     * most one log line per second for the whole server (the second of the
+     * last, monotonic; -1 before the first). */
+    atomic_uint_fast64_t accept_errors;
+    atomic_int_fast64_t accept_error_logged_s;
 };
 
 /* hs_status slots */
 enum { HS_101, HS_400, HS_404, HS_426, HS_500, HS_503, HS_OTHER_4XX, HS_OTHER, HS_N };
 
 /* ---- worker.c ---- */
+/* To the tail of list_id, its clock restarted (last_ms = now). */
 void worker_list_move(orr_worker *w, orr_conn *c, int list_id);
+/* To the tail of list_id, last_ms kept: for a list whose deadline counts
+ * from the same moment as the one it leaves (LIST_WS -> LIST_WS_PINGED). */
+void worker_list_requeue(orr_worker *w, orr_conn *c, int list_id);
 void worker_conn_free_later(orr_worker *w, orr_conn *c);
 orr_conn *worker_conn_new(orr_worker *w, int fd, const struct sockaddr *sa);
 void worker_update_events(orr_worker *w, orr_conn *c);
@@ -354,6 +368,9 @@ void conn_ctl_release(orr_conn *c);
 /* Handle bytes in the HTTP phase: heads, answers, and the upgrade (frames
  * that follow the head go to ws_on_data). */
 void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n);
+/* A response with the status line, extra_headers ("Name: value\r\n" lines, or
+ * NULL), Content-Type, Content-Length and Connection. A 503 also gets
+ * Retry-After: retry_after_s unless extra_headers has one. */
 void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *extra_headers,
                          const char *ctype, const void *body, size_t body_len, bool keep_alive);
 
@@ -438,6 +455,8 @@ inbox_msg *worker_result_msg(uint64_t conn, const orr_registry_result *r);
 void inbox_chain_add(inbox_msg **head, inbox_msg **tail, inbox_msg *m);
 void worker_post_chain(orr_worker *w, inbox_msg *head, inbox_msg *tail);
 void worker_post_kill(orr_worker *to, uint64_t conn);
+/* Ask a worker to shed output for the budget now (budget.c). */
+void worker_post_shed(orr_worker *to);
 /* A result that came back later (cluster): to the gear, or to a push
  * request waiting for it. */
 void conn_registry_result(orr_worker *w, orr_conn *c, const orr_registry_result *r);

@@ -150,6 +150,10 @@ char *metrics_render(orr_server *s, size_t *len) {
               (unsigned long long)atomic_load_explicit(&s->budget_refused, memory_order_relaxed));
     sb_printf(&b, "orrery_budget_closes_total{reason=\"output_shed\"} %llu\n",
               (unsigned long long)atomic_load_explicit(&s->budget_shed, memory_order_relaxed));
+    family(&b, "orrery_accept_errors_total", "counter",
+           "Failed accept calls, mostly for want of file descriptors or memory (the worker then pauses accepting until its next tick).");
+    sb_printf(&b, "orrery_accept_errors_total %llu\n",
+              (unsigned long long)atomic_load_explicit(&s->accept_errors, memory_order_relaxed));
 
     if (s->cluster) orr_cluster_metrics(s->cluster, emit_line, &b);
 

@@ -33,6 +33,7 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
     snprintf(s->api_token, sizeof s->api_token, "%s", cfg->api_token);
     atomic_init(&s->max_outbound_bytes, cfg->max_outbound_bytes);
     atomic_init(&s->max_buffered_bytes, (size_t)cfg->max_buffered_bytes);
+    atomic_init(&s->accept_error_logged_s, -1);
     s->router = orr_router_new(cfg->base_domain);
     s->gears = orr_xcalloc(n_gears, sizeof *s->gears);
     size_t n_routes = 0;
@@ -178,12 +179,15 @@ static void note_restart_keys(const orr_config *a, const orr_config *b) {
     if (a->workers != b->workers) orr_log(ORR_LOG_WARN, NULL, fmt, "workers");
     if (strcmp(a->base_domain, b->base_domain)) orr_log(ORR_LOG_WARN, NULL, fmt, "base_domain");
     if (a->idle_timeout_ms != b->idle_timeout_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "idle_timeout_ms");
+    if (a->ping_interval_ms != b->ping_interval_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "ping_interval_ms");
     if (a->max_message_bytes != b->max_message_bytes) orr_log(ORR_LOG_WARN, NULL, fmt, "max_message_bytes");
+    if (a->max_fragments != b->max_fragments) orr_log(ORR_LOG_WARN, NULL, fmt, "max_fragments");
     if (a->drain_ms != b->drain_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "drain_ms");
     if (a->close_timeout_ms != b->close_timeout_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "close_timeout_ms");
     if (a->handshake_timeout_ms != b->handshake_timeout_ms)
         orr_log(ORR_LOG_WARN, NULL, fmt, "handshake_timeout_ms");
     if (a->max_pools != b->max_pools) orr_log(ORR_LOG_WARN, NULL, fmt, "max_pools");
+    if (a->retry_after_s != b->retry_after_s) orr_log(ORR_LOG_WARN, NULL, fmt, "retry_after_s");
     if (a->cluster.enabled != b->cluster.enabled || strcmp(a->cluster.redis_url, b->cluster.redis_url) ||
         strcmp(a->cluster.node_id, b->cluster.node_id) || a->cluster.heartbeat_ms != b->cluster.heartbeat_ms ||
         a->cluster.node_ttl_ms != b->cluster.node_ttl_ms)

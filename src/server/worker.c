@@ -27,7 +27,7 @@ enum { TAG_LISTEN = 1, TAG_EVENT = 2, TAG_TIMER = 3 };
 #define MAX_EVENTS 512
 #define ACCEPT_BATCH 64
 
-enum inbox_kind { INBOX_DRAIN = 1, INBOX_DELIVER, INBOX_RESULT, INBOX_KILL };
+enum inbox_kind { INBOX_DRAIN = 1, INBOX_DELIVER, INBOX_RESULT, INBOX_KILL, INBOX_SHED };
 
 struct inbox_msg {
     struct inbox_msg *next;
@@ -50,21 +50,27 @@ int64_t wall_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The config keeps ping_interval_ms below idle_timeout_ms (or 0: off). */
 static uint32_t list_timeout(const orr_worker *w, int list_id) {
     const orr_config *cfg = &w->srv->cfg;
     switch (list_id) {
     case LIST_HTTP: return cfg->handshake_timeout_ms;
-    case LIST_WS: return cfg->idle_timeout_ms;
+    case LIST_WS: return cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms;
+    case LIST_WS_PINGED: return cfg->idle_timeout_ms;
     case LIST_CLOSING: return cfg->close_timeout_ms;
     default: return 0;
     }
 }
 
-void worker_list_move(orr_worker *w, orr_conn *c, int list_id) {
+void worker_list_requeue(orr_worker *w, orr_conn *c, int list_id) {
     orr_list_remove(&c->link);
     c->list_id = (uint8_t)list_id;
-    c->last_ms = w->now_ms;
     if (list_id != LIST_NONE) orr_list_push_back(&w->lists[list_id], &c->link);
+}
+
+void worker_list_move(orr_worker *w, orr_conn *c, int list_id) {
+    c->last_ms = w->now_ms;
+    worker_list_requeue(w, c, list_id);
 }
 
 /* ---- slots ---- */
@@ -152,23 +158,38 @@ static void epoll_add(orr_worker *w, int fd, uint32_t events, void *ptr) {
 
 /* ---- accepting ---- */
 
+/* A failed accept is counted every time; it is logged at most once a
+ * second for the whole server, since every worker retries on each tick for
+ * as long as the shortage lasts. */
+static void accept_failed(orr_worker *w, int err, bool paused) {
+    orr_server *s = w->srv;
+    uint64_t n = atomic_fetch_add_explicit(&s->accept_errors, 1, memory_order_relaxed) + 1;
+    int64_t sec = w->now_ms / 1000;
+    int_fast64_t last = atomic_load_explicit(&s->accept_error_logged_s, memory_order_relaxed);
+    if (last >= sec ||
+        !atomic_compare_exchange_strong_explicit(&s->accept_error_logged_s, &last, sec,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    orr_log(paused ? ORR_LOG_ERROR : ORR_LOG_WARN, NULL, "worker %d: accept: %s%s (%llu accept errors so far)",
+            w->index, strerror(err), paused ? "; pausing accepts until the next tick" : "", (unsigned long long)n);
+}
+
 static void on_accept(orr_worker *w) {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(w->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) return;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            int err = errno;
+            if (err == EAGAIN || err == EINTR || err == ECONNABORTED) return;
+            bool shortage = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+            if (shortage) {
                 /* Out of descriptors: stop accepting until the next tick
                  * rather than spin on a listener that stays readable. */
-                orr_log(ORR_LOG_ERROR, NULL, "worker %d: accept: %s; pausing accepts", w->index,
-                        strerror(errno));
                 epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
                 w->accept_paused = true;
-                return;
             }
-            orr_log(ORR_LOG_WARN, NULL, "worker %d: accept: %s", w->index, strerror(errno));
+            accept_failed(w, err, shortage);
             return;
         }
         int one = 1;
@@ -213,7 +234,9 @@ static void drain_step(orr_worker *w) {
     if (span > 0 && t < span) due = (size_t)((w->drain_total * (uint64_t)t + (uint64_t)span - 1) / (uint64_t)span);
     if (due == 0 && w->drain_total) due = 1;
     while (w->drain_sent < due) {
-        orr_link *l = orr_list_front(&w->lists[LIST_WS]);
+        /* Open connections are in LIST_WS or, pinged, in LIST_WS_PINGED. */
+        orr_link *l = orr_list_front(&w->lists[LIST_WS_PINGED]);
+        if (!l) l = orr_list_front(&w->lists[LIST_WS]);
         if (!l) {
             w->drain_sent = w->drain_total;
             break;
@@ -233,6 +256,7 @@ static void on_tick(orr_worker *w) {
     }
     expire_list(w, LIST_HTTP);
     expire_list(w, LIST_WS);
+    expire_list(w, LIST_WS_PINGED);
     expire_list(w, LIST_CLOSING);
     if (budget_near(w->srv)) budget_shed(w, true);
     if (w->draining) {
@@ -262,11 +286,13 @@ static void arm_timer(orr_worker *w, uint32_t period_ms) {
 }
 
 /* A tick of an eighth of the shortest timeout (within 5..250 ms) keeps
- * timeouts within about 12% of their setting at negligible cost. */
+ * timeouts within about 12% of their setting at negligible cost. The ping
+ * interval is one of them when set. */
 static uint32_t tick_period(const orr_config *cfg) {
     uint32_t m = cfg->idle_timeout_ms;
     if (cfg->close_timeout_ms < m) m = cfg->close_timeout_ms;
     if (cfg->handshake_timeout_ms < m) m = cfg->handshake_timeout_ms;
+    if (cfg->ping_interval_ms && cfg->ping_interval_ms < m) m = cfg->ping_interval_ms;
     m /= 8;
     if (m < 5) m = 5;
     if (m > 250) m = 250;
@@ -289,6 +315,12 @@ static void inbox_push(orr_worker *w, inbox_msg *m) {
         ssize_t r = write(w->event_fd, &one, sizeof one);
         (void)r;
     }
+}
+
+void worker_post_shed(orr_worker *w) {
+    inbox_msg *m = orr_xcalloc(1, sizeof *m);
+    m->kind = INBOX_SHED;
+    inbox_push(w, m);
 }
 
 void orr_worker_post_drain(orr_worker *w) {
@@ -438,6 +470,8 @@ static void handle_list(orr_worker *w, inbox_msg *m) {
             inbox_msg *next = m->next;
             if (m->kind == INBOX_DRAIN) {
                 start_drain(w);
+            } else if (m->kind == INBOX_SHED) {
+                budget_shed(w, true);
             } else if (m->kind == INBOX_KILL) {
                 orr_conn *c = orr_worker_find(w, m->ids[0]);
                 if (c) ws_name_conflict(w, c);
@@ -510,7 +544,8 @@ static void start_drain(orr_worker *w) {
         }
     }
     w->drain_total = 0;
-    for (orr_link *p = w->lists[LIST_WS].next; p != &w->lists[LIST_WS]; p = p->next) w->drain_total++;
+    for (int id = LIST_WS; id <= LIST_WS_PINGED; id++)
+        for (orr_link *p = w->lists[id].next; p != &w->lists[id]; p = p->next) w->drain_total++;
     w->drain_sent = 0;
     arm_timer(w, 5);
     drain_step(w);

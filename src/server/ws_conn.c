@@ -81,7 +81,7 @@ void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs) {
     c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
     /* c->route is set by the caller: the route bound to its pool. */
     c->assigns = hs->assigns;
-    orr_ws_reader_init(&c->rd, ORR_WS_SERVER, w->srv->cfg.max_message_bytes);
+    orr_ws_reader_init(&c->rd, ORR_WS_SERVER, w->srv->cfg.max_message_bytes, w->srv->cfg.max_fragments);
     worker_list_move(w, c, LIST_WS);
     orr_log(ORR_LOG_INFO, conn_ctx(w, c), "<websocket> CONNECTED gear=%s", c->route->gear->gear->name);
     w->cb_hs = hs;

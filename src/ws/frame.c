@@ -15,6 +15,7 @@
 
 #include "ws/utf8.h"
 
+#include <stdint.h>
 #include <string.h>
 
 enum {
@@ -36,9 +37,11 @@ static inline bool is_control(unsigned op) {
     return (op & 0x8) != 0;
 }
 
-void orr_ws_reader_init(orr_ws_reader *r, orr_ws_role role, uint64_t max_message_bytes) {
+void orr_ws_reader_init(orr_ws_reader *r, orr_ws_role role, uint64_t max_message_bytes,
+                        uint32_t max_frames) {
     memset(r, 0, sizeof *r);
     r->max_msg_ = max_message_bytes;
+    r->max_frames_ = max_frames ? max_frames : UINT32_MAX;
     if (role == ORR_WS_CLIENT) r->flags_ = F_CLIENT;
 }
 
@@ -55,6 +58,14 @@ static inline bool byte0_ok(const orr_ws_reader *r, uint8_t b0) {
     unsigned op = b0 & 0x0F;
     unsigned allowed = r->msg_opcode_ ? OPS_INSIDE : OPS_BETWEEN;
     return !(b0 & 0x70) && (allowed >> op & 1) && (!is_control(op) || (b0 & 0x80));
+}
+
+/* Whether a frame with opcode `op` keeps the data message within the frame
+ * limit. frames_ is 0 between messages, so a message's first frame always
+ * fits; control frames do not count. The first byte decides this, so a
+ * flood of empty continuations is refused at the byte that goes too far. */
+static inline bool frames_ok(const orr_ws_reader *r, unsigned op) {
+    return is_control(op) || r->frames_ < r->max_frames_;
 }
 
 /* Whether a data frame of `len` bytes keeps the message within the limit.
@@ -81,8 +92,12 @@ static int hdr_check(const orr_ws_reader *r, const uint8_t *h, size_t n, hdr_inf
         *bad = 0;
         return ORR_WS_EPROTO;
     }
-    if (n < 2) return 0;
     unsigned op = h[0] & 0x0F;
+    if (!frames_ok(r, op)) {
+        *bad = 0;
+        return ORR_WS_ETOOBIG;
+    }
+    if (n < 2) return 0;
     bool masked = (h[1] & 0x80) != 0;
     unsigned len7 = h[1] & 0x7F;
     /* A client masks every frame; a server masks none (RFC 6455 5.1). */
@@ -114,7 +129,7 @@ static int hdr_check(const orr_ws_reader *r, const uint8_t *h, size_t n, hdr_inf
 }
 
 /* Enter the frame whose header has been checked. `mask` is its masking key,
- * or NULL in the client role. */
+ * or NULL in the client role; it may point into hdr_, which mask_ shares. */
 static inline void hdr_commit(orr_ws_reader *r, uint8_t b0, uint64_t len, const uint8_t *mask) {
     unsigned op = b0 & 0x0F;
     r->opcode_ = (uint8_t)op;
@@ -123,10 +138,11 @@ static inline void hdr_commit(orr_ws_reader *r, uint8_t b0, uint64_t len, const 
     r->mask_off_ = 0;
     uint8_t flags = r->flags_ & F_CLIENT;
     if (b0 & 0x80) flags |= F_FIN;
-    if (mask) memcpy(r->mask_, mask, 4);
+    if (mask) memmove(r->mask_, mask, 4);
     if (!is_control(op)) {
         if (op != ORR_WS_OP_CONT) r->msg_opcode_ = (uint8_t)op;
         r->msg_bytes_ += len;
+        r->frames_++;
         if (r->msg_opcode_ == ORR_WS_OP_TEXT) flags |= F_TEXT;
     }
     r->flags_ = flags;
@@ -226,6 +242,7 @@ static inline __attribute__((always_inline)) int read_payload(orr_ws_reader *r, 
             return fail(r, ORR_WS_EUTF8, i + avail, consumed);
         r->msg_opcode_ = 0;
         r->msg_bytes_ = 0;
+        r->frames_ = 0;
         r->utf8_ = ORR_UTF8_ACCEPT;
     }
     *consumed = i + avail;
@@ -263,7 +280,8 @@ int orr_ws_read(orr_ws_reader *r, uint8_t *buf, size_t len, orr_ws_chunk *out, s
         !(r->flags_ & F_CLIENT)) {
         uint8_t b0 = buf[0], b1 = buf[1];
         unsigned plen = b1 & 0x7F;
-        if ((b1 & 0x80) && plen <= 125 && byte0_ok(r, b0) && size_ok(r, b0 & 0x0F, plen)) {
+        if ((b1 & 0x80) && plen <= 125 && byte0_ok(r, b0) && frames_ok(r, b0 & 0x0F) &&
+            size_ok(r, b0 & 0x0F, plen)) {
             hdr_commit(r, b0, plen, buf + 2);
             return read_payload(r, buf, len, 6, out, consumed);
         }

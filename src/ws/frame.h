@@ -7,9 +7,10 @@
  * (<= 125 bytes, never fragmented, allowed between fragments), the
  * continuation sequence, the 64-bit length's top bit, the message size limit
  * (at the frame header and across fragments, before any payload is
- * buffered), and UTF-8 in text messages as payload arrives (failing at the
- * first bad byte, even in the middle of a fragment). Close payloads are
- * checked by orr_ws_close_payload_check once the caller has the whole frame.
+ * buffered), the number of frames a data message may have, and UTF-8 in
+ * text messages as payload arrives (failing at the first bad byte, even in
+ * the middle of a fragment). Close payloads are checked by
+ * orr_ws_close_payload_check once the caller has the whole frame.
  */
 #ifndef ORR_WS_FRAME_H
 #define ORR_WS_FRAME_H
@@ -58,8 +59,13 @@ typedef struct orr_ws_reader {
                              whole frames at a time as each header is accepted */
     uint64_t max_msg_;    /* limit for one data message (0: none) */
     uint32_t utf8_;       /* validator state of the current text message */
-    uint8_t mask_[4];
-    uint8_t hdr_[14];     /* header bytes received so far */
+    uint32_t frames_;     /* data frames of the current data message so far */
+    uint32_t max_frames_; /* limit for frames_ (UINT32_MAX: none) */
+    union {
+        uint8_t hdr_[14]; /* header bytes received so far, while hdr_len_ counts them */
+        uint8_t mask_[4]; /* masking key of the frame whose header is committed: the
+                             header bytes are not needed again until the next frame */
+    };
     uint8_t hdr_len_;
     uint8_t mask_off_;    /* next mask byte index (0..3) */
     uint8_t opcode_;      /* opcode of the current frame (as sent) */
@@ -68,7 +74,18 @@ typedef struct orr_ws_reader {
     int8_t err_;          /* 0, or the ORR_WS_E* code every later call returns */
 } orr_ws_reader;
 
-void orr_ws_reader_init(orr_ws_reader *r, orr_ws_role role, uint64_t max_message_bytes);
+_Static_assert(sizeof(orr_ws_reader) == 64, "orr_ws_reader is one cache line");
+
+/*
+ * Start a reader. max_message_bytes bounds the payload of one data message
+ * (0: no limit); max_frames bounds the frames one data message may have,
+ * continuations included, control frames between them not (0: the most a
+ * uint32_t counts, 2^32 - 1). Past either the stream fails with
+ * ORR_WS_ETOOBIG at the header byte that shows it: the length byte for size,
+ * the first byte of the frame one too many.
+ */
+void orr_ws_reader_init(orr_ws_reader *r, orr_ws_role role, uint64_t max_message_bytes,
+                        uint32_t max_frames);
 
 /* One step of the reader: a piece of payload of one frame. */
 typedef struct orr_ws_chunk {
@@ -93,7 +110,8 @@ typedef struct orr_ws_chunk {
  *      returns the same error with *consumed == 0). *consumed counts the
  *      bytes accepted before the error, so the byte to blame is
  *      buf[*consumed]: a bad header byte, the last length byte of a frame
- *      over the size limit (no payload is consumed), or the first invalid
+ *      over the size limit (no payload is consumed), the first byte of a
+ *      frame over the frame limit, or the first invalid
  *      UTF-8 byte (the chunk holding it is not emitted). A text message that
  *      ends inside a code point fails at the end of its final frame.
  * Payload bytes are unmasked in place. A complete frame that is wholly in

@@ -95,7 +95,8 @@ test('clients that send 15 MiB and never read: closed 1008 or refused 1013, memo
   assert.equal(slow + refused, N, `close codes ${codes}`);
   assert.ok(slow > 0 && refused > 0, `close codes ${codes}`);
   assert.equal(await srv.metric('orrery_budget_closes_total', { reason: 'message_refused' }), refused);
-  assert.equal(await srv.metric('orrery_ws_slow_consumer_closes_total', { pool: 'gear:echo' }), slow);
+  assert.equal(await srv.metric('orrery_ws_slow_consumer_closes_total', { pool: 'gear:echo' }), slow,
+    srv.stderr.split('\n').filter((l) => /slow consumer|DISCONNECTED|memory budget/.test(l)).join('\n'));
   await srv.waitForLog(/warn .*slow consumer: \d+ bytes unsent \(max_outbound_bytes 1048576\): closing 1008/);
   await srv.waitForLog(/warn .*memory budget: .* refused: closing 1013/);
   const worst = await normal.stop();

@@ -36,9 +36,10 @@ def accept_for(key):
 
 
 class Server:
-    """A running orrery process."""
+    """A running orrery process. `preexec_fn` runs in the child before the
+    server starts (e.g. to lower its resource limits)."""
 
-    def __init__(self, config=None, args=()):
+    def __init__(self, config=None, args=(), preexec_fn=None):
         binary = os.environ.get("ORRERY_BIN")
         if not binary:
             raise RuntimeError("ORRERY_BIN is not set")
@@ -52,7 +53,8 @@ class Server:
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(
             [binary, "--config", self.config_path, "--listen", "127.0.0.1:0", *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            preexec_fn=preexec_fn)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
         self.port = 0

@@ -322,9 +322,11 @@ test('metrics: exact values for a scripted session', async (t) => {
   assert.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/);
   for (const f of ['orrery_ws_connections', 'orrery_ws_max_connections', 'orrery_ws_rejected_total',
     'orrery_ws_frames_received_total', 'orrery_ws_frames_sent_total', 'orrery_ws_slow_consumer_closes_total',
-    'orrery_ws_handshakes_total', 'orrery_registry_names', 'orrery_registry_groups', 'orrery_registry_memberships']) {
+    'orrery_ws_handshakes_total', 'orrery_registry_names', 'orrery_registry_groups', 'orrery_registry_memberships',
+    'orrery_accept_errors_total']) {
     assert.match(res.text, new RegExp(`^# TYPE ${f} (gauge|counter)$`, 'm'), f);
   }
+  assert.match(res.text, /^orrery_accept_errors_total 0$/m);
   const hs = async () => {
     const m = await srv.metrics();
     return Object.fromEntries(['101', '400', '404', '426', '503', '4xx', '500', 'other']

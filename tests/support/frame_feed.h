@@ -149,10 +149,12 @@ static inline void trace_free(trace *t) {
 }
 
 /*
- * Feed `in` to a fresh reader in pieces chosen by `sp`, checking the event
- * contract on every call, and record what comes out.
+ * Feed `in` to a fresh reader (limits `max` bytes and `max_frames` frames per
+ * message, 0: none) in pieces chosen by `sp`, checking the event contract on
+ * every call, and record what comes out.
  */
-static inline trace feed(orr_ws_role role, uint64_t max, const uint8_t *in, size_t n, splitter sp) {
+static inline trace feed_lim(orr_ws_role role, uint64_t max, uint32_t max_frames, const uint8_t *in,
+                             size_t n, splitter sp) {
     trace t = {0};
     t.fr = calloc(n / 2 + 2, sizeof *t.fr);
     t.data = malloc(n + 1);
@@ -168,7 +170,7 @@ static inline trace feed(orr_ws_role role, uint64_t max, const uint8_t *in, size
     uint8_t *end = map + room;
 
     orr_ws_reader r;
-    orr_ws_reader_init(&r, role, max);
+    orr_ws_reader_init(&r, role, max, max_frames);
     size_t pos = 0;
     size_t frame_start = 0; /* stream offset where the current frame's header began */
     unsigned msg = 0;       /* opcode of the open data message, as the test sees it */
@@ -257,6 +259,10 @@ done:
     return t;
 }
 
+static inline trace feed(orr_ws_role role, uint64_t max, const uint8_t *in, size_t n, splitter sp) {
+    return feed_lim(role, max, 0, in, n, sp);
+}
+
 /* ---- expectations ----------------------------------------------------------- */
 
 typedef struct exp_frame {
@@ -310,30 +316,36 @@ static inline void check_trace(const trace *t, const expect *e, const char *how)
 }
 
 /* Feed in every way and check each against the expectation. */
-static inline void check_stream(orr_ws_role role, uint64_t max, const uint8_t *in, size_t n,
-                         const expect *e) {
-    trace t = feed(role, max, in, n, (splitter){SPLIT_WHOLE, 0, 0});
+static inline void check_stream_lim(orr_ws_role role, uint64_t max, uint32_t max_frames,
+                                    const uint8_t *in, size_t n, const expect *e) {
+    trace t = feed_lim(role, max, max_frames, in, n, (splitter){SPLIT_WHOLE, 0, 0});
     check_trace(&t, e, "whole");
     for (int k = 0; k < t.nfr; k++)
         cr_assert_eq(t.fr[k].chunks, 1, "whole: frame %d in %d chunks", k, t.fr[k].chunks);
     trace_free(&t);
 
-    t = feed(role, max, in, n, (splitter){SPLIT_BYTES, 0, 0});
+    t = feed_lim(role, max, max_frames, in, n, (splitter){SPLIT_BYTES, 0, 0});
     check_trace(&t, e, "bytewise");
     trace_free(&t);
 
     if (n <= 600)
         for (size_t cut = 1; cut < n; cut++) {
-            t = feed(role, max, in, n, (splitter){SPLIT_CUT, cut, 0});
+            t = feed_lim(role, max, max_frames, in, n, (splitter){SPLIT_CUT, cut, 0});
             check_trace(&t, e, "two pieces");
             trace_free(&t);
         }
     int rounds = n <= 4096 ? 200 : 20;
     for (int seed = 1; seed <= rounds; seed++) {
-        t = feed(role, max, in, n, (splitter){SPLIT_RANDOM, 0, 0x9E3779B97F4A7C15ull * seed});
+        t = feed_lim(role, max, max_frames, in, n,
+                     (splitter){SPLIT_RANDOM, 0, 0x9E3779B97F4A7C15ull * seed});
         check_trace(&t, e, "random split");
         trace_free(&t);
     }
+}
+
+static inline void check_stream(orr_ws_role role, uint64_t max, const uint8_t *in, size_t n,
+                                const expect *e) {
+    check_stream_lim(role, max, 0, in, n, e);
 }
 
 static inline void check_frames(orr_ws_role role, const wire *w, const exp_frame *fr, int nfr) {

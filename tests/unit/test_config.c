@@ -32,7 +32,9 @@ Test(config, defaults) {
     cr_expect_eq(c.workers, cores < 1 ? 1 : cores > 256 ? 256 : cores);
     cr_expect_str_eq(c.base_domain, "localhost");
     cr_expect_eq(c.idle_timeout_ms, 60000);
+    cr_expect_eq(c.ping_interval_ms, 0);
     cr_expect_eq(c.max_message_bytes, 5000000);
+    cr_expect_eq(c.max_fragments, 100000);
     cr_expect_eq(c.drain_ms, 5000);
     cr_expect_eq(c.close_timeout_ms, 5000);
     cr_expect_eq(c.handshake_timeout_ms, 10000);
@@ -41,6 +43,7 @@ Test(config, defaults) {
     cr_expect_eq(c.max_outbound_bytes, 1048576);
     cr_expect_geq(c.max_buffered_bytes, 1048576); /* a quarter of physical memory */
     cr_expect_eq(c.max_pools, 4096);
+    cr_expect_eq(c.retry_after_s, 5);
     cr_expect_str_eq(c.api_token, "");
     cr_expect_null(c.pools);
     cr_expect_eq(c.n_pools, 0);
@@ -59,7 +62,9 @@ Test(config, full_file) {
                        "  \"workers\": 3,\n"
                        "  \"base_domain\": \"Gears.Example.COM\",\n"
                        "  \"idle_timeout_ms\": 86400000,\n"
+                       "  \"ping_interval_ms\": 86399999,\n"
                        "  \"max_message_bytes\": 2147483648,\n"
+                       "  \"max_fragments\": 100000000,\n"
                        "  \"drain_ms\": 0,\n"
                        "  \"close_timeout_ms\": 600000,\n"
                        "  \"handshake_timeout_ms\": 1,\n"
@@ -68,6 +73,7 @@ Test(config, full_file) {
                        "  \"max_outbound_bytes\": 1024,\n"
                        "  \"max_buffered_bytes\": 2097152,\n"
                        "  \"max_pools\": 1000000,\n"
+                       "  \"retry_after_s\": 86400,\n"
                        "  \"api_token\": \"!~tok3n\",\n"
                        "  \"pools\": {\"tenant:a\": {\"ws_max_connections\": 0}}\n"
                        "}\n";
@@ -80,7 +86,9 @@ Test(config, full_file) {
     cr_expect_eq(c.workers, 3);
     cr_expect_str_eq(c.base_domain, "gears.example.com");
     cr_expect_eq(c.idle_timeout_ms, 86400000u);
+    cr_expect_eq(c.ping_interval_ms, 86399999u);
     cr_expect_eq(c.max_message_bytes, 2147483648ull);
+    cr_expect_eq(c.max_fragments, 100000000u);
     cr_expect_eq(c.drain_ms, 0);
     cr_expect_eq(c.close_timeout_ms, 600000);
     cr_expect_eq(c.handshake_timeout_ms, 1);
@@ -89,6 +97,7 @@ Test(config, full_file) {
     cr_expect_eq(c.max_outbound_bytes, 1024);
     cr_expect_eq(c.max_buffered_bytes, 2097152);
     cr_expect_eq(c.max_pools, 1000000);
+    cr_expect_eq(c.retry_after_s, 86400);
     cr_expect_str_eq(c.api_token, "!~tok3n");
     cr_assert_eq(c.n_pools, 1);
     cr_expect_str_eq(c.pools[0].name, "tenant:a");
@@ -177,6 +186,15 @@ static const struct bad_case bad_cases[] = {
     {"max_message_bytes", "2147483649", "must be from 1 to 2147483648 (bytes), got 2147483649"},
     {"max_message_bytes", "\"5\"", "expected a positive integer (bytes), got \"5\""},
     {"max_message_bytes", "1e6", "expected a positive integer (bytes), got 1000000.0"},
+    {"ping_interval_ms", "-1", "must be from 0 to 86400000 (milliseconds), got -1"},
+    {"ping_interval_ms", "86400001", "must be from 0 to 86400000 (milliseconds), got 86400001"},
+    {"ping_interval_ms", "true", "expected a non-negative integer (milliseconds), got true"},
+    {"ping_interval_ms", "60000",
+     "must be less than idle_timeout_ms (60000), got 60000: the connection would be closed "
+     "before its ping; 0 turns pings off"},
+    {"max_fragments", "0", "must be from 1 to 100000000 (frames), got 0"},
+    {"max_fragments", "100000001", "must be from 1 to 100000000 (frames), got 100000001"},
+    {"max_fragments", "\"10\"", "expected a positive integer (frames), got \"10\""},
     {"drain_ms", "-1", "must be from 0 to 3600000 (milliseconds), got -1"},
     {"drain_ms", "3600001", "must be from 0 to 3600000 (milliseconds), got 3600001"},
     {"drain_ms", "\"0\"", "expected a non-negative integer (milliseconds), got \"0\""},
@@ -201,6 +219,9 @@ static const struct bad_case bad_cases[] = {
     {"max_buffered_bytes", "1099511627777", "must be from 1048576 to 1099511627776 (bytes), got 1099511627777"},
     {"max_pools", "0", "must be from 1 to 1000000 (pools), got 0"},
     {"max_pools", "1000001", "must be from 1 to 1000000 (pools), got 1000001"},
+    {"retry_after_s", "-1", "must be from 0 to 86400 (seconds), got -1"},
+    {"retry_after_s", "86401", "must be from 0 to 86400 (seconds), got 86401"},
+    {"retry_after_s", "\"5\"", "expected a non-negative integer (seconds), got \"5\""},
     {"api_token", "\"\"", "empty; leave the key out to keep the push API off"},
     {"api_token", "\"ab cd\"", "byte 3 is 0x20, not a visible ASCII character 0x21..0x7e"},
     {"api_token", "\"ab\\tcd\"", "byte 3 is 0x09, not a visible ASCII character"},
@@ -229,6 +250,42 @@ Test(config, bad_values) {
                   b->why, err);
         cr_expect(same_config(&c, &before), "%s = %s changed the config", b->key, b->value);
     }
+}
+
+/* ping_interval_ms must stay below idle_timeout_ms, wherever either is set. */
+Test(config, ping_interval_below_idle_timeout) {
+    orr_config c, before;
+    char path[64], err[512], want[512];
+    orr_config_defaults(&c);
+    /* Both in the file: the ping is blamed, in whichever order they come. */
+    cr_expect_eq(load_text("{\n  \"ping_interval_ms\": 2000,\n  \"idle_timeout_ms\": 1500\n}", &c,
+                           path, err, sizeof err),
+                 -1);
+    snprintf(want, sizeof want,
+             "%s:2:23: ping_interval_ms: must be less than idle_timeout_ms (1500), got 2000: the "
+             "connection would be closed before its ping; 0 turns pings off",
+             path);
+    cr_expect_str_eq(err, want);
+    cr_expect_eq(load_text("{\"idle_timeout_ms\": 1500, \"ping_interval_ms\": 1500}", &c, path, err,
+                           sizeof err),
+                 -1);
+    expect_prefix(err, path, 1, 47, "ping_interval_ms");
+    /* Loaded over a config with pings: the idle timeout given is blamed. */
+    cr_assert_eq(load_text("{\"ping_interval_ms\": 300, \"idle_timeout_ms\": 1500}", &c, path, err,
+                           sizeof err),
+                 0, "%s", err);
+    before = c;
+    cr_expect_eq(load_text("{\"idle_timeout_ms\": 300}", &c, path, err, sizeof err), -1);
+    snprintf(want, sizeof want,
+             "%s:1:21: idle_timeout_ms: must be greater than ping_interval_ms (300), got 300", path);
+    cr_expect_str_eq(err, want);
+    cr_expect(same_config(&c, &before));
+    /* 0 turns pings off, whatever the idle timeout. */
+    cr_expect_eq(load_text("{\"ping_interval_ms\": 0, \"idle_timeout_ms\": 1}", &c, path, err,
+                           sizeof err),
+                 0, "%s", err);
+    cr_expect_eq(c.ping_interval_ms, 0);
+    cr_expect_eq(c.idle_timeout_ms, 1);
 }
 
 /* The example of the brief, exactly. */
@@ -282,9 +339,9 @@ Test(config, unknown_key) {
                  -1);
     snprintf(want, sizeof want,
              "%s:3:5: listen_port: unknown key (known: listen, workers, base_domain, "
-             "idle_timeout_ms, max_message_bytes, drain_ms, close_timeout_ms, "
+             "idle_timeout_ms, ping_interval_ms, max_message_bytes, max_fragments, drain_ms, close_timeout_ms, "
              "handshake_timeout_ms, log_level, ws_max_connections, max_outbound_bytes, "
-             "max_buffered_bytes, max_pools, api_token, pools, cluster)",
+             "max_buffered_bytes, max_pools, retry_after_s, api_token, pools, cluster)",
              path);
     cr_expect_str_eq(err, want);
     /* A key written with escapes is found where it is written. */
@@ -494,7 +551,7 @@ Test(config, help_lists_every_key_with_its_default) {
 
     char names[32][64];
     size_t n = help_keys(help, names);
-    cr_expect_eq(n, 16);
+    cr_expect_eq(n, 19);
     /* Every listed key is one the loader knows ([] is no key's value). */
     for (size_t i = 0; i < n; i++) {
         char text[128], path[64], err[512];

@@ -109,7 +109,7 @@ Test(frame, zero_length_frames_give_one_empty_chunk) {
     /* Fed alone, exactly one chunk, with first and last set. */
     uint8_t one[6] = {0x81, 0x80, 1, 2, 3, 4};
     orr_ws_reader r;
-    orr_ws_reader_init(&r, ORR_WS_SERVER, 0);
+    orr_ws_reader_init(&r, ORR_WS_SERVER, 0, 0);
     orr_ws_chunk ch;
     size_t used;
     cr_assert_eq(orr_ws_read(&r, one, 6, &ch, &used), 1);
@@ -196,7 +196,7 @@ Test(frame, big_frame_comes_in_chunks) {
     size_t hl = orr_ws_header(hdr, BIN, true, 1ull << 32, MASK);
     cr_assert_eq(hl, 14);
     orr_ws_reader r;
-    orr_ws_reader_init(&r, ORR_WS_SERVER, 0);
+    orr_ws_reader_init(&r, ORR_WS_SERVER, 0, 0);
     orr_ws_chunk ch;
     size_t used;
     cr_assert_eq(orr_ws_read(&r, hdr, hl, &ch, &used), 0);
@@ -336,7 +336,7 @@ Test(frame, length_top_bit) {
     for (int k = 3; k < 10; k++)
         w.p[k] = 0xFF;
     orr_ws_reader r;
-    orr_ws_reader_init(&r, ORR_WS_SERVER, 0);
+    orr_ws_reader_init(&r, ORR_WS_SERVER, 0, 0);
     orr_ws_chunk ch;
     size_t used;
     cr_assert_eq(orr_ws_read(&r, w.p, w.n, &ch, &used), 0);
@@ -352,7 +352,7 @@ Test(frame, error_on_first_byte_without_waiting) {
     const uint8_t bad[] = {0x83, 0xC1, 0x09, 0x80};
     for (size_t k = 0; k < sizeof bad; k++) {
         orr_ws_reader r;
-        orr_ws_reader_init(&r, ORR_WS_SERVER, 0);
+        orr_ws_reader_init(&r, ORR_WS_SERVER, 0, 0);
         orr_ws_chunk ch;
         size_t used = 99;
         uint8_t b = bad[k];
@@ -362,7 +362,7 @@ Test(frame, error_on_first_byte_without_waiting) {
     }
     /* An unmasked second byte too. */
     orr_ws_reader r;
-    orr_ws_reader_init(&r, ORR_WS_SERVER, 0);
+    orr_ws_reader_init(&r, ORR_WS_SERVER, 0, 0);
     orr_ws_chunk ch;
     size_t used = 99;
     uint8_t b0 = 0x81, b1 = 0x05;

@@ -18,7 +18,7 @@ Test(frame, size_limit_single_frame) {
 
     /* Decided at the header: no payload consumed. */
     orr_ws_reader r;
-    orr_ws_reader_init(&r, ORR_WS_SERVER, 10);
+    orr_ws_reader_init(&r, ORR_WS_SERVER, 10, 0);
     orr_ws_chunk ch;
     size_t used = 99;
     cr_assert_eq(orr_ws_read(&r, w.p, w.n, &ch, &used), ORR_WS_ETOOBIG);
@@ -26,7 +26,7 @@ Test(frame, size_limit_single_frame) {
     cr_assert_eq(orr_ws_read(&r, w.p, w.n, &ch, &used), ORR_WS_ETOOBIG);
     cr_assert_eq(used, 0);
     /* Even when only the first two bytes have arrived. */
-    orr_ws_reader_init(&r, ORR_WS_SERVER, 10);
+    orr_ws_reader_init(&r, ORR_WS_SERVER, 10, 0);
     cr_assert_eq(orr_ws_read(&r, w.p, 2, &ch, &used), ORR_WS_ETOOBIG);
     cr_assert_eq(used, 1);
 
@@ -76,7 +76,7 @@ Test(frame, size_limit_across_fragments) {
 
     /* Consumed stops at the length byte: the payload is untouched. */
     orr_ws_reader r;
-    orr_ws_reader_init(&r, ORR_WS_SERVER, 10);
+    orr_ws_reader_init(&r, ORR_WS_SERVER, 10, 0);
     orr_ws_chunk ch;
     size_t used = 0, off = 0;
     cr_assert_eq(orr_ws_read(&r, w.p, w.n, &ch, &used), 1);
@@ -85,6 +85,164 @@ Test(frame, size_limit_across_fragments) {
     off += used;
     cr_assert_eq(orr_ws_read(&r, w.p + off, w.n - off, &ch, &used), ORR_WS_ETOOBIG);
     cr_assert_eq(off + used, at);
+    free(w.p);
+}
+
+/* ---- the frame limit ---------------------------------------------------------- */
+
+Test(frame, frame_limit_exactly_max_passes) {
+    wire w = {0};
+    W_FRAME(&w, TEXT, "a");
+    W_FRAME(&w, CONT, "");
+    W_FRAME(&w, FIN | CONT, "b");
+    const exp_frame fr[] = {X(TEXT, TEXT, false, "a"), X(CONT, TEXT, false, ""),
+                            X(CONT, TEXT, true, "b")};
+    expect e = {fr, 3, 0, 0, NULL};
+    check_stream_lim(ORR_WS_SERVER, 0, 3, w.p, w.n, &e);
+
+    /* With a limit of 1 an unfragmented message is still fine. */
+    w.n = 0;
+    W_FRAME(&w, FIN | BIN, "one");
+    W_FRAME(&w, FIN | TEXT, "");
+    const exp_frame one[] = {X(BIN, BIN, true, "one"), X(TEXT, TEXT, true, "")};
+    e = (expect){one, 2, 0, 0, NULL};
+    check_stream_lim(ORR_WS_SERVER, 0, 1, w.p, w.n, &e);
+    free(w.p);
+}
+
+Test(frame, frame_limit_one_more_fails_at_its_first_byte) {
+    wire w = {0};
+    W_FRAME(&w, TEXT, "a");
+    W_FRAME(&w, CONT, "");
+    W_FRAME(&w, CONT, "b");
+    size_t at = w.n; /* the fourth frame's first byte */
+    W_FRAME(&w, FIN | CONT, "c");
+    const exp_frame fr[] = {X(TEXT, TEXT, false, "a"), X(CONT, TEXT, false, ""),
+                            X(CONT, TEXT, false, "b")};
+    expect e = {fr, 3, ORR_WS_ETOOBIG, at, NULL};
+    check_stream_lim(ORR_WS_SERVER, 0, 3, w.p, w.n, &e);
+
+    /* Fed whole: three chunks, then the error with nothing consumed; and it
+     * is decided by the first byte alone. */
+    for (size_t avail = 1; avail <= w.n - at; avail += w.n - at - 1) {
+        orr_ws_reader r;
+        orr_ws_reader_init(&r, ORR_WS_SERVER, 0, 3);
+        orr_ws_chunk ch;
+        size_t used = 0, off = 0;
+        for (int k = 0; k < 3; k++) {
+            cr_assert_eq(orr_ws_read(&r, w.p + off, at - off, &ch, &used), 1);
+            off += used;
+        }
+        cr_assert_eq(off, at);
+        used = 99;
+        cr_assert_eq(orr_ws_read(&r, w.p + at, avail, &ch, &used), ORR_WS_ETOOBIG);
+        cr_assert_eq(used, 0);
+        cr_assert_eq(orr_ws_error_close_code(ORR_WS_ETOOBIG), 1009);
+    }
+
+    /* A limit of 1: the first continuation is one too many. */
+    w.n = 0;
+    W_FRAME(&w, BIN, "x");
+    at = w.n;
+    W_FRAME(&w, FIN | CONT, "y");
+    const exp_frame fr1[] = {X(BIN, BIN, false, "x")};
+    e = (expect){fr1, 1, ORR_WS_ETOOBIG, at, NULL};
+    check_stream_lim(ORR_WS_SERVER, 0, 1, w.p, w.n, &e);
+
+    /* Protocol errors in the same byte come first: a new data frame inside
+     * a message is 1002 whether or not the limit is reached. */
+    w.n = 0;
+    W_FRAME(&w, TEXT, "a");
+    at = w.n;
+    W_FRAME(&w, FIN | TEXT, "b");
+    const exp_frame fr2[] = {X(TEXT, TEXT, false, "a")};
+    e = (expect){fr2, 1, ORR_WS_EPROTO, at, NULL};
+    check_stream_lim(ORR_WS_SERVER, 0, 1, w.p, w.n, &e);
+    free(w.p);
+}
+
+Test(frame, frame_limit_ignores_control_frames) {
+    wire w = {0};
+    W_FRAME(&w, TEXT, "a");
+    W_FRAME(&w, FIN | PING, "p");
+    W_FRAME(&w, FIN | PONG, "");
+    W_FRAME(&w, CONT, "b");
+    W_FRAME(&w, FIN | PING, "");
+    W_FRAME(&w, FIN | CONT, "c");
+    W_FRAME(&w, FIN | PONG, "q");
+    const exp_frame fr[] = {X(TEXT, TEXT, false, "a"), X(PING, PING, true, "p"),
+                            X(PONG, PONG, true, ""),   X(CONT, TEXT, false, "b"),
+                            X(PING, PING, true, ""),   X(CONT, TEXT, true, "c"),
+                            X(PONG, PONG, true, "q")};
+    expect e = {fr, 7, 0, 0, NULL};
+    check_stream_lim(ORR_WS_SERVER, 0, 3, w.p, w.n, &e);
+
+    /* Control frames alone, any number, with a limit of 1. */
+    w.n = 0;
+    for (int k = 0; k < 5; k++)
+        W_FRAME(&w, FIN | PING, "");
+    const exp_frame pings[] = {X(PING, PING, true, ""), X(PING, PING, true, ""),
+                               X(PING, PING, true, ""), X(PING, PING, true, ""),
+                               X(PING, PING, true, "")};
+    e = (expect){pings, 5, 0, 0, NULL};
+    check_stream_lim(ORR_WS_SERVER, 0, 1, w.p, w.n, &e);
+    free(w.p);
+}
+
+Test(frame, frame_limit_counts_each_message_afresh) {
+    /* Messages of 2, 2, 1 and 3 frames. */
+    wire w = {0};
+    W_FRAME(&w, TEXT, "a");
+    W_FRAME(&w, FIN | CONT, "b");
+    W_FRAME(&w, BIN, "c");
+    W_FRAME(&w, FIN | CONT, "d");
+    W_FRAME(&w, FIN | TEXT, "e");
+    W_FRAME(&w, BIN, "f");
+    W_FRAME(&w, CONT, "g");
+    size_t third = w.n;
+    W_FRAME(&w, FIN | CONT, "h");
+    const exp_frame fr[] = {X(TEXT, TEXT, false, "a"), X(CONT, TEXT, true, "b"),
+                            X(BIN, BIN, false, "c"),   X(CONT, BIN, true, "d"),
+                            X(TEXT, TEXT, true, "e"),  X(BIN, BIN, false, "f"),
+                            X(CONT, BIN, false, "g"),  X(CONT, BIN, true, "h")};
+    expect e = {fr, 8, 0, 0, NULL};
+    check_stream_lim(ORR_WS_SERVER, 0, 3, w.p, w.n, &e);
+    /* A limit of 2 passes the first three messages and stops the fourth at
+     * its third frame. */
+    e = (expect){fr, 7, ORR_WS_ETOOBIG, third, NULL};
+    check_stream_lim(ORR_WS_SERVER, 0, 2, w.p, w.n, &e);
+    free(w.p);
+}
+
+/* The server's default, and Autobahn's 9.x shape: 65,536 fragments pass;
+ * at a limit of 100,000 the 100,001st frame fails. Fed whole and byte by
+ * byte only (the frame_feed splits would take long at this size). */
+Test(frame, frame_limit_at_scale) {
+    enum { LIMIT = 100000 };
+    wire w = {0};
+    W_FRAME(&w, BIN, "");
+    for (int k = 1; k < LIMIT - 1; k++)
+        W_FRAME(&w, CONT, "");
+    W_FRAME(&w, FIN | CONT, "z");
+    size_t ok_len = w.n;
+    W_FRAME(&w, BIN, "");
+    for (int k = 1; k < LIMIT; k++)
+        W_FRAME(&w, CONT, "");
+    size_t at = w.n;
+    W_FRAME(&w, FIN | CONT, "");
+    for (int mode = SPLIT_WHOLE; mode <= SPLIT_BYTES; mode++) {
+        trace t = feed_lim(ORR_WS_SERVER, 0, LIMIT, w.p, w.n, (splitter){mode, 0, 0});
+        cr_assert_eq(t.err, ORR_WS_ETOOBIG, "mode %d", mode);
+        cr_assert_eq(t.err_at, at, "mode %d: error at %zu, expected %zu", mode, t.err_at, at);
+        cr_assert_eq(t.nfr, 2 * LIMIT);
+        cr_assert(t.fr[LIMIT - 1].fin && t.fr[LIMIT - 1].done);
+        cr_assert(!t.fr[2 * LIMIT - 1].fin && t.fr[2 * LIMIT - 1].done);
+        trace_free(&t);
+        t = feed_lim(ORR_WS_SERVER, 0, LIMIT, w.p, ok_len, (splitter){mode, 0, 0});
+        cr_assert_eq(t.err, 0);
+        cr_assert_eq(t.nfr, LIMIT);
+        trace_free(&t);
+    }
     free(w.p);
 }
 
@@ -108,7 +266,7 @@ Test(frame, utf8_failure_mid_second_fragment) {
     uint8_t *copy = malloc(w.n);
     memcpy(copy, w.p, w.n);
     orr_ws_reader r;
-    orr_ws_reader_init(&r, ORR_WS_SERVER, 0);
+    orr_ws_reader_init(&r, ORR_WS_SERVER, 0, 0);
     orr_ws_chunk ch;
     size_t used;
     cr_assert_eq(orr_ws_read(&r, copy, w.n, &ch, &used), 1);
