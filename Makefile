@@ -3,6 +3,8 @@
 #   make run    install what is missing, build, start on 127.0.0.1:8080
 #   make test   install what is missing, build, run every test (then again under ASan+UBSan,
 #               and the cross-worker ones under TSan)
+#   make soak   hostile cases at full size against the ASan build (not part of make test)
+#   make fuzz-long  every fuzz target for 10M executions or 30 minutes
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
@@ -12,7 +14,7 @@ TSAN_TESTS ?= ^it/.*(registry|pools|push|lifecycle|chat|cluster)
 JOBS       ?= $(shell nproc)
 ARGS       ?=
 
-.PHONY: all build run test test-fast test-asan test-tsan deps deps-test bench fuzz clean format
+.PHONY: all build run test test-fast test-asan test-tsan deps deps-test bench fuzz fuzz-long soak clean format
 
 all: build
 
@@ -59,6 +61,17 @@ fuzz:
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DORR_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
 	fuzz/run.sh build-fuzz
+
+# Every fuzz target for 10 million executions or 30 minutes, whichever comes first.
+fuzz-long:
+	@$(MAKE) --no-print-directory fuzz FUZZ_RUNS=10000000 FUZZ_SECONDS=1800
+
+# The hostile cases of issue 8 at full size against the ASan+UBSan build, RSS sampled.
+soak: deps-test
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DORR_SANITIZE=address,undefined >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  /usr/bin/python3 tests/soak/soak.py --bin $(ASAN_BUILD)/orrery
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -170,15 +170,31 @@ static void socket_failed(orr_worker *w, orr_conn *c, int err) {
     conn_close_now(w, c);
 }
 
-/* The cork's bytes from `done` on become the backlog, which was empty. */
+/* The cork's bytes from `done` on become the backlog, which was empty. A
+ * big cork (a large message) is handed over rather than copied: no second
+ * copy of it exists even for a moment. */
 static void backlog_start(orr_worker *w, orr_conn *c, size_t done, size_t n) {
+    size_t safe = 0;
+    if (c->phase != PHASE_HTTP) {
+        /* Frames start at cork_frames_at: the first boundary from `done` on
+         * is where a close could go. */
+        size_t from = w->cork_frames_at;
+        safe = from >= done ? from : boundary_after(w->cork, from, n, done, SAFE_WALK_MAX);
+    }
+    if (w->cork_cap > CORK_KEEP && n - done > CORK_KEEP && n <= UINT32_MAX) {
+        out_free(c);
+        c->out = w->cork;
+        c->out_cap = (uint32_t)w->cork_cap;
+        c->out_off = (uint32_t)done;
+        c->out_len = (uint32_t)n;
+        budget_add(w->srv, c->out_cap);
+        w->cork_cap = 64 * 1024;
+        w->cork = orr_xmalloc(w->cork_cap);
+        if (c->phase != PHASE_HTTP) c->out_safe = (uint32_t)safe;
+        return;
+    }
     backlog_append(c, w->cork + done, n - done);
-    if (c->phase == PHASE_HTTP) return; /* no frames: out_safe is head_scanned */
-    /* Frames start at cork_frames_at: the first boundary from `done` on is
-     * where a close could go. */
-    size_t from = w->cork_frames_at;
-    size_t safe = from >= done ? from : boundary_after(w->cork, from, n, done, SAFE_WALK_MAX);
-    c->out_safe = (uint32_t)(safe - done);
+    if (c->phase != PHASE_HTTP) c->out_safe = (uint32_t)(safe - done);
 }
 
 void out_uncork(orr_worker *w) {

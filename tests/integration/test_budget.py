@@ -261,8 +261,10 @@ class TestOutputShed(BudgetTestCase):
 
 class TestOwnOutput(BudgetTestCase):
     async def test_pipelining_without_reading_is_closed_at_the_cap(self):
-        """Echoes of its own messages count against max_outbound_bytes."""
-        self.start(max_outbound_bytes=65536, close_timeout_ms=T(20000))
+        """Echoes of its own messages count against max_outbound_bytes: past
+        it with more than one message, 1008 at once; a backlog that passed it
+        by less than one message (reads paused) at the idle timeout."""
+        self.start(max_outbound_bytes=65536, close_timeout_ms=T(20000), idle_timeout_ms=T(2000))
         task, stop, worst, rounds = await self.normal_client()
         ws = small_rcvbuf_ws(self.srv.port)
         msg = encode_frame(OP_BINARY, b"e" * 16384)
@@ -279,7 +281,8 @@ class TestOwnOutput(BudgetTestCase):
             except OSError:
                 break
         ws.sock.setblocking(True)
-        self.srv.wait_for_log(r"warn .*slow consumer: \d+ bytes unsent \(max_outbound_bytes 65536\): closing 1008")
+        self.srv.wait_for_log(r"warn .*slow consumer: \d+ bytes unsent \(max_outbound_bytes 65536\): closing 1008",
+                              timeout=10)
         code, counts = await self.in_thread(read_until_close, ws, 5)
         self.assertEqual(code, 1008)
         self.assertGreater(counts.get(OP_BINARY, 0), 0)
