@@ -183,8 +183,8 @@ static void backlog_start(orr_worker *w, orr_conn *c, size_t done, size_t n) {
     }
     if (w->cork_cap > CORK_KEEP && n - done > CORK_KEEP && n <= UINT32_MAX) {
         out_free(c);
-        c->out = w->cork;
-        c->out_cap = (uint32_t)w->cork_cap;
+        c->out = orr_xrealloc(w->cork, n); /* no doubling's slack held (or counted) */
+        c->out_cap = (uint32_t)n;
         c->out_off = (uint32_t)done;
         c->out_len = (uint32_t)n;
         budget_add(w->srv, c->out_cap);
