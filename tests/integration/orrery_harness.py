@@ -206,8 +206,15 @@ class RawWs:
         self.eof = False
 
     @classmethod
-    def connect(cls, port, path="/echo/ws", host=None, headers=None, timeout=5):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
+    def connect(cls, port, path="/echo/ws", host=None, headers=None, timeout=5, rcvbuf=None):
+        """`rcvbuf`: a small kernel receive buffer (set before connecting, so the
+        window stays small): output the client does not read piles up in the
+        server, not in the kernel."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(timeout * SLOW)
+        sock.connect(("127.0.0.1", port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = base64.b64encode(os.urandom(16)).decode()
         hs = [
@@ -279,6 +286,21 @@ class RawWs:
     def send_binary(self, b, **kw):
         self.send_frame(OP_BINARY, b, **kw)
 
+    def send_frame_but_last_byte(self, length, chunk=1 << 20):
+        """A binary frame of `length` zero bytes (mask key 0), all but its last
+        byte: what a client holding a server's reassembly buffer sends. A
+        server that stops reading it (it refused the message) is fine."""
+        try:
+            self.sock.sendall(struct.pack("!BBQ", 0x82, 0x80 | 127, length) + b"\0\0\0\0")
+            zeros = b"\0" * chunk
+            left = length - 1
+            while left:
+                k = min(left, chunk)
+                self.sock.sendall(zeros[:k])
+                left -= k
+        except OSError:
+            pass
+
     def send_close(self, code=None, reason=b"", **kw):
         self.send_frame(OP_CLOSE, close_payload(code, reason), **kw)
 
@@ -318,6 +340,49 @@ class RawWs:
                 return f
             if not self._fill(deadline):
                 raise AssertionError("no frame within %ss (buffered %r)" % (timeout * SLOW, self.buf[:64]))
+
+    def skim_frames(self, timeout=5):
+        """Yields (fin, opcode, length, payload) for each frame, payload only
+        for control frames (None for data): frames are skipped by offset, so
+        megabytes of data stay cheap. AssertionError when nothing comes within
+        `timeout` (per read), Closed on EOF. Bytes after the last frame taken
+        stay in buf."""
+        buf = bytearray(self.buf)
+        at = 0
+        self.sock.settimeout(timeout * SLOW)
+        try:
+            while True:
+                while len(buf) - at >= 2:
+                    n, hl = buf[at + 1] & 0x7F, 2
+                    if n == 126:
+                        if len(buf) - at < 4:
+                            break
+                        n, hl = struct.unpack_from("!H", buf, at + 2)[0], 4
+                    elif n == 127:
+                        if len(buf) - at < 10:
+                            break
+                        n, hl = struct.unpack_from("!Q", buf, at + 2)[0], 10
+                    if len(buf) - at < hl + n:
+                        break
+                    b0 = buf[at]
+                    payload = bytes(buf[at + hl:at + hl + n]) if b0 & 0x08 else None
+                    at += hl + n
+                    self.buf = bytes(buf[at:])
+                    yield bool(b0 & 0x80), b0 & 0x0F, n, payload
+                del buf[:at]
+                at = 0
+                try:
+                    data = self.sock.recv(1 << 20)
+                except socket.timeout:
+                    raise AssertionError("no frame within %ss" % (timeout * SLOW)) from None
+                except (ConnectionResetError, BrokenPipeError):
+                    data = b""
+                if not data:
+                    self.eof = True
+                    raise Closed("connection closed by the server")
+                buf += data
+        finally:
+            self.sock.settimeout(None)
 
     def read_close(self, timeout=5, skip_data=False):
         """Read frames until a close; returns (code, reason bytes). Data frames are errors unless skip_data."""

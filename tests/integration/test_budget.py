@@ -34,56 +34,17 @@ def rss_bytes(pid):
 
 
 def small_rcvbuf_ws(port, path="/echo/ws", rcvbuf=4096):
-    """A raw websocket client whose kernel receive buffer is small (set before
-    connecting, so the window stays small): output it does not read piles up
-    in the server, not in the kernel."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.settimeout(T(10))
-    sock.connect(("127.0.0.1", port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    key = "dGhlIHNhbXBsZSBub25jZQ=="
-    sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, key)).encode())
-    ws = RawWs(sock)
-    status, _ = ws.read_http_head(10)
-    if status != 101:
-        raise AssertionError("handshake answered %d" % status)
-    return ws
+    return RawWs.connect(port, path, rcvbuf=rcvbuf, timeout=10)
 
 
 def message_length(ws, timeout=10):
-    """Reads one data message (in fragments or not) and returns its length;
-    frames are skipped by offset, so megabytes stay cheap."""
-    buf = bytearray(ws.buf)
-    at, total = 0, 0
-    ws.sock.settimeout(T(timeout))
-    while True:
-        while len(buf) - at >= 2:
-            n, hl = buf[at + 1] & 0x7F, 2
-            if n == 126:
-                if len(buf) - at < 4:
-                    break
-                n, hl = struct.unpack_from("!H", buf, at + 2)[0], 4
-            elif n == 127:
-                if len(buf) - at < 10:
-                    break
-                n, hl = struct.unpack_from("!Q", buf, at + 2)[0], 10
-            if len(buf) - at < hl + n:
-                break
-            fin, op = buf[at] & 0x80, buf[at] & 0x0F
-            at += hl + n
-            if op in (OP_BINARY, OP_TEXT, 0):
-                total += n
-                if fin:
-                    ws.buf = bytes(buf[at:])
-                    return total
-        del buf[:at]
-        at = 0
-        data = ws.sock.recv(1 << 20)
-        if not data:
-            raise Closed("EOF in a message")
-        buf += data
+    """Reads one data message (in fragments or not): its length."""
+    total = 0
+    for fin, op, n, _ in ws.skim_frames(timeout):
+        if op in (OP_BINARY, OP_TEXT, 0):
+            total += n
+            if fin:
+                return total
 
 
 def read_until_close(ws, timeout=10):
@@ -175,17 +136,7 @@ class TestPartialMessages(BudgetTestCase):
 
         def attack(i):
             ws = small_rcvbuf_ws(self.srv.port, rcvbuf=65536)
-            hdr = struct.pack("!BBQ", 0x82, 0x80 | 127, FRAME) + b"\x00\x00\x00\x00"
-            ws.send_raw(hdr)
-            chunk = b"\x00" * (256 * 1024)
-            left = FRAME - 1
-            try:
-                while left:
-                    k = min(left, len(chunk))
-                    ws.sock.sendall(chunk[:k])
-                    left -= k
-            except OSError:
-                pass  # refused: the server may stop reading once it lingers
+            ws.send_frame_but_last_byte(FRAME)
             return ws
 
         clients = await asyncio.gather(*(self.in_thread(attack, i) for i in range(N)))

@@ -36,56 +36,19 @@ def rss(pid):
 
 
 def connect(port, path="/echo/ws", rcvbuf=None):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.settimeout(30)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" % path).encode())
-    ws = RawWs(sock)
-    status, _ = ws.read_http_head(30)
-    if status != 101:
-        raise RuntimeError("handshake %d" % status)
-    return ws
+    return RawWs.connect(port, path, rcvbuf=rcvbuf, timeout=30)
 
 
 def close_code(ws, timeout=30):
-    """Reads until a close frame: its code, 'eof' or 'open' (nothing within
-    timeout). Frames are skipped by offset: megabytes of echo stay cheap."""
-    buf = bytearray(ws.buf)
-    at = 0
-    ws.sock.settimeout(timeout)
-    while True:
-        # Whole frames in buf[at:]?
-        while len(buf) - at >= 2:
-            n = buf[at + 1] & 0x7F
-            hl = 2
-            if n == 126:
-                if len(buf) - at < 4:
-                    break
-                n, hl = struct.unpack_from("!H", buf, at + 2)[0], 4
-            elif n == 127:
-                if len(buf) - at < 10:
-                    break
-                n, hl = struct.unpack_from("!Q", buf, at + 2)[0], 10
-            if len(buf) - at < hl + n:
-                break
-            if buf[at] & 0x0F == OP_CLOSE:
-                return struct.unpack_from("!H", buf, at + hl)[0] if n >= 2 else 1005
-            at += hl + n
-        if at > (1 << 20):
-            del buf[:at]
-            at = 0
-        try:
-            data = ws.sock.recv(1 << 20)
-        except socket.timeout:
-            return "open"
-        except OSError:
-            return "eof"
-        if not data:
-            return "eof"
-        buf += data
+    """Reads until a close frame: its code, 'eof' or 'open' (nothing within timeout)."""
+    try:
+        for _, op, n, payload in ws.skim_frames(timeout):
+            if op == OP_CLOSE:
+                return struct.unpack("!H", payload[:2])[0] if n >= 2 else 1005
+    except Closed:
+        return "eof"
+    except AssertionError:
+        return "open"
 
 
 class Watch:
@@ -174,16 +137,7 @@ def case_partial(srv):
     FRAME = 19 * MiB
     def attack(i):
         ws = connect(srv.port, rcvbuf=65536)
-        ws.sock.sendall(struct.pack("!BBQ", 0x82, 0x80 | 127, FRAME) + b"\0\0\0\0")
-        chunk = b"\0" * MiB
-        left = FRAME - 1
-        try:
-            while left:
-                k = min(left, len(chunk))
-                ws.sock.sendall(chunk[:k])
-                left -= k
-        except OSError:
-            pass
+        ws.send_frame_but_last_byte(FRAME)
         return ws
     clients = run_threads(attack, 50)
     time.sleep(2)
