@@ -52,7 +52,7 @@ static int send_data(orr_conn *c, uint8_t opcode, const void *data, size_t len) 
         !orr_utf8_valid(data, len))
         return ORR_EINVAL;
     if (opcode == ORR_WS_OP_TEXT && w->cb_payload && data == w->cb_msg && len == w->cb_msg_len &&
-        len <= OUT_FRAG_BYTES) {
+        len <= out_frag_bytes(w)) {
         /* A server message passed on as it is: its frame was encoded once
          * for every recipient. */
         const orr_payload *m = w->cb_payload;

@@ -307,14 +307,19 @@ orr_conn *worker_conn_new(orr_worker *w, int fd, const struct sockaddr *sa);
 void worker_update_events(orr_worker *w, orr_conn *c);
 
 /* ---- output.c: the cork and per-connection backlog ---- */
-/* Data messages longer than this go out in fragments of this size, so that
- * output can be cut at a frame boundary close to what was sent. */
-#define OUT_FRAG_BYTES (64u * 1024)
+/* Data messages longer than max_outbound_bytes (and than OUT_FRAG_MIN) go
+ * out in fragments of that size, so that a slow consumer's output can be
+ * cut at a frame boundary within its cap of what was sent. */
+#define OUT_FRAG_MIN (64u * 1024)
+static inline size_t out_frag_bytes(const orr_worker *w) {
+    size_t cap = (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
+    return cap > OUT_FRAG_MIN ? cap : OUT_FRAG_MIN;
+}
 void out_cork(orr_worker *w, orr_conn *c);
 void out_uncork(orr_worker *w);
 uint8_t *out_reserve(orr_worker *w, size_t n);
 void out_append(orr_worker *w, const void *p, size_t n);
-/* A whole message (fragmented past OUT_FRAG_BYTES) or a control frame. */
+/* A whole message (fragmented past out_frag_bytes) or a control frame. */
 void out_frame(orr_worker *w, uint8_t opcode, const void *p, size_t n);
 void out_on_writable(orr_worker *w, orr_conn *c);
 void out_free(orr_conn *c);

@@ -14,7 +14,7 @@
  *
  * Closing a slow consumer does not wait for it: its backlog is cut at the
  * first frame boundary after what was sent (out_safe; large messages go out
- * in OUT_FRAG_BYTES fragments so that this is close) and the close frame
+ * in fragments of the cap, so that this is close) and the close frame
  * follows at once, so the memory is given back now, not after the close
  * timeout. Backlogs count in the server's memory budget (budget.c).
  */
@@ -56,18 +56,20 @@ void out_append(orr_worker *w, const void *p, size_t n) {
 void out_frame(orr_worker *w, uint8_t opcode, const void *p, size_t n) {
     const uint8_t *src = p;
     if (!(opcode & 0x8) && n > w->cork_big) w->cork_big = n;
+    size_t frag = opcode & 0x8 ? n : out_frag_bytes(w);
+    size_t room = n + (n / frag + 1) * 10; /* at most 10 header bytes a frame */
+    uint8_t *dst = out_reserve(w, room), *at = dst;
     uint8_t op = opcode;
     do {
-        size_t k = n > OUT_FRAG_BYTES && !(opcode & 0x8) ? OUT_FRAG_BYTES : n;
-        uint8_t hdr[14];
-        size_t h = orr_ws_header(hdr, op, k == n, k, NULL);
-        uint8_t *dst = out_reserve(w, h + k);
-        memcpy(dst, hdr, h);
-        if (k) memcpy(dst + h, src, k);
+        size_t k = n > frag ? frag : n;
+        at += orr_ws_header(at, op, k == n, k, NULL);
+        if (k) memcpy(at, src, k);
+        at += k;
         src += k;
         n -= k;
         op = ORR_WS_OP_CONT;
     } while (n);
+    w->cork_len -= room - (size_t)(at - dst);
 }
 
 void out_free(orr_conn *c) {
