@@ -56,7 +56,7 @@ void out_append(orr_worker *w, const void *p, size_t n) {
 void out_frame(orr_worker *w, uint8_t opcode, const void *p, size_t n) {
     const uint8_t *src = p;
     if (!(opcode & 0x8) && n > w->cork_big) w->cork_big = n;
-    size_t frag = opcode & 0x8 ? n : out_frag_bytes(w);
+    size_t frag = opcode & 0x8 ? 125 : out_frag_bytes(w); /* control frames: at most 125 bytes */
     size_t room = n + (n / frag + 1) * 10; /* at most 10 header bytes a frame */
     uint8_t *dst = out_reserve(w, room), *at = dst;
     uint8_t op = opcode;
