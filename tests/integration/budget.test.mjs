@@ -22,6 +22,7 @@ async function normalClient(srv) {
   let stopped = false;
   let worst = 0;
   let rounds = 0;
+  let failure = null;
   const loop = (async () => {
     for (let i = 0; !stopped; i++) {
       const t0 = performance.now();
@@ -32,11 +33,14 @@ async function normalClient(srv) {
       rounds++;
       await sleep(20);
     }
-  })();
+  })().catch((e) => {
+    failure = e; // reported by stop(), not as an unhandled rejection after the test
+  });
   return {
     async stop() {
       stopped = true;
       await loop;
+      if (failure) throw failure;
       ws.close();
       assert.ok(rounds > 10, `${rounds} rounds`);
       return worst;
@@ -90,14 +94,19 @@ test('clients that send 15 MiB and never read: closed 1008 or refused 1013, memo
       assert.equal(ev.type, 'message', 'no whole echo: it was cut at a frame boundary');
     }
   }
-  const slow = codes.filter((c) => c === 1008).length;
+  // 1008: a slow consumer (at the idle timeout, with its echo unread), or
+  // shed by the budget when echoes and new buffers together came near it.
+  const closed = codes.filter((c) => c === 1008).length;
   const refused = codes.filter((c) => c === 1013).length;
-  assert.equal(slow + refused, N, `close codes ${codes}`);
-  assert.ok(slow > 0 && refused > 0, `close codes ${codes}`);
-  assert.equal(await srv.metric('orrery_budget_closes_total', { reason: 'message_refused' }), refused);
-  assert.equal(await srv.metric('orrery_ws_slow_consumer_closes_total', { pool: 'gear:echo' }), slow,
-    srv.stderr.split('\n').filter((l) => /slow consumer|DISCONNECTED|memory budget/.test(l)).join('\n'));
-  await srv.waitForLog(/warn .*slow consumer: \d+ bytes unsent \(max_outbound_bytes 1048576\): closing 1008/);
+  assert.equal(closed + refused, N, `close codes ${codes}`);
+  assert.ok(closed > 0 && refused > 0, `close codes ${codes}`);
+  const log = () => srv.stderr.split('\n').filter((l) => /slow consumer|DISCONNECTED|memory budget/.test(l)).join('\n');
+  assert.equal(await srv.metric('orrery_budget_closes_total', { reason: 'message_refused' }), refused, log());
+  const slow = await srv.metric('orrery_ws_slow_consumer_closes_total', { pool: 'gear:echo' });
+  const shed = await srv.metric('orrery_budget_closes_total', { reason: 'output_shed' });
+  assert.equal(slow + shed, closed, log());
+  if (slow) await srv.waitForLog(/warn .*slow consumer: \d+ bytes unsent \(max_outbound_bytes 1048576\): closing 1008/);
+  if (shed) await srv.waitForLog(/warn .*memory budget: .* unsent: closing 1008/);
   await srv.waitForLog(/warn .*memory budget: .* refused: closing 1013/);
   const worst = await normal.stop();
   assert.ok(worst < 1000 * SLOW, `the normal client waited ${worst.toFixed(0)} ms`);
