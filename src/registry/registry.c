@@ -173,6 +173,7 @@ typedef struct reg_name {
     orr_link by_conn; /* in owner->names */
     reg_conn *owner;
     int64_t since_ms; /* wall clock when it was taken */
+    bool pending;     /* claimed, not confirmed yet: lookups do not see it */
     char bytes[];
 } reg_name;
 
@@ -400,7 +401,7 @@ void orr_registry_free(orr_registry *r) {
 }
 
 static int register_locked(orr_registry *r, uint32_t pool, const char *s, size_t len,
-                           uint64_t conn) {
+                           uint64_t conn, bool pending) {
     uint64_t hash = key_hash(r, pool, s, len);
     reg_key *k = key_find(&r->names, hash, pool, s, len);
     if (k) return ORR_CONTAINER_OF(k, reg_name, key)->owner->id == conn ? 0 : ORR_ETAKEN;
@@ -413,6 +414,7 @@ static int register_locked(orr_registry *r, uint32_t pool, const char *s, size_t
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     n->since_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    n->pending = pending;
     orr_list_push_back(&n->owner->names, &n->by_conn);
     htab_insert(&r->names, &n->key.node);
     return 0;
@@ -422,9 +424,27 @@ int orr_registry_register(orr_registry *r, uint32_t pool, const char *name, size
                           uint64_t conn) {
     if (!valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
-    int rc = register_locked(r, pool, name, len, conn);
+    int rc = register_locked(r, pool, name, len, conn, false);
     pthread_mutex_unlock(&r->lock);
     return rc;
+}
+
+int orr_registry_claim(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn) {
+    if (!valid_name(name, len)) return ORR_EINVAL;
+    pthread_mutex_lock(&r->lock);
+    int rc = register_locked(r, pool, name, len, conn, true);
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+int orr_registry_confirm(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn) {
+    if (!valid_name(name, len)) return ORR_EINVAL;
+    pthread_mutex_lock(&r->lock);
+    reg_name *n = name_find(r, pool, name, len);
+    bool mine = n && n->owner->id == conn;
+    if (mine) n->pending = false;
+    pthread_mutex_unlock(&r->lock);
+    return mine ? 0 : ORR_ENOTFOUND;
 }
 
 static int unregister_locked(orr_registry *r, uint32_t pool, const char *s, size_t len,
@@ -451,6 +471,7 @@ int orr_registry_lookup(orr_registry *r, uint32_t pool, const char *name, size_t
     if (!valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
     reg_name *n = name_find(r, pool, name, len);
+    if (n && n->pending) n = NULL;
     if (n && conn) *conn = n->owner->id;
     pthread_mutex_unlock(&r->lock);
     return n ? 0 : ORR_ENOTFOUND;

@@ -47,10 +47,19 @@ void orr_registry_free(orr_registry *r);
  * ORR_ETAKEN when another connection holds it. ORR_EINVAL for a bad length,
  * ORR_ENOMEM when conn holds ORR_REGISTRY_MAX_PER_CONN entries already. */
 int orr_registry_register(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn);
+/* Take it as a claim that another party (the cluster) has yet to confirm:
+ * the same answers as orr_registry_register, but until orr_registry_confirm
+ * the name is taken for others (ETAKEN) without being found by
+ * orr_registry_lookup, so nothing is delivered to a claim that may be
+ * refused. orr_registry_holder_since, foreach and unregister see it. */
+int orr_registry_claim(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn);
+/* The claim of conn succeeded: 0, or ORR_ENOTFOUND when conn does not hold it. */
+int orr_registry_confirm(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn);
 /* Give it up: 0, or ORR_ENOTFOUND when conn does not hold it. */
 int orr_registry_unregister(orr_registry *r, uint32_t pool, const char *name, size_t len,
                             uint64_t conn);
-/* Who holds it: 0 and *conn, or ORR_ENOTFOUND. */
+/* Who holds it, confirmed: 0 and *conn, or ORR_ENOTFOUND (also for a claim
+ * not confirmed yet). */
 int orr_registry_lookup(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t *conn);
 
 /* Join a group: 0 (also when already a member), or ORR_ENOMEM as above. */

@@ -159,7 +159,10 @@ int orr_unique_register(orr_conn *c, const char *name, size_t len, uint64_t tag)
     int rc = may_use(c, len);
     if (rc) return rc;
     orr_worker *w = c->w;
-    rc = orr_registry_register(w->srv->registry, c->route->pool->idx, name, len, c->id);
+    /* With a cluster the name is only claimed until Redis confirms it: a
+     * claim that may be refused never receives a message sent to the name. */
+    rc = w->srv->cluster ? orr_registry_claim(w->srv->registry, c->route->pool->idx, name, len, c->id)
+                         : orr_registry_register(w->srv->registry, c->route->pool->idx, name, len, c->id);
     if (rc == 0) c->flags |= CF_REGISTRY;
     /* Taken on this node already: no need to ask the cluster. */
     result_or_cluster(w, c, rc == 0 ? CL_REGISTER : CL_ANSWER, ORR_OP_UNIQUE_REGISTER, rc, 0, name, len, tag);
@@ -269,12 +272,17 @@ void conn_registry_result(orr_worker *w, orr_conn *c, const orr_registry_result 
         return;
     }
     if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
-    if (r->op == ORR_OP_UNIQUE_REGISTER && r->status == ORR_ETAKEN) {
-        /* Another node holds it: our local claim goes. */
+    if (r->op == ORR_OP_UNIQUE_REGISTER) {
+        /* The cluster's answer to our claim: confirmed, or it goes (another
+         * node holds the name; our own holder, if any, kept it). */
+        orr_registry *reg = w->srv->registry;
+        uint32_t pool = c->route->pool->idx;
         uint64_t holder;
-        if (orr_registry_lookup(w->srv->registry, c->route->pool->idx, r->name, r->name_len, &holder) == 0 &&
-            holder == c->id)
-            orr_registry_unregister(w->srv->registry, c->route->pool->idx, r->name, r->name_len, c->id);
+        int64_t since;
+        if (r->status == ORR_OK)
+            orr_registry_confirm(reg, pool, r->name, r->name_len, c->id);
+        else if (orr_registry_holder_since(reg, pool, r->name, r->name_len, &holder, &since) == 0 && holder == c->id)
+            orr_registry_unregister(reg, pool, r->name, r->name_len, c->id);
     }
     /* The caller may have corked c for a batch of its results. */
     bool own = w->cork_conn != c;

@@ -79,6 +79,37 @@ Test(registry_names, register_taken_and_same_conn_again) {
     orr_registry_free(r);
 }
 
+/* A claim (cluster: not confirmed yet) takes the name for others but is not
+ * found by lookup until confirmed; a refused one goes with unregister. */
+Test(registry_names, claims_are_not_found_until_confirmed) {
+    orr_registry *r = orr_registry_new();
+    uint64_t who = 0;
+    int64_t since = 0;
+    cr_assert_eq(orr_registry_claim(r, 0, S("alice"), 1), 0);
+    cr_assert_eq(orr_registry_lookup(r, 0, S("alice"), &who), ORR_ENOTFOUND);
+    cr_assert_eq(orr_registry_register(r, 0, S("alice"), 2), ORR_ETAKEN);
+    cr_assert_eq(orr_registry_claim(r, 0, S("alice"), 2), ORR_ETAKEN);
+    cr_assert_eq(orr_registry_claim(r, 0, S("alice"), 1), 0, "the claimant again");
+    cr_assert_eq(orr_registry_holder_since(r, 0, S("alice"), &who, &since), 0);
+    cr_assert_eq(who, 1);
+    assert_counts(r, 1, 0, 0);
+    cr_assert_eq(orr_registry_confirm(r, 0, S("alice"), 2), ORR_ENOTFOUND, "only the claimant confirms");
+    cr_assert_eq(orr_registry_confirm(r, 0, S("bob"), 1), ORR_ENOTFOUND);
+    cr_assert_eq(orr_registry_confirm(r, 0, S("alice"), 1), 0);
+    cr_assert_eq(orr_registry_lookup(r, 0, S("alice"), &who), 0);
+    cr_assert_eq(who, 1);
+    /* Refused: the claim is given up and the name is free. */
+    cr_assert_eq(orr_registry_claim(r, 0, S("carol"), 3), 0);
+    cr_assert_eq(orr_registry_unregister(r, 0, S("carol"), 3), 0);
+    cr_assert_eq(orr_registry_lookup(r, 0, S("carol"), &who), ORR_ENOTFOUND);
+    cr_assert_eq(orr_registry_register(r, 0, S("carol"), 4), 0);
+    /* A pending claim goes with its connection too. */
+    cr_assert_eq(orr_registry_claim(r, 0, S("dave"), 5), 0);
+    orr_registry_conn_gone(r, 5);
+    assert_counts(r, 2, 0, 0);
+    orr_registry_free(r);
+}
+
 Test(registry_names, pools_are_separate_namespaces) {
     orr_registry *r = orr_registry_new();
     cr_assert_eq(orr_registry_register(r, 1, S("alice"), 10), 0);
