@@ -77,6 +77,11 @@ void orr_cluster_draining(orr_cluster *cl);
 void orr_cluster_post(orr_cluster *cl, orr_cl_req *req);
 /* Whether Redis is reachable (both connections up and set up); why if not. */
 bool orr_cluster_ready(orr_cluster *cl, char *why, size_t whylen);
+/* Whether this node may act as the holder of its names at `now_ms`
+ * (monotonic): its liveness in Redis is known to hold. When not (a pause or
+ * a cut longer than node_ttl_ms, until the names are written back), a send
+ * to a name held here goes through Redis like any other. */
+bool orr_cluster_lease_valid(orr_cluster *cl, int64_t now_ms);
 /* Prometheus lines for /metrics. */
 void orr_cluster_metrics(orr_cluster *cl, void (*emit)(void *arg, const char *line), void *arg);
 

@@ -63,8 +63,15 @@ struct orr_cluster {
     chan **chans;
     size_t chan_mask, n_chans;
     orr_idvec scratch;
+    /* The lease: this node's liveness key is known to hold until
+     * lease_until (monotonic ms; 0: lapsed or not yet known). Workers read
+     * it: past it they do not act as holders of this node's names. */
+    atomic_int_fast64_t lease_until;
+    bool lease_held;     /* a heartbeat was answered since (re)connecting */
+    bool lapsed;         /* a lapse was seen and not yet repaired */
+    bool restoring;      /* its write-back is under way */
     /* metrics */
-    atomic_uint_fast64_t sent, received, send_failures, reaped, conflicts;
+    atomic_uint_fast64_t sent, received, send_failures, reaped, conflicts, lapses, restores;
 };
 
 

@@ -3,10 +3,13 @@
  * connections coming and going, writing this node's part back after they
  * return, liveness, the reaper, and the public functions of cluster.h.
  *
- * While Redis cannot be reached: names and members on this node keep
- * working; a send to a name held elsewhere answers not delivered (and is
- * counted); registrations and joins succeed locally and are written back
- * when Redis returns, after this node's old entries are cleared.
+ * While Redis cannot be reached: members on this node keep getting
+ * publications, and names on this node keep working as long as the lease
+ * lasts (node_ttl_ms from the last heartbeat Redis answered); a send to a
+ * name held elsewhere answers not delivered (and is counted); registrations
+ * and joins succeed locally and are written back when Redis returns, after
+ * this node's old entries are cleared. A lease that lapsed while Redis was
+ * reachable (a pause) is repaired the same way: see "the lease" below.
  */
 #include "cluster/cluster_internal.h"
 
@@ -115,13 +118,95 @@ static void plain(orr_cluster *cl, int argc, const char **argv, const size_t *ar
     if (orr_redis_command(cl->cmd, on_plain_reply, cl, argc, argv, argl) == 0) cl->outstanding++;
 }
 
+/* ---- the lease ---- */
+
+typedef struct beat {
+    orr_cluster *cl;
+    int64_t sent_ms; /* monotonic: the key set by this heartbeat lasts node_ttl_ms from about then */
+} beat;
+
+static void lapse(orr_cluster *cl, const char *why) {
+    if (cl->lapsed) return;
+    cl->lapsed = true;
+    atomic_store_explicit(&cl->lease_until, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cl->lapses, 1, memory_order_relaxed);
+    orr_log(ORR_LOG_WARN, NULL,
+            "cluster: %s: lease lapsed (%s): its names go through Redis until they are written back", cl->inst, why);
+}
+
+/* The write-back after a lapse is done (replies come in order): the names
+ * held here are this node's again, as far as Redis knows. */
+static void on_restored(orr_redis *r, redisReply *reply, void *priv) {
+    (void)r;
+    beat *b = priv;
+    orr_cluster *cl = b->cl;
+    cl->outstanding--;
+    cl->restoring = false;
+    if (reply && reply->type != REDIS_REPLY_ERROR && cl->lapsed) {
+        cl->lapsed = false;
+        atomic_store_explicit(&cl->lease_until, b->sent_ms + cl->srv->cfg.cluster.node_ttl_ms, memory_order_relaxed);
+        atomic_fetch_add_explicit(&cl->restores, 1, memory_order_relaxed);
+        orr_log(ORR_LOG_INFO, NULL, "cluster: %s: lease restored: names and memberships written back", cl->inst);
+    }
+    free(b);
+}
+
+static void write_back(orr_cluster *cl);
+
+static void on_beat_reply(orr_redis *r, redisReply *reply, void *priv) {
+    (void)r;
+    beat *b = priv;
+    orr_cluster *cl = b->cl;
+    cl->outstanding--;
+    if (!reply || reply->type == REDIS_REPLY_ERROR) {
+        if (reply) orr_log(ORR_LOG_ERROR, NULL, "cluster: redis: %.*s", (int)reply->len, reply->str);
+        free(b);
+        return;
+    }
+    /* SET ... GET answers the previous value: none means the key had
+     * expired, and other nodes may have reaped our names meanwhile. */
+    if (reply->type == REDIS_REPLY_NIL && cl->lease_held) lapse(cl, "its liveness key had expired in Redis");
+    cl->lease_held = true;
+    if (!cl->lapsed) {
+        atomic_store_explicit(&cl->lease_until, b->sent_ms + cl->srv->cfg.cluster.node_ttl_ms, memory_order_relaxed);
+        free(b);
+        return;
+    }
+    if (cl->restoring) {
+        free(b);
+        return;
+    }
+    /* Redis answers again: write our part back, as after a restart (the
+     * newer of two registrations wins), then take the lease back. */
+    cl->restoring = true;
+    write_back(cl);
+    const char *argv[1] = {"PING"};
+    size_t argl[1] = {4};
+    if (orr_redis_command(cl->cmd, on_restored, b, 1, argv, argl) == 0)
+        cl->outstanding++;
+    else {
+        cl->restoring = false;
+        free(b);
+    }
+}
+
+bool orr_cluster_lease_valid(orr_cluster *cl, int64_t now_ms) {
+    return now_ms < atomic_load_explicit(&cl->lease_until, memory_order_relaxed);
+}
+
 static void heartbeat(orr_cluster *cl) {
     char key[KEY_MAX], ttl[24];
     size_t kn = (size_t)snprintf(key, sizeof key, "orr:alive:%s", cl->inst);
     size_t tn = (size_t)snprintf(ttl, sizeof ttl, "%u", cl->srv->cfg.cluster.node_ttl_ms);
-    const char *a1[5] = {"SET", key, "1", "PX", ttl};
-    size_t l1[5] = {3, kn, 1, 2, tn};
-    plain(cl, 5, a1, l1);
+    const char *a1[6] = {"SET", key, "1", "PX", ttl, "GET"};
+    size_t l1[6] = {3, kn, 1, 2, tn, 3};
+    beat *b = orr_xmalloc(sizeof *b);
+    b->cl = cl;
+    b->sent_ms = mono_ms();
+    if (orr_redis_command(cl->cmd, on_beat_reply, b, 6, a1, l1) == 0)
+        cl->outstanding++;
+    else
+        free(b);
     const char *a2[3] = {"SADD", "orr:nodes", cl->inst};
     size_t l2[3] = {4, 9, cl->inst_len};
     plain(cl, 3, a2, l2);
@@ -208,7 +293,10 @@ void cl_check_ready(orr_cluster *cl) {
     if (ready == atomic_load_explicit(&cl->ready, memory_order_relaxed)) return;
     if (ready) {
         /* Liveness first, so that our write-back is not taken for a dead
-         * node's entries. */
+         * node's entries. The write-back that follows repairs whatever an
+         * outage cost, so the lease holds from this heartbeat's answer. */
+        cl->lease_held = false;
+        cl->lapsed = false;
         heartbeat(cl);
         atomic_store_explicit(&cl->ready, true, memory_order_relaxed);
         write_back(cl);
@@ -218,6 +306,14 @@ void cl_check_ready(orr_cluster *cl) {
     } else {
         atomic_store_explicit(&cl->ready, false, memory_order_relaxed);
     }
+}
+
+/* Not refreshed within node_ttl_ms by our own clock (this node paused, or
+ * Redis paused or out of reach): our names may be reaped any moment. */
+static void check_lease(orr_cluster *cl) {
+    if (!cl->lease_held || cl->lapsed) return;
+    if (cl->now_ms >= atomic_load_explicit(&cl->lease_until, memory_order_relaxed))
+        lapse(cl, "not refreshed within node_ttl_ms");
 }
 
 static void on_state(orr_redis *r, int up, const char *why, void *priv) {
@@ -297,6 +393,7 @@ static void on_timer(orr_loop_handler *h, uint32_t events) {
     (void)r;
     orr_redis_tick(cl->cmd, cl->now_ms);
     orr_redis_tick(cl->sub, cl->now_ms);
+    check_lease(cl);
     if (!atomic_load_explicit(&cl->ready, memory_order_relaxed)) return;
     if (cl->now_ms >= cl->next_beat) {
         heartbeat(cl);
@@ -488,6 +585,12 @@ void orr_cluster_metrics(orr_cluster *cl, void (*emit)(void *arg, const char *li
         {"orrery_cluster_name_conflicts_total", "counter",
          "Connections closed because a newer registration of their name won after an outage.",
          offsetof(orr_cluster, conflicts)},
+        {"orrery_cluster_lease_lapses_total", "counter",
+         "Times this node's liveness may have lapsed (not refreshed within node_ttl_ms, or found expired).",
+         offsetof(orr_cluster, lapses)},
+        {"orrery_cluster_lease_restores_total", "counter",
+         "Times this node's names and memberships were written back after a lapse.",
+         offsetof(orr_cluster, restores)},
     };
     snprintf(line, sizeof line,
              "# HELP orrery_cluster_redis_up Whether this node reaches Redis (1) or not (0).\n"

@@ -186,6 +186,8 @@ int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, 
     if ((!msg && msg_len) || msg_len > w->srv->cfg.max_message_bytes) return ORR_EINVAL;
     uint64_t to;
     rc = orr_registry_lookup(w->srv->registry, c->route->pool->idx, name, len, &to);
+    if (rc == 0 && w->srv->cluster && !orr_cluster_lease_valid(w->srv->cluster, w->now_ms))
+        rc = ORR_ENOTFOUND; /* our lease lapsed: we may not be its holder any more */
     if (rc == 0) {
         /* Held on this node: delivered without Redis. */
         orr_payload *m = payload_new(msg, msg_len);

@@ -8,8 +8,8 @@
 // must never receive a message addressed to the name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWs, SLOW } from './lib/orrery.mjs';
-import { startCluster, tgUrl, tg, cmd, closeAll } from './lib/cluster.mjs';
+import { openWs, sleep, SLOW } from './lib/orrery.mjs';
+import { startCluster, tgUrl, tg, cmd, closeAll, metricTotal } from './lib/cluster.mjs';
 
 /** Accounting of one sender's sends to one name, against what the holder got. */
 function account(answers, got) {
@@ -78,4 +78,108 @@ test('refused claimants on another node never see the holder\'s messages; none i
     { stolen: 0, lost: 0, dups: 0, reorders: 0, refused: 0 },
     `${JSON.stringify(acc)}; ${claims} claims; stolen ${stolen.slice(0, 5)}`);
   await closeAll([holder, sender]);
+});
+
+/**
+ * A sender on `from` sending to `name` with one send in flight, until stop();
+ * answers with their time, for the accounting.
+ */
+function sendLoop(from, name) {
+  const answers = [];
+  let stopped = false;
+  const done = (async () => {
+    for (let seq = 0; !stopped; seq++) {
+      const answer = await cmd(from, `send:${name}:${seq}`, 10000);
+      answers.push({ seq, answer, at: performance.now() });
+      await sleep(5);
+    }
+  })();
+  return { answers, async stop() { stopped = true; await done; } };
+}
+
+/** Sequence numbers of `from`'s messages that `ws` received. */
+function collect(ws, from) {
+  const got = [];
+  ws.on('message', (d) => {
+    const m = new RegExp(`^${from}:(\\d+)$`).exec(d.toString());
+    if (m) got.push(Number(m[1]));
+  });
+  return got;
+}
+
+/**
+ * Scenario 2: a fault longer than node_ttl_ms (1 s) lets the other nodes reap
+ * the names of the node that holds r0; meanwhile a client on a third node
+ * takes r0. After the fault: one live holder only (the newer), no sent:false
+ * 2 s later, and the lapse and its restoration logged and counted.
+ */
+async function lapseScenario(t, fault) {
+  const { redis, nodes: [n1, n2, n3] } = await startCluster(t, 3);
+  const holder = await tg(n1, 'r0');
+  const sender = await tg(n2, 's0');
+  const oldGot = collect(holder, 's0');
+  const loop = sendLoop(sender, 'r0');
+  await sleep(300);
+
+  const faultEnd = await fault({ redis, n1, n2, n3 });
+  // A newer client takes r0 once the old registration was reaped (during or
+  // right after the fault).
+  // (A claimant not closed 4009 within 500 ms holds it; the sender's
+  // messages may reach it at once.)
+  let taker = null;
+  let newGot = [];
+  const deadline = performance.now() + 5000 * SLOW;
+  while (!taker && performance.now() < deadline) {
+    const ws = await openWs(tgUrl(n3, 'r0'));
+    const got = collect(ws, 's0');
+    const closed = await Promise.race([ws.closed.then(() => true), sleep(500 * SLOW).then(() => false)]);
+    if (!closed) {
+      taker = ws;
+      taker.node = n3.nodeId;
+      newGot = got;
+    }
+  }
+  await sleep(2500 * SLOW);
+  await loop.stop();
+
+  const after = loop.answers.filter((a) => a.at > faultEnd + 2000 * SLOW);
+  assert.ok(after.length > 20, `${after.length} sends 2 s after the fault`);
+  assert.deepEqual(after.filter((a) => a.answer !== 'sent:true').map((a) => a.answer), [],
+    'no sent:false to a live receiver 2 s after the fault');
+  // One live holder: the old one was closed 1008 if a newer one took the name.
+  const holders = [holder, taker].filter((ws) => ws && ws.readyState === 1);
+  assert.equal(holders.length, 1, `live holders of r0: ${holders.map((w) => w.node)}`);
+  if (taker) {
+    let ev;
+    do ev = await holder.next(5000 * SLOW); while (ev.type !== 'close');
+    assert.deepEqual([ev.code, ev.reason], [1008, 'unique name conflict']);
+  }
+  // The last sends reached the live holder only.
+  const last = after.slice(-10).map((a) => a.seq);
+  const liveGot = holders[0] === holder ? oldGot : newGot;
+  assert.deepEqual(last.filter((s) => !liveGot.includes(s)), [], 'the last sends reached the live holder');
+  const lapses = await metricTotal(n1, 'orrery_cluster_lease_lapses_total');
+  const restores = await metricTotal(n1, 'orrery_cluster_lease_restores_total');
+  assert.ok(lapses >= 1 && restores >= 1, `n1 lapses ${lapses}, restores ${restores}`);
+  await n1.waitForLog(/warn .*cluster: n1#.*: lease lapsed/);
+  await n1.waitForLog(/info .*cluster: n1#.*: lease restored/);
+  await closeAll(holders.concat([sender]));
+}
+
+test('a node paused past node_ttl_ms: after SIGCONT its lease is restored, one live holder, no lasting sent:false', async (t) => {
+  await lapseScenario(t, async ({ n1 }) => {
+    n1.proc.kill('SIGSTOP');
+    await sleep(3000);
+    n1.proc.kill('SIGCONT');
+    return performance.now();
+  });
+});
+
+test('Redis paused past node_ttl_ms: leases are restored, one live holder, no lasting sent:false', async (t) => {
+  await lapseScenario(t, async ({ redis }) => {
+    redis.proc.kill('SIGSTOP');
+    await sleep(3000);
+    redis.proc.kill('SIGCONT');
+    return performance.now();
+  });
 });
