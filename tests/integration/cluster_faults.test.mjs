@@ -9,7 +9,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openWs, sleep, SLOW } from './lib/orrery.mjs';
-import { startCluster, tgUrl, tg, cmd, closeAll, metricTotal } from './lib/cluster.mjs';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { startRedis, startCluster, tgUrl, tg, cmd, closeAll, metricTotal } from './lib/cluster.mjs';
 
 /** Accounting of one sender's sends to one name, against what the holder got. */
 function account(answers, got) {
@@ -108,20 +112,60 @@ function collect(ws, from) {
 }
 
 /**
+ * A unix-socket proxy to `target` that the test can stall: stall() stops
+ * forwarding in both directions (connections stay open), resume() goes on.
+ */
+async function startProxy(t, target) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orrery-proxy-'));
+  const p = { path: path.join(dir, 'proxy.sock'), stalled: false, pairs: [] };
+  const server = net.createServer((a) => {
+    const b = net.connect(target);
+    const pair = [a, b];
+    p.pairs.push(pair);
+    for (const [x, y] of [[a, b], [b, a]]) {
+      x.on('data', (d) => y.write(d));
+      x.on('error', () => y.destroy());
+      x.on('close', () => y.destroy());
+    }
+    if (p.stalled) pair.forEach((s) => s.pause());
+  });
+  await new Promise((resolve) => server.listen(p.path, resolve));
+  p.stall = () => {
+    p.stalled = true;
+    for (const pair of p.pairs) pair.forEach((s) => s.pause());
+  };
+  p.resume = () => {
+    p.stalled = false;
+    for (const pair of p.pairs) pair.forEach((s) => s.resume());
+  };
+  t.after(() => {
+    for (const pair of p.pairs) pair.forEach((s) => s.destroy());
+    server.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return p;
+}
+
+/**
  * Scenario 2: a fault longer than node_ttl_ms (1 s) lets the other nodes reap
  * the names of the node that holds r0; meanwhile a client on a third node
  * takes r0. After the fault: one live holder only (the newer), no sent:false
  * 2 s later, and the lapse and its restoration logged and counted.
  */
-async function lapseScenario(t, fault) {
-  const { redis, nodes: [n1, n2, n3] } = await startCluster(t, 3);
+async function lapseScenario(t, fault, { proxied = false } = {}) {
+  const redis = await startRedis(t);
+  // n1 may reach Redis through a proxy the test can stall (a cut without
+  // iptables: the connection stays up, nothing passes).
+  const proxy = proxied ? await startProxy(t, redis.socket) : null;
+  const { nodes: [n1, n2, n3] } = await startCluster(t, 3,
+    (i) => (i === 0 && proxy ? { cluster: { redis: `unix:${proxy.path}` } } : {}), { redis });
   const holder = await tg(n1, 'r0');
   const sender = await tg(n2, 's0');
   const oldGot = collect(holder, 's0');
   const loop = sendLoop(sender, 'r0');
   await sleep(300);
 
-  const faultEnd = await fault({ redis, n1, n2, n3 });
+  const faultEnd = await fault({ redis, proxy, n1, n2, n3 });
   // A newer client takes r0 once the old registration was reaped (during or
   // right after the fault).
   // (A claimant not closed 4009 within 500 ms holds it; the sender's
@@ -182,4 +226,13 @@ test('Redis paused past node_ttl_ms: leases are restored, one live holder, no la
     redis.proc.kill('SIGCONT');
     return performance.now();
   });
+});
+
+test('a node cut off from Redis past node_ttl_ms (a stalled proxy): lease restored, one live holder, no lasting sent:false', async (t) => {
+  await lapseScenario(t, async ({ proxy }) => {
+    proxy.stall();
+    await sleep(3000);
+    proxy.resume();
+    return performance.now();
+  }, { proxied: true });
 });
