@@ -420,21 +420,21 @@ static int register_locked(orr_registry *r, uint32_t pool, const char *s, size_t
     return 0;
 }
 
-int orr_registry_register(orr_registry *r, uint32_t pool, const char *name, size_t len,
-                          uint64_t conn) {
+static int take(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn, bool pending) {
     if (!valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
-    int rc = register_locked(r, pool, name, len, conn, false);
+    int rc = register_locked(r, pool, name, len, conn, pending);
     pthread_mutex_unlock(&r->lock);
     return rc;
 }
 
+int orr_registry_register(orr_registry *r, uint32_t pool, const char *name, size_t len,
+                          uint64_t conn) {
+    return take(r, pool, name, len, conn, false);
+}
+
 int orr_registry_claim(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn) {
-    if (!valid_name(name, len)) return ORR_EINVAL;
-    pthread_mutex_lock(&r->lock);
-    int rc = register_locked(r, pool, name, len, conn, true);
-    pthread_mutex_unlock(&r->lock);
-    return rc;
+    return take(r, pool, name, len, conn, true);
 }
 
 int orr_registry_confirm(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn) {
