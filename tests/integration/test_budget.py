@@ -111,7 +111,7 @@ class BudgetTestCase(unittest.IsolatedAsyncioTestCase):
         stop.set()
         await asyncio.wait_for(task, T(10))
         self.assertGreater(rounds[0], 5)
-        self.assertLess(worst[0], T(1.0), "the normal client waited %.3f s for an echo" % worst[0])
+        self.assertLess(worst[0], T(2.0), "the normal client waited %.3f s for an echo" % worst[0])
 
     def sample_rss(self, seconds, peak):
         end = time.monotonic() + seconds
