@@ -126,3 +126,17 @@ test('a client that reads gets a 15 MiB echo whole (one message may pass max_out
   ws.close();
   assert.ok(!srv.stderr.includes('slow consumer'));
 });
+
+test('max_buffered_bytes changes on SIGHUP, and the new budget is the one defended', async (t) => {
+  const srv = await startServer(t, { workers: 1, max_buffered_bytes: 256 * MiB, max_message_bytes: 20000000 });
+  assert.equal(await srv.metric('orrery_max_buffered_bytes'), 256 * MiB);
+  const r = await srv.reload({ workers: 1, max_buffered_bytes: 4 * MiB, max_message_bytes: 20000000 });
+  assert.ok(r.ok, r.line);
+  assert.equal(await srv.metric('orrery_max_buffered_bytes'), 4 * MiB);
+  // A message needing an 8 MiB buffer no longer fits: 1013.
+  const ws = await openWs(srv.wsUrl('/echo/ws'), { maxPayload: 0 });
+  ws.send(Buffer.alloc(8 * MiB));
+  const ev = await ws.nextClose(10000 * SLOW);
+  assert.deepEqual([ev.code, ev.reason], [1013, 'server busy: try again later']);
+  assert.equal(await srv.metric('orrery_budget_closes_total', { reason: 'message_refused' }), 1);
+});
