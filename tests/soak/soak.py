@@ -166,10 +166,18 @@ def case_ping_flood(srv):
     """A client sends 125-byte pings and never reads."""
     ws = connect(srv.port, rcvbuf=4096)
     batch = encode_frame(OP_PING, b"p" * 125) * 64
+    slow = threading.Event()
+    def watch():
+        try:
+            srv.wait_for_log("slow consumer", timeout=20)
+            slow.set()
+        except AssertionError:
+            pass
+    threading.Thread(target=watch, daemon=True).start()
     ws.sock.setblocking(False)
     sent, at = 0, 0
     end = time.monotonic() + 20
-    while time.monotonic() < end and (at or "slow consumer" not in srv.log):
+    while time.monotonic() < end and (at or not slow.is_set()):
         try:
             k = ws.sock.send(batch[at:])
             sent += k
