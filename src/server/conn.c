@@ -179,7 +179,7 @@ static void ping_idle(orr_worker *w, orr_conn *c) {
 }
 
 static void close_idle(orr_worker *w, orr_conn *c) {
-    if (out_pending(c) > (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed)) {
+    if (out_over_cap(w, c)) {
         /* Silent because it does not read what it is sent. */
         out_slow_consumer(w, c);
         return;

@@ -327,6 +327,9 @@ void out_free(orr_conn *c);
 static inline size_t out_pending(const orr_conn *c) {
     return (size_t)(c->out_len - c->out_off) + c->out_debt;
 }
+static inline bool out_over_cap(const orr_worker *w, const orr_conn *c) {
+    return out_pending(c) > (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
+}
 /* A ping arrived while c's output is backed up: keep only the newest pong. */
 void out_pong_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n);
 /* Its client does not read (over max_outbound_bytes): count, log, cut the
@@ -445,6 +448,9 @@ size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t 
                        size_t msg_len);
 bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, const void *msg,
                   size_t msg_len);
+/* Whether this node delivers to `name` of `pool` by itself: a local holder,
+ * confirmed, and (with a cluster) while this node's lease holds; *to is it. */
+bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_t len, uint64_t *to);
 /* After a callback of c returned: run the registry results it produced. */
 void mailbox_run_results(orr_worker *w, orr_conn *c);
 /* The connection's session ended: release its slot, forget its names. */

@@ -185,9 +185,7 @@ int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, 
     orr_worker *w = c->w;
     if ((!msg && msg_len) || msg_len > w->srv->cfg.max_message_bytes) return ORR_EINVAL;
     uint64_t to;
-    rc = orr_registry_lookup(w->srv->registry, c->route->pool->idx, name, len, &to);
-    if (rc == 0 && w->srv->cluster && !orr_cluster_lease_valid(w->srv->cluster, w->now_ms))
-        rc = ORR_ENOTFOUND; /* our lease lapsed: we may not be its holder any more */
+    rc = mailbox_local_holder(w, c->route->pool, name, len, &to) ? 0 : ORR_ENOTFOUND;
     if (rc == 0) {
         /* Held on this node: delivered without Redis. */
         orr_payload *m = payload_new(msg, msg_len);
@@ -238,11 +236,18 @@ size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t 
     return n;
 }
 
+bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_t len, uint64_t *to) {
+    if (orr_registry_lookup(w->srv->registry, pool->idx, name, len, to) != 0) return false;
+    /* With a cluster, only while our lease holds: after a lapse another
+     * node may hold the name now. */
+    return !w->srv->cluster || orr_cluster_lease_valid(w->srv->cluster, w->now_ms);
+}
+
 /* Send to a unique name of a pool: true if someone holds it. */
 bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, const void *msg,
                   size_t msg_len) {
     uint64_t to;
-    if (orr_registry_lookup(w->srv->registry, pool->idx, name, len, &to) != 0) return false;
+    if (!mailbox_local_holder(w, pool, name, len, &to)) return false;
     orr_payload *m = payload_new(msg, msg_len);
     bool ok = mailbox_post(w->srv, w, &to, 1, m) == 1;
     payload_unref(m);

@@ -199,8 +199,7 @@ void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const 
     orr_pool *p = pools_acquire(w->srv, pool, pool_n, w->srv->cluster != NULL);
     if (w->srv->cluster && p) {
         uint64_t holder;
-        bool local = unique && orr_registry_lookup(w->srv->registry, p->idx, name, name_n, &holder) == 0 &&
-                     orr_cluster_lease_valid(w->srv->cluster, w->now_ms);
+        bool local = unique && mailbox_local_holder(w, p, name, name_n, &holder);
         if (!local) {
             wait_for_cluster(w, c, p, unique, name, name_n, body, body_len, keep);
             return;

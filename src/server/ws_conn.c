@@ -107,7 +107,7 @@ void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *c
     if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
     /* What the socket has not taken: past the cap, its client is not
      * reading (the batch below is one event: out_uncork checks it). */
-    if (out_pending(c) > atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed)) {
+    if (out_over_cap(w, c)) {
         out_slow_consumer(w, c);
         return;
     }
