@@ -152,82 +152,7 @@ int cl_eval(orr_cluster *cl, int script, orr_cl_req *rq, int nkeys, const char *
     return 0;
 }
 
-chan *cl_chan_find(orr_cluster *cl, const char *name, size_t len, uint64_t h) {
-    if (!cl->chans) return NULL;
-    for (chan *c = cl->chans[h & cl->chan_mask]; c; c = c->next)
-        if (c->hash == h && c->len == len && memcmp(c->bytes, name, len) == 0) return c;
-    return NULL;
-}
-
-chan *cl_chan_add(orr_cluster *cl, const char *name, size_t len, uint64_t h, orr_pool *pool,
-                      const char *group, size_t glen) {
-    if (!cl->chans || cl->n_chans > cl->chan_mask) {
-        size_t cap = cl->chans ? 2 * (cl->chan_mask + 1) : 64;
-        chan **t = orr_xcalloc(cap, sizeof *t);
-        if (cl->chans) {
-            for (size_t i = 0; i <= cl->chan_mask; i++) {
-                for (chan *c = cl->chans[i], *next; c; c = next) {
-                    next = c->next;
-                    c->next = t[c->hash & (cap - 1)];
-                    t[c->hash & (cap - 1)] = c;
-                }
-            }
-            free(cl->chans);
-        }
-        cl->chans = t;
-        cl->chan_mask = cap - 1;
-    }
-    chan *c = orr_xcalloc(1, sizeof *c + len + glen);
-    c->hash = h;
-    c->len = len;
-    c->pool = pool;
-    pool_ref(pool);
-    c->group_len = (uint16_t)glen;
-    memcpy(c->bytes, name, len);
-    memcpy(c->bytes + len, group, glen);
-    c->next = cl->chans[h & cl->chan_mask];
-    cl->chans[h & cl->chan_mask] = c;
-    cl->n_chans++;
-    return c;
-}
-
-void cl_chan_remove(orr_cluster *cl, chan *c) {
-    chan **pp = &cl->chans[c->hash & cl->chan_mask];
-    while (*pp != c) pp = &(*pp)->next;
-    *pp = c->next;
-    cl->n_chans--;
-    pool_unref(c->pool);
-    free(c);
-}
-
-
-void cl_subscribe(orr_cluster *cl, chan *c) {
-    const char *argv[2] = {"SUBSCRIBE", c->bytes};
-    size_t argl[2] = {9, c->len};
-    if (orr_redis_command(cl->sub, cl_on_message, cl, 2, argv, argl) == 0) c->subscribing = true;
-}
-
 /* ---- requests ---- */
-
-static void run_join(orr_cluster *cl, orr_cl_req *rq) {
-    if (!orr_registry_is_member(cl->srv->registry, rq->pool->idx, rq->name, rq->name_len, rq->conn)) {
-        /* It left (or ended) while the subscription was on its way: its
-         * GONE or LEAVE went first, so writing it now would outlive it. */
-        answer(cl, rq, ORR_OP_GROUP_JOIN, ORR_OK, 0);
-        cl_req_free(rq);
-        flush_answers(cl);
-        return;
-    }
-    char gk[KEY_MAX], ci[KEY_MAX], ni[KEY_MAX], conn[24];
-    const char *kv[5] = {gk, ci, ni, cl->inst, conn};
-    size_t kl[5] = {cl_pool_key(gk, "orr:g:", rq->pool, rq->name, rq->name_len), cl_conn_index_key(cl, ci, rq->conn),
-                    cl_node_index_key(cl, ni), cl->inst_len,
-                    (size_t)snprintf(conn, sizeof conn, "%" PRIu64, rq->conn)};
-    if (cl_eval(cl, SC_JOIN, rq, 3, kv, kl, 2) < 0) {
-        answer(cl, rq, ORR_OP_GROUP_JOIN, ORR_OK, 0); /* down: it stands locally, written back later */
-        cl_req_free(rq);
-    }
-}
 
 void cl_handle_down(orr_cluster *cl, orr_cl_req *rq) {
     switch (rq->kind) {
@@ -256,6 +181,7 @@ void cl_handle_req(orr_cluster *cl, orr_cl_req *rq) {
         cl_handle_down(cl, rq);
         return;
     }
+    if (rq->kind != CL_SEND && cl->n_batch) cl_flush_sends(cl);
     char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], conn[24], since[24];
     size_t cn = (size_t)snprintf(conn, sizeof conn, "%" PRIu64, rq->conn);
     int rc = 0;
@@ -275,59 +201,115 @@ void cl_handle_req(orr_cluster *cl, orr_cl_req *rq) {
         rc = cl_eval(cl, SC_UNREGISTER, rq, 2, kv, kl, 2);
         break;
     }
-    case CL_SEND: {
-        const orr_payload *m = rq->payload;
-        const char *kv[2] = {k1, (const char *)m->bytes + PAYLOAD_HDR_ROOM};
-        size_t kl[2] = {cl_pool_key(k1, "orr:u:", rq->pool, rq->name, rq->name_len), m->len};
-        rc = cl_eval(cl, SC_SEND, rq, 1, kv, kl, 1);
+    case CL_SEND:
+        cl->batch[cl->n_batch++] = rq;
+        if (cl->n_batch == SEND_BATCH) cl_flush_sends(cl);
+        return;
+    case CL_JOIN: {
+        char k4[KEY_MAX];
+        const char *kv[6] = {k1, k2, k3, k4, cl->inst, conn};
+        size_t kl[6] = {cl_pool_key(k1, "orr:g:", rq->pool, rq->name, rq->name_len), cl_conn_index_key(cl, k2, rq->conn),
+                        cl_node_index_key(cl, k3), cl_pool_key(k4, "orr:gn:", rq->pool, rq->name, rq->name_len),
+                        cl->inst_len, cn};
+        rc = cl_eval(cl, SC_JOIN, rq, 4, kv, kl, 2);
         break;
     }
-    case CL_JOIN: {
-        size_t clen = cl_pool_key(k1, "orr:gc:", rq->pool, rq->name, rq->name_len);
-        uint64_t h = cl_hash_bytes(k1, clen);
-        chan *c = cl_chan_find(cl, k1, clen, h);
-        if (!c) c = cl_chan_add(cl, k1, clen, h, rq->pool, rq->name, rq->name_len);
-        if (c->subscribed) {
-            run_join(cl, rq);
-            return;
-        }
-        /* Answered once this node listens to the group: a publication that
-         * follows the answer reaches it. */
-        rq->next = NULL;
-        if (c->waiting_tail)
-            c->waiting_tail->next = rq;
-        else
-            c->waiting = rq;
-        c->waiting_tail = rq;
-        if (!c->subscribing) cl_subscribe(cl, c);
-        return;
-    }
     case CL_LEAVE: {
-        const char *kv[4] = {k1, k2, cl->inst, conn};
-        size_t kl[4] = {cl_pool_key(k1, "orr:g:", rq->pool, rq->name, rq->name_len), cl_conn_index_key(cl, k2, rq->conn),
-                        cl->inst_len, cn};
-        cl->reconcile = true;
-        rc = cl_eval(cl, SC_LEAVE, rq, 2, kv, kl, 2);
+        const char *kv[5] = {k1, k2, k3, cl->inst, conn};
+        size_t kl[5] = {cl_pool_key(k1, "orr:g:", rq->pool, rq->name, rq->name_len), cl_conn_index_key(cl, k2, rq->conn),
+                        cl_pool_key(k3, "orr:gn:", rq->pool, rq->name, rq->name_len), cl->inst_len, cn};
+        rc = cl_eval(cl, SC_LEAVE, rq, 3, kv, kl, 2);
         break;
     }
     case CL_PUBLISH: {
         const orr_payload *m = rq->payload;
-        size_t clen = cl_pool_key(k2, "orr:gc:", rq->pool, rq->name, rq->name_len);
-        const char *kv[4] = {k1, k2, cl->inst, (const char *)m->bytes + PAYLOAD_HDR_ROOM};
-        size_t kl[4] = {cl_pool_key(k1, "orr:g:", rq->pool, rq->name, rq->name_len), clen, cl->inst_len, m->len};
-        rc = cl_eval(cl, SC_PUBLISH, rq, 1, kv, kl, 3);
+        size_t tlen = cl_pool_key(k2, "", rq->pool, rq->name, rq->name_len);
+        const char *kv[5] = {k1, cl->inst, k2, (const char *)m->bytes + PAYLOAD_HDR_ROOM, cl->cap};
+        size_t kl[5] = {cl_pool_key(k1, "orr:gn:", rq->pool, rq->name, rq->name_len), cl->inst_len, tlen, m->len,
+                        cl->cap_len};
+        rc = cl_eval(cl, SC_PUBLISH, rq, 1, kv, kl, 4);
         break;
     }
     case CL_GONE: {
         const char *kv[2] = {cl->inst, conn};
         size_t kl[2] = {cl->inst_len, cn};
-        cl->reconcile = true;
         rc = cl_eval(cl, SC_GONE, rq, 0, kv, kl, 2);
         break;
     }
     case CL_ANSWER: break;
     }
     if (rc < 0) cl_handle_down(cl, rq);
+}
+
+/* ---- sends, in batches ---- */
+
+typedef struct send_batch {
+    orr_cluster *cl;
+    size_t n;
+    orr_cl_req *rq[];
+} send_batch;
+
+static void answer_send(orr_cluster *cl, orr_cl_req *rq, bool ok, long long v) {
+    if (!ok) atomic_fetch_add_explicit(&cl->send_failures, 1, memory_order_relaxed);
+    if (v > 0) atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
+    if (v < 0) atomic_fetch_add_explicit(&cl->inbox_full, 1, memory_order_relaxed);
+    answer(cl, rq, ORR_OP_UNIQUE_SEND, v > 0 ? ORR_OK : ORR_ENOTFOUND, v > 0);
+    cl_req_free(rq);
+}
+
+static void on_send_reply(orr_redis *r, redisReply *reply, void *priv) {
+    (void)r;
+    send_batch *b = priv;
+    orr_cluster *cl = b->cl;
+    cl->outstanding--;
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        orr_log(ORR_LOG_ERROR, NULL, "cluster: redis: %.*s", (int)reply->len, reply->str);
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == b->n;
+    for (size_t i = 0; i < b->n; i++) {
+        const redisReply *e = ok ? reply->element[i] : NULL;
+        bool one = e && e->type == REDIS_REPLY_INTEGER;
+        answer_send(cl, b->rq[i], one, one ? e->integer : 0);
+    }
+    free(b);
+    flush_answers(cl);
+}
+
+void cl_flush_sends(orr_cluster *cl) {
+    size_t n = cl->n_batch;
+    if (!n) return;
+    cl->n_batch = 0;
+    size_t argc = 3 + n + 1 + n;
+    const char **argv = orr_xmalloc(argc * sizeof *argv);
+    size_t *argl = orr_xmalloc(argc * sizeof *argl);
+    char nk[8];
+    argv[0] = "EVALSHA";
+    argl[0] = 7;
+    argv[1] = cl->sha[SC_SEND];
+    argl[1] = 40;
+    argl[2] = (size_t)snprintf(nk, sizeof nk, "%zu", n);
+    argv[2] = nk;
+    argv[3 + n] = cl->cap;
+    argl[3 + n] = cl->cap_len;
+    send_batch *b = orr_xmalloc(sizeof *b + n * sizeof b->rq[0]);
+    b->cl = cl;
+    b->n = n;
+    for (size_t i = 0; i < n; i++) {
+        orr_cl_req *rq = cl->batch[i];
+        b->rq[i] = rq;
+        argv[3 + i] = cl->batch_keys[i];
+        argl[3 + i] = cl_pool_key(cl->batch_keys[i], "orr:u:", rq->pool, rq->name, rq->name_len);
+        argv[4 + n + i] = (const char *)rq->payload->bytes + PAYLOAD_HDR_ROOM;
+        argl[4 + n + i] = rq->payload->len;
+    }
+    int rc = orr_redis_command(cl->cmd, on_send_reply, b, (int)argc, argv, argl);
+    free(argv);
+    free(argl);
+    if (rc == 0) {
+        cl->outstanding++;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) cl_handle_down(cl, b->rq[i]);
+    free(b);
 }
 
 static void on_reply(orr_redis *r, redisReply *reply, void *priv) {
@@ -347,11 +329,6 @@ static void on_reply(orr_redis *r, redisReply *reply, void *priv) {
         /* Lost on the way: it stands locally and is written back. */
         answer(cl, rq, ORR_OP_UNIQUE_REGISTER, !ok || v == 1 ? ORR_OK : ORR_ETAKEN, 0);
         break;
-    case CL_SEND:
-        if (!ok) atomic_fetch_add_explicit(&cl->send_failures, 1, memory_order_relaxed);
-        if (v > 0) atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
-        answer(cl, rq, ORR_OP_UNIQUE_SEND, v > 0 ? ORR_OK : ORR_ENOTFOUND, v > 0);
-        break;
     case CL_JOIN: answer(cl, rq, ORR_OP_GROUP_JOIN, ORR_OK, 0); break;
     case CL_LEAVE:
     case CL_UNREGISTER:
@@ -360,9 +337,9 @@ static void on_reply(orr_redis *r, redisReply *reply, void *priv) {
         answer(cl, rq, rq->op, rq->status, rq->count);
         break;
     case CL_PUBLISH: {
-        uint64_t n = ok ? (uint64_t)v : rq->local_count;
-        if (ok && (uint64_t)v > rq->local_count) atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
-        answer(cl, rq, ORR_OP_GROUP_PUBLISH, ORR_OK, n);
+        /* The members reached on the other nodes, as Redis knows them. */
+        if (ok && v > 0) atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
+        answer(cl, rq, ORR_OP_GROUP_PUBLISH, ORR_OK, rq->local_count + (ok && v > 0 ? (uint64_t)v : 0));
         break;
     }
     default: break;
@@ -371,90 +348,116 @@ static void on_reply(orr_redis *r, redisReply *reply, void *priv) {
     flush_answers(cl);
 }
 
-/* ---- what other nodes send us ---- */
+/* ---- what other nodes send us: this node's inbox, a Redis stream ---- */
 
-static void deliver_inbox(orr_cluster *cl, const char *p, size_t n) {
-    if (n < 2) return;
-    char kind = p[0];
-    const char *nl = memchr(p, '\n', n);
-    size_t idlen = nl ? (size_t)(nl - p - 1) : n - 1;
-    char idbuf[24];
-    if (idlen == 0 || idlen >= sizeof idbuf) return;
-    memcpy(idbuf, p + 1, idlen);
-    idbuf[idlen] = '\0';
-    uint64_t conn = strtoull(idbuf, NULL, 10);
-    orr_worker *w = cl_worker_of(cl, conn);
-    if (!w) return;
-    if (kind == 'K') {
-        atomic_fetch_add_explicit(&cl->conflicts, 1, memory_order_relaxed);
-        worker_post_kill(w, conn);
-        return;
+static uint64_t parse_conn(const char *p, size_t n) {
+    uint64_t v = 0;
+    if (n == 0 || n > 20) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return 0;
+        v = v * 10 + (uint64_t)(p[i] - '0');
     }
-    if (kind != 'M' || !nl) return;
-    atomic_fetch_add_explicit(&cl->received, 1, memory_order_relaxed);
-    orr_payload *m = payload_new(nl + 1, n - (size_t)(nl + 1 - p));
-    worker_post_deliver(w, NULL, m, &conn, 1);
+    return v;
+}
+
+/* One entry, one field and its value: "<conn>" and a message (to a name's
+ * holder), "G<pool>\0<group>" and a message (a publication for this node's
+ * members), "K<conn>" (close it: a newer registration took its name).
+ * Deliveries are chained per worker and handed over at the end of the loop
+ * pass. ORR_EAGAIN: the worker's mailbox is full; the entry is read again
+ * later. */
+static int take_entry(orr_cluster *cl, const redisReply *f) {
+    if (f->type != REDIS_REPLY_ARRAY || f->elements != 2 || f->element[0]->type != REDIS_REPLY_STRING ||
+        f->element[1]->type != REDIS_REPLY_STRING || f->element[0]->len == 0)
+        return 0;
+    const redisReply *k = f->element[0], *d = f->element[1];
+    if (k->str[0] == 'G') {
+        const char *t = k->str + 1;
+        size_t tlen = k->len - 1;
+        const char *z = memchr(t, '\0', tlen);
+        if (!z) return 0;
+        size_t plen = (size_t)(z - t);
+        if (plen == 0 || plen >= POOL_NAME_MAX || orr_pool_name_check(t, plen) != 0) return 0;
+        orr_pool *pool = pools_acquire(cl->srv, t, plen, false);
+        if (!pool) return 0;
+        orr_idvec *ids = &cl->scratch;
+        ids->n = 0;
+        size_t n = orr_registry_members(cl->srv->registry, pool->idx, z + 1, tlen - plen - 1, ids);
+        if (n) {
+            atomic_fetch_add_explicit(&cl->received, 1, memory_order_relaxed);
+            cl_flush_posts(cl); /* after what came before it */
+            orr_payload *m = payload_new(d->str, d->len);
+            mailbox_post(cl->srv, NULL, ids->ids, n, m);
+            payload_unref(m);
+        }
+        pool_unref(pool);
+        return 0;
+    }
+    bool kill = k->str[0] == 'K';
+    uint64_t conn = kill ? parse_conn(k->str + 1, k->len - 1) : parse_conn(k->str, k->len);
+    orr_worker *w = conn ? cl_worker_of(cl, conn) : NULL;
+    if (!w) return 0;
+    if (kill) {
+        atomic_fetch_add_explicit(&cl->conflicts, 1, memory_order_relaxed);
+        cl_flush_posts(cl);
+        worker_post_kill(w, conn);
+        return 0;
+    }
+    orr_payload *m = payload_new(d->str, d->len);
+    inbox_msg *im = worker_deliver_msg(w, m, &conn, 1);
     payload_unref(m);
-}
-
-static void deliver_group(orr_cluster *cl, const char *channel, size_t clen, const char *p, size_t n) {
-    const char *nl = memchr(p, '\n', n);
-    if (!nl) return;
-    if ((size_t)(nl - p) == cl->inst_len && memcmp(p, cl->inst, cl->inst_len) == 0) return; /* ours */
-    chan *c = cl_chan_find(cl, channel, clen, cl_hash_bytes(channel, clen));
-    if (!c) return;
-    orr_idvec *ids = &cl->scratch;
-    ids->n = 0;
-    size_t k = orr_registry_members(cl->srv->registry, c->pool->idx, c->bytes + c->len, c->group_len, ids);
-    if (!k) return;
+    if (!im) return ORR_EAGAIN;
     atomic_fetch_add_explicit(&cl->received, 1, memory_order_relaxed);
-    orr_payload *m = payload_new(nl + 1, n - (size_t)(nl + 1 - p));
-    mailbox_post(cl->srv, NULL, ids->ids, k, m);
-    payload_unref(m);
+    inbox_chain_add(&cl->post_head[w->index], &cl->post_tail[w->index], im);
+    return 0;
 }
 
-static bool is_inbox(const orr_cluster *cl, const char *ch, size_t n) {
-    return n == 10 + cl->inst_len && memcmp(ch, "orr:inbox:", 10) == 0 && memcmp(ch + 10, cl->inst, cl->inst_len) == 0;
+static void on_inbox(orr_redis *r, redisReply *reply, void *priv);
+
+void cl_read_inbox(orr_cluster *cl) {
+    if (cl->reading || cl->inbox_wait || !cl->sub_up) return;
+    const char *argv[8] = {"XREAD", "COUNT", "1024", "BLOCK", "0", "STREAMS", cl->box, cl->last_id};
+    size_t argl[8] = {5, 5, 4, 5, 1, 7, cl->box_len, strlen(cl->last_id)};
+    if (orr_redis_command(cl->sub, on_inbox, cl, 8, argv, argl) == 0) cl->reading = true;
 }
 
-void cl_on_message(orr_redis *r, redisReply *reply, void *priv) {
+/* A batch of entries (XREAD answers once there is at least one): taken in
+ * order, the last one's id remembered, and the next read sent at once. The
+ * entries stay in Redis until trimmed (on_timer), so a reply lost with the
+ * connection is read again after it returns. */
+static void on_inbox(orr_redis *r, redisReply *reply, void *priv) {
     (void)r;
     orr_cluster *cl = priv;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
-    redisReply *kind = reply->element[0], *ch = reply->element[1], *body = reply->element[2];
-    if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING) return;
-    if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0 && body->type == REDIS_REPLY_STRING) {
-        if (is_inbox(cl, ch->str, ch->len))
-            deliver_inbox(cl, body->str, body->len);
-        else
-            deliver_group(cl, ch->str, ch->len, body->str, body->len);
+    cl->reading = false;
+    if (!reply) return; /* the connection was lost: read again once it is up */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        orr_log(ORR_LOG_ERROR, NULL, "cluster: redis: reading the inbox: %.*s", (int)reply->len, reply->str);
+        cl->inbox_wait = true; /* again at the next tick */
         return;
     }
-    if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
-        if (is_inbox(cl, ch->str, ch->len)) {
-            cl->inbox_subscribed = true;
-            cl_check_ready(cl);
-            return;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && reply->element[0]->type == REDIS_REPLY_ARRAY &&
+        reply->element[0]->elements == 2 && reply->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
+        const redisReply *es = reply->element[0]->element[1];
+        for (size_t i = 0; i < es->elements; i++) {
+            const redisReply *e = es->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+                e->element[0]->len >= sizeof cl->last_id)
+                continue;
+            if (take_entry(cl, e->element[1]) == ORR_EAGAIN) {
+                /* A worker is far behind: leave the rest in Redis (senders
+                 * are refused once the inbox holds its cap). */
+                if (!cl->inbox_wait)
+                    orr_log(ORR_LOG_WARN, NULL, "cluster: %s: a worker's mailbox is full: inbox reading waits",
+                            cl->inst);
+                cl->inbox_wait = true;
+                atomic_fetch_add_explicit(&cl->inbox_waits, 1, memory_order_relaxed);
+                break;
+            }
+            memcpy(cl->last_id, e->element[0]->str, e->element[0]->len);
+            cl->last_id[e->element[0]->len] = '\0';
+            cl->trim_due = true;
+            cl->box_seen = true;
         }
-        chan *c = cl_chan_find(cl, ch->str, ch->len, cl_hash_bytes(ch->str, ch->len));
-        if (!c) return;
-        c->subscribed = true;
-        c->subscribing = false;
-        orr_cl_req *rq = c->waiting;
-        c->waiting = c->waiting_tail = NULL;
-        while (rq) {
-            orr_cl_req *next = rq->next;
-            if (atomic_load_explicit(&cl->ready, memory_order_relaxed))
-                run_join(cl, rq);
-            else
-                cl_handle_down(cl, rq);
-            rq = next;
-        }
-        /* Nobody here any more (they left while it was on its way, or it was
-         * renewed after an outage): a reconcile skips a channel while it is
-         * subscribing, so ask for one now that it is not, or the channel and
-         * its pool would stay until some other leave. */
-        if (!orr_registry_group_size(cl->srv->registry, c->pool->idx, c->bytes + c->len, c->group_len))
-            cl->reconcile = true;
     }
+    cl_read_inbox(cl);
 }

@@ -15,19 +15,8 @@
 
 #define TICK_MS 50
 #define KEY_MAX (16 + POOL_NAME_MAX + ORR_NAME_MAX + 96)
-
-/* A group channel this node listens to while it has members there. */
-typedef struct chan {
-    struct chan *next;
-    uint64_t hash;
-    bool subscribed;   /* confirmed by Redis */
-    bool subscribing;  /* SUBSCRIBE sent */
-    orr_cl_req *waiting, *waiting_tail; /* joins waiting for the subscription */
-    orr_pool *pool;    /* a reference, until the channel is removed */
-    uint16_t group_len;
-    size_t len;
-    char bytes[]; /* the channel name, then the group */
-} chan;
+/* Sends queued in one loop pass go to Redis as one script call of at most this many. */
+#define SEND_BATCH 256
 
 /* Results leave in the order their requests arrived. */
 typedef struct cl_answer {
@@ -44,7 +33,7 @@ struct orr_cluster {
     pthread_t thread;
     int epfd, event_fd, timer_fd;
     orr_loop_handler ev_h, timer_h;
-    orr_redis *cmd, *sub;
+    orr_redis *cmd, *sub, *pres; /* commands; the inbox reader; presence (a subscription) */
     char inst[128];
     size_t inst_len;
     char sha[SC_N][41];
@@ -54,15 +43,26 @@ struct orr_cluster {
     atomic_bool stop, draining;
     bool drain_marked;
     /* state, on the cluster thread */
-    bool cmd_up, sub_up, inbox_subscribed, was_ready;
+    bool cmd_up, sub_up, pres_up, present, was_ready;
     atomic_bool ready;
     char why[160]; /* guarded by lock */
     int64_t now_ms, next_beat, next_reap;
-    bool reconcile;
     size_t outstanding; /* replies awaited */
-    chan **chans;
-    size_t chan_mask, n_chans;
+    orr_cl_req *batch[SEND_BATCH]; /* sends waiting for cl_flush_sends, in order */
+    size_t n_batch;
+    char (*batch_keys)[KEY_MAX];   /* [SEND_BATCH], scratch for their keys */
     orr_idvec scratch;
+    /* The inbox: a stream other nodes append to (scripts.h), read on the
+     * second connection with XREAD BLOCK from the last id taken. */
+    char box[KEY_MAX];
+    size_t box_len;
+    char last_id[48];
+    bool reading;    /* an XREAD is on its way */
+    bool inbox_wait; /* a worker's mailbox was full (or an error): read again at the next tick */
+    bool trim_due;   /* entries were taken since the last XTRIM */
+    bool box_seen;   /* the inbox exists in Redis (an entry was read from it) */
+    char cap[24];    /* inbox_max_messages, as text for the scripts */
+    size_t cap_len;
     /* The lease: this node's liveness key is known to hold until
      * lease_until (monotonic ms; 0: lapsed or not yet known). Workers read
      * it: past it they do not act as holders of this node's names. */
@@ -71,7 +71,8 @@ struct orr_cluster {
     bool lapsed;         /* a lapse was seen and not yet repaired */
     bool restoring;      /* its write-back is under way */
     /* metrics */
-    atomic_uint_fast64_t sent, received, send_failures, reaped, conflicts, lapses, restores;
+    atomic_uint_fast64_t sent, received, send_failures, reaped, conflicts, lapses, restores, inbox_full, inbox_waits,
+        inbox_lost;
 };
 
 
@@ -87,14 +88,13 @@ orr_worker *cl_worker_of(orr_cluster *cl, uint64_t conn);
 void cl_req_free(orr_cl_req *rq);
 /* EVALSHA a script; the reply answers rq (NULL: nobody waits). */
 int cl_eval(orr_cluster *cl, int script, orr_cl_req *rq, int nkeys, const char **kv, const size_t *kl, int nargs);
-chan *cl_chan_find(orr_cluster *cl, const char *name, size_t len, uint64_t h);
-chan *cl_chan_add(orr_cluster *cl, const char *name, size_t len, uint64_t h, orr_pool *pool, const char *group,
-                  size_t glen);
-void cl_chan_remove(orr_cluster *cl, chan *c);
-void cl_subscribe(orr_cluster *cl, chan *c);
-/* Subscription replies and messages (the callback of every SUBSCRIBE). */
-void cl_on_message(orr_redis *r, redisReply *reply, void *priv);
+/* Send the next XREAD of the inbox, unless one is on its way or reading waits. */
+void cl_read_inbox(orr_cluster *cl);
 void cl_handle_req(orr_cluster *cl, orr_cl_req *rq);
+/* The sends gathered by cl_handle_req go out (one script call): at the end
+ * of a mailbox batch, and before any other request, so Redis applies
+ * requests in the order they came. */
+void cl_flush_sends(orr_cluster *cl);
 /* Answer a request as Redis being away allows, and free it. */
 void cl_handle_down(orr_cluster *cl, orr_cl_req *rq);
 
@@ -102,7 +102,7 @@ void cl_handle_down(orr_cluster *cl, orr_cl_req *rq);
 void cl_flush_posts(orr_cluster *cl);
 
 /* ---- cluster_life.c ---- */
-/* Both connections up and the inbox subscribed: ready (writes back). */
+/* The three connections up and presence subscribed: ready (writes back). */
 void cl_check_ready(orr_cluster *cl);
 
 #endif

@@ -65,18 +65,24 @@ static void write_one(void *arg, bool is_group, uint32_t pool_idx, const char *b
     orr_cluster *cl = wb->cl;
     orr_pool *pool = pool_by_idx(cl, pool_idx);
     if (!pool) return;
-    char key[KEY_MAX], ci[KEY_MAX], ni[KEY_MAX], cs[24], ss[24];
-    const char *argv[10] = {"EVALSHA", cl->sha[is_group ? SC_JOIN : SC_REGISTER], "3", key, ci, ni, cl->inst, cs, ss, "1"};
-    size_t argl[10] = {7, 40, 1,
-                       cl_pool_key(key, is_group ? "orr:g:" : "orr:u:", pool, bytes, len),
-                       cl_conn_index_key(cl, ci, conn), cl_node_index_key(cl, ni), cl->inst_len,
-                       (size_t)snprintf(cs, sizeof cs, "%" PRIu64, conn),
-                       (size_t)snprintf(ss, sizeof ss, "%" PRId64, since_ms), 1};
+    char key[KEY_MAX], ci[KEY_MAX], ni[KEY_MAX], gn[KEY_MAX], cs[24], ss[24];
+    size_t keyl = cl_pool_key(key, is_group ? "orr:g:" : "orr:u:", pool, bytes, len);
+    size_t cil = cl_conn_index_key(cl, ci, conn), nil = cl_node_index_key(cl, ni);
+    size_t csl = (size_t)snprintf(cs, sizeof cs, "%" PRIu64, conn);
+    /* REGISTER: 3 keys, inst, conn, since, writeback; JOIN: 4 keys, inst, conn */
+    const char *rv[10] = {"EVALSHA", cl->sha[SC_REGISTER], "3", key, ci, ni, cl->inst, cs, ss, "1"};
+    size_t rl[10] = {7, 40, 1, keyl, cil, nil, cl->inst_len, csl,
+                     (size_t)snprintf(ss, sizeof ss, "%" PRId64, since_ms), 1};
+    const char *jv[9] = {"EVALSHA", cl->sha[SC_JOIN], "4", key, ci, ni, gn, cl->inst, cs};
+    size_t jl[9] = {7, 40, 1, keyl, cil, nil, is_group ? cl_pool_key(gn, "orr:gn:", pool, bytes, len) : 0,
+                    cl->inst_len, csl};
+    const char **argv = is_group ? jv : rv;
+    size_t *argl = is_group ? jl : rl;
     wb_pending *p = orr_xmalloc(sizeof *p);
     p->cl = cl;
     p->conn = is_group ? 0 : conn;
     if (is_group) wb->members++; else wb->names++;
-    if (orr_redis_command(cl->cmd, on_writeback_reply, p, is_group ? 8 : 10, argv, argl) == 0)
+    if (orr_redis_command(cl->cmd, on_writeback_reply, p, is_group ? 9 : 10, argv, argl) == 0)
         cl->outstanding++;
     else
         free(p);
@@ -194,6 +200,29 @@ bool orr_cluster_lease_valid(orr_cluster *cl, int64_t now_ms) {
     return now_ms < atomic_load_explicit(&cl->lease_until, memory_order_relaxed);
 }
 
+/* How long the inbox outlives this node's last heartbeat. */
+static uint64_t inbox_keep_ms(const orr_cluster *cl) {
+    uint64_t k = 10 * (uint64_t)cl->srv->cfg.cluster.node_ttl_ms;
+    return k < 60000 ? 60000 : k;
+}
+
+/* PEXPIRE answers 0 when the inbox is gone although entries were read from
+ * it: Redis restarted (without them), or this node was silent longer than
+ * the inbox is kept. Whatever waited there is lost. */
+static void on_keep_reply(orr_redis *r, redisReply *reply, void *priv) {
+    (void)r;
+    orr_cluster *cl = priv;
+    cl->outstanding--;
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && cl->box_seen) {
+        cl->box_seen = false;
+        atomic_fetch_add_explicit(&cl->inbox_lost, 1, memory_order_relaxed);
+        orr_log(ORR_LOG_WARN, NULL,
+                "cluster: %s: its inbox was gone from Redis (restarted, or this node silent too long): "
+                "messages queued for it may be lost",
+                cl->inst);
+    }
+}
+
 static void heartbeat(orr_cluster *cl) {
     char key[KEY_MAX], ttl[24];
     size_t kn = (size_t)snprintf(key, sizeof key, "orr:alive:%s", cl->inst);
@@ -210,6 +239,13 @@ static void heartbeat(orr_cluster *cl) {
     const char *a2[3] = {"SADD", "orr:nodes", cl->inst};
     size_t l2[3] = {4, 9, cl->inst_len};
     plain(cl, 3, a2, l2);
+    /* The inbox outlives a silence of this node (a pause, a cut) by far
+     * more than its liveness does, so what was queued for it waits. */
+    char keep[24];
+    size_t kpn = (size_t)snprintf(keep, sizeof keep, "%" PRIu64, inbox_keep_ms(cl));
+    const char *a3[3] = {"PEXPIRE", cl->box, keep};
+    size_t l3[3] = {7, cl->box_len, kpn};
+    if (orr_redis_command(cl->cmd, on_keep_reply, cl, 3, a3, l3) == 0) cl->outstanding++;
 }
 
 static void mark_draining(orr_cluster *cl) {
@@ -229,25 +265,6 @@ static void reap(orr_cluster *cl) {
     if (orr_redis_command(cl->cmd, on_reap_reply, cl, 5, argv, argl) == 0) cl->outstanding++;
 }
 
-/* Stop listening to groups with no member here any more. */
-static void reconcile(orr_cluster *cl) {
-    cl->reconcile = false;
-    if (!cl->chans) return;
-    for (size_t i = 0; i <= cl->chan_mask; i++) {
-        for (chan *c = cl->chans[i], *next; c; c = next) {
-            next = c->next;
-            if (c->waiting || c->subscribing) continue;
-            if (orr_registry_group_size(cl->srv->registry, c->pool->idx, c->bytes + c->len, c->group_len)) continue;
-            if (c->subscribed && cl->sub_up) {
-                const char *argv[2] = {"UNSUBSCRIBE", c->bytes};
-                size_t argl[2] = {11, c->len};
-                orr_redis_command(cl->sub, NULL, NULL, 2, argv, argl);
-            }
-            cl_chan_remove(cl, c);
-        }
-    }
-}
-
 /* ---- connection state ---- */
 
 static void load_scripts(orr_cluster *cl) {
@@ -258,38 +275,8 @@ static void load_scripts(orr_cluster *cl) {
     }
 }
 
-static void subscribe_all(orr_cluster *cl) {
-    char inbox[KEY_MAX];
-    size_t n = (size_t)snprintf(inbox, sizeof inbox, "orr:inbox:%s", cl->inst);
-    const char *argv[2] = {"SUBSCRIBE", inbox};
-    size_t argl[2] = {9, n};
-    orr_redis_command(cl->sub, cl_on_message, cl, 2, argv, argl);
-    if (!cl->chans) return;
-    for (size_t i = 0; i <= cl->chan_mask; i++)
-        for (chan *c = cl->chans[i]; c; c = c->next) {
-            c->subscribed = false;
-            cl_subscribe(cl, c);
-        }
-}
-
-/* Groups with members here but no channel yet (joined while Redis was
- * away): listen to them too. */
-static void add_chan_for(void *arg, bool is_group, uint32_t pool_idx, const char *bytes, size_t len, uint64_t conn,
-                         int64_t since_ms) {
-    (void)conn;
-    (void)since_ms;
-    orr_cluster *cl = arg;
-    if (!is_group) return;
-    orr_pool *pool = pool_by_idx(cl, pool_idx);
-    if (!pool) return;
-    char k[KEY_MAX];
-    size_t klen = cl_pool_key(k, "orr:gc:", pool, bytes, len);
-    uint64_t h = cl_hash_bytes(k, klen);
-    if (!cl_chan_find(cl, k, klen, h)) cl_chan_add(cl, k, klen, h, pool, bytes, len);
-}
-
 void cl_check_ready(orr_cluster *cl) {
-    bool ready = cl->cmd_up && cl->sub_up && cl->inbox_subscribed;
+    bool ready = cl->cmd_up && cl->sub_up && cl->present;
     if (ready == atomic_load_explicit(&cl->ready, memory_order_relaxed)) return;
     if (ready) {
         /* Liveness first, so that our write-back is not taken for a dead
@@ -316,33 +303,36 @@ static void check_lease(orr_cluster *cl) {
         lapse(cl, "not refreshed within node_ttl_ms");
 }
 
+/* Senders check this node's presence subscription (scripts.h, live()):
+ * ready once Redis confirms it. Nothing is ever published to it. */
+static void on_presence(orr_redis *r, redisReply *reply, void *priv) {
+    (void)r;
+    orr_cluster *cl = priv;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) return;
+    const redisReply *kind = reply->element[0];
+    if (kind->type == REDIS_REPLY_STRING && kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
+        cl->present = true;
+        cl_check_ready(cl);
+    }
+}
+
 static void on_state(orr_redis *r, int up, const char *why, void *priv) {
     orr_cluster *cl = priv;
     if (r == cl->cmd) {
         cl->cmd_up = up;
         if (up) load_scripts(cl);
-    } else {
+    } else if (r == cl->sub) {
         cl->sub_up = up;
-        cl->inbox_subscribed = false;
+        if (up) cl_read_inbox(cl); /* from the last id taken: nothing in between is missed */
+    } else {
+        cl->pres_up = up;
+        cl->present = false;
         if (up) {
-            orr_registry_foreach(cl->srv->registry, add_chan_for, cl);
-            subscribe_all(cl);
-        } else if (cl->chans) {
-            /* Joins waiting for a subscription are answered now (they stand
-             * locally and are written back): the answers behind them must
-             * not wait for Redis to come back. */
-            for (size_t i = 0; i <= cl->chan_mask; i++) {
-                for (chan *c = cl->chans[i]; c; c = c->next) {
-                    c->subscribed = c->subscribing = false;
-                    orr_cl_req *rq = c->waiting;
-                    c->waiting = c->waiting_tail = NULL;
-                    while (rq) {
-                        orr_cl_req *next = rq->next;
-                        cl_handle_down(cl, rq);
-                        rq = next;
-                    }
-                }
-            }
+            char ch[KEY_MAX];
+            size_t n = (size_t)snprintf(ch, sizeof ch, "orr:up:%s", cl->inst);
+            const char *argv[2] = {"SUBSCRIBE", ch};
+            size_t argl[2] = {9, n};
+            orr_redis_command(cl->pres, on_presence, cl, 2, argv, argl);
         }
     }
     if (!up) {
@@ -370,6 +360,7 @@ static void take_mailbox(orr_cluster *cl) {
         cl_handle_req(cl, rq);
         rq = next;
     }
+    cl_flush_sends(cl);
 }
 
 static void mark_draining(orr_cluster *cl);
@@ -393,6 +384,7 @@ static void on_timer(orr_loop_handler *h, uint32_t events) {
     (void)r;
     orr_redis_tick(cl->cmd, cl->now_ms);
     orr_redis_tick(cl->sub, cl->now_ms);
+    orr_redis_tick(cl->pres, cl->now_ms);
     check_lease(cl);
     if (!atomic_load_explicit(&cl->ready, memory_order_relaxed)) return;
     if (cl->now_ms >= cl->next_beat) {
@@ -406,7 +398,18 @@ static void on_timer(orr_loop_handler *h, uint32_t events) {
         getrandom(&jitter, sizeof jitter, GRND_NONBLOCK);
         cl->next_reap = cl->now_ms + hb + (hb ? jitter % hb : 0);
     }
-    if (cl->reconcile) reconcile(cl);
+    if (cl->inbox_wait) {
+        cl->inbox_wait = false;
+        cl_read_inbox(cl);
+    }
+    if (cl->trim_due) {
+        /* What was taken goes (the last entry taken stays: an inbox never
+         * vanishes while this node lives, see on_keep_reply). */
+        cl->trim_due = false;
+        const char *a[4] = {"XTRIM", cl->box, "MINID", cl->last_id};
+        size_t l[4] = {5, cl->box_len, 5, strlen(cl->last_id)};
+        plain(cl, 4, a, l);
+    }
     if (atomic_load_explicit(&cl->draining, memory_order_relaxed) && !cl->drain_marked) mark_draining(cl);
 }
 
@@ -428,6 +431,9 @@ static void *cluster_main(void *arg) {
                 const char *b[3] = {"SREM", "orr:nodes", cl->inst};
                 size_t bl[3] = {4, 9, cl->inst_len};
                 plain(cl, 3, b, bl);
+                const char *c[2] = {"DEL", cl->box};
+                size_t cl2[2] = {3, cl->box_len};
+                plain(cl, 2, c, cl2);
             }
         }
         if (stopping && (cl->outstanding == 0 || !cl->cmd_up || mono_ms() >= stop_deadline)) break;
@@ -463,6 +469,10 @@ orr_cluster *orr_cluster_start(orr_server *s) {
     getrandom(&boot, sizeof boot, 0);
     snprintf(cl->inst, sizeof cl->inst, "%s#%08x", node, boot);
     cl->inst_len = strlen(cl->inst);
+    cl->box_len = (size_t)snprintf(cl->box, sizeof cl->box, "orr:inbox:%s", cl->inst);
+    snprintf(cl->last_id, sizeof cl->last_id, "0-0");
+    cl->batch_keys = orr_xmalloc(SEND_BATCH * sizeof *cl->batch_keys);
+    cl->cap_len = (size_t)snprintf(cl->cap, sizeof cl->cap, "%" PRIu32, cc->inbox_max_messages);
     for (int i = 0; i < SC_N; i++) {
         unsigned char d[SHA_DIGEST_LENGTH];
         SHA1((const unsigned char *)orr_cluster_scripts[i], strlen(orr_cluster_scripts[i]), d);
@@ -482,7 +492,8 @@ orr_cluster *orr_cluster_start(orr_server *s) {
     timerfd_settime(cl->timer_fd, 0, &its, NULL);
     cl->now_ms = mono_ms();
     cl->cmd = orr_redis_new(cl->epfd, &cc->redis, "commands", on_state, cl);
-    cl->sub = orr_redis_new(cl->epfd, &cc->redis, "subscriptions", on_state, cl);
+    cl->sub = orr_redis_new(cl->epfd, &cc->redis, "inbox", on_state, cl);
+    cl->pres = orr_redis_new(cl->epfd, &cc->redis, "presence", on_state, cl);
     orr_log(ORR_LOG_INFO, NULL, "cluster: node %s (instance %s), redis %s", node, cl->inst, cc->redis_url);
     if (pthread_create(&cl->thread, NULL, cluster_main, cl) != 0) {
         orr_log(ORR_LOG_ERROR, NULL, "cluster: cannot start its thread");
@@ -500,6 +511,7 @@ void orr_cluster_stop(orr_cluster *cl) {
     pthread_join(cl->thread, NULL);
     orr_redis_free(cl->cmd);
     orr_redis_free(cl->sub);
+    orr_redis_free(cl->pres);
     cl_flush_posts(cl); /* answers to what was still in flight (the workers free them) */
     free(cl->post_head);
     free(cl->post_tail);
@@ -509,24 +521,12 @@ void orr_cluster_stop(orr_cluster *cl) {
         cl_req_free(rq);
         rq = next;
     }
-    if (cl->chans) {
-        for (size_t i = 0; i <= cl->chan_mask; i++) {
-            for (chan *c = cl->chans[i], *next; c; c = next) {
-                next = c->next;
-                for (orr_cl_req *w = c->waiting, *wn; w; w = wn) {
-                    wn = w->next;
-                    cl_req_free(w);
-                }
-                pool_unref(c->pool);
-                free(c);
-            }
-        }
-        free(cl->chans);
-    }
     for (cl_answer *a = cl->ans_head, *next; a; a = next) { /* answers nobody will get now */
         next = a->next;
         free(a);
     }
+    for (size_t i = 0; i < cl->n_batch; i++) cl_req_free(cl->batch[i]);
+    free(cl->batch_keys);
     orr_idvec_free(&cl->scratch);
     close(cl->epfd);
     close(cl->event_fd);
@@ -591,6 +591,15 @@ void orr_cluster_metrics(orr_cluster *cl, void (*emit)(void *arg, const char *li
         {"orrery_cluster_lease_restores_total", "counter",
          "Times this node's names and memberships were written back after a lapse.",
          offsetof(orr_cluster, restores)},
+        {"orrery_cluster_inbox_full_total", "counter",
+         "Sends from this node refused because the holder's node had inbox_max_messages waiting.",
+         offsetof(orr_cluster, inbox_full)},
+        {"orrery_cluster_inbox_waits_total", "counter",
+         "Times this node stopped reading its inbox for a tick because a worker's mailbox was full.",
+         offsetof(orr_cluster, inbox_waits)},
+        {"orrery_cluster_inbox_lost_total", "counter",
+         "Times this node's inbox was found gone from Redis with messages possibly unread.",
+         offsetof(orr_cluster, inbox_lost)},
     };
     snprintf(line, sizeof line,
              "# HELP orrery_cluster_redis_up Whether this node reaches Redis (1) or not (0).\n"

@@ -9,10 +9,26 @@
 
 enum { SC_REGISTER, SC_UNREGISTER, SC_SEND, SC_JOIN, SC_LEAVE, SC_PUBLISH, SC_GONE, SC_REAP, SC_N };
 
+/* Whether node n can take messages: its liveness holds (it is not paused
+ * or cut off past node_ttl_ms) and its presence connection is subscribed
+ * (a node whose process ended loses it at once, with its sockets). */
+#define ORR_LUA_LIVE                                                                               \
+    "local function live(n)\n"                                                                    \
+    "  return redis.call('EXISTS', 'orr:alive:' .. n) == 1 and\n"                                \
+    "    redis.call('PUBSUB', 'NUMSUB', 'orr:up:' .. n)[2] > 0\n"                                 \
+    "end\n"
+
+/* One member fewer on node n in a group's per-node counts (orr:gn:). */
+#define ORR_LUA_DECR                                                                               \
+    "local function decr(h, n)\n"                                                                 \
+    "  if redis.call('HINCRBY', h, n, -1) <= 0 then redis.call('HDEL', h, n) end\n"              \
+    "end\n"
+
 /* What a connection holds ("u<key>" names, "g<key>" memberships) goes when
  * it does: shared by GONE and REAP. A name is deleted only if it is still
  * this connection's (compare and delete). */
 #define ORR_LUA_FORGET_CONN                                                                        \
+    ORR_LUA_DECR                                                                                   \
     "local function forget(inst, conn)\n"                                                          \
     "  local idx = 'orr:c:' .. inst .. '\\0' .. conn\n"                                            \
     "  local me = inst .. '\\t' .. conn\n"                                                         \
@@ -21,8 +37,8 @@ enum { SC_REGISTER, SC_UNREGISTER, SC_SEND, SC_JOIN, SC_LEAVE, SC_PUBLISH, SC_GO
     "    if string.sub(e, 1, 1) == 'u' then\n"                                                     \
     "      local v = redis.call('GET', k)\n"                                                       \
     "      if v and string.sub(v, 1, #me + 1) == me .. '\\t' then redis.call('DEL', k) end\n"     \
-    "    else\n"                                                                                   \
-    "      redis.call('SREM', k, me)\n"                                                            \
+    "    elseif redis.call('SREM', k, me) == 1 then\n"                                            \
+    "      decr('orr:gn:' .. string.sub(k, 7), inst)\n"                                            \
     "    end\n"                                                                                    \
     "  end\n"                                                                                      \
     "  redis.call('DEL', idx)\n"                                                                   \
@@ -46,7 +62,7 @@ static const char *const orr_cluster_scripts[SC_N] = {
         "      -- its node is draining: its clients come back elsewhere with their names\n"
         "      redis.call('SREM', 'orr:c:' .. n .. '\\0' .. c, 'u' .. KEYS[1])\n"
         "    elseif ARGV[4] == '1' and tonumber(t) < tonumber(ARGV[3]) then\n"
-        "      redis.call('PUBLISH', 'orr:inbox:' .. n, 'K' .. c)\n"
+        "      redis.call('XADD', 'orr:inbox:' .. n, '*', 'K' .. c, '')\n"
         "      redis.call('SREM', 'orr:c:' .. n .. '\\0' .. c, 'u' .. KEYS[1])\n"
         "    else\n"
         "      return 0\n"
@@ -64,31 +80,72 @@ static const char *const orr_cluster_scripts[SC_N] = {
         "if v and string.sub(v, 1, #me) == me then redis.call('DEL', KEYS[1]) end\n"
         "redis.call('SREM', KEYS[2], 'u' .. KEYS[1])\n"
         "return 1\n",
-    /* SEND KEYS: name key; ARGV: message. The number of subscribers that got
-     * it: 1 when the holder's node is alive and listening, else 0. */
+    /* SEND (a batch, in order) KEYS: name keys; ARGV: inbox cap, then one
+     * message per key. For each: 1, queued in the holder's node's inbox;
+     * 0, no holder, or its node is dead (liveness expired, or its presence
+     * subscription gone: its process ended); -1, that inbox holds the cap
+     * already (its node is far behind). */
     [SC_SEND] =
-        "local v = redis.call('GET', KEYS[1])\n"
-        "if not v then return 0 end\n"
-        "local n, c = string.match(v, '^(.-)\\t(.-)\\t')\n"
-        "if not n or redis.call('EXISTS', 'orr:alive:' .. n) == 0 then return 0 end\n"
-        "return redis.call('PUBLISH', 'orr:inbox:' .. n, 'M' .. c .. '\\n' .. ARGV[1])\n",
-    /* JOIN KEYS: group key, conn index, node index; ARGV: inst, conn */
+        ORR_LUA_LIVE
+        "local cap = tonumber(ARGV[1])\n"
+        "local room = {}\n"
+        "local out = {}\n"
+        "local vs = redis.call('MGET', unpack(KEYS))\n"
+        "for i = 1, #KEYS do\n"
+        "  local r = 0\n"
+        "  local n, c\n"
+        "  if vs[i] then n, c = string.match(vs[i], '^(.-)\\t(.-)\\t') end\n"
+        "  if n then\n"
+        "    local box = 'orr:inbox:' .. n\n"
+        "    local left = room[n]\n"
+        "    if left == nil then\n"
+        "      left = live(n) and cap - redis.call('XLEN', box) or false\n"
+        "    end\n"
+        "    if left == false then r = 0\n"
+        "    elseif left <= 0 then r = -1\n"
+        "    else\n"
+        "      redis.call('XADD', box, '*', c, ARGV[i + 1])\n"
+        "      left = left - 1\n"
+        "      r = 1\n"
+        "    end\n"
+        "    room[n] = left\n"
+        "  end\n"
+        "  out[i] = r\n"
+        "end\n"
+        "return out\n",
+    /* JOIN KEYS: group key, conn index, node index, per-node counts; ARGV: inst, conn */
     [SC_JOIN] =
-        "redis.call('SADD', KEYS[1], ARGV[1] .. '\\t' .. ARGV[2])\n"
+        "if redis.call('SADD', KEYS[1], ARGV[1] .. '\\t' .. ARGV[2]) == 1 then\n"
+        "  redis.call('HINCRBY', KEYS[4], ARGV[1], 1)\n"
+        "end\n"
         "redis.call('SADD', KEYS[2], 'g' .. KEYS[1])\n"
         "redis.call('SADD', KEYS[3], ARGV[2])\n"
         "return 1\n",
-    /* LEAVE KEYS: group key, conn index; ARGV: inst, conn */
+    /* LEAVE KEYS: group key, conn index, per-node counts; ARGV: inst, conn */
     [SC_LEAVE] =
-        "redis.call('SREM', KEYS[1], ARGV[1] .. '\\t' .. ARGV[2])\n"
+        ORR_LUA_DECR
+        "if redis.call('SREM', KEYS[1], ARGV[1] .. '\\t' .. ARGV[2]) == 1 then decr(KEYS[3], ARGV[1]) end\n"
         "redis.call('SREM', KEYS[2], 'g' .. KEYS[1])\n"
         "return 1\n",
-    /* PUBLISH KEYS: group key; ARGV: channel, inst, message. The members
-     * cluster-wide. */
+    /* PUBLISH KEYS: per-node counts; ARGV: publishing inst, "<pool>\0<group>",
+     * message, inbox cap. Queued once in the inbox of every other live node
+     * with members; the members it will reach there (a node whose inbox is
+     * full, or whose liveness expired, is not counted). */
     [SC_PUBLISH] =
-        "local n = redis.call('SCARD', KEYS[1])\n"
-        "if n > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2] .. '\\n' .. ARGV[3]) end\n"
-        "return n\n",
+        ORR_LUA_LIVE
+        "local total = 0\n"
+        "local h = redis.call('HGETALL', KEYS[1])\n"
+        "for i = 1, #h, 2 do\n"
+        "  local n = h[i]\n"
+        "  if n ~= ARGV[1] and live(n) then\n"
+        "    local box = 'orr:inbox:' .. n\n"
+        "    if redis.call('XLEN', box) < tonumber(ARGV[4]) then\n"
+        "      redis.call('XADD', box, '*', 'G' .. ARGV[2], ARGV[3])\n"
+        "      total = total + tonumber(h[i + 1])\n"
+        "    end\n"
+        "  end\n"
+        "end\n"
+        "return total\n",
     /* GONE ARGV: inst, conn */
     [SC_GONE] = ORR_LUA_FORGET_CONN "forget(ARGV[1], ARGV[2])\nreturn 1\n",
     /* REAP ARGV: this instance, and 1 to clear this instance too (after a

@@ -31,6 +31,8 @@ typedef struct orr_cluster_config {
     char node_id[65];       /* 1..64 of [A-Za-z0-9_.:-]; "" = the server picks <hostname>:<port> */
     uint32_t heartbeat_ms;  /* liveness refresh, default 3000, 50..600000 */
     uint32_t node_ttl_ms;   /* liveness TTL, default 10000, 100..3600000, more than heartbeat_ms */
+    uint32_t inbox_max_messages; /* messages waiting in a node's inbox before sends to it are refused,
+                                    default 100000, 100..100000000 */
 } orr_cluster_config;
 
 /* One entry of "pools": the limits of one executor pool. */

@@ -109,7 +109,7 @@ const void *orr__config_pool_defaults(const orr_config *d, orr__config_sub_scrat
 extern const orr__config_table orr__config_pool_table;
 
 #define ORR__CONFIG_CLUSTER_DEFAULTS                                                               \
-    { .enabled = false, .heartbeat_ms = 3000, .node_ttl_ms = 10000 }
+    { .enabled = false, .heartbeat_ms = 3000, .node_ttl_ms = 10000, .inbox_max_messages = 100000 }
 
 /* "cluster" over an orr_config: a "cluster" in the file replaces the
  * caller's whole, its absent entries at their defaults. */

@@ -221,6 +221,16 @@ static const orr__config_key cluster_keys[] = {
     CLUSTER_INT_KEY(node_ttl_ms, 100, 3600000,
                     "a node silent this long is dead: its names and memberships are freed; "
                     "more than heartbeat_ms"),
+    {.name = "inbox_max_messages",
+     .meaning = "messages that may wait in this node's inbox in Redis; sends to it past that answer "
+                "not delivered",
+     .offset = offsetof(orr_cluster_config, inbox_max_messages),
+     .size = sizeof(((orr_cluster_config *)0)->inbox_max_messages),
+     .load = orr__config_load_int,
+     .show = orr__config_show_int,
+     .min = 100,
+     .max = 100000000,
+     .unit = "messages"},
 };
 
 const orr__config_table orr__config_cluster_table = {cluster_keys, ORR_ARRAY_LEN(cluster_keys)};

@@ -463,6 +463,10 @@ bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *m, const
  * most one wake-up), and an order to close a connection whose name a newer
  * registration took (1008). */
 inbox_msg *worker_result_msg(uint64_t conn, const orr_registry_result *r);
+/* A delivery of p (one more reference) to ids on `to`, to be chained like a
+ * result; NULL, counting nothing, when `to`'s mailbox is full (the caller
+ * retries later or counts the drop). */
+inbox_msg *worker_deliver_msg(orr_worker *to, orr_payload *p, const uint64_t *ids, size_t n);
 void inbox_chain_add(inbox_msg **head, inbox_msg **tail, inbox_msg *m);
 void worker_post_chain(orr_worker *w, inbox_msg *head, inbox_msg *tail);
 void worker_post_kill(orr_worker *to, uint64_t conn);

@@ -333,14 +333,11 @@ static size_t deliver_cost(const orr_payload *p, size_t n) {
     return sizeof(inbox_msg) + n * sizeof(uint64_t) + p->len;
 }
 
-bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const uint64_t *ids, size_t n) {
+inbox_msg *worker_deliver_msg(orr_worker *to, orr_payload *p, const uint64_t *ids, size_t n) {
     size_t cost = deliver_cost(p, n);
     if (atomic_fetch_add_explicit(&to->queued_bytes, cost, memory_order_relaxed) + cost > MAILBOX_MAX_BYTES) {
         atomic_fetch_sub_explicit(&to->queued_bytes, cost, memory_order_relaxed);
-        if (atomic_fetch_add_explicit(&to->mailbox_dropped, 1, memory_order_relaxed) % 10000 == 0)
-            orr_log(ORR_LOG_ERROR, NULL, "worker %d: mailbox over %zu MiB: message dropped", to->index,
-                    MAILBOX_MAX_BYTES >> 20);
-        return false;
+        return NULL;
     }
     inbox_msg *m = orr_xmalloc(sizeof *m + n * sizeof *ids);
     m->next = NULL;
@@ -349,6 +346,17 @@ bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const
     atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
     m->n = n;
     memcpy(m->ids, ids, n * sizeof *ids);
+    return m;
+}
+
+bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const uint64_t *ids, size_t n) {
+    inbox_msg *m = worker_deliver_msg(to, p, ids, n);
+    if (!m) {
+        if (atomic_fetch_add_explicit(&to->mailbox_dropped, 1, memory_order_relaxed) % 10000 == 0)
+            orr_log(ORR_LOG_ERROR, NULL, "worker %d: mailbox over %zu MiB: message dropped", to->index,
+                    MAILBOX_MAX_BYTES >> 20);
+        return false;
+    }
     if (to == from) {
         /* Our own connections: after this epoll batch, no lock, no wake-up. */
         if (to->local_tail)

@@ -19,7 +19,8 @@ Test(config, cluster_tcp_with_db) {
                        "    \"redis\": \"redis://redis.internal:6380/3\",\n"
                        "    \"node_id\": \"eu-1.n_2:8080\",\n"
                        "    \"heartbeat_ms\": 50,\n"
-                       "    \"node_ttl_ms\": 3600000\n"
+                       "    \"node_ttl_ms\": 3600000,\n"
+                       "    \"inbox_max_messages\": 250\n"
                        "  }\n"
                        "}\n";
     orr_config c;
@@ -35,6 +36,7 @@ Test(config, cluster_tcp_with_db) {
     cr_expect_str_eq(c.cluster.node_id, "eu-1.n_2:8080");
     cr_expect_eq(c.cluster.heartbeat_ms, 50);
     cr_expect_eq(c.cluster.node_ttl_ms, 3600000);
+    cr_expect_eq(c.cluster.inbox_max_messages, 250);
 }
 
 /* A unix socket, and every other entry at its default. */
@@ -53,6 +55,7 @@ Test(config, cluster_unix_path_and_defaults) {
     cr_expect_str_eq(c.cluster.node_id, "");
     cr_expect_eq(c.cluster.heartbeat_ms, 3000);
     cr_expect_eq(c.cluster.node_ttl_ms, 10000);
+    cr_expect_eq(c.cluster.inbox_max_messages, 100000);
 }
 
 /* A file without "cluster" keeps the caller's (a single node by default);
@@ -145,6 +148,8 @@ static const struct bad_case cluster_bad_cases[] = {
     {"node_ttl_ms", "99", "must be from 100 to 3600000 (milliseconds), got 99"},
     {"node_ttl_ms", "3600001", "must be from 100 to 3600000 (milliseconds), got 3600001"},
     {"node_ttl_ms", "1.5", "expected a positive integer (milliseconds), got 1.5"},
+    {"inbox_max_messages", "99", "must be from 100 to 100000000 (messages), got 99"},
+    {"inbox_max_messages", "100000001", "must be from 100 to 100000000 (messages), got 100000001"},
 };
 
 Test(config, cluster_bad_values) {
@@ -237,7 +242,7 @@ Test(config, unknown_key_inside_cluster) {
                  -1);
     snprintf(want, sizeof want,
              "%s:2:3: cluster.enabled: unknown key (known: redis, node_id, heartbeat_ms, "
-             "node_ttl_ms)",
+             "node_ttl_ms, inbox_max_messages)",
              path);
     cr_expect_str_eq(err, want);
     cr_expect_not(c.cluster.enabled);
