@@ -9,7 +9,9 @@
  * here, members here) and hand the cluster what only Redis can answer:
  * claims on names, sends to names held elsewhere, memberships and
  * publications. Requests queued while one loop pass runs go out in one
- * write (hiredis buffers them): a burst of sends costs one round trip.
+ * write (hiredis buffers them), the sends among them as one script call: a
+ * burst of sends costs one round trip. What other nodes send this one waits
+ * in its inbox stream until this node takes it (on_inbox).
  */
 #include "cluster/cluster_internal.h"
 
@@ -125,17 +127,22 @@ static void on_reply(orr_redis *r, redisReply *reply, void *priv);
 
 /* EVALSHA script with keys and args; the reply goes to on_reply with rq
  * (which may be NULL: nobody waits). */
-int cl_eval(orr_cluster *cl, int script, orr_cl_req *rq, int nkeys, const char **kv, const size_t *kl,
-                int nargs) {
-    const char *argv[16];
-    size_t argl[16];
-    char nk[8];
+/* "EVALSHA <sha> <nkeys>" in argv[0..3); nk holds the number's text. */
+static void eval_head(const orr_cluster *cl, int script, size_t nkeys, const char **argv, size_t *argl, char nk[24]) {
     argv[0] = "EVALSHA";
     argl[0] = 7;
     argv[1] = cl->sha[script];
     argl[1] = 40;
-    argl[2] = (size_t)snprintf(nk, sizeof nk, "%d", nkeys);
+    argl[2] = (size_t)snprintf(nk, 24, "%zu", nkeys);
     argv[2] = nk;
+}
+
+int cl_eval(orr_cluster *cl, int script, orr_cl_req *rq, int nkeys, const char **kv, const size_t *kl,
+                int nargs) {
+    const char *argv[16];
+    size_t argl[16];
+    char nk[24];
+    eval_head(cl, script, (size_t)nkeys, argv, argl, nk);
     for (int i = 0; i < nkeys + nargs; i++) {
         argv[3 + i] = kv[i];
         argl[3 + i] = kl[i];
@@ -281,13 +288,8 @@ void cl_flush_sends(orr_cluster *cl) {
     size_t argc = 3 + n + 1 + n;
     const char **argv = orr_xmalloc(argc * sizeof *argv);
     size_t *argl = orr_xmalloc(argc * sizeof *argl);
-    char nk[8];
-    argv[0] = "EVALSHA";
-    argl[0] = 7;
-    argv[1] = cl->sha[SC_SEND];
-    argl[1] = 40;
-    argl[2] = (size_t)snprintf(nk, sizeof nk, "%zu", n);
-    argv[2] = nk;
+    char nk[24];
+    eval_head(cl, SC_SEND, n, argv, argl, nk);
     argv[3 + n] = cl->cap;
     argl[3 + n] = cl->cap_len;
     send_batch *b = orr_xmalloc(sizeof *b + n * sizeof b->rq[0]);
@@ -360,17 +362,13 @@ static uint64_t parse_conn(const char *p, size_t n) {
     return v;
 }
 
-/* One entry, one field and its value: "<conn>" and a message (to a name's
+/* One field of an entry and its value: "<conn>" and a message (to a name's
  * holder), "G<pool>\0<group>" and a message (a publication for this node's
  * members), "K<conn>" (close it: a newer registration took its name).
  * Deliveries are chained per worker and handed over at the end of the loop
- * pass. ORR_EAGAIN: the worker's mailbox is full; the entry is read again
- * later. */
-static int take_entry(orr_cluster *cl, const redisReply *f) {
-    if (f->type != REDIS_REPLY_ARRAY || f->elements != 2 || f->element[0]->type != REDIS_REPLY_STRING ||
-        f->element[1]->type != REDIS_REPLY_STRING || f->element[0]->len == 0)
-        return 0;
-    const redisReply *k = f->element[0], *d = f->element[1];
+ * pass. ORR_EAGAIN: the worker's mailbox is full; it is read again later. */
+static int take_one(orr_cluster *cl, const redisReply *k, const redisReply *d) {
+    if (k->type != REDIS_REPLY_STRING || d->type != REDIS_REPLY_STRING || k->len == 0) return 0;
     if (k->str[0] == 'G') {
         const char *t = k->str + 1;
         size_t tlen = k->len - 1;
@@ -412,6 +410,22 @@ static int take_entry(orr_cluster *cl, const redisReply *f) {
     return 0;
 }
 
+/* An entry: "n" and the inbox's count of messages written so far, then
+ * field/value pairs (take_one). Pairs before `skip` were taken already (an
+ * earlier pass stopped inside it). ORR_EAGAIN with *done: the pairs taken. */
+static int take_entry(orr_cluster *cl, const redisReply *f, size_t skip, size_t *done) {
+    *done = 0;
+    if (f->type != REDIS_REPLY_ARRAY || f->elements < 2 || f->elements % 2) return 0;
+    size_t pairs = f->elements / 2 - 1;
+    for (size_t i = skip; i < pairs; i++) {
+        if (take_one(cl, f->element[2 + 2 * i], f->element[3 + 2 * i]) == ORR_EAGAIN) {
+            *done = i;
+            return ORR_EAGAIN;
+        }
+    }
+    return 0;
+}
+
 static void on_inbox(orr_redis *r, redisReply *reply, void *priv);
 
 void cl_read_inbox(orr_cluster *cl) {
@@ -443,9 +457,11 @@ static void on_inbox(orr_redis *r, redisReply *reply, void *priv) {
             if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
                 e->element[0]->len >= sizeof cl->last_id)
                 continue;
-            if (take_entry(cl, e->element[1]) == ORR_EAGAIN) {
+            size_t skip = i == 0 ? cl->skip : 0, done;
+            if (take_entry(cl, e->element[1], skip, &done) == ORR_EAGAIN) {
                 /* A worker is far behind: leave the rest in Redis (senders
                  * are refused once the inbox holds its cap). */
+                cl->skip = done;
                 if (!cl->inbox_wait)
                     orr_log(ORR_LOG_WARN, NULL, "cluster: %s: a worker's mailbox is full: inbox reading waits",
                             cl->inst);
@@ -453,8 +469,15 @@ static void on_inbox(orr_redis *r, redisReply *reply, void *priv) {
                 atomic_fetch_add_explicit(&cl->inbox_waits, 1, memory_order_relaxed);
                 break;
             }
+            cl->skip = 0;
             memcpy(cl->last_id, e->element[0]->str, e->element[0]->len);
             cl->last_id[e->element[0]->len] = '\0';
+            const redisReply *f = e->element[1];
+            if (f->type == REDIS_REPLY_ARRAY && f->elements >= 2 && f->element[1]->type == REDIS_REPLY_STRING &&
+                f->element[1]->len < sizeof cl->taken_w) {
+                memcpy(cl->taken_w, f->element[1]->str, f->element[1]->len);
+                cl->taken_w[f->element[1]->len] = '\0';
+            }
             cl->trim_due = true;
             cl->box_seen = true;
         }

@@ -1,7 +1,7 @@
 /*
  * The cluster: this node's share of a registry that many nodes keep in
- * Redis. One thread (the cluster thread) owns the two Redis connections
- * (commands, and subscriptions) and an epoll loop of its own; workers hand
+ * Redis. One thread (the cluster thread) owns three Redis connections
+ * (commands; reading this node's inbox; presence) and an epoll loop of its own; workers hand
  * it requests through its mailbox and get results back through their
  * inboxes, so no worker ever waits for Redis.
  *
@@ -12,10 +12,18 @@
  *   orr:alive:<inst>            liveness, TTL node_ttl_ms, refreshed every heartbeat_ms
  *   orr:u:<pool>\0<name>        "<inst>\t<conn>\t<since_ms>": who holds a Unique name
  *   orr:g:<pool>\0<group>       set of "<inst>\t<conn>": the group's members
+ *   orr:gn:<pool>\0<group>      hash <inst> -> how many of the group's members are on that node
  *   orr:c:<inst>\0<conn>        set of "u<name key>" / "g<group key>": what a connection holds
  *   orr:n:<inst>                set of conn ids with entries (for the reaper)
- *   channel orr:inbox:<inst>    "M<conn>\n<message>" to deliver, "K<conn>" to close (conflict)
- *   channel orr:gc:<pool>\0<g>  "<inst>\n<message>": a publication, for nodes with members
+ *   orr:inbox:<inst>            stream, the node's inbox: each entry is "n" -> the inbox's count
+ *                               of messages written so far, then pairs "<conn>" -> a message for
+ *                               it (a batch of sends, in order), "G<pool>\0<group>" -> a
+ *                               publication for the node's members, or "K<conn>" -> close it (a
+ *                               newer registration won); kept 10 x node_ttl_ms (at least 60 s)
+ *                               after the node's last heartbeat
+ *   orr:ib:<inst>               hash: "w" messages written to the inbox, "r" those the node took
+ *                               (senders refuse past inbox_max_messages waiting)
+ *   channel orr:up:<inst>       the node's presence: subscribed while its process lives
  *
  * The guarantees (at most once, ordered between one sender and one receiver,
  * what is lost when) are written in docs/CLUSTER.md.

@@ -57,6 +57,10 @@ struct orr_cluster {
     char box[KEY_MAX];
     size_t box_len;
     char last_id[48];
+    char taken_w[24]; /* the inbox's count of messages written, as of the last entry taken */
+    size_t skip;      /* pairs of the entry after last_id taken already (reading stopped inside it) */
+    char ib[KEY_MAX]; /* orr:ib:<inst>: messages written ("w") and taken ("r") */
+    size_t ib_len;
     bool reading;    /* an XREAD is on its way */
     bool inbox_wait; /* a worker's mailbox was full (or an error): read again at the next tick */
     bool trim_due;   /* entries were taken since the last XTRIM */

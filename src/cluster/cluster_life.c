@@ -1,5 +1,5 @@
 /*
- * The cluster thread's life: its loop and mailbox, the two Redis
+ * The cluster thread's life: its loop and mailbox, the three Redis
  * connections coming and going, writing this node's part back after they
  * return, liveness, the reaper, and the public functions of cluster.h.
  *
@@ -246,6 +246,9 @@ static void heartbeat(orr_cluster *cl) {
     const char *a3[3] = {"PEXPIRE", cl->box, keep};
     size_t l3[3] = {7, cl->box_len, kpn};
     if (orr_redis_command(cl->cmd, on_keep_reply, cl, 3, a3, l3) == 0) cl->outstanding++;
+    const char *a4[3] = {"PEXPIRE", cl->ib, keep};
+    size_t l4[3] = {7, cl->ib_len, kpn};
+    plain(cl, 3, a4, l4);
 }
 
 static void mark_draining(orr_cluster *cl) {
@@ -409,6 +412,12 @@ static void on_timer(orr_loop_handler *h, uint32_t events) {
         const char *a[4] = {"XTRIM", cl->box, "MINID", cl->last_id};
         size_t l[4] = {5, cl->box_len, 5, strlen(cl->last_id)};
         plain(cl, 4, a, l);
+        /* Senders count what waits as written - taken (scripts.h). */
+        if (cl->taken_w[0]) {
+            const char *b[4] = {"HSET", cl->ib, "r", cl->taken_w};
+            size_t bl[4] = {4, cl->ib_len, 1, strlen(cl->taken_w)};
+            plain(cl, 4, b, bl);
+        }
     }
     if (atomic_load_explicit(&cl->draining, memory_order_relaxed) && !cl->drain_marked) mark_draining(cl);
 }
@@ -431,9 +440,9 @@ static void *cluster_main(void *arg) {
                 const char *b[3] = {"SREM", "orr:nodes", cl->inst};
                 size_t bl[3] = {4, 9, cl->inst_len};
                 plain(cl, 3, b, bl);
-                const char *c[2] = {"DEL", cl->box};
-                size_t cl2[2] = {3, cl->box_len};
-                plain(cl, 2, c, cl2);
+                const char *c[3] = {"DEL", cl->box, cl->ib};
+                size_t cl2[3] = {3, cl->box_len, cl->ib_len};
+                plain(cl, 3, c, cl2);
             }
         }
         if (stopping && (cl->outstanding == 0 || !cl->cmd_up || mono_ms() >= stop_deadline)) break;
@@ -471,6 +480,7 @@ orr_cluster *orr_cluster_start(orr_server *s) {
     cl->inst_len = strlen(cl->inst);
     cl->box_len = (size_t)snprintf(cl->box, sizeof cl->box, "orr:inbox:%s", cl->inst);
     snprintf(cl->last_id, sizeof cl->last_id, "0-0");
+    cl->ib_len = (size_t)snprintf(cl->ib, sizeof cl->ib, "orr:ib:%s", cl->inst);
     cl->batch_keys = orr_xmalloc(SEND_BATCH * sizeof *cl->batch_keys);
     cl->cap_len = (size_t)snprintf(cl->cap, sizeof cl->cap, "%" PRIu32, cc->inbox_max_messages);
     for (int i = 0; i < SC_N; i++) {

@@ -16,6 +16,10 @@ enum { SC_REGISTER, SC_UNREGISTER, SC_SEND, SC_JOIN, SC_LEAVE, SC_PUBLISH, SC_GO
     "local function live(n)\n"                                                                    \
     "  return redis.call('EXISTS', 'orr:alive:' .. n) == 1 and\n"                                \
     "    redis.call('PUBSUB', 'NUMSUB', 'orr:up:' .. n)[2] > 0\n"                                 \
+    "end\n"                                                                                       \
+    "local function waiting(n)\n"                                                                 \
+    "  local c = redis.call('HMGET', 'orr:ib:' .. n, 'w', 'r')\n"                                \
+    "  return (tonumber(c[1]) or 0) - (tonumber(c[2]) or 0)\n"                                   \
     "end\n"
 
 /* One member fewer on node n in a group's per-node counts (orr:gn:). */
@@ -62,7 +66,7 @@ static const char *const orr_cluster_scripts[SC_N] = {
         "      -- its node is draining: its clients come back elsewhere with their names\n"
         "      redis.call('SREM', 'orr:c:' .. n .. '\\0' .. c, 'u' .. KEYS[1])\n"
         "    elseif ARGV[4] == '1' and tonumber(t) < tonumber(ARGV[3]) then\n"
-        "      redis.call('XADD', 'orr:inbox:' .. n, '*', 'K' .. c, '')\n"
+        "      redis.call('XADD', 'orr:inbox:' .. n, '*', 'n', redis.call('HINCRBY', 'orr:ib:' .. n, 'w', 1), 'K' .. c, '')\n"
         "      redis.call('SREM', 'orr:c:' .. n .. '\\0' .. c, 'u' .. KEYS[1])\n"
         "    else\n"
         "      return 0\n"
@@ -84,33 +88,38 @@ static const char *const orr_cluster_scripts[SC_N] = {
      * message per key. For each: 1, queued in the holder's node's inbox;
      * 0, no holder, or its node is dead (liveness expired, or its presence
      * subscription gone: its process ended); -1, that inbox holds the cap
-     * already (its node is far behind). */
+     * already (its node is far behind). The messages for one node go as
+     * one entry, in order. */
     [SC_SEND] =
         ORR_LUA_LIVE
         "local cap = tonumber(ARGV[1])\n"
-        "local room = {}\n"
-        "local out = {}\n"
+        "local room, per, order, out = {}, {}, {}, {}\n"
         "local vs = redis.call('MGET', unpack(KEYS))\n"
         "for i = 1, #KEYS do\n"
         "  local r = 0\n"
         "  local n, c\n"
         "  if vs[i] then n, c = string.match(vs[i], '^(.-)\\t(.-)\\t') end\n"
         "  if n then\n"
-        "    local box = 'orr:inbox:' .. n\n"
         "    local left = room[n]\n"
-        "    if left == nil then\n"
-        "      left = live(n) and cap - redis.call('XLEN', box) or false\n"
-        "    end\n"
+        "    if left == nil then left = live(n) and cap - waiting(n) or false end\n"
         "    if left == false then r = 0\n"
         "    elseif left <= 0 then r = -1\n"
         "    else\n"
-        "      redis.call('XADD', box, '*', c, ARGV[i + 1])\n"
+        "      local f = per[n]\n"
+        "      if not f then f = {'n', 0}; per[n] = f; order[#order + 1] = n end\n"
+        "      f[#f + 1] = c\n"
+        "      f[#f + 1] = ARGV[i + 1]\n"
         "      left = left - 1\n"
         "      r = 1\n"
         "    end\n"
         "    room[n] = left\n"
         "  end\n"
         "  out[i] = r\n"
+        "end\n"
+        "for _, n in ipairs(order) do\n"
+        "  local f = per[n]\n"
+        "  f[2] = redis.call('HINCRBY', 'orr:ib:' .. n, 'w', (#f - 2) / 2)\n"
+        "  redis.call('XADD', 'orr:inbox:' .. n, '*', unpack(f))\n"
         "end\n"
         "return out\n",
     /* JOIN KEYS: group key, conn index, node index, per-node counts; ARGV: inst, conn */
@@ -138,9 +147,9 @@ static const char *const orr_cluster_scripts[SC_N] = {
         "for i = 1, #h, 2 do\n"
         "  local n = h[i]\n"
         "  if n ~= ARGV[1] and live(n) then\n"
-        "    local box = 'orr:inbox:' .. n\n"
-        "    if redis.call('XLEN', box) < tonumber(ARGV[4]) then\n"
-        "      redis.call('XADD', box, '*', 'G' .. ARGV[2], ARGV[3])\n"
+        "    if waiting(n) < tonumber(ARGV[4]) then\n"
+        "      local w = redis.call('HINCRBY', 'orr:ib:' .. n, 'w', 1)\n"
+        "      redis.call('XADD', 'orr:inbox:' .. n, '*', 'n', w, 'G' .. ARGV[2], ARGV[3])\n"
         "      total = total + tonumber(h[i + 1])\n"
         "    end\n"
         "  end\n"
