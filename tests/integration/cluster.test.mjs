@@ -291,6 +291,9 @@ test('Redis restarted: 503 and sent:false across nodes meanwhile, local sends wo
   const up = await Promise.all(nodes.map((s) => waitHealth(s, 200, 10000)));
   t.diagnostic(`healthz 200 again after ${up.map((d) => Math.round(d.ms)).join('/')} ms`);
   for (const s of nodes) assert.equal(await metricTotal(s, M.up), 1, `${s.nodeId} ${M.up} after the restart`);
+  // n1 had taken messages from its inbox: it notices the restarted Redis lost it (what waited there is lost).
+  await n1.waitForLog(/warn .*cluster: n1#.*: its inbox was gone from Redis/);
+  assert.equal(await metricTotal(n1, 'orrery_cluster_inbox_lost_total'), 1);
 
   // Cross-node sends work again (each sent:true is delivered exactly once).
   const retry = async (from, to, ws, label) => {
