@@ -43,7 +43,7 @@ struct orr_cluster {
     atomic_bool stop, draining;
     bool drain_marked;
     /* state, on the cluster thread */
-    bool cmd_up, sub_up, pres_up, present, was_ready;
+    bool cmd_up, sub_up, present; /* present: the presence subscription is confirmed */
     atomic_bool ready;
     char why[160]; /* guarded by lock */
     int64_t now_ms, next_beat, next_reap;

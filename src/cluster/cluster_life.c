@@ -328,7 +328,6 @@ static void on_state(orr_redis *r, int up, const char *why, void *priv) {
         cl->sub_up = up;
         if (up) cl_read_inbox(cl); /* from the last id taken: nothing in between is missed */
     } else {
-        cl->pres_up = up;
         cl->present = false;
         if (up) {
             char ch[KEY_MAX];
