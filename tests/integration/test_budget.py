@@ -111,10 +111,7 @@ class BudgetTestCase(unittest.IsolatedAsyncioTestCase):
         stop.set()
         await asyncio.wait_for(task, T(10))
         self.assertGreater(rounds[0], 5)
-        # Served throughout: no echo waits for the flood to end. The bound allows
-        # a scheduling stall of this 2-core machine while other tests flood it
-        # under ctest -j2 (a 2.0 s outlier was seen once alongside the cluster faults).
-        self.assertLess(worst[0], T(3.0), "the normal client waited %.3f s for an echo" % worst[0])
+        self.assertLess(worst[0], T(1.0), "the normal client waited %.3f s for an echo" % worst[0])
 
     def sample_rss(self, seconds, peak):
         end = time.monotonic() + seconds
@@ -183,8 +180,8 @@ class TestPartialMessages(BudgetTestCase):
         codes = [await self.in_thread(first_frame, ws) for ws in clients]
         self.assertEqual(codes.count((OP_CLOSE, 1013, b"server busy: try again later")), refused, codes)
         self.assertEqual(codes.count("waiting"), holders, codes)
-        self.srv.wait_for_log(r"warn .*memory budget: \d+ of %d bytes buffered on this node: a message needing \d+ "
-                              r"more refused: closing 1013" % BUDGET)
+        await self.in_thread(self.srv.wait_for_log, r"warn .*memory budget: \d+ of %d bytes buffered on this node: "
+                             r"a message needing \d+ more refused: closing 1013" % BUDGET)
         # The holders send their last byte and get their message back whole.
         for ws, code in zip(clients, codes):
             if code == "waiting":
@@ -221,8 +218,8 @@ class TestOutputShed(BudgetTestCase):
         self.assertGreater(shed, 0)
         self.assertLess(shed, N, "not every connection is shed")
         self.assertLessEqual(self.metric("orrery_buffered_bytes"), BUDGET)
-        self.srv.wait_for_log(r"warn .*memory budget: \d+ of %d bytes buffered on this node; this connection "
-                              r"holds \d+ unsent: closing 1008" % BUDGET)
+        await self.in_thread(self.srv.wait_for_log, r"warn .*memory budget: \d+ of %d bytes buffered on this node; "
+                             r"this connection holds \d+ unsent: closing 1008" % BUDGET)
         if not SLOW:
             grew = peak[0] - self.rss0
             self.assertLess(grew, BUDGET + 32 * MiB, "RSS grew by %d MiB" % (grew // MiB))
@@ -261,28 +258,35 @@ class TestOwnOutput(BudgetTestCase):
         ws = small_rcvbuf_ws(self.srv.port)
         msg = encode_frame(OP_BINARY, b"e" * 16384)
         slow = self.log_event("slow consumer")
-        ws.sock.setblocking(False)
-        end = time.monotonic() + T(5)
-        at = 0  # bytes of msg already sent: only whole frames before the close
-        while time.monotonic() < end:
-            try:
-                at = (at + ws.sock.send(msg[at:])) % len(msg)
-            except BlockingIOError:
-                if slow.is_set():
+
+        # In a thread, like every wait below: the normal client's loop must
+        # go on meanwhile (its idle timeout here is 2 s).
+        def flood():
+            ws.sock.setblocking(False)
+            end = time.monotonic() + T(5)
+            at = 0  # bytes of msg already sent: only whole frames before the close
+            while time.monotonic() < end:
+                try:
+                    at = (at + ws.sock.send(msg[at:])) % len(msg)
+                except BlockingIOError:
+                    if slow.is_set():
+                        break
+                    time.sleep(0.01)
+                except OSError:
                     break
-                time.sleep(0.01)
-            except OSError:
-                break
-        ws.sock.setblocking(True)
-        self.srv.wait_for_log(r"warn .*slow consumer: \d+ bytes unsent \(max_outbound_bytes 65536\): closing 1008",
-                              timeout=10)
+            ws.sock.setblocking(True)
+            return at
+
+        at = await self.in_thread(flood)
+        await self.in_thread(lambda: self.srv.wait_for_log(
+            r"warn .*slow consumer: \d+ bytes unsent \(max_outbound_bytes 65536\): closing 1008", timeout=10))
         code, counts = await self.in_thread(read_until_close, ws, 5)
         self.assertEqual(code, 1008)
         self.assertGreater(counts.get(OP_BINARY, 0), 0)
         if at:
             ws.sock.sendall(msg[at:])
         ws.send_close(1008)
-        self.srv.wait_for_log(r"DISCONNECTED .*reason=slow")
+        await self.in_thread(self.srv.wait_for_log, r"DISCONNECTED .*reason=slow")
         await self.finish_normal(task, stop, worst, rounds)
         ws.close_socket()
 
@@ -331,8 +335,9 @@ class TestPingFlood(BudgetTestCase):
         sampler = threading.Thread(target=self.sample_rss, args=(2.0, peak))
         sampler.start()
         await self.in_thread(flood)
-        sampler.join()
-        self.srv.wait_for_log(r"warn .*slow consumer: \d+ bytes unsent \(max_outbound_bytes 1048576\): closing 1008")
+        await self.in_thread(sampler.join)
+        await self.in_thread(self.srv.wait_for_log,
+                             r"warn .*slow consumer: \d+ bytes unsent \(max_outbound_bytes 1048576\): closing 1008")
         code, counts = await self.in_thread(read_until_close, ws, 5)
         pings = sent[0] // len(ping)
         pongs = counts.get(OP_PONG, 0)
