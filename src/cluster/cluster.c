@@ -15,7 +15,6 @@
  */
 #include "cluster/cluster_internal.h"
 
-#include "common/hash.h"
 #include "common/log.h"
 
 #include <inttypes.h>
@@ -24,10 +23,6 @@
 #include <string.h>
 
 /* ---- small helpers ---- */
-
-uint64_t cl_hash_bytes(const char *p, size_t n) {
-    return orr_fnv1a(ORR_FNV_OFFSET, p, n);
-}
 
 void cl_set_why(orr_cluster *cl, const char *why) {
     pthread_mutex_lock(&cl->lock);
@@ -125,8 +120,6 @@ typedef struct pending {
 
 static void on_reply(orr_redis *r, redisReply *reply, void *priv);
 
-/* EVALSHA script with keys and args; the reply goes to on_reply with rq
- * (which may be NULL: nobody waits). */
 /* "EVALSHA <sha> <nkeys>" in argv[0..3); nk holds the number's text. */
 static void eval_head(const orr_cluster *cl, int script, size_t nkeys, const char **argv, size_t *argl, char nk[24]) {
     argv[0] = "EVALSHA";
@@ -137,6 +130,8 @@ static void eval_head(const orr_cluster *cl, int script, size_t nkeys, const cha
     argv[2] = nk;
 }
 
+/* EVALSHA script with keys and args; the reply goes to on_reply with rq
+ * (which may be NULL: nobody waits). */
 int cl_eval(orr_cluster *cl, int script, orr_cl_req *rq, int nkeys, const char **kv, const size_t *kl,
                 int nargs) {
     const char *argv[16];
@@ -286,8 +281,8 @@ void cl_flush_sends(orr_cluster *cl) {
     if (!n) return;
     cl->n_batch = 0;
     size_t argc = 3 + n + 1 + n;
-    const char **argv = orr_xmalloc(argc * sizeof *argv);
-    size_t *argl = orr_xmalloc(argc * sizeof *argl);
+    const char **argv = cl->batch_argv;
+    size_t *argl = cl->batch_argl;
     char nk[24];
     eval_head(cl, SC_SEND, n, argv, argl, nk);
     argv[3 + n] = cl->cap;
@@ -304,8 +299,6 @@ void cl_flush_sends(orr_cluster *cl) {
         argl[4 + n + i] = rq->payload->len;
     }
     int rc = orr_redis_command(cl->cmd, on_send_reply, b, (int)argc, argv, argl);
-    free(argv);
-    free(argl);
     if (rc == 0) {
         cl->outstanding++;
         return;

@@ -51,6 +51,8 @@ struct orr_cluster {
     orr_cl_req *batch[SEND_BATCH]; /* sends waiting for cl_flush_sends, in order */
     size_t n_batch;
     char (*batch_keys)[KEY_MAX];   /* [SEND_BATCH], scratch for their keys */
+    const char *batch_argv[4 + 2 * SEND_BATCH]; /* scratch for the script call */
+    size_t batch_argl[4 + 2 * SEND_BATCH];
     orr_idvec scratch;
     /* The inbox: a stream other nodes append to (scripts.h), read on the
      * second connection with XREAD BLOCK from the last id taken. */
@@ -81,7 +83,6 @@ struct orr_cluster {
 
 
 /* ---- cluster.c ---- */
-uint64_t cl_hash_bytes(const char *p, size_t n);
 /* Why Redis is not ready, for /healthz (takes the lock). */
 void cl_set_why(orr_cluster *cl, const char *why);
 /* "<prefix><pool>\0<name>", "orr:c:<inst>\0<conn>", "orr:n:<inst>": their lengths. */

@@ -614,24 +614,6 @@ void orr_registry_foreach(orr_registry *r, orr_registry_visit_fn fn, void *arg) 
     pthread_mutex_unlock(&r->lock);
 }
 
-bool orr_registry_is_member(orr_registry *r, uint32_t pool, const char *group, size_t len, uint64_t conn) {
-    if (!valid_name(group, len)) return false;
-    pthread_mutex_lock(&r->lock);
-    reg_group *g = group_find(r, pool, group, len);
-    bool yes = g && member_find(r, g, conn) != NULL;
-    pthread_mutex_unlock(&r->lock);
-    return yes;
-}
-
-size_t orr_registry_group_size(orr_registry *r, uint32_t pool, const char *group, size_t len) {
-    if (!valid_name(group, len)) return 0;
-    pthread_mutex_lock(&r->lock);
-    reg_group *g = group_find(r, pool, group, len);
-    size_t n = g ? g->n : 0;
-    pthread_mutex_unlock(&r->lock);
-    return n;
-}
-
 int orr_registry_holder_since(orr_registry *r, uint32_t pool, const char *name, size_t len,
                               uint64_t *conn, int64_t *since_ms) {
     if (!valid_name(name, len)) return ORR_EINVAL;

@@ -88,10 +88,6 @@ void orr_registry_get_counts(orr_registry *r, orr_registry_counts *out);
 typedef void (*orr_registry_visit_fn)(void *arg, bool is_group, uint32_t pool, const char *bytes,
                                       size_t len, uint64_t conn, int64_t since_ms);
 void orr_registry_foreach(orr_registry *r, orr_registry_visit_fn fn, void *arg);
-/* Whether conn is a member of the group. */
-bool orr_registry_is_member(orr_registry *r, uint32_t pool, const char *group, size_t len, uint64_t conn);
-/* Members of a group on this node (0 when none). */
-size_t orr_registry_group_size(orr_registry *r, uint32_t pool, const char *group, size_t len);
 /* Who holds a name and since when (wall-clock ms): 0, or ORR_ENOTFOUND. */
 int orr_registry_holder_since(orr_registry *r, uint32_t pool, const char *name, size_t len,
                               uint64_t *conn, int64_t *since_ms);
