@@ -1,8 +1,6 @@
 #include "common/err.h"
 
 #include "common/log.h"
-#include "http/request.h"
-#include "ws/frame.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,11 +19,6 @@ const char *orr_strerror(int err) {
     case ORR_ESTATE: return "not allowed here";
     case ORR_EFAIL: return "failed";
     case ORR_ENOTSUP: return "not supported";
-    case ORR_WS_EPROTO: return "websocket protocol error";
-    case ORR_WS_EUTF8: return "invalid UTF-8";
-    case ORR_WS_ETOOBIG: return "message too big";
-    case ORR_HTTP_EBAD: return "bad HTTP request";
-    case ORR_HTTP_ETOOLARGE: return "request head too large";
     default: return "unknown error";
     }
 }

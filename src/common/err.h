@@ -16,6 +16,9 @@
 #include <orrery/gear.h>
 #include <stddef.h>
 
+/* What a code of <orrery/gear.h> means. A module's own codes have their
+ * own function (orr_ws_strerror, orr_http_strerror): common/ knows nothing
+ * above it. */
 const char *orr_strerror(int err);
 
 /* Format a message into the caller's err buffer (if any) and return `code`:

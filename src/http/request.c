@@ -9,6 +9,14 @@
 #include <llhttp.h>
 #include <string.h>
 
+const char *orr_http_strerror(int err) {
+    switch (err) {
+    case ORR_HTTP_EBAD: return "bad HTTP request";
+    case ORR_HTTP_ETOOLARGE: return "request head too large";
+    default: return NULL;
+    }
+}
+
 long orr_http_head_end(const char *buf, size_t len, size_t *scanned) {
     /* Bytes past the limit cannot belong to an acceptable head, so they are
      * never searched (they may be a pipelined request or garbage). */

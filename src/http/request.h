@@ -19,6 +19,9 @@ enum {
     ORR_HTTP_ETOOLARGE = -201 /* head over 8 KiB or over 100 headers -> 431 */
 };
 
+/* What a parser error means, for logs; NULL for a code that is not one. */
+const char *orr_http_strerror(int err);
+
 typedef struct orr_span {
     const char *p;
     size_t n;

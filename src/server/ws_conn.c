@@ -126,7 +126,8 @@ static void fail(orr_worker *w, orr_conn *c, int err) {
     orr_reason_kind why = err == ORR_WS_EUTF8    ? ORR_REASON_BADENCODING
                           : err == ORR_WS_ETOOBIG ? ORR_REASON_BADSIZE
                                                   : ORR_REASON_BADFRAME;
-    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "closing: %s", orr_strerror(err));
+    const char *what = orr_ws_strerror(err);
+    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "closing: %s", what ? what : orr_strerror(err));
     conn_in_free(c);
     if (c->flags & CF_CLOSE_SENT) {
         /* Already closing: nothing more to say. */

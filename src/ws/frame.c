@@ -33,6 +33,15 @@ enum {
 #define OPS_BETWEEN (1u << ORR_WS_OP_TEXT | 1u << ORR_WS_OP_BINARY | OPS_CONTROL)
 #define OPS_INSIDE (1u << ORR_WS_OP_CONT | OPS_CONTROL)
 
+const char *orr_ws_strerror(int err) {
+    switch (err) {
+    case ORR_WS_EPROTO: return "websocket protocol error";
+    case ORR_WS_EUTF8: return "invalid UTF-8";
+    case ORR_WS_ETOOBIG: return "message too big";
+    default: return NULL;
+    }
+}
+
 static inline bool is_control(unsigned op) {
     return (op & 0x8) != 0;
 }

@@ -48,6 +48,9 @@ enum {
     ORR_WS_ETOOBIG = -102 /* -> close 1009 */
 };
 
+/* What a reader error means, for logs; NULL for a code that is not one. */
+const char *orr_ws_strerror(int err);
+
 typedef enum { ORR_WS_SERVER, ORR_WS_CLIENT } orr_ws_role;
 
 /* Reader state. Embedded by value in a connection; fields are private.

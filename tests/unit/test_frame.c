@@ -372,3 +372,11 @@ Test(frame, error_on_first_byte_without_waiting) {
     cr_assert_eq(used, 0);
 }
 
+
+Test(frame, strerror_names_reader_errors_only) {
+    cr_expect_str_eq(orr_ws_strerror(ORR_WS_EPROTO), "websocket protocol error");
+    cr_expect_str_eq(orr_ws_strerror(ORR_WS_EUTF8), "invalid UTF-8");
+    cr_expect_str_eq(orr_ws_strerror(ORR_WS_ETOOBIG), "message too big");
+    cr_expect_null(orr_ws_strerror(0));
+    cr_expect_null(orr_ws_strerror(-1));
+}

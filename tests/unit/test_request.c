@@ -388,3 +388,10 @@ Test(request, url_decode) {
         unguard(g);
     }
 }
+
+Test(request, strerror_names_parser_errors_only) {
+    cr_expect_str_eq(orr_http_strerror(ORR_HTTP_EBAD), "bad HTTP request");
+    cr_expect_str_eq(orr_http_strerror(ORR_HTTP_ETOOLARGE), "request head too large");
+    cr_expect_null(orr_http_strerror(0));
+    cr_expect_null(orr_http_strerror(-100));
+}
