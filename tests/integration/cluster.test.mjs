@@ -329,7 +329,11 @@ test('a name registered on two nodes while Redis was down: the newer keeps it, t
   await redis.stop();
   await Promise.all([n1, n2].map((s) => waitHealth(s, 503, 5000)));
   const older = await tg(n1, 'eve');
-  await sleep(200);
+  // Registrations are ordered by the wall-clock ms they were taken at (the
+  // nodes share this machine's clock): once the clock has moved past the
+  // moment the older one was confirmed, the next one is newer.
+  const olderConfirmed = Date.now();
+  await until(() => Date.now() > olderConfirmed, 1000, 'the clock moves on', 1);
   const newer = await tg(n2, 'eve');
   await redis.start();
   const c = await older.nextClose(12000);

@@ -157,7 +157,9 @@ test('during the drain the listeners are closed and a handshake in progress gets
   assert.equal(r.status, 503);
   assert.ok(await pending.waitEnd(2000 * SLOW), 'closed after 503');
 
-  // A new connection is refused (or, if accepted at all, never upgraded).
+  // A new connection is refused: the workers closed their listening sockets
+  // (ECONNREFUSED; ECONNRESET if it was queued on one as it closed), or a
+  // worker that accepted it answers 503. Never upgraded, never a silent close.
   const attempt = await new Promise((resolve) => {
     const s = net.connect({ port: srv.port, host: '127.0.0.1' });
     let data = '';
@@ -167,7 +169,7 @@ test('during the drain the listeners are closed and a handshake in progress gets
     s.on('close', () => resolve({ data }));
     setTimeout(() => { s.destroy(); resolve({ data, timeout: true }); }, 2000 * SLOW);
   });
-  assert.ok(attempt.error === 'ECONNREFUSED' || /^HTTP\/1\.1 503/.test(attempt.data) || (!attempt.data && !attempt.timeout),
+  assert.ok(['ECONNREFUSED', 'ECONNRESET'].includes(attempt.error) || /^HTTP\/1\.1 503 /.test(attempt.data),
     `new connection during drain: ${JSON.stringify(attempt)}`);
   const closes = await Promise.all(socks.map((ws) => ws.closed));
   for (const c of closes) assert.equal(c.code, 1001);

@@ -18,7 +18,8 @@ judges them the way Autobahn does (autobahntestsuite/case/case.py):
 Autobahn's client timeouts are reproduced: killAfter/closeAfter per case,
 1 s for the server's close reply and 1 s for the server to drop TCP after
 the closing handshake (all multiplied by TIME_SCALE, 4 under ASan).
-9.x timing budgets (WAITSECS) are printed, never asserted.
+9.x timing budgets (Autobahn's WAITSECS, times TIME_SCALE) are printed and
+asserted: each case's echo (or its run of round trips) must finish within it.
 
 Run from tests/integration:
     /usr/bin/python3 -m unittest -v test_autobahn_like
@@ -1383,6 +1384,8 @@ class TestAutobahnLike(AutobahnCase):
                                                          (" in chops of %d" % chop) if chop else ""),
                    c, exp)
         RESULTS[cid] = RESULTS[cid][:2] + (elapsed,) + RESULTS[cid][3:]
+        self.assertLessEqual(elapsed, scaled(waitsecs), "case %s: echo after %.3fs, over Autobahn's %ds budget"
+                             % (cid, elapsed, waitsecs))
 
     def _case_9_rtt(self, cid, binary, length, count, waitsecs):
         payload = (b"\xfe" if binary else b"*") * length
@@ -1415,6 +1418,8 @@ class TestAutobahnLike(AutobahnCase):
                    extra_note=bad or "")
         RESULTS[cid] = RESULTS[cid][:2] + (elapsed,) + RESULTS[cid][3:]
         self.assertIsNone(bad, "case %s: %s" % (cid, bad))
+        self.assertLessEqual(elapsed, scaled(waitsecs), "case %s: %.3fs, over Autobahn's %ds budget"
+                             % (cid, elapsed, waitsecs))
 
     # ---- 10.x Auto-fragmentation ------------------------------------------
     def test_case_10_1_1(self):

@@ -479,11 +479,16 @@ Test(registry_conns, free_with_everything_still_registered) {
     char s[32];
     for (uint64_t id = 1; id <= 500; id++) {
         int len = snprintf(s, sizeof s, "n%llu", (unsigned long long)id);
-        orr_registry_register(r, 1, s, (size_t)len, id);
-        orr_registry_join(r, 1, S("all"), id);
-        orr_registry_join(r, (uint32_t)(id % 5), s, (size_t)len, id);
+        cr_assert_eq(orr_registry_register(r, 1, s, (size_t)len, id), 0);
+        cr_assert_eq(orr_registry_join(r, 1, S("all"), id), 0);
+        cr_assert_eq(orr_registry_join(r, (uint32_t)(id % 5), s, (size_t)len, id), 0);
     }
-    orr_registry_free(r); /* the leak check at exit says whether all went */
+    /* 500 names; "all" and one group per id; two memberships per id. */
+    assert_counts(r, 500, 501, 1000);
+    uint64_t holder = 0;
+    cr_assert_eq(orr_registry_lookup(r, 1, S("n250"), &holder), 0);
+    cr_assert_eq(holder, 250);
+    orr_registry_free(r); /* with all of it still there: the ASan leak check says whether all went */
     orr_registry_free(NULL);
 }
 
