@@ -14,7 +14,7 @@ TSAN_TESTS ?= ^it/.*(registry|pools|push|lifecycle|chat|cluster|budget)
 JOBS       ?= $(shell nproc)
 ARGS       ?=
 
-.PHONY: all build run test test-fast test-asan test-tsan deps deps-test bench fuzz fuzz-long soak clean format
+.PHONY: all build run test test-fast test-asan test-tsan check-layers deps deps-test bench fuzz fuzz-long soak clean format
 
 all: build
 
@@ -31,14 +31,19 @@ deps-test:
 run: deps build
 	$(BUILD)/orrery $(ARGS)
 
-# Every test, then the whole suite again under ASan+UBSan.
-test: deps-test build
+# The layer rule, every test, then the whole suite again under ASan+UBSan and
+# the cross-thread tests under TSan.
+test: deps-test check-layers build
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-tsan
 
-test-fast: build
+test-fast: check-layers build
 	cd $(BUILD) && ctest --output-on-failure -j 2
+
+# Includes between src/ directories follow docs/ARCHITECTURE.md's layers block.
+check-layers:
+	@python3 scripts/layers.py
 
 test-asan:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DORR_SANITIZE=address,undefined >/dev/null
