@@ -14,7 +14,7 @@ TSAN_TESTS ?= ^it/.*(registry|pools|push|lifecycle|chat|cluster|budget)
 JOBS       ?= $(shell nproc)
 ARGS       ?=
 
-.PHONY: all build run test test-fast test-asan test-tsan check-layers deps deps-test bench fuzz fuzz-long soak clean format
+.PHONY: all build run test test-fast test-asan test-tsan check-layers format-check deps deps-test bench fuzz fuzz-long soak clean format
 
 all: build
 
@@ -31,9 +31,9 @@ deps-test:
 run: deps build
 	$(BUILD)/orrery $(ARGS)
 
-# The layer rule, every test, then the whole suite again under ASan+UBSan and
+# The layer rule, the format, every test, then the whole suite again under ASan+UBSan and
 # the cross-thread tests under TSan.
-test: deps-test check-layers build
+test: deps-test check-layers format-check build
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-tsan
@@ -80,6 +80,11 @@ soak: deps-test
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Every tracked C file as .clang-format has it (make format mends them).
+format-check:
+	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h') || \
+	  { echo "format-check: run 'make format'"; exit 1; }
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz

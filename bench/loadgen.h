@@ -52,11 +52,11 @@ struct lg_opts {
     double rate;     /* rate: messages per second per connection */
     double tick;     /* rate: send in bursts every `tick` ms (0: each at its time) */
     double connect_timeout;
-    int connect_window; /* handshakes in progress at once, per thread */
-    int verify;         /* compare echoed payload bytes, not only lengths */
-    int spin;           /* poll without sleeping while the load runs */
-    size_t wbuf;        /* flood: bytes per write */
-    int server_pid;     /* 0: do not sample the server (the first of server_pids) */
+    int connect_window;           /* handshakes in progress at once, per thread */
+    int verify;                   /* compare echoed payload bytes, not only lengths */
+    int spin;                     /* poll without sleeping while the load runs */
+    size_t wbuf;                  /* flood: bytes per write */
+    int server_pid;               /* 0: do not sample the server (the first of server_pids) */
     int server_pids[LG_MAX_PIDS]; /* --server-pid PID[=LABEL],...: every process sampled */
     const char *pid_labels[LG_MAX_PIDS];
     int n_pids;
@@ -64,12 +64,12 @@ struct lg_opts {
     int n_ports;
     const char *name_prefix; /* fanout, xsend: prepended to every connection's name */
     int pairs;               /* xsend: sender/receiver pairs (conns = 2 * pairs) */
-    const char *label;  /* copied into the JSON line as "server" */
-    const char *group;  /* fanout: the group the members join */
-    int window;         /* fanout: publications in flight in the sustained phase;
-                           xsend: sends in flight per pair */
-    int lat_pubs;       /* fanout: publications sent one at a time, for latency */
-    double stall;       /* fanout: a publication not delivered after this long fails */
+    const char *label;       /* copied into the JSON line as "server" */
+    const char *group;       /* fanout: the group the members join */
+    int window;              /* fanout: publications in flight in the sustained phase;
+                                xsend: sends in flight per pair */
+    int lat_pubs;            /* fanout: publications sent one at a time, for latency */
+    double stall;            /* fanout: a publication not delivered after this long fails */
 };
 
 /* ---- latency histogram (loadgen_hist.c) ----------------------------------
@@ -188,9 +188,9 @@ struct lg_xsend;  /* loadgen_xsend.c */
 /* State every thread reads; the times are written before phase becomes RUN. */
 struct lg_shared {
     const struct lg_opts *o;
-    struct sockaddr_in addr;                    /* --port */
-    struct sockaddr_in addrs[LG_MAX_PORTS];     /* --ports, addrs[0] = addr */
-    uint8_t *payload; /* the ASCII payload every message carries */
+    struct sockaddr_in addr;                /* --port */
+    struct sockaddr_in addrs[LG_MAX_PORTS]; /* --ports, addrs[0] = addr */
+    uint8_t *payload;                       /* the ASCII payload every message carries */
     _Atomic int phase;
     _Atomic int threads_connected;
     _Atomic int interrupted; /* SIGINT or SIGTERM */
@@ -233,9 +233,9 @@ struct lg_thread {
     struct lg_hist *lat_load; /* "last member got it" with the window in flight */
     int joined;               /* members whose join was answered; xsend: connections ready */
     /* xsend */
-    struct lg_xs_thread *xs;  /* this thread's part (loadgen_xsend.c) */
+    struct lg_xs_thread *xs; /* this thread's part (loadgen_xsend.c) */
     uint64_t xs_sent, xs_answered, xs_refused, xs_received, xs_lost, xs_reorder;
-    uint64_t xs_win_answers;  /* sent:true answers read in the window */
+    uint64_t xs_win_answers; /* sent:true answers read in the window */
 };
 
 /* loadgen_worker.c */
@@ -254,12 +254,12 @@ void lg_fanout_run(struct lg_thread *t);
 void lg_fanout_teardown(struct lg_thread *t);
 /* For the report (main thread, after the threads are joined). */
 struct lg_fanout_stats {
-    uint64_t pubs;          /* publications sent in all */
-    uint64_t win_pubs;      /* sent in the measured window */
-    uint64_t answered;      /* published: answers */
-    double lat_phase_s;     /* how long the one-at-a-time phase took */
-    double join_s;          /* from the first join sent to the last answered */
-    int lat_done, aborted;  /* the latency phase finished; a stall or error stopped the run */
+    uint64_t pubs;         /* publications sent in all */
+    uint64_t win_pubs;     /* sent in the measured window */
+    uint64_t answered;     /* published: answers */
+    double lat_phase_s;    /* how long the one-at-a-time phase took */
+    double join_s;         /* from the first join sent to the last answered */
+    int lat_done, aborted; /* the latency phase finished; a stall or error stopped the run */
 };
 void lg_fanout_stats(const struct lg_fanout *fo, struct lg_fanout_stats *out);
 /* Waits (main thread) until the latency phase is over or the run failed;

@@ -55,8 +55,7 @@ int lg_conn_start(struct lg_thread *t, struct lg_conn *c) {
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     const struct sockaddr_in *to = &t->sh->addrs[c->port_idx];
-    if (connect(c->fd, (const struct sockaddr *)to, sizeof *to) < 0 &&
-        errno != EINPROGRESS)
+    if (connect(c->fd, (const struct sockaddr *)to, sizeof *to) < 0 && errno != EINPROGRESS)
         return fail(t, c, "connect: %s", strerror(errno));
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
     if (epoll_ctl(t->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)

@@ -42,8 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FO_RING 4096    /* publication slots; more than any window */
-#define FO_MSG_MAX 256  /* longest message a connection accepts */
+#define FO_RING 4096     /* publication slots; more than any window */
+#define FO_MSG_MAX 256   /* longest message a connection accepts */
 #define FO_FRAME_MAX 160 /* a publish frame: "publish:" + group (64) + two numbers */
 #define MAX_EVENTS 256
 
@@ -286,8 +286,9 @@ void lg_fanout_readable(struct lg_thread *t, struct lg_conn *c) {
     long k = lg_rx_feed(&c->rx, t->rbuf, (size_t)n);
     if (k < 0) {
         fo_lost(t, c,
-                k == LG_RX_ELEN ? "message too long" : k == LG_RX_EMSG ? "wrong message"
-                                                                       : "protocol error");
+                k == LG_RX_ELEN   ? "message too long"
+                : k == LG_RX_EMSG ? "wrong message"
+                                  : "protocol error");
         return;
     }
     if (c->rx.got_close) {
@@ -419,8 +420,8 @@ static void publish(struct lg_thread *t, uint64_t limit, uint64_t last) {
         struct fo_slot *s = &fo->ring[(pubd + i) % FO_RING];
         atomic_store(&s->got, 0);
         atomic_store(&s->sent_ns, now);
-        ft->out_len += lg_frame_build(ft->out + ft->out_len, 0x1, (const uint8_t *)cmd, (size_t)n,
-                                      c->mask);
+        ft->out_len +=
+            lg_frame_build(ft->out + ft->out_len, 0x1, (const uint8_t *)cmd, (size_t)n, c->mask);
     }
     if (!fo->lat_t0) fo->lat_t0 = now;
     if (now >= ft->t_ms && now < ft->t_me) fo->win_pubs += k;
@@ -447,8 +448,8 @@ static void check_stall(struct lg_thread *t, uint64_t now) {
     if (now - ft->progress_ns < (uint64_t)(t->sh->o->stall * 1e9)) return;
     uint32_t got = atomic_load(&fo->ring[done % FO_RING].got);
     set_err(t, NULL,
-            "publication %" PRIu64 " stuck: %u of %u members got it, %" PRIu64
-            " of %" PRIu64 " answers, nothing for %.0f s",
+            "publication %" PRIu64 " stuck: %u of %u members got it, %" PRIu64 " of %" PRIu64
+            " answers, nothing for %.0f s",
             done, got, fo->members, ft->answered, pubd, t->sh->o->stall);
     t->errors++;
     atomic_store(&fo->aborted, 1);
@@ -494,7 +495,8 @@ static int drained(struct lg_thread *t, uint64_t now) {
     const struct lg_conn *first = NULL;
     if (ft->pub && ft->pub->state == LG_S_OPEN && ft->answered < total) {
         if (now < ft->t_drain) return 0;
-        set_err(t, ft->pub, "%" PRIu64 " of %" PRIu64 " publications answered", ft->answered, total);
+        set_err(t, ft->pub, "%" PRIu64 " of %" PRIu64 " publications answered", ft->answered,
+                total);
         t->errors++;
     }
     for (int i = 0; i < t->n; i++) {

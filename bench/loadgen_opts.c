@@ -54,7 +54,6 @@ static void usage(FILE *f) {
           f);
 }
 
-
 /* The options, as a table: name, type, where the value goes, bounds. */
 enum opt_kind { OPT_INT, OPT_SIZE, OPT_DOUBLE, OPT_STRING, OPT_SET, OPT_MODE, OPT_PORTS, OPT_PIDS };
 
@@ -200,7 +199,8 @@ void lg_parse_options(int argc, char **argv, struct lg_opts *o) {
         set_option(o, d, eq ? eq + 1 : argv[++i]);
     }
     if (o->verify < 0) o->verify = o->mode != LG_FLOOD;
-    if (!o->path) o->path = o->mode == LG_FANOUT || o->mode == LG_XSEND ? "/testgear/ws" : "/echo/ws";
+    if (!o->path)
+        o->path = o->mode == LG_FANOUT || o->mode == LG_XSEND ? "/testgear/ws" : "/echo/ws";
     if (!o->conns) o->conns = o->mode == LG_FANOUT ? 10000 : 100;
     if (o->mode == LG_XSEND) {
         o->conns = 2 * o->pairs;
@@ -214,7 +214,8 @@ void lg_parse_options(int argc, char **argv, struct lg_opts *o) {
         o->port = o->ports[0];
     }
     if (strlen(o->name_prefix) > 24 ||
-        strspn(o->name_prefix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+        strspn(o->name_prefix,
+               "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
             strlen(o->name_prefix))
         bad_option("--name-prefix: at most 24 of [A-Za-z0-9_.-], not '%s'%s", o->name_prefix, "");
     if (o->threads > o->conns) o->threads = o->conns;
@@ -222,7 +223,8 @@ void lg_parse_options(int argc, char **argv, struct lg_opts *o) {
     /* The group goes into "publish:<g>:<seq>:<ns>", so no ':' and nothing
      * that needs escaping in a JSON line. */
     size_t gl = strlen(o->group);
-    if (!gl || gl > 64 || strspn(o->group, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                           "0123456789_.-") != gl)
+    if (!gl || gl > 64 ||
+        strspn(o->group, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                         "0123456789_.-") != gl)
         bad_option("--group: 1 to 64 of [A-Za-z0-9_.-], not '%s'%s", o->group, "");
 }

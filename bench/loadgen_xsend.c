@@ -173,8 +173,8 @@ static void advance(struct lg_thread *t, struct xs_pair *p) {
 /* Before the run: the answer to send:<me>:ready and the message itself. */
 static int on_ready_msg(struct lg_thread *t, struct lg_conn *c, const uint8_t *m, size_t n) {
     char me[XS_NAME_MAX + 16], txt[80];
-    int ml = snprintf(me, sizeof me, "%s%c%u:ready", t->sh->o->name_prefix,
-                      c->gidx & 1 ? 'r' : 's', c->gidx / 2);
+    int ml = snprintf(me, sizeof me, "%s%c%u:ready", t->sh->o->name_prefix, c->gidx & 1 ? 'r' : 's',
+                      c->gidx / 2);
     if (is(m, n, "sent:true") && !(c->joined & 1)) {
         c->joined |= 1;
     } else if (n == (size_t)ml && !memcmp(m, me, n) && !(c->joined & 2)) {
@@ -222,8 +222,8 @@ static int on_delivery(struct lg_thread *t, struct lg_conn *c, struct xs_pair *p
     if (seq < p->expect) {
         p->reorder++;
         if (p->reorder == 1)
-            set_err(t, c, "send %" PRIu64 " arrived after %" PRIu64 " (reordered or repeated)",
-                    seq, p->expect - 1);
+            set_err(t, c, "send %" PRIu64 " arrived after %" PRIu64 " (reordered or repeated)", seq,
+                    p->expect - 1);
         return 0;
     }
     p->expect = seq + 1;
@@ -318,8 +318,8 @@ static void pump(struct lg_thread *t, struct xs_pair *p, uint64_t now) {
         memcpy(cmd, p->to, p->to_len);
         int n = (int)p->to_len + snprintf(cmd + p->to_len, sizeof cmd - p->to_len,
                                           "%" PRIu64 ":%" PRIu64, p->sent + i, now);
-        p->out_len += lg_frame_build(p->out + p->out_len, 0x1, (const uint8_t *)cmd, (size_t)n,
-                                     c->mask);
+        p->out_len +=
+            lg_frame_build(p->out + p->out_len, 0x1, (const uint8_t *)cmd, (size_t)n, c->mask);
     }
     p->sent += k;
     flush_out(t, p);

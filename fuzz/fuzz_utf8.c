@@ -4,8 +4,8 @@
  * byte ranges, and fed whole, one byte at a time, and in splits derived from
  * the input; every way must give the same state and the same bad offset.
  */
-#include "ws/utf8.h"
 #include "utf8_ref.h"
+#include "ws/utf8.h"
 
 #include <stdbool.h>
 #include <stddef.h>

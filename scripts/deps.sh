@@ -2,13 +2,13 @@
 # Installs what building, running and testing Orrery needs on Debian 12, and
 # only what is missing. Needs root for apt-get (or sudo).
 #   scripts/deps.sh          build and run
-#   scripts/deps.sh test     also the test clients (Python websockets, Node ws)
+#   scripts/deps.sh test     also the test clients (Python websockets, Node ws), Redis, clang-format
 set -eu
 cd "$(dirname "$0")/.."
 
 pkgs="build-essential cmake pkg-config libjansson-dev libssl-dev node-llhttp libhiredis-dev"
 if [ "${1:-}" = test ] || [ "${1:-}" = bench ]; then
-  pkgs="$pkgs libcriterion-dev python3 python3-websockets nodejs npm chromium redis-server"
+  pkgs="$pkgs libcriterion-dev python3 python3-websockets nodejs npm chromium redis-server clang-format"
 fi
 if [ "${1:-}" = bench ]; then
   pkgs="$pkgs libwebsockets-dev util-linux"

@@ -17,13 +17,16 @@ static void usage(FILE *out) {
             "\n"
             "flags:\n"
             "  --config FILE       JSON configuration (default: none, every key at its default)\n"
-            "  --listen HOST:PORT  overrides the config's \"listen\" (default 127.0.0.1:8080; port 0 = any free)\n"
+            "  --listen HOST:PORT  overrides the config's \"listen\" (default 127.0.0.1:8080; port "
+            "0 = any free)\n"
             "  --help              this text\n"
             "\n"
             "config keys:\n");
     orr_config_print_keys(out);
-    fprintf(out, "\nsignals: SIGTERM or SIGINT drain gracefully (close 1001 to every client over drain_ms);\n"
-                 "SIGHUP reloads the config file (pools, max_outbound_bytes, max_buffered_bytes, api_token,\nlog_level).\n");
+    fprintf(out, "\nsignals: SIGTERM or SIGINT drain gracefully (close 1001 to every client over "
+                 "drain_ms);\n"
+                 "SIGHUP reloads the config file (pools, max_outbound_bytes, max_buffered_bytes, "
+                 "api_token,\nlog_level).\n");
 }
 
 int main(int argc, char **argv) {
@@ -54,8 +57,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", err);
         return 2;
     }
-    if (listen && orr_config_parse_listen(listen, cfg.listen_host, sizeof cfg.listen_host, &cfg.listen_port,
-                                          err, sizeof err) < 0) {
+    if (listen && orr_config_parse_listen(listen, cfg.listen_host, sizeof cfg.listen_host,
+                                          &cfg.listen_port, err, sizeof err) < 0) {
         fprintf(stderr, "orrery: --listen %s: %s\n", listen, err);
         return 2;
     }

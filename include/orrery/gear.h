@@ -240,14 +240,14 @@ typedef struct orr_ws_callbacks {
 
 typedef struct orr_ws_route {
     /* e.g. "/ws" or "/room/:id": literals, `:param`, and a trailing wildcard
-     * segment (an asterisk then a name) matching at least one segment; matched on URL-decoded segments,
-     * with or without a trailing '/' when there is no wildcard. */
+     * segment (an asterisk then a name) matching at least one segment; matched on URL-decoded
+     * segments, with or without a trailing '/' when there is no wildcard. */
     const char *pattern;
     const orr_ws_callbacks *callbacks;
 } orr_ws_route;
 
 typedef struct orr_gear {
-    int api_version; /* ORR_GEAR_API_VERSION */
+    int api_version;  /* ORR_GEAR_API_VERSION */
     const char *name; /* [a-z][a-z0-9_]*, also its path prefix and subdomain */
     const orr_ws_route *ws_routes;
     size_t n_ws_routes;

@@ -71,7 +71,8 @@ static void flush_answers(orr_cluster *cl) {
         if (w) {
             /* Handed over at the end of this loop pass, one batch per worker. */
             int wi = w->index;
-            inbox_chain_add(&cl->post_head[wi], &cl->post_tail[wi], worker_result_msg(a->reply_to, &a->res.r));
+            inbox_chain_add(&cl->post_head[wi], &cl->post_tail[wi],
+                            worker_result_msg(a->reply_to, &a->res.r));
         }
         free(a);
     }
@@ -90,12 +91,13 @@ static void answer_slot(orr_cluster *cl, orr_cl_req *rq) {
     rq->ans = a;
 }
 
-static void answer(orr_cluster *cl, orr_cl_req *rq, orr_registry_op op, int status, uint64_t count) {
+static void answer(orr_cluster *cl, orr_cl_req *rq, orr_registry_op op, int status,
+                   uint64_t count) {
     cl_answer *a = rq->ans;
     if (!a) return;
     rq->ans = NULL;
-    a->res.r = (orr_registry_result){.op = op, .status = status, .count = count, .name_len = rq->name_len,
-                                     .tag = rq->tag};
+    a->res.r = (orr_registry_result){
+        .op = op, .status = status, .count = count, .name_len = rq->name_len, .tag = rq->tag};
     memcpy(a->res.name, rq->name, rq->name_len);
     a->done = true;
     flush_answers(cl);
@@ -121,7 +123,8 @@ typedef struct pending {
 static void on_reply(orr_redis *r, redisReply *reply, void *priv);
 
 /* "EVALSHA <sha> <nkeys>" in argv[0..3); nk holds the number's text. */
-static void eval_head(const orr_cluster *cl, int script, size_t nkeys, const char **argv, size_t *argl, char nk[24]) {
+static void eval_head(const orr_cluster *cl, int script, size_t nkeys, const char **argv,
+                      size_t *argl, char nk[24]) {
     argv[0] = "EVALSHA";
     argl[0] = 7;
     argv[1] = cl->sha[script];
@@ -132,8 +135,8 @@ static void eval_head(const orr_cluster *cl, int script, size_t nkeys, const cha
 
 /* EVALSHA script with keys and args; the reply goes to on_reply with rq
  * (which may be NULL: nobody waits). */
-int cl_eval(orr_cluster *cl, int script, orr_cl_req *rq, int nkeys, const char **kv, const size_t *kl,
-                int nargs) {
+int cl_eval(orr_cluster *cl, int script, orr_cl_req *rq, int nkeys, const char **kv,
+            const size_t *kl, int nargs) {
     const char *argv[16];
     size_t argl[16];
     char nk[24];
@@ -158,15 +161,25 @@ int cl_eval(orr_cluster *cl, int script, orr_cl_req *rq, int nkeys, const char *
 
 void cl_handle_down(orr_cluster *cl, orr_cl_req *rq) {
     switch (rq->kind) {
-    case CL_REGISTER: answer(cl, rq, ORR_OP_UNIQUE_REGISTER, ORR_OK, 0); break;
+    case CL_REGISTER:
+        answer(cl, rq, ORR_OP_UNIQUE_REGISTER, ORR_OK, 0);
+        break;
     case CL_SEND:
         atomic_fetch_add_explicit(&cl->send_failures, 1, memory_order_relaxed);
         answer(cl, rq, ORR_OP_UNIQUE_SEND, ORR_ENOTFOUND, 0);
         break;
-    case CL_JOIN: answer(cl, rq, ORR_OP_GROUP_JOIN, ORR_OK, 0); break;
-    case CL_PUBLISH: answer(cl, rq, ORR_OP_GROUP_PUBLISH, ORR_OK, rq->local_count); break;
-    case CL_ANSWER: answer(cl, rq, rq->op, rq->status, rq->count); break;
-    default: answer(cl, rq, rq->op, rq->status, rq->count); break; /* rewritten from the local table on return */
+    case CL_JOIN:
+        answer(cl, rq, ORR_OP_GROUP_JOIN, ORR_OK, 0);
+        break;
+    case CL_PUBLISH:
+        answer(cl, rq, ORR_OP_GROUP_PUBLISH, ORR_OK, rq->local_count);
+        break;
+    case CL_ANSWER:
+        answer(cl, rq, rq->op, rq->status, rq->count);
+        break;
+    default:
+        answer(cl, rq, rq->op, rq->status, rq->count);
+        break; /* rewritten from the local table on return */
     }
     cl_req_free(rq);
     flush_answers(cl);
@@ -191,15 +204,20 @@ void cl_handle_req(orr_cluster *cl, orr_cl_req *rq) {
     case CL_REGISTER: {
         size_t sn = (size_t)snprintf(since, sizeof since, "%" PRId64, rq->since_ms);
         const char *kv[7] = {k1, k2, k3, cl->inst, conn, since, "0"};
-        size_t kl[7] = {cl_pool_key(k1, "orr:u:", rq->pool, rq->name, rq->name_len), cl_conn_index_key(cl, k2, rq->conn),
-                        cl_node_index_key(cl, k3), cl->inst_len, cn, sn, 1};
+        size_t kl[7] = {cl_pool_key(k1, "orr:u:", rq->pool, rq->name, rq->name_len),
+                        cl_conn_index_key(cl, k2, rq->conn),
+                        cl_node_index_key(cl, k3),
+                        cl->inst_len,
+                        cn,
+                        sn,
+                        1};
         rc = cl_eval(cl, SC_REGISTER, rq, 3, kv, kl, 4);
         break;
     }
     case CL_UNREGISTER: {
         const char *kv[4] = {k1, k2, cl->inst, conn};
-        size_t kl[4] = {cl_pool_key(k1, "orr:u:", rq->pool, rq->name, rq->name_len), cl_conn_index_key(cl, k2, rq->conn),
-                        cl->inst_len, cn};
+        size_t kl[4] = {cl_pool_key(k1, "orr:u:", rq->pool, rq->name, rq->name_len),
+                        cl_conn_index_key(cl, k2, rq->conn), cl->inst_len, cn};
         rc = cl_eval(cl, SC_UNREGISTER, rq, 2, kv, kl, 2);
         break;
     }
@@ -210,16 +228,21 @@ void cl_handle_req(orr_cluster *cl, orr_cl_req *rq) {
     case CL_JOIN: {
         char k4[KEY_MAX];
         const char *kv[6] = {k1, k2, k3, k4, cl->inst, conn};
-        size_t kl[6] = {cl_pool_key(k1, "orr:g:", rq->pool, rq->name, rq->name_len), cl_conn_index_key(cl, k2, rq->conn),
-                        cl_node_index_key(cl, k3), cl_pool_key(k4, "orr:gn:", rq->pool, rq->name, rq->name_len),
-                        cl->inst_len, cn};
+        size_t kl[6] = {cl_pool_key(k1, "orr:g:", rq->pool, rq->name, rq->name_len),
+                        cl_conn_index_key(cl, k2, rq->conn),
+                        cl_node_index_key(cl, k3),
+                        cl_pool_key(k4, "orr:gn:", rq->pool, rq->name, rq->name_len),
+                        cl->inst_len,
+                        cn};
         rc = cl_eval(cl, SC_JOIN, rq, 4, kv, kl, 2);
         break;
     }
     case CL_LEAVE: {
         const char *kv[5] = {k1, k2, k3, cl->inst, conn};
-        size_t kl[5] = {cl_pool_key(k1, "orr:g:", rq->pool, rq->name, rq->name_len), cl_conn_index_key(cl, k2, rq->conn),
-                        cl_pool_key(k3, "orr:gn:", rq->pool, rq->name, rq->name_len), cl->inst_len, cn};
+        size_t kl[5] = {cl_pool_key(k1, "orr:g:", rq->pool, rq->name, rq->name_len),
+                        cl_conn_index_key(cl, k2, rq->conn),
+                        cl_pool_key(k3, "orr:gn:", rq->pool, rq->name, rq->name_len), cl->inst_len,
+                        cn};
         rc = cl_eval(cl, SC_LEAVE, rq, 3, kv, kl, 2);
         break;
     }
@@ -227,8 +250,8 @@ void cl_handle_req(orr_cluster *cl, orr_cl_req *rq) {
         const orr_payload *m = rq->payload;
         size_t tlen = cl_pool_key(k2, "", rq->pool, rq->name, rq->name_len);
         const char *kv[5] = {k1, cl->inst, k2, (const char *)m->bytes + PAYLOAD_HDR_ROOM, cl->cap};
-        size_t kl[5] = {cl_pool_key(k1, "orr:gn:", rq->pool, rq->name, rq->name_len), cl->inst_len, tlen, m->len,
-                        cl->cap_len};
+        size_t kl[5] = {cl_pool_key(k1, "orr:gn:", rq->pool, rq->name, rq->name_len), cl->inst_len,
+                        tlen, m->len, cl->cap_len};
         rc = cl_eval(cl, SC_PUBLISH, rq, 1, kv, kl, 4);
         break;
     }
@@ -238,7 +261,8 @@ void cl_handle_req(orr_cluster *cl, orr_cl_req *rq) {
         rc = cl_eval(cl, SC_GONE, rq, 0, kv, kl, 2);
         break;
     }
-    case CL_ANSWER: break;
+    case CL_ANSWER:
+        break;
     }
     if (rc < 0) cl_handle_down(cl, rq);
 }
@@ -303,7 +327,8 @@ void cl_flush_sends(orr_cluster *cl) {
         cl->outstanding++;
         return;
     }
-    for (size_t i = 0; i < n; i++) cl_handle_down(cl, b->rq[i]);
+    for (size_t i = 0; i < n; i++)
+        cl_handle_down(cl, b->rq[i]);
     free(b);
 }
 
@@ -324,7 +349,9 @@ static void on_reply(orr_redis *r, redisReply *reply, void *priv) {
         /* Lost on the way: it stands locally and is written back. */
         answer(cl, rq, ORR_OP_UNIQUE_REGISTER, !ok || v == 1 ? ORR_OK : ORR_ETAKEN, 0);
         break;
-    case CL_JOIN: answer(cl, rq, ORR_OP_GROUP_JOIN, ORR_OK, 0); break;
+    case CL_JOIN:
+        answer(cl, rq, ORR_OP_GROUP_JOIN, ORR_OK, 0);
+        break;
     case CL_LEAVE:
     case CL_UNREGISTER:
         /* Answered once Redis applied it: a publication after the answer
@@ -334,10 +361,12 @@ static void on_reply(orr_redis *r, redisReply *reply, void *priv) {
     case CL_PUBLISH: {
         /* The members reached on the other nodes, as Redis knows them. */
         if (ok && v > 0) atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
-        answer(cl, rq, ORR_OP_GROUP_PUBLISH, ORR_OK, rq->local_count + (ok && v > 0 ? (uint64_t)v : 0));
+        answer(cl, rq, ORR_OP_GROUP_PUBLISH, ORR_OK,
+               rq->local_count + (ok && v > 0 ? (uint64_t)v : 0));
         break;
     }
-    default: break;
+    default:
+        break;
     }
     cl_req_free(rq);
     flush_answers(cl);
@@ -438,16 +467,19 @@ static void on_inbox(orr_redis *r, redisReply *reply, void *priv) {
     cl->reading = false;
     if (!reply) return; /* the connection was lost: read again once it is up */
     if (reply->type == REDIS_REPLY_ERROR) {
-        orr_log(ORR_LOG_ERROR, NULL, "cluster: redis: reading the inbox: %.*s", (int)reply->len, reply->str);
+        orr_log(ORR_LOG_ERROR, NULL, "cluster: redis: reading the inbox: %.*s", (int)reply->len,
+                reply->str);
         cl->inbox_wait = true; /* again at the next tick */
         return;
     }
-    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && reply->element[0]->type == REDIS_REPLY_ARRAY &&
-        reply->element[0]->elements == 2 && reply->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+        reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 2 &&
+        reply->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
         const redisReply *es = reply->element[0]->element[1];
         for (size_t i = 0; i < es->elements; i++) {
             const redisReply *e = es->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+                e->element[0]->type != REDIS_REPLY_STRING ||
                 e->element[0]->len >= sizeof cl->last_id)
                 continue;
             size_t skip = i == 0 ? cl->skip : 0, done;
@@ -456,7 +488,8 @@ static void on_inbox(orr_redis *r, redisReply *reply, void *priv) {
                  * are refused once the inbox holds its cap). */
                 cl->skip = done;
                 if (!cl->inbox_wait)
-                    orr_log(ORR_LOG_WARN, NULL, "cluster: %s: a worker's mailbox is full: inbox reading waits",
+                    orr_log(ORR_LOG_WARN, NULL,
+                            "cluster: %s: a worker's mailbox is full: inbox reading waits",
                             cl->inst);
                 cl->inbox_wait = true;
                 atomic_fetch_add_explicit(&cl->inbox_waits, 1, memory_order_relaxed);
@@ -466,7 +499,8 @@ static void on_inbox(orr_redis *r, redisReply *reply, void *priv) {
             memcpy(cl->last_id, e->element[0]->str, e->element[0]->len);
             cl->last_id[e->element[0]->len] = '\0';
             const redisReply *f = e->element[1];
-            if (f->type == REDIS_REPLY_ARRAY && f->elements >= 2 && f->element[1]->type == REDIS_REPLY_STRING &&
+            if (f->type == REDIS_REPLY_ARRAY && f->elements >= 2 &&
+                f->element[1]->type == REDIS_REPLY_STRING &&
                 f->element[1]->len < sizeof cl->taken_w) {
                 memcpy(cl->taken_w, f->element[1]->str, f->element[1]->len);
                 cl->taken_w[f->element[1]->len] = '\0';

@@ -45,26 +45,26 @@ typedef struct orr_payload orr_payload;
 typedef enum {
     CL_REGISTER = 1, /* a name taken locally: claim it cluster-wide */
     CL_UNREGISTER,
-    CL_SEND,         /* a name not held on this node */
+    CL_SEND, /* a name not held on this node */
     CL_JOIN,
     CL_LEAVE,
-    CL_PUBLISH,      /* local members already have it */
-    CL_GONE,         /* a connection that held something ended */
-    CL_ANSWER,       /* answered on the node already: only keeps results in order */
+    CL_PUBLISH, /* local members already have it */
+    CL_GONE,    /* a connection that held something ended */
+    CL_ANSWER,  /* answered on the node already: only keeps results in order */
 } orr_cl_kind;
 
 typedef struct orr_cl_req {
     struct orr_cl_req *next;
     orr_cl_kind kind;
-    uint64_t conn;        /* the connection it is for (0: nobody waits) */
-    uint64_t reply_to;    /* the connection that gets the result (0: none) */
+    uint64_t conn;     /* the connection it is for (0: nobody waits) */
+    uint64_t reply_to; /* the connection that gets the result (0: none) */
     uint64_t tag;
-    orr_pool *pool;       /* a reference owned by the request (NULL for GONE) */
-    orr_payload *payload; /* SEND, PUBLISH: a reference owned by the request */
-    size_t local_count;   /* PUBLISH: members reached on this node */
-    int64_t since_ms;     /* REGISTER: when it was taken locally */
+    orr_pool *pool;        /* a reference owned by the request (NULL for GONE) */
+    orr_payload *payload;  /* SEND, PUBLISH: a reference owned by the request */
+    size_t local_count;    /* PUBLISH: members reached on this node */
+    int64_t since_ms;      /* REGISTER: when it was taken locally */
     struct cl_answer *ans; /* its place in the order of answers (cluster thread) */
-    orr_registry_op op;   /* ANSWER: the result, known already */
+    orr_registry_op op;    /* ANSWER: the result, known already */
     int status;
     uint64_t count;
     uint16_t name_len;

@@ -47,10 +47,10 @@ struct orr_cluster {
     atomic_bool ready;
     char why[160]; /* guarded by lock */
     int64_t now_ms, next_beat, next_reap;
-    size_t outstanding; /* replies awaited */
+    size_t outstanding;            /* replies awaited */
     orr_cl_req *batch[SEND_BATCH]; /* sends waiting for cl_flush_sends, in order */
     size_t n_batch;
-    char (*batch_keys)[KEY_MAX];   /* [SEND_BATCH], scratch for their keys */
+    char (*batch_keys)[KEY_MAX];                /* [SEND_BATCH], scratch for their keys */
     const char *batch_argv[4 + 2 * SEND_BATCH]; /* scratch for the script call */
     size_t batch_argl[4 + 2 * SEND_BATCH];
     orr_idvec scratch;
@@ -60,7 +60,7 @@ struct orr_cluster {
     size_t box_len;
     char last_id[48];
     char taken_w[24]; /* the inbox's count of messages written, as of the last entry taken */
-    size_t skip;      /* pairs of the entry after last_id taken already (reading stopped inside it) */
+    size_t skip; /* pairs of the entry after last_id taken already (reading stopped inside it) */
     char ib[KEY_MAX]; /* orr:ib:<inst>: messages written ("w") and taken ("r") */
     size_t ib_len;
     bool reading;    /* an XREAD is on its way */
@@ -73,14 +73,13 @@ struct orr_cluster {
      * lease_until (monotonic ms; 0: lapsed or not yet known). Workers read
      * it: past it they do not act as holders of this node's names. */
     atomic_int_fast64_t lease_until;
-    bool lease_held;     /* a heartbeat was answered since (re)connecting */
-    bool lapsed;         /* a lapse was seen and not yet repaired */
-    bool restoring;      /* its write-back is under way */
+    bool lease_held; /* a heartbeat was answered since (re)connecting */
+    bool lapsed;     /* a lapse was seen and not yet repaired */
+    bool restoring;  /* its write-back is under way */
     /* metrics */
-    atomic_uint_fast64_t sent, received, send_failures, reaped, conflicts, lapses, restores, inbox_full, inbox_waits,
-        inbox_lost;
+    atomic_uint_fast64_t sent, received, send_failures, reaped, conflicts, lapses, restores,
+        inbox_full, inbox_waits, inbox_lost;
 };
-
 
 /* ---- cluster.c ---- */
 /* Why Redis is not ready, for /healthz (takes the lock). */
@@ -92,7 +91,8 @@ size_t cl_node_index_key(const orr_cluster *cl, char *out);
 orr_worker *cl_worker_of(orr_cluster *cl, uint64_t conn);
 void cl_req_free(orr_cl_req *rq);
 /* EVALSHA a script; the reply answers rq (NULL: nobody waits). */
-int cl_eval(orr_cluster *cl, int script, orr_cl_req *rq, int nkeys, const char **kv, const size_t *kl, int nargs);
+int cl_eval(orr_cluster *cl, int script, orr_cl_req *rq, int nkeys, const char **kv,
+            const size_t *kl, int nargs);
 /* Send the next XREAD of the inbox, unless one is on its way or reading waits. */
 void cl_read_inbox(orr_cluster *cl);
 void cl_handle_req(orr_cluster *cl, orr_cl_req *rq);

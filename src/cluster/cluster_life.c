@@ -59,8 +59,8 @@ static void on_writeback_reply(orr_redis *r, redisReply *reply, void *priv) {
     free(p);
 }
 
-static void write_one(void *arg, bool is_group, uint32_t pool_idx, const char *bytes, size_t len, uint64_t conn,
-                      int64_t since_ms) {
+static void write_one(void *arg, bool is_group, uint32_t pool_idx, const char *bytes, size_t len,
+                      uint64_t conn, int64_t since_ms) {
     writeback *wb = arg;
     orr_cluster *cl = wb->cl;
     orr_pool *pool = pool_by_idx(cl, pool_idx);
@@ -71,17 +71,35 @@ static void write_one(void *arg, bool is_group, uint32_t pool_idx, const char *b
     size_t csl = (size_t)snprintf(cs, sizeof cs, "%" PRIu64, conn);
     /* REGISTER: 3 keys, inst, conn, since, writeback; JOIN: 4 keys, inst, conn */
     const char *rv[10] = {"EVALSHA", cl->sha[SC_REGISTER], "3", key, ci, ni, cl->inst, cs, ss, "1"};
-    size_t rl[10] = {7, 40, 1, keyl, cil, nil, cl->inst_len, csl,
-                     (size_t)snprintf(ss, sizeof ss, "%" PRId64, since_ms), 1};
+    size_t rl[10] = {7,
+                     40,
+                     1,
+                     keyl,
+                     cil,
+                     nil,
+                     cl->inst_len,
+                     csl,
+                     (size_t)snprintf(ss, sizeof ss, "%" PRId64, since_ms),
+                     1};
     const char *jv[9] = {"EVALSHA", cl->sha[SC_JOIN], "4", key, ci, ni, gn, cl->inst, cs};
-    size_t jl[9] = {7, 40, 1, keyl, cil, nil, is_group ? cl_pool_key(gn, "orr:gn:", pool, bytes, len) : 0,
-                    cl->inst_len, csl};
+    size_t jl[9] = {7,
+                    40,
+                    1,
+                    keyl,
+                    cil,
+                    nil,
+                    is_group ? cl_pool_key(gn, "orr:gn:", pool, bytes, len) : 0,
+                    cl->inst_len,
+                    csl};
     const char **argv = is_group ? jv : rv;
     size_t *argl = is_group ? jl : rl;
     wb_pending *p = orr_xmalloc(sizeof *p);
     p->cl = cl;
     p->conn = is_group ? 0 : conn;
-    if (is_group) wb->members++; else wb->names++;
+    if (is_group)
+        wb->members++;
+    else
+        wb->names++;
     if (orr_redis_command(cl->cmd, on_writeback_reply, p, is_group ? 9 : 10, argv, argl) == 0)
         cl->outstanding++;
     else
@@ -96,8 +114,8 @@ static void write_back(orr_cluster *cl) {
     cl_eval(cl, SC_REAP, NULL, 0, kv, kl, 2);
     writeback wb = {.cl = cl};
     orr_registry_foreach(cl->srv->registry, write_one, &wb);
-    orr_log(ORR_LOG_INFO, NULL, "cluster: %s: wrote back %zu names and %zu memberships", cl->inst, wb.names,
-            wb.members);
+    orr_log(ORR_LOG_INFO, NULL, "cluster: %s: wrote back %zu names and %zu memberships", cl->inst,
+            wb.names, wb.members);
 }
 
 /* ---- liveness and the reaper ---- */
@@ -108,7 +126,8 @@ static void on_reap_reply(orr_redis *r, redisReply *reply, void *priv) {
     cl->outstanding--;
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0) {
         atomic_fetch_add_explicit(&cl->reaped, (uint64_t)reply->integer, memory_order_relaxed);
-        orr_log(ORR_LOG_INFO, NULL, "cluster: reaped %lld node(s) whose liveness expired", reply->integer);
+        orr_log(ORR_LOG_INFO, NULL, "cluster: reaped %lld node(s) whose liveness expired",
+                reply->integer);
     }
 }
 
@@ -128,7 +147,8 @@ static void plain(orr_cluster *cl, int argc, const char **argv, const size_t *ar
 
 typedef struct beat {
     orr_cluster *cl;
-    int64_t sent_ms; /* monotonic: the key set by this heartbeat lasts node_ttl_ms from about then */
+    int64_t
+        sent_ms; /* monotonic: the key set by this heartbeat lasts node_ttl_ms from about then */
 } beat;
 
 static void lapse(orr_cluster *cl, const char *why) {
@@ -136,8 +156,10 @@ static void lapse(orr_cluster *cl, const char *why) {
     cl->lapsed = true;
     atomic_store_explicit(&cl->lease_until, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&cl->lapses, 1, memory_order_relaxed);
-    orr_log(ORR_LOG_WARN, NULL,
-            "cluster: %s: lease lapsed (%s): its names go through Redis until they are written back", cl->inst, why);
+    orr_log(
+        ORR_LOG_WARN, NULL,
+        "cluster: %s: lease lapsed (%s): its names go through Redis until they are written back",
+        cl->inst, why);
 }
 
 /* The write-back after a lapse is done (replies come in order): the names
@@ -150,9 +172,11 @@ static void on_restored(orr_redis *r, redisReply *reply, void *priv) {
     cl->restoring = false;
     if (reply && reply->type != REDIS_REPLY_ERROR && cl->lapsed) {
         cl->lapsed = false;
-        atomic_store_explicit(&cl->lease_until, b->sent_ms + cl->srv->cfg.cluster.node_ttl_ms, memory_order_relaxed);
+        atomic_store_explicit(&cl->lease_until, b->sent_ms + cl->srv->cfg.cluster.node_ttl_ms,
+                              memory_order_relaxed);
         atomic_fetch_add_explicit(&cl->restores, 1, memory_order_relaxed);
-        orr_log(ORR_LOG_INFO, NULL, "cluster: %s: lease restored: names and memberships written back", cl->inst);
+        orr_log(ORR_LOG_INFO, NULL,
+                "cluster: %s: lease restored: names and memberships written back", cl->inst);
     }
     free(b);
 }
@@ -165,16 +189,19 @@ static void on_beat_reply(orr_redis *r, redisReply *reply, void *priv) {
     orr_cluster *cl = b->cl;
     cl->outstanding--;
     if (!reply || reply->type == REDIS_REPLY_ERROR) {
-        if (reply) orr_log(ORR_LOG_ERROR, NULL, "cluster: redis: %.*s", (int)reply->len, reply->str);
+        if (reply)
+            orr_log(ORR_LOG_ERROR, NULL, "cluster: redis: %.*s", (int)reply->len, reply->str);
         free(b);
         return;
     }
     /* SET ... GET answers the previous value: none means the key had
      * expired, and other nodes may have reaped our names meanwhile. */
-    if (reply->type == REDIS_REPLY_NIL && cl->lease_held) lapse(cl, "its liveness key had expired in Redis");
+    if (reply->type == REDIS_REPLY_NIL && cl->lease_held)
+        lapse(cl, "its liveness key had expired in Redis");
     cl->lease_held = true;
     if (!cl->lapsed) {
-        atomic_store_explicit(&cl->lease_until, b->sent_ms + cl->srv->cfg.cluster.node_ttl_ms, memory_order_relaxed);
+        atomic_store_explicit(&cl->lease_until, b->sent_ms + cl->srv->cfg.cluster.node_ttl_ms,
+                              memory_order_relaxed);
         free(b);
         return;
     }
@@ -216,10 +243,11 @@ static void on_keep_reply(orr_redis *r, redisReply *reply, void *priv) {
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && cl->box_seen) {
         cl->box_seen = false;
         atomic_fetch_add_explicit(&cl->inbox_lost, 1, memory_order_relaxed);
-        orr_log(ORR_LOG_WARN, NULL,
-                "cluster: %s: its inbox was gone from Redis (restarted, or this node silent too long): "
-                "messages queued for it may be lost",
-                cl->inst);
+        orr_log(
+            ORR_LOG_WARN, NULL,
+            "cluster: %s: its inbox was gone from Redis (restarted, or this node silent too long): "
+            "messages queued for it may be lost",
+            cl->inst);
     }
 }
 
@@ -254,8 +282,9 @@ static void heartbeat(orr_cluster *cl) {
 static void mark_draining(orr_cluster *cl) {
     char key[KEY_MAX], ttl[24];
     size_t kn = (size_t)snprintf(key, sizeof key, "orr:draining:%s", cl->inst);
-    size_t tn = (size_t)snprintf(ttl, sizeof ttl, "%u", cl->srv->cfg.cluster.node_ttl_ms + cl->srv->cfg.drain_ms +
-                                                           cl->srv->cfg.close_timeout_ms);
+    size_t tn = (size_t)snprintf(ttl, sizeof ttl, "%u",
+                                 cl->srv->cfg.cluster.node_ttl_ms + cl->srv->cfg.drain_ms +
+                                     cl->srv->cfg.close_timeout_ms);
     const char *a[5] = {"SET", key, "1", "PX", ttl};
     size_t l[5] = {3, kn, 1, 2, tn};
     plain(cl, 5, a, l);
@@ -313,7 +342,8 @@ static void on_presence(orr_redis *r, redisReply *reply, void *priv) {
     orr_cluster *cl = priv;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) return;
     const redisReply *kind = reply->element[0];
-    if (kind->type == REDIS_REPLY_STRING && kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
+    if (kind->type == REDIS_REPLY_STRING && kind->len == 9 &&
+        memcmp(kind->str, "subscribe", 9) == 0) {
         cl->present = true;
         cl_check_ready(cl);
     }
@@ -418,7 +448,8 @@ static void on_timer(orr_loop_handler *h, uint32_t events) {
             plain(cl, 4, b, bl);
         }
     }
-    if (atomic_load_explicit(&cl->draining, memory_order_relaxed) && !cl->drain_marked) mark_draining(cl);
+    if (atomic_load_explicit(&cl->draining, memory_order_relaxed) && !cl->drain_marked)
+        mark_draining(cl);
 }
 
 static void *cluster_main(void *arg) {
@@ -485,7 +516,8 @@ orr_cluster *orr_cluster_start(orr_server *s) {
     for (int i = 0; i < SC_N; i++) {
         unsigned char d[SHA_DIGEST_LENGTH];
         SHA1((const unsigned char *)orr_cluster_scripts[i], strlen(orr_cluster_scripts[i]), d);
-        for (int k = 0; k < SHA_DIGEST_LENGTH; k++) snprintf(cl->sha[i] + 2 * k, 3, "%02x", d[k]);
+        for (int k = 0; k < SHA_DIGEST_LENGTH; k++)
+            snprintf(cl->sha[i] + 2 * k, 3, "%02x", d[k]);
     }
     snprintf(cl->why, sizeof cl->why, "connecting to redis");
     cl->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -497,13 +529,15 @@ orr_cluster *orr_cluster_start(orr_server *s) {
     struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &cl->timer_h};
     epoll_ctl(cl->epfd, EPOLL_CTL_ADD, cl->event_fd, &e1);
     epoll_ctl(cl->epfd, EPOLL_CTL_ADD, cl->timer_fd, &e2);
-    struct itimerspec its = {.it_interval = {.tv_nsec = TICK_MS * 1000000L}, .it_value = {.tv_nsec = 1000000L}};
+    struct itimerspec its = {.it_interval = {.tv_nsec = TICK_MS * 1000000L},
+                             .it_value = {.tv_nsec = 1000000L}};
     timerfd_settime(cl->timer_fd, 0, &its, NULL);
     cl->now_ms = mono_ms();
     cl->cmd = orr_redis_new(cl->epfd, &cc->redis, "commands", on_state, cl);
     cl->sub = orr_redis_new(cl->epfd, &cc->redis, "inbox", on_state, cl);
     cl->pres = orr_redis_new(cl->epfd, &cc->redis, "presence", on_state, cl);
-    orr_log(ORR_LOG_INFO, NULL, "cluster: node %s (instance %s), redis %s", node, cl->inst, cc->redis_url);
+    orr_log(ORR_LOG_INFO, NULL, "cluster: node %s (instance %s), redis %s", node, cl->inst,
+            cc->redis_url);
     if (pthread_create(&cl->thread, NULL, cluster_main, cl) != 0) {
         orr_log(ORR_LOG_ERROR, NULL, "cluster: cannot start its thread");
         return NULL;
@@ -534,7 +568,8 @@ void orr_cluster_stop(orr_cluster *cl) {
         next = a->next;
         free(a);
     }
-    for (size_t i = 0; i < cl->n_batch; i++) cl_req_free(cl->batch[i]);
+    for (size_t i = 0; i < cl->n_batch; i++)
+        cl_req_free(cl->batch[i]);
     free(cl->batch_keys);
     orr_idvec_free(&cl->scratch);
     close(cl->epfd);
@@ -585,17 +620,19 @@ void orr_cluster_metrics(orr_cluster *cl, void (*emit)(void *arg, const char *li
     } counters[] = {
         {"orrery_cluster_messages_sent_total", "counter", "Messages this node sent to other nodes.",
          offsetof(orr_cluster, sent)},
-        {"orrery_cluster_messages_received_total", "counter", "Messages other nodes sent to this node.",
-         offsetof(orr_cluster, received)},
-        {"orrery_cluster_send_failures_total", "counter", "Sends to other nodes that failed for lack of Redis.",
+        {"orrery_cluster_messages_received_total", "counter",
+         "Messages other nodes sent to this node.", offsetof(orr_cluster, received)},
+        {"orrery_cluster_send_failures_total", "counter",
+         "Sends to other nodes that failed for lack of Redis.",
          offsetof(orr_cluster, send_failures)},
-        {"orrery_cluster_reaped_nodes_total", "counter", "Dead nodes whose names and members this node removed.",
-         offsetof(orr_cluster, reaped)},
+        {"orrery_cluster_reaped_nodes_total", "counter",
+         "Dead nodes whose names and members this node removed.", offsetof(orr_cluster, reaped)},
         {"orrery_cluster_name_conflicts_total", "counter",
          "Connections closed because a newer registration of their name won after an outage.",
          offsetof(orr_cluster, conflicts)},
         {"orrery_cluster_lease_lapses_total", "counter",
-         "Times this node's liveness may have lapsed (not refreshed within node_ttl_ms, or found expired).",
+         "Times this node's liveness may have lapsed (not refreshed within node_ttl_ms, or found "
+         "expired).",
          offsetof(orr_cluster, lapses)},
         {"orrery_cluster_lease_restores_total", "counter",
          "Times this node's names and memberships were written back after a lapse.",
@@ -604,7 +641,8 @@ void orr_cluster_metrics(orr_cluster *cl, void (*emit)(void *arg, const char *li
          "Sends from this node refused because the holder's node had inbox_max_messages waiting.",
          offsetof(orr_cluster, inbox_full)},
         {"orrery_cluster_inbox_waits_total", "counter",
-         "Times this node stopped reading its inbox for a tick because a worker's mailbox was full.",
+         "Times this node stopped reading its inbox for a tick because a worker's mailbox was "
+         "full.",
          offsetof(orr_cluster, inbox_waits)},
         {"orrery_cluster_inbox_lost_total", "counter",
          "Times this node's inbox was found gone from Redis with messages possibly unread.",
@@ -616,9 +654,10 @@ void orr_cluster_metrics(orr_cluster *cl, void (*emit)(void *arg, const char *li
              atomic_load_explicit(&cl->ready, memory_order_relaxed) ? 1 : 0);
     emit(arg, line);
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
-        const atomic_uint_fast64_t *v = (const atomic_uint_fast64_t *)((const char *)cl + counters[i].off);
-        snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", counters[i].name, counters[i].help,
-                 counters[i].name, counters[i].type, counters[i].name,
+        const atomic_uint_fast64_t *v =
+            (const atomic_uint_fast64_t *)((const char *)cl + counters[i].off);
+        snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", counters[i].name,
+                 counters[i].help, counters[i].name, counters[i].type, counters[i].name,
                  (unsigned long long)atomic_load_explicit(v, memory_order_relaxed));
         emit(arg, line);
     }

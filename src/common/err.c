@@ -9,17 +9,28 @@
 
 const char *orr_strerror(int err) {
     switch (err) {
-    case ORR_OK: return "ok";
-    case ORR_EAGAIN: return "try again";
-    case ORR_EINVAL: return "invalid argument";
-    case ORR_ENOMEM: return "out of memory or over a limit";
-    case ORR_ECLOSED: return "connection closing";
-    case ORR_ENOTFOUND: return "not found";
-    case ORR_ETAKEN: return "taken";
-    case ORR_ESTATE: return "not allowed here";
-    case ORR_EFAIL: return "failed";
-    case ORR_ENOTSUP: return "not supported";
-    default: return "unknown error";
+    case ORR_OK:
+        return "ok";
+    case ORR_EAGAIN:
+        return "try again";
+    case ORR_EINVAL:
+        return "invalid argument";
+    case ORR_ENOMEM:
+        return "out of memory or over a limit";
+    case ORR_ECLOSED:
+        return "connection closing";
+    case ORR_ENOTFOUND:
+        return "not found";
+    case ORR_ETAKEN:
+        return "taken";
+    case ORR_ESTATE:
+        return "not allowed here";
+    case ORR_EFAIL:
+        return "failed";
+    case ORR_ENOTSUP:
+        return "not supported";
+    default:
+        return "unknown error";
     }
 }
 

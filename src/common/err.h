@@ -23,7 +23,8 @@ const char *orr_strerror(int err);
 
 /* Format a message into the caller's err buffer (if any) and return `code`:
  * the usual tail of a function that explains its failures. */
-int orr_errf(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int orr_errf(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 void *orr_xmalloc(size_t n);
 void *orr_xcalloc(size_t count, size_t n);

@@ -14,7 +14,8 @@
 /* Continues the hash h (start with ORR_FNV_OFFSET) over n bytes at p. */
 static inline uint64_t orr_fnv1a(uint64_t h, const void *p, size_t n) {
     const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
     return h;
 }
 

@@ -19,10 +19,14 @@ int orr_log_enabled(int level) {
 
 static const char *level_name(int level) {
     switch (level) {
-    case ORR_LOG_DEBUG: return "debug";
-    case ORR_LOG_INFO: return "info";
-    case ORR_LOG_WARN: return "warn";
-    default: return "error";
+    case ORR_LOG_DEBUG:
+        return "debug";
+    case ORR_LOG_INFO:
+        return "info";
+    case ORR_LOG_WARN:
+        return "warn";
+    default:
+        return "error";
     }
 }
 

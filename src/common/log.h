@@ -13,7 +13,8 @@
 void orr_log_set_level(int level);
 int orr_log_enabled(int level);
 /* `ctx` is the context id, or NULL for server-wide lines. */
-void orr_log(int level, const char *ctx, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void orr_log(int level, const char *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void orr_vlog(int level, const char *ctx, const char *fmt, va_list ap);
 
 #endif

@@ -350,8 +350,9 @@ static const orr__config_key config_keys[] = {
      .max = 1LL << 40,
      .unit = "bytes",
      .default_note = "RAM / 4"},
-    INT_KEY(max_pools, 1, 1000000, "pools",
-            "executor pools alive at once on one node (fixed at start); listed and gear pools stay"),
+    INT_KEY(
+        max_pools, 1, 1000000, "pools",
+        "executor pools alive at once on one node (fixed at start); listed and gear pools stay"),
     INT_KEY(retry_after_s, 0, 86400, "seconds",
             "the Retry-After every 503 carries (unless a gear's own answer has one)"),
     {.name = "api_token",
@@ -584,10 +585,9 @@ static int check_ping_interval(orr__config_ctx *ctx, json_t *root, const orr_con
                                    "connection would be closed before its ping; 0 turns pings off",
                                    (unsigned long)c->idle_timeout_ms,
                                    (unsigned long)c->ping_interval_ms);
-    return orr__config_fail_at(ctx, "idle_timeout_ms", 1,
-                               "must be greater than ping_interval_ms (%lu), got %lu",
-                               (unsigned long)c->ping_interval_ms,
-                               (unsigned long)c->idle_timeout_ms);
+    return orr__config_fail_at(
+        ctx, "idle_timeout_ms", 1, "must be greater than ping_interval_ms (%lu), got %lu",
+        (unsigned long)c->ping_interval_ms, (unsigned long)c->idle_timeout_ms);
 }
 
 int orr_config_load(const char *path, orr_config *c, char *err, size_t errlen) {

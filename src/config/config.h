@@ -25,14 +25,14 @@ int orr_redis_addr_parse(const char *s, orr_redis_addr *out, char *why, size_t w
 
 /* "cluster": many nodes sharing the registry through Redis. */
 typedef struct orr_cluster_config {
-    bool enabled;           /* the file has a "cluster" object */
-    char redis_url[1024];   /* "redis", as written (required when enabled) */
-    orr_redis_addr redis;   /* parsed */
-    char node_id[65];       /* 1..64 of [A-Za-z0-9_.:-]; "" = the server picks <hostname>:<port> */
-    uint32_t heartbeat_ms;  /* liveness refresh, default 3000, 50..600000 */
-    uint32_t node_ttl_ms;   /* liveness TTL, default 10000, 100..3600000, more than heartbeat_ms */
-    uint32_t inbox_max_messages; /* messages waiting in a node's inbox before sends to it are refused,
-                                    default 100000, 100..100000000 */
+    bool enabled;          /* the file has a "cluster" object */
+    char redis_url[1024];  /* "redis", as written (required when enabled) */
+    orr_redis_addr redis;  /* parsed */
+    char node_id[65];      /* 1..64 of [A-Za-z0-9_.:-]; "" = the server picks <hostname>:<port> */
+    uint32_t heartbeat_ms; /* liveness refresh, default 3000, 50..600000 */
+    uint32_t node_ttl_ms;  /* liveness TTL, default 10000, 100..3600000, more than heartbeat_ms */
+    uint32_t inbox_max_messages; /* messages waiting in a node's inbox before sends to it are
+                                    refused, default 100000, 100..100000000 */
 } orr_cluster_config;
 
 /* One entry of "pools": the limits of one executor pool. */

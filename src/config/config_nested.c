@@ -222,8 +222,9 @@ static const orr__config_key cluster_keys[] = {
                     "a node silent this long is dead: its names and memberships are freed; "
                     "more than heartbeat_ms"),
     {.name = "inbox_max_messages",
-     .meaning = "messages that may wait in this node's inbox in Redis; sends to it past that answer "
-                "not delivered",
+     .meaning =
+         "messages that may wait in this node's inbox in Redis; sends to it past that answer "
+         "not delivered",
      .offset = offsetof(orr_cluster_config, inbox_max_messages),
      .size = sizeof(((orr_cluster_config *)0)->inbox_max_messages),
      .load = orr__config_load_int,

@@ -7,7 +7,6 @@
 #include <stdarg.h>
 #include <string.h>
 
-
 static int is_alnum(char ch) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
 }
@@ -66,7 +65,8 @@ int orr_config_parse_listen(const char *s, char *host, size_t hostlen, uint16_t 
         if (hlen >= sizeof buf) return orr_errf(err, errlen, -1, "not a valid IPv6 address");
         memcpy(buf, h, hlen);
         buf[hlen] = '\0';
-        if (inet_pton(AF_INET6, buf, &a) != 1) return orr_errf(err, errlen, -1, "not a valid IPv6 address");
+        if (inet_pton(AF_INET6, buf, &a) != 1)
+            return orr_errf(err, errlen, -1, "not a valid IPv6 address");
     } else {
         colon = strrchr(s, ':');
         if (!colon) return orr_errf(err, errlen, -1, "missing :PORT (expected HOST:PORT)");
@@ -75,7 +75,8 @@ int orr_config_parse_listen(const char *s, char *host, size_t hostlen, uint16_t 
         h = s;
         hlen = (size_t)(colon - s);
         if (hlen == 0)
-            return orr_errf(err, errlen, -1, "missing host (0.0.0.0 listens on every IPv4 address)");
+            return orr_errf(err, errlen, -1,
+                            "missing host (0.0.0.0 listens on every IPv4 address)");
         if (hlen >= sizeof buf) return orr_errf(err, errlen, -1, "host name longer than 253 bytes");
         memcpy(buf, h, hlen);
         buf[hlen] = '\0';
@@ -84,9 +85,11 @@ int orr_config_parse_listen(const char *s, char *host, size_t hostlen, uint16_t 
     }
     uint16_t p;
     if (parse_port(colon + 1, &p) < 0)
-        return orr_errf(err, errlen, -1, "the port must be a number from 0 to 65535 (0: any free port)");
+        return orr_errf(err, errlen, -1,
+                        "the port must be a number from 0 to 65535 (0: any free port)");
     if (hlen >= hostlen)
-        return orr_errf(err, errlen, -1, "host too long (at most %zu bytes)", hostlen ? hostlen - 1 : 0);
+        return orr_errf(err, errlen, -1, "host too long (at most %zu bytes)",
+                        hostlen ? hostlen - 1 : 0);
     memcpy(host, h, hlen);
     host[hlen] = '\0';
     *port = p;

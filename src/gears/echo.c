@@ -3,7 +3,8 @@
 
 static int echo_message(orr_conn *c, void **state, int opcode, const uint8_t *data, size_t len) {
     (void)state;
-    return opcode == ORR_TEXT ? orr_conn_send_text(c, data, len) : orr_conn_send_binary(c, data, len);
+    return opcode == ORR_TEXT ? orr_conn_send_text(c, data, len)
+                              : orr_conn_send_binary(c, data, len);
 }
 
 static const orr_ws_callbacks echo_callbacks = {

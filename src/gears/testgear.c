@@ -26,8 +26,8 @@
  * Routes: /ws, and /rooms/:room/ followed by a wildcard `rest`, to exercise
  * path parameters.
  */
-#include <stdio.h>
 #include <orrery/gear.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,19 +144,23 @@ static int tg_result(orr_conn *c, void **state, const orr_registry_result *r) {
         if (r->status == ORR_ETAKEN) return orr_conn_close(c, 4009, "name taken", 10);
         return r->status == ORR_OK ? 0 : r->status;
     case ORR_OP_UNIQUE_SEND:
-        return r->status == ORR_OK ? orr_conn_send_text(c, "sent:true", 9) : orr_conn_send_text(c, "sent:false", 10);
+        return r->status == ORR_OK ? orr_conn_send_text(c, "sent:true", 9)
+                                   : orr_conn_send_text(c, "sent:false", 10);
     case ORR_OP_GROUP_JOIN:
-        return reply2(c, r->status == ORR_OK ? "joined:" : "error:join_failed:", r->name, r->name_len);
+        return reply2(c, r->status == ORR_OK ? "joined:" : "error:join_failed:", r->name,
+                      r->name_len);
     case ORR_OP_GROUP_LEAVE:
         return reply2(c, r->status == ORR_OK ? "left:" : "not_in_group:", r->name, r->name_len);
     case ORR_OP_UNIQUE_UNREGISTER:
-        return reply2(c, r->status == ORR_OK ? "unregistered:" : "not_registered:", r->name, r->name_len);
+        return reply2(c, r->status == ORR_OK ? "unregistered:" : "not_registered:", r->name,
+                      r->name_len);
     case ORR_OP_GROUP_PUBLISH: {
         char buf[32];
         int n = snprintf(buf, sizeof buf, "published:%llu", (unsigned long long)r->count);
         return orr_conn_send_text(c, buf, (size_t)n);
     }
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -198,7 +202,8 @@ static int tg_publish(orr_conn *c, const uint8_t *d, size_t n) {
 
 static int tg_group(orr_conn *c, const uint8_t *g, size_t len, int join) {
     if (len == 0 || len > ORR_NAME_MAX) return bad_name(c);
-    return join ? orr_group_join(c, (const char *)g, len, 0) : orr_group_leave(c, (const char *)g, len, 0);
+    return join ? orr_group_join(c, (const char *)g, len, 0)
+                : orr_group_leave(c, (const char *)g, len, 0);
 }
 
 static int starts_with(const uint8_t *d, size_t n, const char *prefix) {
@@ -211,7 +216,8 @@ static int tg_close_command(orr_conn *c, const uint8_t *d, size_t n) {
     const uint8_t *p = d + 6, *end = d + n;
     unsigned code = 0;
     int digits = 0;
-    while (p < end && *p >= '0' && *p <= '9' && digits < 6) code = code * 10 + (unsigned)(*p++ - '0'), digits++;
+    while (p < end && *p >= '0' && *p <= '9' && digits < 6)
+        code = code * 10 + (unsigned)(*p++ - '0'), digits++;
     if (!digits || code > 65535) return orr_conn_send_text(c, "error:bad_close_code", 20);
     const char *reason = "";
     size_t rlen = 0;
@@ -232,7 +238,8 @@ static int tg_message(orr_conn *c, void **state, int opcode, const uint8_t *d, s
     if (starts_with(d, n, "echo:")) return orr_conn_send_text(c, d + 5, n - 5);
     if (n == 4 && memcmp(d, "noop", 4) == 0) return 0;
     if (n == 5 && memcmp(d, "crash", 5) == 0) return ORR_EFAIL;
-    if (n == 4 && memcmp(d, "info", 4) == 0) return orr_conn_send_text(c, st->info, strlen(st->info));
+    if (n == 4 && memcmp(d, "info", 4) == 0)
+        return orr_conn_send_text(c, st->info, strlen(st->info));
     if (starts_with(d, n, "close:")) return tg_close_command(c, d, n);
     if (starts_with(d, n, "send:")) return tg_send(c, st, d, n);
     if (starts_with(d, n, "join:")) return tg_group(c, d + 5, n - 5, 1);
@@ -242,7 +249,8 @@ static int tg_message(orr_conn *c, void **state, int opcode, const uint8_t *d, s
         if (n == 11 || n - 11 > ORR_NAME_MAX) return bad_name(c);
         return orr_unique_unregister(c, (const char *)d + 11, n - 11, 0);
     }
-    if (n == 4 && memcmp(d, "pool", 4) == 0) return orr_conn_send_text(c, orr_conn_pool(c), strlen(orr_conn_pool(c)));
+    if (n == 4 && memcmp(d, "pool", 4) == 0)
+        return orr_conn_send_text(c, orr_conn_pool(c), strlen(orr_conn_pool(c)));
     return orr_conn_send_text(c, "error:unknown_command", 21);
 }
 

@@ -11,9 +11,12 @@
 
 const char *orr_http_strerror(int err) {
     switch (err) {
-    case ORR_HTTP_EBAD: return "bad HTTP request";
-    case ORR_HTTP_ETOOLARGE: return "request head too large";
-    default: return NULL;
+    case ORR_HTTP_EBAD:
+        return "bad HTTP request";
+    case ORR_HTTP_ETOOLARGE:
+        return "request head too large";
+    default:
+        return NULL;
     }
 }
 

@@ -33,12 +33,12 @@ typedef struct orr_http_header {
 
 typedef struct orr_http_request {
     orr_span method;
-    orr_span target; /* as sent: path plus optional '?' query */
-    orr_span path;   /* target up to '?' (still percent-encoded) */
-    orr_span query;  /* after '?', empty if none */
-    int http_minor;  /* 1.x: 0 or 1 */
-    bool keep_alive; /* llhttp's verdict for this request */
-    bool chunked;    /* Transfer-Encoding: chunked */
+    orr_span target;         /* as sent: path plus optional '?' query */
+    orr_span path;           /* target up to '?' (still percent-encoded) */
+    orr_span query;          /* after '?', empty if none */
+    int http_minor;          /* 1.x: 0 or 1 */
+    bool keep_alive;         /* llhttp's verdict for this request */
+    bool chunked;            /* Transfer-Encoding: chunked */
     uint64_t content_length; /* 0 if absent */
     size_t n_headers;
     orr_http_header headers[ORR_HTTP_MAX_HEADERS];

@@ -90,7 +90,6 @@ int orr_gear_name_valid(const char *name) {
 
 /* ---- patterns ----------------------------------------------------------- */
 
-
 static bool param_name_valid(const char *s, size_t n) {
     if (n == 0 || !((s[0] >= 'a' && s[0] <= 'z') || s[0] == '_')) return false;
     for (size_t i = 1; i < n; i++)
@@ -116,7 +115,8 @@ static bool literal_valid(const char *s, size_t n) {
 
 /* Parse and check `pattern` into rt (rt->buf already holds its copy). */
 static int compile(route *rt, const char *pattern, char *err, size_t errlen) {
-    if (pattern[0] != '/') return orr_errf(err, errlen, ORR_EINVAL, "pattern \"%s\": must start with '/'", pattern);
+    if (pattern[0] != '/')
+        return orr_errf(err, errlen, ORR_EINVAL, "pattern \"%s\": must start with '/'", pattern);
     size_t n = strlen(pattern);
     if (n == 1) return 0; /* "/": the gear's root, no segments */
 
@@ -133,9 +133,11 @@ static int compile(route *rt, const char *pattern, char *err, size_t errlen) {
         rt->buf[i] = '\0';
         const char *s = rt->buf + start;
         size_t len = end - start;
-        if (len == 0) return orr_errf(err, errlen, ORR_EINVAL, "pattern \"%s\": empty segment", pattern);
+        if (len == 0)
+            return orr_errf(err, errlen, ORR_EINVAL, "pattern \"%s\": empty segment", pattern);
         if (rt->n_segs && rt->segs[rt->n_segs - 1].kind == SEG_WILDCARD)
-            return orr_errf(err, errlen, ORR_EINVAL, "pattern \"%s\": '*' must be the last segment", pattern);
+            return orr_errf(err, errlen, ORR_EINVAL, "pattern \"%s\": '*' must be the last segment",
+                            pattern);
 
         seg *sg = &rt->segs[rt->n_segs++];
         if (s[0] == ':' || s[0] == '*') {
@@ -143,23 +145,25 @@ static int compile(route *rt, const char *pattern, char *err, size_t errlen) {
             sg->text = s + 1;
             sg->len = len - 1;
             if (!param_name_valid(sg->text, sg->len))
-                return orr_errf(err, errlen, ORR_EINVAL, "pattern \"%s\": parameter names are [a-z_][a-z0-9_]*",
-                            pattern);
+                return orr_errf(err, errlen, ORR_EINVAL,
+                                "pattern \"%s\": parameter names are [a-z_][a-z0-9_]*", pattern);
             for (size_t j = 0; j + 1 < rt->n_segs; j++)
                 if (rt->segs[j].kind != SEG_LITERAL && rt->segs[j].len == sg->len &&
                     memcmp(rt->segs[j].text, sg->text, sg->len) == 0)
-                    return orr_errf(err, errlen, ORR_EINVAL, "pattern \"%s\": parameter \"%.*s\" appears twice",
-                                pattern, (int)sg->len, sg->text);
+                    return orr_errf(err, errlen, ORR_EINVAL,
+                                    "pattern \"%s\": parameter \"%.*s\" appears twice", pattern,
+                                    (int)sg->len, sg->text);
             if (++n_params > ORR_ROUTE_MAX_PARAMS)
-                return orr_errf(err, errlen, ORR_EINVAL, "pattern \"%s\": more than %d parameters", pattern,
-                            ORR_ROUTE_MAX_PARAMS);
+                return orr_errf(err, errlen, ORR_EINVAL, "pattern \"%s\": more than %d parameters",
+                                pattern, ORR_ROUTE_MAX_PARAMS);
         } else {
             sg->kind = SEG_LITERAL;
             sg->text = s;
             sg->len = len;
             if (!literal_valid(s, len))
-                return orr_errf(err, errlen, ORR_EINVAL, "pattern \"%s\": bad literal segment \"%.*s\"", pattern,
-                            (int)len, s);
+                return orr_errf(err, errlen, ORR_EINVAL,
+                                "pattern \"%s\": bad literal segment \"%.*s\"", pattern, (int)len,
+                                s);
         }
         i = end;
     }
@@ -181,8 +185,9 @@ static gear *find_gear(const orr_router *r, const char *name, size_t n, bool noc
 int orr_router_add(orr_router *r, const char *gear_name, const char *pattern, void *data, char *err,
                    size_t errlen) {
     if (!orr_gear_name_valid(gear_name))
-        return orr_errf(err, errlen, ORR_EINVAL, "gear name \"%s\": must be [a-z][a-z0-9_]*, at most %d bytes",
-                    gear_name ? gear_name : "(null)", GEAR_NAME_MAX);
+        return orr_errf(err, errlen, ORR_EINVAL,
+                        "gear name \"%s\": must be [a-z][a-z0-9_]*, at most %d bytes",
+                        gear_name ? gear_name : "(null)", GEAR_NAME_MAX);
     if (!pattern) return orr_errf(err, errlen, ORR_EINVAL, "gear %s: no pattern", gear_name);
 
     route rt = {.buf = orr_xstrdup(pattern), .data = data};

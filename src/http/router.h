@@ -16,8 +16,8 @@
 typedef struct orr_router orr_router;
 
 typedef struct orr_route_match {
-    const char *gear;   /* gear name as registered */
-    void *data;         /* what orr_router_add was given */
+    const char *gear; /* gear name as registered */
+    void *data;       /* what orr_router_add was given */
     size_t n_params;
     struct {
         const char *name;  /* points into the router */

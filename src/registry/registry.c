@@ -400,8 +400,8 @@ void orr_registry_free(orr_registry *r) {
     free(r);
 }
 
-static int register_locked(orr_registry *r, uint32_t pool, const char *s, size_t len,
-                           uint64_t conn, bool pending) {
+static int register_locked(orr_registry *r, uint32_t pool, const char *s, size_t len, uint64_t conn,
+                           bool pending) {
     uint64_t hash = key_hash(r, pool, s, len);
     reg_key *k = key_find(&r->names, hash, pool, s, len);
     if (k) return ORR_CONTAINER_OF(k, reg_name, key)->owner->id == conn ? 0 : ORR_ETAKEN;
@@ -420,7 +420,8 @@ static int register_locked(orr_registry *r, uint32_t pool, const char *s, size_t
     return 0;
 }
 
-static int take(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn, bool pending) {
+static int take(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn,
+                bool pending) {
     if (!valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
     int rc = register_locked(r, pool, name, len, conn, pending);
@@ -433,11 +434,13 @@ int orr_registry_register(orr_registry *r, uint32_t pool, const char *name, size
     return take(r, pool, name, len, conn, false);
 }
 
-int orr_registry_claim(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn) {
+int orr_registry_claim(orr_registry *r, uint32_t pool, const char *name, size_t len,
+                       uint64_t conn) {
     return take(r, pool, name, len, conn, true);
 }
 
-int orr_registry_confirm(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn) {
+int orr_registry_confirm(orr_registry *r, uint32_t pool, const char *name, size_t len,
+                         uint64_t conn) {
     if (!valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
     reg_name *n = name_find(r, pool, name, len);
@@ -608,7 +611,8 @@ void orr_registry_foreach(orr_registry *r, orr_registry_visit_fn fn, void *arg) 
     for (size_t i = 0; i <= r->members.mask; i++) {
         for (hnode *e = r->members.buckets[i]; e; e = e->next) {
             reg_member *m = ORR_CONTAINER_OF(e, reg_member, node);
-            fn(arg, true, m->group->key.pool, m->group->key.bytes, m->group->key.len, m->conn->id, 0);
+            fn(arg, true, m->group->key.pool, m->group->key.bytes, m->group->key.len, m->conn->id,
+               0);
         }
     }
     pthread_mutex_unlock(&r->lock);

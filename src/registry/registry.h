@@ -46,7 +46,8 @@ void orr_registry_free(orr_registry *r);
 /* Take `name` in `pool` for `conn`: 0 (also when conn holds it already) or
  * ORR_ETAKEN when another connection holds it. ORR_EINVAL for a bad length,
  * ORR_ENOMEM when conn holds ORR_REGISTRY_MAX_PER_CONN entries already. */
-int orr_registry_register(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn);
+int orr_registry_register(orr_registry *r, uint32_t pool, const char *name, size_t len,
+                          uint64_t conn);
 /* Take it as a claim that another party (the cluster) has yet to confirm:
  * the same answers as orr_registry_register, but until orr_registry_confirm
  * the name is taken for others (ETAKEN) without being found by
@@ -54,19 +55,22 @@ int orr_registry_register(orr_registry *r, uint32_t pool, const char *name, size
  * refused. orr_registry_holder_since, foreach and unregister see it. */
 int orr_registry_claim(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn);
 /* The claim of conn succeeded: 0, or ORR_ENOTFOUND when conn does not hold it. */
-int orr_registry_confirm(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn);
+int orr_registry_confirm(orr_registry *r, uint32_t pool, const char *name, size_t len,
+                         uint64_t conn);
 /* Give it up: 0, or ORR_ENOTFOUND when conn does not hold it. */
 int orr_registry_unregister(orr_registry *r, uint32_t pool, const char *name, size_t len,
                             uint64_t conn);
 /* Who holds it, confirmed: 0 and *conn, or ORR_ENOTFOUND (also for a claim
  * not confirmed yet). */
-int orr_registry_lookup(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t *conn);
+int orr_registry_lookup(orr_registry *r, uint32_t pool, const char *name, size_t len,
+                        uint64_t *conn);
 
 /* Join a group: 0 (also when already a member), or ORR_ENOMEM as above. */
 int orr_registry_join(orr_registry *r, uint32_t pool, const char *group, size_t len, uint64_t conn);
 /* Leave it: 0, or ORR_ENOTFOUND when conn is not a member. A group with no
  * members left is freed. */
-int orr_registry_leave(orr_registry *r, uint32_t pool, const char *group, size_t len, uint64_t conn);
+int orr_registry_leave(orr_registry *r, uint32_t pool, const char *group, size_t len,
+                       uint64_t conn);
 /* Appends the group's members to out (in no particular order) and returns
  * how many were appended (0 for a group nobody is in). */
 size_t orr_registry_members(orr_registry *r, uint32_t pool, const char *group, size_t len,

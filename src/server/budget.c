@@ -82,7 +82,8 @@ void budget_shed(orr_worker *w, bool force) {
         if (c->phase == PHASE_DEAD || c->reason == ORR_REASON_OVERLOAD) continue;
         atomic_fetch_add_explicit(&s->budget_shed, 1, memory_order_relaxed);
         orr_log(ORR_LOG_WARN, conn_ctx(w, c),
-                "memory budget: %zu of %zu bytes buffered on this node; this connection holds %zu unsent: closing 1008",
+                "memory budget: %zu of %zu bytes buffered on this node; this connection holds %zu "
+                "unsent: closing 1008",
                 buffered(s), max, picks[i].pending);
         out_shed(w, c);
     }
@@ -91,8 +92,8 @@ void budget_shed(orr_worker *w, bool force) {
      * next tick (at most every SHED_EVERY_MS for the whole node). */
     int_fast64_t last = atomic_load_explicit(&s->shed_wake_ms, memory_order_relaxed);
     if (budget_near(s) && w->now_ms - last >= SHED_EVERY_MS &&
-        atomic_compare_exchange_strong_explicit(&s->shed_wake_ms, &last, w->now_ms, memory_order_relaxed,
-                                                memory_order_relaxed))
+        atomic_compare_exchange_strong_explicit(&s->shed_wake_ms, &last, w->now_ms,
+                                                memory_order_relaxed, memory_order_relaxed))
         for (int k = 0; k < s->n_workers; k++)
             if (&s->workers[k] != w) worker_post_shed(&s->workers[k]);
     free(picks);

@@ -18,11 +18,11 @@
 _Static_assert(sizeof(struct orr_conn) <= 232, "struct orr_conn grew past its 232-byte budget");
 
 static const char *reason_words[] = {
-    [ORR_REASON_REMOTE] = "remote",         [ORR_REASON_TIMEOUT] = "timeout",
-    [ORR_REASON_STOP] = "stop",             [ORR_REASON_CLOSED] = "closed",
-    [ORR_REASON_BADFRAME] = "badframe",     [ORR_REASON_BADENCODING] = "badencoding",
-    [ORR_REASON_BADSIZE] = "badsize",       [ORR_REASON_ERROR] = "error",
-    [ORR_REASON_SLOW] = "slow",             [ORR_REASON_OVERLOAD] = "overload",
+    [ORR_REASON_REMOTE] = "remote",     [ORR_REASON_TIMEOUT] = "timeout",
+    [ORR_REASON_STOP] = "stop",         [ORR_REASON_CLOSED] = "closed",
+    [ORR_REASON_BADFRAME] = "badframe", [ORR_REASON_BADENCODING] = "badencoding",
+    [ORR_REASON_BADSIZE] = "badsize",   [ORR_REASON_ERROR] = "error",
+    [ORR_REASON_SLOW] = "slow",         [ORR_REASON_OVERLOAD] = "overload",
 };
 
 const char *orr_reason_name(orr_reason_kind kind) {
@@ -87,7 +87,8 @@ void conn_ctl_release(orr_conn *c) {
 static void call_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
                            size_t text_len);
 
-void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text, size_t text_len) {
+void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
+                    size_t text_len) {
     if (c->flags & CF_TERMINATED) return;
     c->flags |= CF_TERMINATED;
     c->reason = (uint8_t)why;
@@ -125,9 +126,10 @@ void conn_close_now(orr_worker *w, orr_conn *c) {
             snprintf(reason, sizeof reason, "remote:%u", c->remote_code);
         else
             snprintf(reason, sizeof reason, "%s", orr_reason_name(c->reason));
-        orr_log(ORR_LOG_INFO, conn_ctx(w, c),
-                "<websocket> DISCONNECTED connected_at=%s frames_received=%u frames_sent=%u reason=%s",
-                at, c->frames_received, c->frames_sent, reason);
+        orr_log(
+            ORR_LOG_INFO, conn_ctx(w, c),
+            "<websocket> DISCONNECTED connected_at=%s frames_received=%u frames_sent=%u reason=%s",
+            at, c->frames_received, c->frames_sent, reason);
     }
     worker_list_move(w, c, LIST_NONE);
     close(c->fd);
@@ -197,7 +199,8 @@ void conn_on_timeout(orr_worker *w, orr_conn *c) {
             out_cork(w, c);
             http_respond_simple(w, c, 408, NULL, "text/plain", "request timeout\n", 16, false);
             out_uncork(w);
-            if (c->phase != PHASE_DEAD && c->list_id == LIST_HTTP) worker_list_move(w, c, LIST_CLOSING);
+            if (c->phase != PHASE_DEAD && c->list_id == LIST_HTTP)
+                worker_list_move(w, c, LIST_CLOSING);
         } else {
             conn_close_now(w, c);
         }

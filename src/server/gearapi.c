@@ -78,7 +78,8 @@ int orr_conn_close(orr_conn *c, uint16_t code, const char *reason, size_t reason
     if (rc) return rc;
     if (code == 0 && reason_len) return ORR_EINVAL;
     if (code && !orr_ws_close_code_sendable(code)) return ORR_EINVAL;
-    if (reason_len > 123 || (reason_len && !reason) || !orr_utf8_valid((const uint8_t *)reason, reason_len))
+    if (reason_len > 123 || (reason_len && !reason) ||
+        !orr_utf8_valid((const uint8_t *)reason, reason_len))
         return ORR_EINVAL;
     uint8_t payload[125];
     size_t n = 0;

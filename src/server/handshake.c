@@ -128,7 +128,8 @@ int orr_hs_header_at(const orr_handshake *hs, size_t i, const char **name, const
     if (i >= hs->req->n_headers) return ORR_ENOTFOUND;
     const orr_http_header *h = &hs->req->headers[i];
     char *n = (char *)hs_strndup((orr_handshake *)hs, h->name.p, h->name.n);
-    for (char *p = n; *p; p++) *p = (char)tolower((unsigned char)*p);
+    for (char *p = n; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
     *name = n;
     *value = hs_strndup((orr_handshake *)hs, h->value.p, h->value.n);
     return 0;
@@ -141,13 +142,15 @@ const char *orr_hs_cookie(const orr_handshake *hs, const char *name) {
         if (h->name.n != 6 || strncasecmp(h->name.p, "cookie", 6) != 0) continue;
         const char *p = h->value.p, *end = p + h->value.n;
         while (p < end) {
-            while (p < end && (*p == ' ' || *p == '\t')) p++;
+            while (p < end && (*p == ' ' || *p == '\t'))
+                p++;
             const char *semi = memchr(p, ';', (size_t)(end - p));
             const char *stop = semi ? semi : end;
             const char *eq = memchr(p, '=', (size_t)(stop - p));
             if (eq && (size_t)(eq - p) == name_len && memcmp(p, name, name_len) == 0) {
                 const char *v = eq + 1, *ve = stop;
-                while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+                while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                    ve--;
                 if (ve - v >= 2 && *v == '"' && ve[-1] == '"') v++, ve--;
                 return hs_strndup((orr_handshake *)hs, v, (size_t)(ve - v));
             }

@@ -19,29 +19,55 @@
 
 const char *status_text(int status) {
     switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    default: return status < 300 ? "OK" : status < 400 ? "Redirect" : status < 500 ? "Client Error" : "Server Error";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status < 300   ? "OK"
+               : status < 400 ? "Redirect"
+               : status < 500 ? "Client Error"
+                              : "Server Error";
     }
 }
 
@@ -85,7 +111,8 @@ static void log_request(orr_worker *w, orr_conn *c, const orr_http_request *req,
 static void respond(orr_worker *w, orr_conn *c, const orr_http_request *req, int status,
                     const char *extra, const char *body, bool keep_alive) {
     log_request(w, c, req, status);
-    http_respond_simple(w, c, status, extra, "text/plain; charset=utf-8", body, strlen(body), keep_alive);
+    http_respond_simple(w, c, status, extra, "text/plain; charset=utf-8", body, strlen(body),
+                        keep_alive);
 }
 
 /* A response to a websocket route's request: counted by status. */
@@ -120,19 +147,21 @@ static int pick_pool(orr_worker *w, orr_handshake *hs, orr_pool **out) {
     char name[POOL_NAME_MAX + 16] = "";
     int rc = g->executor_pool_for_web_request(hs, name, sizeof name);
     if (rc < 0) {
-        orr_log(ORR_LOG_ERROR, hs->ctx, "gear %s: executor_pool_for_web_request failed: %s", g->name,
-                orr_strerror(rc));
+        orr_log(ORR_LOG_ERROR, hs->ctx, "gear %s: executor_pool_for_web_request failed: %s",
+                g->name, orr_strerror(rc));
         return 500;
     }
     size_t len = strnlen(name, sizeof name);
     if (len == sizeof name || orr_pool_name_check(name, len) < 0) {
-        orr_log(ORR_LOG_INFO, hs->ctx, "gear %s: executor pool '%.*s' is not a pool name: status=404",
-                g->name, (int)(len > 100 ? 100 : len), name);
+        orr_log(ORR_LOG_INFO, hs->ctx,
+                "gear %s: executor pool '%.*s' is not a pool name: status=404", g->name,
+                (int)(len > 100 ? 100 : len), name);
         return 404;
     }
     if (strncmp(name, "gear:", 5) == 0) {
         if (strcmp(name + 5, g->name) != 0) {
-            orr_log(ORR_LOG_INFO, hs->ctx, "gear %s may not use executor pool %s: status=404", g->name, name);
+            orr_log(ORR_LOG_INFO, hs->ctx, "gear %s may not use executor pool %s: status=404",
+                    g->name, name);
             return 404;
         }
         pool_ref(own);
@@ -145,15 +174,19 @@ static int pick_pool(orr_worker *w, orr_handshake *hs, orr_pool **out) {
 
 /* The client IP: the last X-Forwarded-For entry when it is an address,
  * else the peer. Stored in binary on the connection. */
-static void client_ip(orr_worker *w, orr_conn *c, const orr_http_request *req, char *out, size_t len) {
+static void client_ip(orr_worker *w, orr_conn *c, const orr_http_request *req, char *out,
+                      size_t len) {
     const orr_span *xff = NULL;
     for (size_t i = 0; i < req->n_headers; i++)
-        if (req->headers[i].name.n == 15 && strncasecmp(req->headers[i].name.p, "x-forwarded-for", 15) == 0)
+        if (req->headers[i].name.n == 15 &&
+            strncasecmp(req->headers[i].name.p, "x-forwarded-for", 15) == 0)
             xff = &req->headers[i].value;
     if (xff && xff->n) {
         const char *end = xff->p + xff->n, *start = end;
-        while (start > xff->p && start[-1] != ',') start--;
-        while (start < end && (*start == ' ' || *start == '\t')) start++;
+        while (start > xff->p && start[-1] != ',')
+            start--;
+        while (start < end && (*start == ' ' || *start == '\t'))
+            start++;
         char tmp[64];
         size_t n = (size_t)(end - start);
         if (n < sizeof tmp) {
@@ -179,8 +212,8 @@ static bool span_is(orr_span s, const char *lit) {
 
 /* Returns true when the connection switched to the websocket phase. A body
  * (only the push API takes one) was read whole beforehand. */
-static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
-                           size_t body_len) {
+static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *req,
+                           const uint8_t *body, size_t body_len) {
     orr_server *srv = w->srv;
     bool keep = req->keep_alive;
     bool is_get = span_is(req->method, "GET"), is_head = span_is(req->method, "HEAD");
@@ -200,7 +233,8 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
         size_t n;
         char *text = metrics_render(srv, &n);
         log_request(w, c, req, 200);
-        http_respond_simple(w, c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", text, n, keep);
+        http_respond_simple(w, c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", text, n,
+                            keep);
         free(text);
         return false;
     }
@@ -249,20 +283,23 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
     int status = pick_pool(w, &hs, &pool);
     if (status) {
         hs_respond(w, c, req, status, NULL,
-                   status == 404 ? "not found\n" : status == 503 ? "too many executor pools\n" : "internal server error\n",
+                   status == 404   ? "not found\n"
+                   : status == 503 ? "too many executor pools\n"
+                                   : "internal server error\n",
                    keep);
         hs_release(&hs);
         return false;
     }
     if (!pool_take(pool)) {
-        orr_log(ORR_LOG_ERROR, hs.ctx, "executor pool %s: ws_max_connections (%u) reached: rejected",
-                pool->name, atomic_load_explicit(&pool->max, memory_order_relaxed));
+        orr_log(ORR_LOG_ERROR, hs.ctx,
+                "executor pool %s: ws_max_connections (%u) reached: rejected", pool->name,
+                atomic_load_explicit(&pool->max, memory_order_relaxed));
         const orr_gear *g = t->gear->gear;
         if (g->ws_too_many_connections) {
             rc = g->ws_too_many_connections(&hs);
             if (rc < 0)
-                orr_log(ORR_LOG_ERROR, hs.ctx, "gear %s: ws_too_many_connections failed: %s", g->name,
-                        orr_strerror(rc));
+                orr_log(ORR_LOG_ERROR, hs.ctx, "gear %s: ws_too_many_connections failed: %s",
+                        g->name, orr_strerror(rc));
         }
         if (hs.resp_status) {
             hs_count(w->srv, hs.resp_status);
@@ -300,9 +337,11 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
     orr_span key;
     rc = orr_ws_upgrade_check(req, &key);
     if (rc == 426) {
-        hs_respond(w, c, req, 426, "Upgrade: websocket\r\n", "this is a websocket endpoint\n", keep);
+        hs_respond(w, c, req, 426, "Upgrade: websocket\r\n", "this is a websocket endpoint\n",
+                   keep);
     } else if (rc != 0) {
-        hs_respond(w, c, req, 400, "Sec-WebSocket-Version: 13\r\n", "bad websocket handshake\n", keep);
+        hs_respond(w, c, req, 400, "Sec-WebSocket-Version: 13\r\n", "bad websocket handshake\n",
+                   keep);
     }
     if (rc != 0) {
         hs_end(&hs);
@@ -312,10 +351,11 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
     char accept[29];
     orr_ws_accept_value(key.p, key.n, accept);
     char head[160];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: %s\r\n\r\n",
-                     accept);
+    int n =
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: %s\r\n\r\n",
+                 accept);
     out_append(w, head, (size_t)n);
     w->cork_frames_at = w->cork_len; /* websocket frames from here on */
     hs_count(w->srv, 101);
@@ -365,10 +405,18 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
     if (status) {
         c->ctx_seq = ++w->ctx_seq;
         c->ctx_ms = wall_ms();
-        static const char *const why[] = {"request bodies are not accepted here\n", "unauthorized\n",
-                                          "not found\n", "chunked bodies are not accepted; send Content-Length\n",
-                                          "message too large\n", "method not allowed\n"};
-        int k = status == 401 ? 1 : status == 404 ? 2 : status == 411 ? 3 : status == 413 ? 4 : status == 405 ? 5 : 0;
+        static const char *const why[] = {"request bodies are not accepted here\n",
+                                          "unauthorized\n",
+                                          "not found\n",
+                                          "chunked bodies are not accepted; send Content-Length\n",
+                                          "message too large\n",
+                                          "method not allowed\n"};
+        int k = status == 401   ? 1
+                : status == 404 ? 2
+                : status == 411 ? 3
+                : status == 413 ? 4
+                : status == 405 ? 5
+                                : 0;
         log_request(w, c, &req, status);
         /* The body is not read: the connection ends after the answer. */
         http_respond_simple(w, c, status,
@@ -387,7 +435,8 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
         atomic_fetch_add_explicit(&w->srv->budget_refused, 1, memory_order_relaxed);
         orr_log(ORR_LOG_WARN, conn_ctx(w, c), "memory budget: a body of %zu bytes refused", cl);
         log_request(w, c, &req, 503);
-        http_respond_simple(w, c, 503, NULL, "text/plain; charset=utf-8", "server busy\n", 12, false);
+        http_respond_simple(w, c, 503, NULL, "text/plain; charset=utf-8", "server busy\n", 12,
+                            false);
         return HEAD_DONE;
     }
     uint8_t *buf = orr_xmalloc(end + cl);
@@ -418,7 +467,8 @@ static size_t body_data(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n, 
     c->head_scanned = 0;
     c->flags &= (uint16_t)~CF_HTTP_BODY;
     if (orr_http_parse_head((const char *)buf, end, &req) == 0)
-        *upgraded = finish_request(w, c, &req, buf + end, (size_t)req.content_length) == HEAD_UPGRADED;
+        *upgraded =
+            finish_request(w, c, &req, buf + end, (size_t)req.content_length) == HEAD_UPGRADED;
     free(buf);
     return take;
 }
@@ -426,7 +476,8 @@ static size_t body_data(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n, 
 static void too_large(orr_worker *w, orr_conn *c) {
     c->ctx_seq = ++w->ctx_seq;
     c->ctx_ms = wall_ms();
-    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "request head over %d bytes: status=431", ORR_HTTP_MAX_HEAD);
+    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "request head over %d bytes: status=431",
+            ORR_HTTP_MAX_HEAD);
     http_respond_simple(w, c, 431, NULL, "text/plain", "request head too large\n", 23, false);
 }
 
@@ -511,7 +562,8 @@ void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
             return;
         }
         size_t body_used;
-        enum head_result hr = process_head(w, c, p, (size_t)end, p + end, n - (size_t)end, &body_used);
+        enum head_result hr =
+            process_head(w, c, p, (size_t)end, p + end, n - (size_t)end, &body_used);
         p += (size_t)end + body_used;
         n -= (size_t)end + body_used;
         if (hr == HEAD_WAIT_BODY) return;

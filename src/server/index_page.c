@@ -13,20 +13,25 @@ static const char head[] =
     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
     "<title>Orrery</title>\n<style>\n"
-    "body{font:15px/1.4 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}\n"
+    "body{font:15px/1.4 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 "
+    "1rem;color:#222}\n"
     "code,input,#log,#chat-log{font-family:ui-monospace,monospace}\n"
-    "#log,#chat-log{border:1px solid #ccc;height:18rem;overflow:auto;padding:.5rem;white-space:pre-wrap;background:#fafafa}\n"
+    "#log,#chat-log{border:1px solid "
+    "#ccc;height:18rem;overflow:auto;padding:.5rem;white-space:pre-wrap;background:#fafafa}\n"
     "input[type=text]{width:100%;box-sizing:border-box;padding:.3rem}\n"
     ".row{display:flex;gap:.5rem;margin:.5rem 0}.row input{flex:1}\n"
     ".in{color:#06c}.out{color:#080}.sys{color:#888}.dm{color:#90c}.err{color:#c00}\n"
-    "</style></head><body>\n<h1>Orrery</h1>\n<p>WebSocket gears hosted here:</p>\n<ul id=\"gears\">\n";
+    "</style></head><body>\n<h1>Orrery</h1>\n<p>WebSocket gears hosted here:</p>\n<ul "
+    "id=\"gears\">\n";
 
 static const char tail[] =
     "</ul>\n<h2>Console</h2>\n"
     "<div class=\"row\"><input id=\"url\" type=\"text\" aria-label=\"websocket URL\">"
-    "<button id=\"connect\">Connect</button><button id=\"disconnect\" disabled>Disconnect</button></div>\n"
+    "<button id=\"connect\">Connect</button><button id=\"disconnect\" "
+    "disabled>Disconnect</button></div>\n"
     "<div id=\"log\" role=\"log\" aria-live=\"polite\"></div>\n"
-    "<form id=\"send\" class=\"row\"><input id=\"msg\" type=\"text\" placeholder=\"message\" aria-label=\"message\">"
+    "<form id=\"send\" class=\"row\"><input id=\"msg\" type=\"text\" placeholder=\"message\" "
+    "aria-label=\"message\">"
     "<button id=\"sendbtn\" disabled>Send</button></form>\n"
     "<script>\n"
     "const $=id=>document.getElementById(id);let ws=null;\n"
@@ -36,10 +41,13 @@ static const char tail[] =
     "$('url').value=proto+'//'+location.host+a.dataset.path;};\n"
     "function log(cls,t){const d=document.createElement('div');d.className=cls;d.textContent=t;"
     "$('log').appendChild(d);$('log').scrollTop=1e9;}\n"
-    "function ui(open){$('connect').disabled=open;$('disconnect').disabled=!open;$('sendbtn').disabled=!open;}\n"
+    "function "
+    "ui(open){$('connect').disabled=open;$('disconnect').disabled=!open;$('sendbtn').disabled=!"
+    "open;}\n"
     "$('connect').onclick=()=>{ws=new WebSocket($('url').value);ws.binaryType='arraybuffer';\n"
     " ws.onopen=()=>{log('sys','connected to '+ws.url);ui(true);};\n"
-    " ws.onmessage=e=>log('in','< '+(typeof e.data==='string'?e.data:'['+e.data.byteLength+' bytes]'));\n"
+    " ws.onmessage=e=>log('in','< '+(typeof e.data==='string'?e.data:'['+e.data.byteLength+' "
+    "bytes]'));\n"
     " ws.onclose=e=>{log('sys','closed: '+e.code+(e.reason?' '+e.reason:''));ui(false);};\n"
     " ws.onerror=()=>log('sys','error');};\n"
     "$('disconnect').onclick=()=>ws&&ws.close(1000,'bye');\n"
@@ -55,11 +63,15 @@ static const char chat[] =
     "say something to a room, or send a direct message to a name.</p>\n"
     "<div class=\"row\"><input id=\"chat-name\" type=\"text\" placeholder=\"your name\" "
     "aria-label=\"your name\" maxlength=\"32\">"
-    "<button id=\"chat-connect\">Connect</button><button id=\"chat-disconnect\" disabled>Disconnect</button></div>\n"
-    "<div class=\"row\"><input id=\"chat-room\" type=\"text\" placeholder=\"room\" aria-label=\"room\" "
+    "<button id=\"chat-connect\">Connect</button><button id=\"chat-disconnect\" "
+    "disabled>Disconnect</button></div>\n"
+    "<div class=\"row\"><input id=\"chat-room\" type=\"text\" placeholder=\"room\" "
+    "aria-label=\"room\" "
     "value=\"lobby\" maxlength=\"64\">"
-    "<button id=\"chat-join\" disabled>Join</button><button id=\"chat-leave\" disabled>Leave</button></div>\n"
-    "<form id=\"chat-say\" class=\"row\"><input id=\"chat-text\" type=\"text\" placeholder=\"message\" "
+    "<button id=\"chat-join\" disabled>Join</button><button id=\"chat-leave\" "
+    "disabled>Leave</button></div>\n"
+    "<form id=\"chat-say\" class=\"row\"><input id=\"chat-text\" type=\"text\" "
+    "placeholder=\"message\" "
     "aria-label=\"message\"><button id=\"chat-send\" disabled>Send to room</button></form>\n"
     "<div class=\"row\"><input id=\"chat-to\" type=\"text\" placeholder=\"to (a name)\" "
     "aria-label=\"direct message to\" maxlength=\"32\">"
@@ -71,7 +83,8 @@ static const char chat[] =
     "$('chat-log').appendChild(d);$('chat-log').scrollTop=1e9;}\n"
     "function chatUi(open){$('chat-disconnect').disabled=!open;"
     "for(const id of ['chat-join','chat-leave','chat-send','chat-dm'])$(id).disabled=!open;}\n"
-    "function csend(o){if(!cws||cws.readyState!==1)return false;cws.send(JSON.stringify(o));return true;}\n"
+    "function csend(o){if(!cws||cws.readyState!==1)return false;cws.send(JSON.stringify(o));return "
+    "true;}\n"
     "const about=m=>m.room!==undefined?' (room '+m.room+')':m.to!==undefined?' (to '+m.to+')':'';\n"
     "const chatShow={\n"
     " welcome:m=>['sys','connected as '+m.name],\n"
@@ -80,12 +93,14 @@ static const char chat[] =
     " message:m=>['in','['+m.room+'] '+m.from+': '+m.text],\n"
     " said:m=>['sys','sent to '+m.count+' in '+m.room],\n"
     " dm:m=>['dm','[dm] '+m.from+': '+m.text],\n"
-    " dm_sent:m=>m.delivered?['sys','dm delivered to '+m.to]:['err','dm not delivered: nobody is called '+m.to],\n"
+    " dm_sent:m=>m.delivered?['sys','dm delivered to '+m.to]:['err','dm not delivered: nobody is "
+    "called '+m.to],\n"
     " error:m=>['err','error: '+m.error+about(m)]};\n"
     "$('chat-connect').onclick=()=>{const n=$('chat-name').value.trim();\n"
     " if(!n){clog('err','pick a name first');return;}\n"
     " $('chat-connect').disabled=true;\n"
-    " const w=new WebSocket(proto+'//'+location.host+'/chat/ws?name='+encodeURIComponent(n));cws=w;\n"
+    " const w=new "
+    "WebSocket(proto+'//'+location.host+'/chat/ws?name='+encodeURIComponent(n));cws=w;\n"
     " w.onopen=()=>{if(cws===w)chatUi(true);};\n"
     " w.onmessage=e=>{let m=null;try{m=JSON.parse(e.data);}catch(x){}\n"
     "  const f=m&&chatShow[m.type];const [c,t]=f?f(m):['sys',String(e.data)];clog(c,t);};\n"
@@ -97,8 +112,10 @@ static const char chat[] =
     "$('chat-leave').onclick=()=>csend({type:'leave',room:$('chat-room').value});\n"
     "$('chat-say').onsubmit=e=>{e.preventDefault();const t=$('chat-text').value;"
     "if(t&&csend({type:'say',room:$('chat-room').value,text:t}))$('chat-text').value='';};\n"
-    "$('chat-dm').onclick=()=>{const to=$('chat-to').value.trim(),t=$('chat-text').value;if(!t||!to)return;\n"
-    " if(csend({type:'dm',to,text:t})){clog('out','[dm to '+to+'] '+t);$('chat-text').value='';}};\n"
+    "$('chat-dm').onclick=()=>{const "
+    "to=$('chat-to').value.trim(),t=$('chat-text').value;if(!t||!to)return;\n"
+    " if(csend({type:'dm',to,text:t})){clog('out','[dm to '+to+'] "
+    "'+t);$('chat-text').value='';}};\n"
     "</script>\n";
 
 static const char end[] = "</body></html>\n";
@@ -107,7 +124,9 @@ char *orr_index_page(const orr_server *s, size_t *len) {
     size_t cap = sizeof head + sizeof tail + sizeof chat + sizeof end + 256;
     for (size_t i = 0; i < s->n_gears; i++)
         for (size_t r = 0; r < s->gears[i].gear->n_ws_routes; r++)
-            cap += 2 * (strlen(s->gears[i].gear->name) + strlen(s->gears[i].gear->ws_routes[r].pattern)) + 128;
+            cap += 2 * (strlen(s->gears[i].gear->name) +
+                        strlen(s->gears[i].gear->ws_routes[r].pattern)) +
+                   128;
     char *p = orr_xmalloc(cap);
     size_t n = 0;
     memcpy(p, head, sizeof head - 1);
@@ -118,8 +137,10 @@ char *orr_index_page(const orr_server *s, size_t *len) {
         const orr_gear *g = s->gears[i].gear;
         for (size_t r = 0; r < g->n_ws_routes; r++)
             n += (size_t)snprintf(p + n, cap - n,
-                                  "<li><b>%s</b>: <a class=\"route\" href=\"#\" data-path=\"/%s%s\"><code>/%s%s</code></a></li>\n",
-                                  g->name, g->name, g->ws_routes[r].pattern, g->name, g->ws_routes[r].pattern);
+                                  "<li><b>%s</b>: <a class=\"route\" href=\"#\" "
+                                  "data-path=\"/%s%s\"><code>/%s%s</code></a></li>\n",
+                                  g->name, g->name, g->ws_routes[r].pattern, g->name,
+                                  g->ws_routes[r].pattern);
     }
     memcpy(p + n, tail, sizeof tail - 1);
     n += sizeof tail - 1;

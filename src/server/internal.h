@@ -15,9 +15,9 @@
 #include "config/config.h"
 #include "http/request.h"
 #include "http/router.h"
+#include "registry/registry.h"
 #include "server/pool_table.h"
 #include "server/server.h"
-#include "registry/registry.h"
 #include "ws/frame.h"
 
 #include <netinet/in.h>
@@ -38,19 +38,20 @@ enum conn_phase {
 
 /* conn.flags */
 enum {
-    CF_CLOSE_SENT = 1 << 0,     /* a close frame is queued: nothing more goes out */
-    CF_CLOSE_RECEIVED = 1 << 1, /* the peer's close frame arrived */
+    CF_CLOSE_SENT = 1 << 0,        /* a close frame is queued: nothing more goes out */
+    CF_CLOSE_RECEIVED = 1 << 1,    /* the peer's close frame arrived */
     CF_CLOSE_AFTER_FLUSH = 1 << 2, /* close the TCP connection once output is written */
-    CF_WANT_WRITE = 1 << 3,     /* EPOLLOUT is armed */
-    CF_READ_PAUSED = 1 << 4,    /* EPOLLIN is off: too much output is waiting */
-    CF_TERMINATED = 1 << 5,     /* terminate (or no gear at all) is done */
-    CF_DRAIN_CLOSED = 1 << 6,   /* the drain already sent this one its 1001 */
-    CF_HTTP_REQ_STARTED = 1 << 7, /* bytes of a request head have arrived */
-    CF_LINGER = 1 << 8,         /* our side is shut down: input is read and dropped until EOF */
-    CF_SESSION = 1 << 9,        /* it was upgraded (logs DISCONNECTED at the end) */
-    CF_REGISTRY = 1 << 10,      /* it took a name or joined a group: the registry forgets it at the end */
-    CF_HTTP_BODY = 1 << 11,     /* `in` holds a request head and its body, still arriving */
-    CF_HTTP_WAIT = 1 << 12,     /* a push request waits for the cluster; `in` holds input after it */
+    CF_WANT_WRITE = 1 << 3,        /* EPOLLOUT is armed */
+    CF_READ_PAUSED = 1 << 4,       /* EPOLLIN is off: too much output is waiting */
+    CF_TERMINATED = 1 << 5,        /* terminate (or no gear at all) is done */
+    CF_DRAIN_CLOSED = 1 << 6,      /* the drain already sent this one its 1001 */
+    CF_HTTP_REQ_STARTED = 1 << 7,  /* bytes of a request head have arrived */
+    CF_LINGER = 1 << 8,            /* our side is shut down: input is read and dropped until EOF */
+    CF_SESSION = 1 << 9,           /* it was upgraded (logs DISCONNECTED at the end) */
+    CF_REGISTRY =
+        1 << 10, /* it took a name or joined a group: the registry forgets it at the end */
+    CF_HTTP_BODY = 1 << 11, /* `in` holds a request head and its body, still arriving */
+    CF_HTTP_WAIT = 1 << 12, /* a push request waits for the cluster; `in` holds input after it */
 };
 
 /* The peer's address in binary, formatted only when needed. */
@@ -67,18 +68,18 @@ typedef struct conn_addr {
  * serves from a 240-byte chunk; check with a sizeof before adding a field.
  */
 struct orr_conn {
-    orr_link link;          /* in exactly one of the worker's timeout lists */
+    orr_link link; /* in exactly one of the worker's timeout lists */
     orr_worker *w;
-    uint64_t id;            /* worker:8 | slot:24 | generation:32 */
+    uint64_t id; /* worker:8 | slot:24 | generation:32 */
     int fd;
     uint8_t phase;
-    uint8_t reason;         /* orr_reason_kind once decided */
-    uint8_t list_id;        /* which timeout list holds link */
+    uint8_t reason;  /* orr_reason_kind once decided */
+    uint8_t list_id; /* which timeout list holds link */
     uint8_t spare_;
     uint16_t flags;
-    uint16_t remote_code;   /* the peer's close code, for the REMOTE reason */
-    uint32_t ctx_seq;       /* context id: <ctx_ms as time>_<worker>_<ctx_seq> */
-    int64_t last_ms;        /* monotonic ms: when its timeout clock last restarted */
+    uint16_t remote_code; /* the peer's close code, for the REMOTE reason */
+    uint32_t ctx_seq;     /* context id: <ctx_ms as time>_<worker>_<ctx_seq> */
+    int64_t last_ms;      /* monotonic ms: when its timeout clock last restarted */
     orr_ws_reader rd;
     const struct orr_route_target *route; /* gear and callbacks, once upgraded */
     void *state;
@@ -95,12 +96,12 @@ struct orr_conn {
     /* Output the socket did not take yet (counted like `in`). */
     uint32_t out_off, out_len, out_cap;
     uint8_t *out;
-    struct conn_ctl *ctl;   /* a split control frame, or a pong waiting for `out` to drain */
-    int64_t ctx_ms;         /* wall-clock ms of the request that opened it */
+    struct conn_ctl *ctl; /* a split control frame, or a pong waiting for `out` to drain */
+    int64_t ctx_ms;       /* wall-clock ms of the request that opened it */
     uint32_t frames_received, frames_sent;
-    conn_addr addr;         /* client IP (last X-Forwarded-For entry, else the peer) */
-    uint32_t out_debt;      /* pongs replaced unsent since `out` last drained: counted as
-                               unsent output against max_outbound_bytes */
+    conn_addr addr;    /* client IP (last X-Forwarded-For entry, else the peer) */
+    uint32_t out_debt; /* pongs replaced unsent since `out` last drained: counted as
+                          unsent output against max_outbound_bytes */
 };
 
 /* Control-frame state, allocated only while needed: a control frame's
@@ -133,9 +134,9 @@ typedef struct orr_pool orr_pool;
 typedef struct orr_payload {
     atomic_uint refs;
     uint32_t len;
-    bool utf8;          /* valid UTF-8: a gear may send it on as text unchecked */
-    uint8_t hdr_len;    /* the text frame header's length */
-    uint8_t bytes[];    /* HDR_ROOM bytes (header at the end), then the payload */
+    bool utf8;       /* valid UTF-8: a gear may send it on as text unchecked */
+    uint8_t hdr_len; /* the text frame header's length */
+    uint8_t bytes[]; /* HDR_ROOM bytes (header at the end), then the payload */
 } orr_payload;
 
 /* Per worker, per pool: counters only this worker writes (relaxed atomics,
@@ -157,7 +158,7 @@ struct orr_worker {
     pthread_t thread;
     int epfd, listen_fd, event_fd, timer_fd;
     bool draining, stopping;
-    int64_t now_ms;              /* monotonic, refreshed once per loop pass */
+    int64_t now_ms; /* monotonic, refreshed once per loop pass */
     orr_link lists[LIST_COUNT];
     size_t n_conns;
     /* Slots give connections ids that other threads can hold safely: a slot
@@ -167,7 +168,7 @@ struct orr_worker {
     uint32_t n_slots, cap_slots;
     uint32_t *free_slots;
     uint32_t n_free;
-    orr_conn **zombies;         /* freed at the end of the loop pass */
+    orr_conn **zombies; /* freed at the end of the loop pass */
     size_t n_zombies, cap_zombies;
     /* One receive buffer for all connections of this worker. */
     uint8_t *rbuf;
@@ -178,20 +179,20 @@ struct orr_worker {
     orr_conn *cork_conn;
     uint8_t *cork;
     size_t cork_len, cork_cap, cork_frames_at;
-    size_t cork_big;             /* the largest data message in the cork */
-    int64_t shed_ms;             /* when this worker last shed output for the budget */
+    size_t cork_big; /* the largest data message in the cork */
+    int64_t shed_ms; /* when this worker last shed output for the budget */
     bool shedding;
     /* The callback being run, for the gear API's context checks. */
     orr_conn *cb_conn;
-    const orr_handshake *cb_hs;  /* during init only */
-    const uint8_t *cb_msg;       /* the message being delivered (already validated) */
+    const orr_handshake *cb_hs;    /* during init only */
+    const uint8_t *cb_msg;         /* the message being delivered (already validated) */
     const orr_payload *cb_payload; /* on_server_message: its shared payload */
-    bool cb_closed;              /* the running callback queued a close */
-    bool resp_no_body;           /* answering a HEAD request */
+    bool cb_closed;                /* the running callback queued a close */
+    bool resp_no_body;             /* answering a HEAD request */
     size_t cb_msg_len;
     uint32_t ctx_seq;
-    char ctx_buf[64];            /* orr_conn_context_id's result */
-    char ip_buf[64];             /* orr_conn_client_ip's result */
+    char ctx_buf[64]; /* orr_conn_context_id's result */
+    char ip_buf[64];  /* orr_conn_client_ip's result */
     /* Drain: close 1001 spread over drain_ms. */
     int64_t drain_start_ms;
     size_t drain_total, drain_sent;
@@ -206,18 +207,18 @@ struct orr_worker {
     reg_pending *results;
     size_t n_results, cap_results, results_at;
     bool in_results;
-    orr_idvec scratch_ids;       /* members of a publication, reused */
+    orr_idvec scratch_ids; /* members of a publication, reused */
     /* Bytes waiting in its inbox and local list (payloads and ids): past
      * MAILBOX_MAX_BYTES new deliveries are refused, so a flood of
      * publications cannot take memory without bound. */
     atomic_size_t queued_bytes;
     atomic_uint_fast64_t mailbox_dropped;
-    pool_stats *pstats;          /* [max_pools] */
+    pool_stats *pstats; /* [max_pools] */
 };
 
 typedef struct orr_gear_entry {
     const orr_gear *gear;
-    orr_pool *pool;              /* gear:<name> */
+    orr_pool *pool; /* gear:<name> */
 } orr_gear_entry;
 
 /* What a route leads to (the router's data pointer, with pool NULL), and
@@ -237,28 +238,28 @@ typedef struct orr_route_target {
  * push request, a cluster request, a cluster subscription. */
 enum { POOL_NAME_MAX = 80 };
 struct orr_pool {
-    uint32_t idx;                /* below max_pools; another pool's once this one is freed */
-    bool gear;                   /* a gear's own: never freed, references not counted (set at creation) */
-    bool listed;                 /* the config's "pools" lists it: kept without references (pools lock) */
+    uint32_t idx; /* below max_pools; another pool's once this one is freed */
+    bool gear;    /* a gear's own: never freed, references not counted (set at creation) */
+    bool listed;  /* the config's "pools" lists it: kept without references (pools lock) */
     char name[POOL_NAME_MAX];
     orr_server *srv;
-    atomic_uint refs;            /* 0 -> 1 and 1 -> 0 only under the pools lock */
-    atomic_uint conns;           /* websocket connections holding a slot */
-    atomic_uint max;             /* ws_max_connections */
+    atomic_uint refs;  /* 0 -> 1 and 1 -> 0 only under the pools lock */
+    atomic_uint conns; /* websocket connections holding a slot */
+    atomic_uint max;   /* ws_max_connections */
     atomic_uint_fast64_t rejected, slow_closes;
-    orr_route_target *bindings;  /* [n_targets]: (route i, this pool) */
+    orr_route_target *bindings; /* [n_targets]: (route i, this pool) */
 };
 
 typedef struct orr_pools {
-    pthread_mutex_t lock;        /* table, all, each pool's `listed` and last reference */
-    orr_pool **all;              /* [max] by idx; NULL below table.hw: an idx free for reuse */
-    pool_table table;            /* name -> idx */
-    orr_config cfg;              /* its "pools" and "ws_max_connections" (reload replaces it) */
+    pthread_mutex_t lock; /* table, all, each pool's `listed` and last reference */
+    orr_pool **all;       /* [max] by idx; NULL below table.hw: an idx free for reuse */
+    pool_table table;     /* name -> idx */
+    orr_config cfg;       /* its "pools" and "ws_max_connections" (reload replaces it) */
 } orr_pools;
 
 struct orr_server {
     orr_config cfg;
-    char config_path[1024];   /* "" without --config */
+    char config_path[1024]; /* "" without --config */
     bool listen_overridden;
     orr_router *router;
     orr_gear_entry *gears;
@@ -267,12 +268,12 @@ struct orr_server {
     size_t n_targets;
     orr_worker *workers;
     int n_workers;
-    uint16_t port;            /* actual listening port */
-    char *index_html;         /* GET / */
+    uint16_t port;    /* actual listening port */
+    char *index_html; /* GET / */
     size_t index_html_len;
     atomic_int draining;
     orr_registry *registry;
-    struct orr_cluster *cluster;  /* NULL: a single node */
+    struct orr_cluster *cluster; /* NULL: a single node */
     orr_pools pools;
     /* What SIGHUP may change while workers run. */
     atomic_uint_fast64_t max_outbound_bytes;
@@ -281,9 +282,9 @@ struct orr_server {
      * connection (allocated bytes), and the closes it made. */
     atomic_size_t buffered;
     atomic_uint_fast64_t budget_refused, budget_shed;
-    atomic_int_fast64_t shed_wake_ms;  /* when a worker last asked the others to shed */
+    atomic_int_fast64_t shed_wake_ms; /* when a worker last asked the others to shed */
     pthread_mutex_t token_lock;
-    char api_token[513];          /* "" = push API off */
+    char api_token[513]; /* "" = push API off */
     /* Handshakes (requests to websocket routes) by response status. */
     atomic_uint_fast64_t hs_status[8];
     /* Failed accepts (out of descriptors or memory): every one counted, at
@@ -328,7 +329,8 @@ static inline size_t out_pending(const orr_conn *c) {
     return (size_t)(c->out_len - c->out_off) + c->out_debt;
 }
 static inline bool out_over_cap(const orr_worker *w, const orr_conn *c) {
-    return out_pending(c) > (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
+    return out_pending(c) >
+           (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
 }
 /* A ping arrived while c's output is backed up: keep only the newest pong. */
 void out_pong_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n);
@@ -359,7 +361,8 @@ bool budget_near(orr_server *s);
 void conn_close_now(orr_worker *w, orr_conn *c);
 void conn_send_close(orr_worker *w, orr_conn *c, uint16_t code, const char *reason, size_t len,
                      orr_reason_kind why);
-void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text, size_t text_len);
+void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
+                    size_t text_len);
 const char *conn_ctx(orr_worker *w, const orr_conn *c);
 const char *conn_ip(orr_worker *w, const orr_conn *c, char *buf, size_t len);
 void conn_on_readable(orr_worker *w, orr_conn *c);
@@ -422,7 +425,8 @@ static inline pool_stats *conn_pstats(orr_worker *w, const orr_conn *c) {
     return &w->pstats[c->route->pool->idx];
 }
 static inline void stat_add(atomic_uint_fast64_t *x, uint64_t n) {
-    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n, memory_order_relaxed);
+    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n,
+                          memory_order_relaxed);
 }
 /* Adds to its pool's counters the data frames c received and sent since
  * the counts were rx and tx: once per event, not per message. */
@@ -444,20 +448,22 @@ void payload_unref(orr_payload *m);
 size_t mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t n, orr_payload *m);
 /* Publish to a group / send to a name of a pool, from any connection (gear
  * or push API): the number of members reached / whether the name is held. */
-size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t len, const void *msg,
-                       size_t msg_len);
+size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t len,
+                       const void *msg, size_t msg_len);
 bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, const void *msg,
                   size_t msg_len);
 /* Whether this node delivers to `name` of `pool` by itself: a local holder,
  * confirmed, and (with a cluster) while this node's lease holds; *to is it. */
-bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_t len, uint64_t *to);
+bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_t len,
+                          uint64_t *to);
 /* After a callback of c returned: run the registry results it produced. */
 void mailbox_run_results(orr_worker *w, orr_conn *c);
 /* The connection's session ended: release its slot, forget its names. */
 void mailbox_conn_ended(orr_worker *w, orr_conn *c);
 
 /* ---- worker.c: the inbox ---- */
-bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *m, const uint64_t *ids, size_t n);
+bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *m, const uint64_t *ids,
+                         size_t n);
 /* From the cluster thread: registry results for connections, in batches
  * (messages chained with inbox_chain_add, handed over with one lock and at
  * most one wake-up), and an order to close a connection whose name a newer
@@ -497,7 +503,7 @@ struct orr_handshake {
     const orr_http_request *req;
     const orr_gear_entry *gear;
     const orr_ws_callbacks *callbacks;
-    orr_pool *pool;          /* a reference, and its slot from the limit check on */
+    orr_pool *pool; /* a reference, and its slot from the limit check on */
     orr_route_match match;
     const char *ctx;
     char client_ip[64];
@@ -513,7 +519,6 @@ struct orr_handshake {
     size_t inline_used;
     char inline_buf[4096];
 };
-
 
 void hs_init(orr_handshake *hs, orr_worker *w, orr_conn *c, const orr_http_request *req,
              const char *ctx);

@@ -42,7 +42,8 @@ void payload_unref(orr_payload *m) {
 
 /* ---- posting ---- */
 
-size_t mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t n, orr_payload *m) {
+size_t mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t n,
+                    orr_payload *m) {
     if (n == 1) {
         unsigned wi = (unsigned)(ids[0] >> 56);
         return wi < (unsigned)s->n_workers && worker_post_deliver(&s->workers[wi], from, m, ids, 1);
@@ -51,7 +52,8 @@ size_t mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t
      * order: the same group gives the same arrays each time, which lets a
      * worker batch successive publications per connection. */
     size_t count[256] = {0}, at[256];
-    for (size_t i = 0; i < n; i++) count[ids[i] >> 56]++;
+    for (size_t i = 0; i < n; i++)
+        count[ids[i] >> 56]++;
     size_t queued = 0;
     for (int wi = 0; wi < s->n_workers; wi++) {
         if (count[wi] == n) /* all on one worker */
@@ -63,10 +65,12 @@ size_t mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t
         at[wi] = off;
         off += count[wi];
     }
-    for (size_t i = 0; i < n; i++) v[at[ids[i] >> 56]++] = ids[i];
+    for (size_t i = 0; i < n; i++)
+        v[at[ids[i] >> 56]++] = ids[i];
     off = 0;
     for (int wi = 0; wi < 256; wi++) {
-        if (count[wi] && wi < s->n_workers && worker_post_deliver(&s->workers[wi], from, m, v + off, count[wi]))
+        if (count[wi] && wi < s->n_workers &&
+            worker_post_deliver(&s->workers[wi], from, m, v + off, count[wi]))
             queued += count[wi];
         off += count[wi];
     }
@@ -76,8 +80,8 @@ size_t mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t
 
 /* ---- results ---- */
 
-static orr_cl_req *cl_req(orr_conn *c, orr_cl_kind kind, orr_registry_op op, int status, uint64_t count,
-                          const char *name, size_t len, uint64_t tag) {
+static orr_cl_req *cl_req(orr_conn *c, orr_cl_kind kind, orr_registry_op op, int status,
+                          uint64_t count, const char *name, size_t len, uint64_t tag) {
     orr_cl_req *rq = orr_xcalloc(1, sizeof *rq);
     rq->kind = kind;
     rq->conn = c->id;
@@ -95,8 +99,9 @@ static orr_cl_req *cl_req(orr_conn *c, orr_cl_kind kind, orr_registry_op op, int
 
 /* With a cluster every result goes through it (in order); `kind` is what
  * it must do in Redis first (CL_ANSWER: nothing). */
-static void result_or_cluster(orr_worker *w, orr_conn *c, orr_cl_kind kind, orr_registry_op op, int status,
-                              uint64_t count, const char *name, size_t len, uint64_t tag);
+static void result_or_cluster(orr_worker *w, orr_conn *c, orr_cl_kind kind, orr_registry_op op,
+                              int status, uint64_t count, const char *name, size_t len,
+                              uint64_t tag);
 
 static void push_result(orr_worker *w, orr_conn *c, orr_registry_op op, int status, uint64_t count,
                         const char *name, size_t len, uint64_t tag) {
@@ -107,11 +112,13 @@ static void push_result(orr_worker *w, orr_conn *c, orr_registry_op op, int stat
     reg_pending *p = &w->results[w->n_results++];
     p->conn = c->id;
     memcpy(p->name, name, len);
-    p->r = (orr_registry_result){.op = op, .status = status, .count = count, .name_len = len, .tag = tag};
+    p->r = (orr_registry_result){
+        .op = op, .status = status, .count = count, .name_len = len, .tag = tag};
 }
 
-static void result_or_cluster(orr_worker *w, orr_conn *c, orr_cl_kind kind, orr_registry_op op, int status,
-                              uint64_t count, const char *name, size_t len, uint64_t tag) {
+static void result_or_cluster(orr_worker *w, orr_conn *c, orr_cl_kind kind, orr_registry_op op,
+                              int status, uint64_t count, const char *name, size_t len,
+                              uint64_t tag) {
     orr_cluster *cl = w->srv->cluster;
     if (!cl) {
         push_result(w, c, op, status, count, name, len, tag);
@@ -120,7 +127,8 @@ static void result_or_cluster(orr_worker *w, orr_conn *c, orr_cl_kind kind, orr_
     orr_cl_req *rq = cl_req(c, kind, op, status, count, name, len, tag);
     if (kind == CL_REGISTER) {
         uint64_t holder;
-        orr_registry_holder_since(w->srv->registry, c->route->pool->idx, name, len, &holder, &rq->since_ms);
+        orr_registry_holder_since(w->srv->registry, c->route->pool->idx, name, len, &holder,
+                                  &rq->since_ms);
     }
     orr_cluster_post(cl, rq);
 }
@@ -161,11 +169,13 @@ int orr_unique_register(orr_conn *c, const char *name, size_t len, uint64_t tag)
     orr_worker *w = c->w;
     /* With a cluster the name is only claimed until Redis confirms it: a
      * claim that may be refused never receives a message sent to the name. */
-    rc = w->srv->cluster ? orr_registry_claim(w->srv->registry, c->route->pool->idx, name, len, c->id)
-                         : orr_registry_register(w->srv->registry, c->route->pool->idx, name, len, c->id);
+    rc = w->srv->cluster
+             ? orr_registry_claim(w->srv->registry, c->route->pool->idx, name, len, c->id)
+             : orr_registry_register(w->srv->registry, c->route->pool->idx, name, len, c->id);
     if (rc == 0) c->flags |= CF_REGISTRY;
     /* Taken on this node already: no need to ask the cluster. */
-    result_or_cluster(w, c, rc == 0 ? CL_REGISTER : CL_ANSWER, ORR_OP_UNIQUE_REGISTER, rc, 0, name, len, tag);
+    result_or_cluster(w, c, rc == 0 ? CL_REGISTER : CL_ANSWER, ORR_OP_UNIQUE_REGISTER, rc, 0, name,
+                      len, tag);
     return 0;
 }
 
@@ -174,7 +184,8 @@ int orr_unique_unregister(orr_conn *c, const char *name, size_t len, uint64_t ta
     if (rc) return rc;
     orr_worker *w = c->w;
     rc = orr_registry_unregister(w->srv->registry, c->route->pool->idx, name, len, c->id);
-    result_or_cluster(w, c, rc == 0 ? CL_UNREGISTER : CL_ANSWER, ORR_OP_UNIQUE_UNREGISTER, rc, 0, name, len, tag);
+    result_or_cluster(w, c, rc == 0 ? CL_UNREGISTER : CL_ANSWER, ORR_OP_UNIQUE_UNREGISTER, rc, 0,
+                      name, len, tag);
     return 0;
 }
 
@@ -207,7 +218,8 @@ int orr_group_join(orr_conn *c, const char *group, size_t len, uint64_t tag) {
     orr_worker *w = c->w;
     rc = orr_registry_join(w->srv->registry, c->route->pool->idx, group, len, c->id);
     if (rc == 0) c->flags |= CF_REGISTRY;
-    result_or_cluster(w, c, rc == 0 ? CL_JOIN : CL_ANSWER, ORR_OP_GROUP_JOIN, rc, 0, group, len, tag);
+    result_or_cluster(w, c, rc == 0 ? CL_JOIN : CL_ANSWER, ORR_OP_GROUP_JOIN, rc, 0, group, len,
+                      tag);
     return 0;
 }
 
@@ -216,14 +228,15 @@ int orr_group_leave(orr_conn *c, const char *group, size_t len, uint64_t tag) {
     if (rc) return rc;
     orr_worker *w = c->w;
     rc = orr_registry_leave(w->srv->registry, c->route->pool->idx, group, len, c->id);
-    result_or_cluster(w, c, rc == 0 ? CL_LEAVE : CL_ANSWER, ORR_OP_GROUP_LEAVE, rc, 0, group, len, tag);
+    result_or_cluster(w, c, rc == 0 ? CL_LEAVE : CL_ANSWER, ORR_OP_GROUP_LEAVE, rc, 0, group, len,
+                      tag);
     return 0;
 }
 
 /* Publish to a group of a pool from any connection (gear or push API):
  * the number of members it went to. */
-size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t len, const void *msg,
-                       size_t msg_len) {
+size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t len,
+                       const void *msg, size_t msg_len) {
     orr_idvec *ids = &w->scratch_ids;
     ids->n = 0;
     size_t n = orr_registry_members(w->srv->registry, pool->idx, group, len, ids);
@@ -236,7 +249,8 @@ size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t 
     return n;
 }
 
-bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_t len, uint64_t *to) {
+bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_t len,
+                          uint64_t *to) {
     if (orr_registry_lookup(w->srv->registry, pool->idx, name, len, to) != 0) return false;
     /* With a cluster, only while our lease holds: after a lapse another
      * node may hold the name now. */
@@ -288,7 +302,8 @@ void conn_registry_result(orr_worker *w, orr_conn *c, const orr_registry_result 
         int64_t since;
         if (r->status == ORR_OK)
             orr_registry_confirm(reg, pool, r->name, r->name_len, c->id);
-        else if (orr_registry_holder_since(reg, pool, r->name, r->name_len, &holder, &since) == 0 && holder == c->id)
+        else if (orr_registry_holder_since(reg, pool, r->name, r->name_len, &holder, &since) == 0 &&
+                 holder == c->id)
             orr_registry_unregister(reg, pool, r->name, r->name_len, c->id);
     }
     /* The caller may have corked c for a batch of its results. */

@@ -41,8 +41,8 @@ static void emit_line(void *arg, const char *line) {
     sb_printf(arg, "%s", line);
 }
 
-static const int hs_codes[HS_N] = {[HS_101] = 101, [HS_400] = 400, [HS_404] = 404, [HS_426] = 426,
-                                   [HS_500] = 500, [HS_503] = 503};
+static const int hs_codes[HS_N] = {
+    [HS_101] = 101, [HS_400] = 400, [HS_404] = 404, [HS_426] = 426, [HS_500] = 500, [HS_503] = 503};
 
 void hs_count(orr_server *s, int status) {
     int i = HS_OTHER;
@@ -106,11 +106,13 @@ char *metrics_render(orr_server *s, size_t *len) {
     family(&b, "orrery_ws_max_connections", "gauge", "The pool's ws_max_connections on this node.");
     for (size_t i = 0; i < n; i++)
         sb_printf(&b, "orrery_ws_max_connections{pool=\"%s\"} %u\n", r[i].name, r[i].max);
-    family(&b, "orrery_ws_rejected_total", "counter", "Handshakes refused because the pool was full.");
+    family(&b, "orrery_ws_rejected_total", "counter",
+           "Handshakes refused because the pool was full.");
     for (size_t i = 0; i < n; i++)
         sb_printf(&b, "orrery_ws_rejected_total{pool=\"%s\"} %llu\n", r[i].name,
                   (unsigned long long)r[i].rejected);
-    family(&b, "orrery_ws_frames_received_total", "counter", "Data messages received from clients.");
+    family(&b, "orrery_ws_frames_received_total", "counter",
+           "Data messages received from clients.");
     for (size_t i = 0; i < n; i++)
         sb_printf(&b, "orrery_ws_frames_received_total{pool=\"%s\"} %llu\n", r[i].name,
                   (unsigned long long)r[i].frames_in);
@@ -125,7 +127,8 @@ char *metrics_render(orr_server *s, size_t *len) {
                   (unsigned long long)r[i].slow_closes);
     free(rows.v);
 
-    family(&b, "orrery_ws_handshakes_total", "counter", "Requests to websocket routes, by response status.");
+    family(&b, "orrery_ws_handshakes_total", "counter",
+           "Requests to websocket routes, by response status.");
     static const char *labels[HS_N] = {"101", "400", "404", "426", "500", "503", "4xx", "other"};
     for (int i = 0; i < HS_N; i++)
         sb_printf(&b, "orrery_ws_handshakes_total{status=\"%s\"} %llu\n", labels[i],
@@ -138,20 +141,24 @@ char *metrics_render(orr_server *s, size_t *len) {
         dropped += atomic_load_explicit(&s->workers[wi].mailbox_dropped, memory_order_relaxed);
     sb_printf(&b, "orrery_mailbox_dropped_total %llu\n", (unsigned long long)dropped);
 
-    family(&b, "orrery_buffered_bytes", "gauge",
-           "Bytes held for connections: messages being reassembled, request bodies, unsent output.");
-    sb_printf(&b, "orrery_buffered_bytes %zu\n", atomic_load_explicit(&s->buffered, memory_order_relaxed));
+    family(
+        &b, "orrery_buffered_bytes", "gauge",
+        "Bytes held for connections: messages being reassembled, request bodies, unsent output.");
+    sb_printf(&b, "orrery_buffered_bytes %zu\n",
+              atomic_load_explicit(&s->buffered, memory_order_relaxed));
     family(&b, "orrery_max_buffered_bytes", "gauge", "The memory budget (max_buffered_bytes).");
     sb_printf(&b, "orrery_max_buffered_bytes %zu\n",
               atomic_load_explicit(&s->max_buffered_bytes, memory_order_relaxed));
     family(&b, "orrery_budget_closes_total", "counter",
-           "Connections closed to keep within max_buffered_bytes: a message refused (1013), output shed (1008).");
+           "Connections closed to keep within max_buffered_bytes: a message refused (1013), output "
+           "shed (1008).");
     sb_printf(&b, "orrery_budget_closes_total{reason=\"message_refused\"} %llu\n",
               (unsigned long long)atomic_load_explicit(&s->budget_refused, memory_order_relaxed));
     sb_printf(&b, "orrery_budget_closes_total{reason=\"output_shed\"} %llu\n",
               (unsigned long long)atomic_load_explicit(&s->budget_shed, memory_order_relaxed));
     family(&b, "orrery_accept_errors_total", "counter",
-           "Failed accept calls, mostly for want of file descriptors or memory (the worker then pauses accepting until its next tick).");
+           "Failed accept calls, mostly for want of file descriptors or memory (the worker then "
+           "pauses accepting until its next tick).");
     sb_printf(&b, "orrery_accept_errors_total %llu\n",
               (unsigned long long)atomic_load_explicit(&s->accept_errors, memory_order_relaxed));
 

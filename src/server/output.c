@@ -27,8 +27,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CORK_KEEP (1024u * 1024) /* above a full read's echo (RBUF_SIZE): no free+malloc per event in a flood */
-#define SAFE_WALK_MAX 4096       /* frames walked to find out_safe in a cork, then its end */
+#define CORK_KEEP                                                                                  \
+    (1024u * 1024) /* above a full read's echo (RBUF_SIZE): no free+malloc per event in a flood */
+#define SAFE_WALK_MAX 4096 /* frames walked to find out_safe in a cork, then its end */
 
 void out_cork(orr_worker *w, orr_conn *c) {
     w->cork_conn = c;
@@ -40,7 +41,8 @@ void out_cork(orr_worker *w, orr_conn *c) {
 uint8_t *out_reserve(orr_worker *w, size_t n) {
     if (w->cork_len + n > w->cork_cap) {
         size_t cap = w->cork_cap;
-        while (cap < w->cork_len + n) cap *= 2;
+        while (cap < w->cork_len + n)
+            cap *= 2;
         w->cork = orr_xrealloc(w->cork, cap);
         w->cork_cap = cap;
     }
@@ -57,7 +59,7 @@ void out_frame(orr_worker *w, uint8_t opcode, const void *p, size_t n) {
     const uint8_t *src = p;
     if (!(opcode & 0x8) && n > w->cork_big) w->cork_big = n;
     size_t frag = opcode & 0x8 ? 125 : out_frag_bytes(w); /* control frames: at most 125 bytes */
-    size_t room = n + (n / frag + 1) * 10; /* at most 10 header bytes a frame */
+    size_t room = n + (n / frag + 1) * 10;                /* at most 10 header bytes a frame */
     uint8_t *dst = out_reserve(w, room), *at = dst;
     uint8_t op = opcode;
     do {
@@ -83,7 +85,8 @@ void out_free(orr_conn *c) {
 /* The first frame boundary at or after `want`, walking whole frames from
  * the boundary `at` in buf[0..len): len when the frames end first, or when
  * more than max_steps frames are in the way (len is a boundary too). */
-static size_t boundary_after(const uint8_t *buf, size_t at, size_t len, size_t want, size_t max_steps) {
+static size_t boundary_after(const uint8_t *buf, size_t at, size_t len, size_t want,
+                             size_t max_steps) {
     for (size_t steps = 0; at < want; steps++) {
         size_t f = steps < max_steps ? orr_ws_frame_size(buf + at, len - at) : 0;
         if (!f || f > len - at) return len;
@@ -103,7 +106,8 @@ static void backlog_append(orr_conn *c, const uint8_t *p, size_t n) {
     c->out_len = (uint32_t)pending;
     if (pending + n > c->out_cap) {
         size_t cap = c->out_cap ? c->out_cap : 4096;
-        while (cap < pending + n) cap *= 2;
+        while (cap < pending + n)
+            cap *= 2;
         c->out = orr_xrealloc(c->out, cap);
         budget_add(c->w->srv, cap - c->out_cap);
         c->out_cap = (uint32_t)cap;
@@ -210,7 +214,8 @@ void out_uncork(orr_worker *w) {
         if (before) {
             backlog_append(c, w->cork, n);
             /* Upgraded in this event: what came before its frames is HTTP. */
-            if (w->cork_frames_at && c->phase != PHASE_HTTP) c->out_safe = (uint32_t)(before + w->cork_frames_at);
+            if (w->cork_frames_at && c->phase != PHASE_HTTP)
+                c->out_safe = (uint32_t)(before + w->cork_frames_at);
         } else {
             ssize_t r = send(c->fd, w->cork, n, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (r < 0) {
@@ -250,12 +255,14 @@ shrink:
 
 void out_on_writable(orr_worker *w, orr_conn *c) {
     while (c->out_len > c->out_off) {
-        ssize_t r = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t r =
+            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (r < 0) {
             if (errno == EAGAIN) {
                 /* Keep out_safe at a boundary at or after what was sent. */
                 if (c->out_off > c->out_safe && c->phase != PHASE_HTTP)
-                    c->out_safe = (uint32_t)boundary_after(c->out, c->out_safe, c->out_len, c->out_off, SIZE_MAX);
+                    c->out_safe = (uint32_t)boundary_after(c->out, c->out_safe, c->out_len,
+                                                           c->out_off, SIZE_MAX);
                 return;
             }
             if (errno == EINTR) continue;
@@ -265,7 +272,7 @@ void out_on_writable(orr_worker *w, orr_conn *c) {
         c->out_off += (uint32_t)r;
     }
     out_free(c);
-    c->flags &= (uint16_t)~(CF_WANT_WRITE | CF_READ_PAUSED);
+    c->flags &= (uint16_t) ~(CF_WANT_WRITE | CF_READ_PAUSED);
     worker_update_events(w, c);
     if (c->ctl && c->ctl->pong && !(c->flags & CF_CLOSE_SENT)) {
         /* The client caught up: the newest ping gets its answer. */
@@ -296,7 +303,8 @@ void out_pong_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n) {
 void out_slow_consumer(orr_worker *w, orr_conn *c) {
     static const char why[] = "slow consumer";
     stat_add(&c->route->pool->slow_closes, 1);
-    orr_log(ORR_LOG_WARN, conn_ctx(w, c), "slow consumer: %zu bytes unsent (max_outbound_bytes %zu): closing 1008",
+    orr_log(ORR_LOG_WARN, conn_ctx(w, c),
+            "slow consumer: %zu bytes unsent (max_outbound_bytes %zu): closing 1008",
             out_pending(c), outbound_cap(w));
     backlog_cut(c);
     out_cork(w, c);

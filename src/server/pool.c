@@ -166,7 +166,8 @@ static void create_listed_locked(orr_server *s) {
     orr_pools *ps = &s->pools;
     for (size_t i = 0; i < ps->cfg.n_pools; i++) {
         const char *name = ps->cfg.pools[i].name;
-        if (pool_table_find(&ps->table, name, strlen(name)) < 0) create_locked(s, name, strlen(name), 0);
+        if (pool_table_find(&ps->table, name, strlen(name)) < 0)
+            create_locked(s, name, strlen(name), 0);
     }
 }
 
@@ -198,8 +199,9 @@ void pools_reconfigure(orr_server *s, const orr_config *cfg) {
         unsigned after = limit_for(ps, p->name);
         if (before != after) {
             atomic_store_explicit(&p->max, after, memory_order_relaxed);
-            orr_log(ORR_LOG_INFO, NULL, "executor pool %s: ws_max_connections %u -> %u (%u connected)",
-                    p->name, before, after, atomic_load_explicit(&p->conns, memory_order_relaxed));
+            orr_log(ORR_LOG_INFO, NULL,
+                    "executor pool %s: ws_max_connections %u -> %u (%u connected)", p->name, before,
+                    after, atomic_load_explicit(&p->conns, memory_order_relaxed));
         }
         /* No longer listed: it goes now if unused, else with its last reference. */
         p->listed = listed_in(ps, p->name);

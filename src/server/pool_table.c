@@ -19,7 +19,8 @@ static uint32_t name_hash(const char *p, size_t n) {
 void pool_table_init(pool_table *t, uint32_t max) {
     memset(t, 0, sizeof *t);
     uint32_t cap = 16;
-    while (cap < max * 2u) cap *= 2;
+    while (cap < max * 2u)
+        cap *= 2;
     t->slots = orr_xcalloc(cap, sizeof *t->slots);
     t->mask = cap - 1;
     t->names = orr_xcalloc(max, sizeof *t->names);
@@ -43,7 +44,8 @@ static uint32_t probe(const pool_table *t, uint32_t h, const char *name, size_t 
     for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
         uint32_t v = t->slots[i];
         if (!v) return i;
-        if (t->hashes[v - 1] == h && t->lens[v - 1] == len && memcmp(t->names[v - 1], name, len) == 0)
+        if (t->hashes[v - 1] == h && t->lens[v - 1] == len &&
+            memcmp(t->names[v - 1], name, len) == 0)
             return i;
     }
 }
@@ -68,7 +70,8 @@ int64_t pool_table_add(pool_table *t, const char *name, size_t len) {
 
 void pool_table_remove(pool_table *t, uint32_t idx) {
     uint32_t hole = t->hashes[idx] & t->mask;
-    while (t->slots[hole] != idx + 1) hole = (hole + 1) & t->mask;
+    while (t->slots[hole] != idx + 1)
+        hole = (hole + 1) & t->mask;
     /* Every later entry of the run whose home is not between the hole and
      * itself would be cut off from its home by an empty slot: it moves into
      * the hole, which moves to where it was. */

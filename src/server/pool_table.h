@@ -14,14 +14,14 @@
 #include <stdint.h>
 
 typedef struct pool_table {
-    uint32_t *slots;      /* idx + 1; 0 = empty */
+    uint32_t *slots; /* idx + 1; 0 = empty */
     uint32_t mask;
-    const char **names;   /* [max] by idx: the caller's name (kept by pointer), NULL = free */
-    uint32_t *lens;       /* [max] by idx */
-    uint32_t *hashes;     /* [max] by idx: where the name's probe starts */
-    uint32_t *free_idx;   /* [max] idx below hw given back, reused first */
+    const char **names; /* [max] by idx: the caller's name (kept by pointer), NULL = free */
+    uint32_t *lens;     /* [max] by idx */
+    uint32_t *hashes;   /* [max] by idx: where the name's probe starts */
+    uint32_t *free_idx; /* [max] idx below hw given back, reused first */
     uint32_t n_free;
-    uint32_t hw;          /* every idx in use is below it (it never goes down) */
+    uint32_t hw; /* every idx in use is below it (it never goes down) */
     uint32_t live, max;
 } pool_table;
 

@@ -31,7 +31,8 @@ static bool span_eq(orr_span s, const char *lit) {
  * nothing about how much of a guess was right. */
 static bool token_equal(const char *a, size_t an, const char *b, size_t bn) {
     unsigned diff = (unsigned)(an ^ bn);
-    for (size_t i = 0; i < an; i++) diff |= (unsigned)(uint8_t)a[i] ^ (unsigned)(uint8_t)(i < bn ? b[i] : 0);
+    for (size_t i = 0; i < an; i++)
+        diff |= (unsigned)(uint8_t)a[i] ^ (unsigned)(uint8_t)(i < bn ? b[i] : 0);
     return diff == 0 && bn != 0;
 }
 
@@ -49,7 +50,8 @@ static int authorise(orr_worker *w, const orr_http_request *req) {
     } else {
         const char *t = h->p + 7;
         size_t n = h->n - 7;
-        while (n && *t == ' ') t++, n--;
+        while (n && *t == ' ')
+            t++, n--;
         if (!token_equal(t, n, s->api_token, tn)) status = 401;
     }
     pthread_mutex_unlock(&s->token_lock);
@@ -70,8 +72,8 @@ int push_body_allowed(orr_worker *w, const orr_http_request *req) {
     return 0;
 }
 
-static void answer(orr_worker *w, orr_conn *c, const orr_http_request *req, int status, const char *json,
-                   bool keep) {
+static void answer(orr_worker *w, orr_conn *c, const orr_http_request *req, int status,
+                   const char *json, bool keep) {
     orr_log(ORR_LOG_INFO, conn_ctx(w, c), "%.*s %.*s status=%d", (int)req->method.n, req->method.p,
             (int)(req->path.n > 200 ? 200 : req->path.n), req->path.p, status);
     const char *extra = status == 401   ? "WWW-Authenticate: Bearer realm=\"orrery\"\r\n"
@@ -144,16 +146,18 @@ void push_answer(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
     } else {
         snprintf(json, sizeof json, "{\"count\":%llu}", (unsigned long long)r->count);
     }
-    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "push %s %.*s: status=%d", r->op == ORR_OP_UNIQUE_SEND ? "unique" : "group",
+    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "push %s %.*s: status=%d",
+            r->op == ORR_OP_UNIQUE_SEND ? "unique" : "group",
             (int)(r->name_len > 100 ? 100 : r->name_len), r->name, status);
-    c->flags &= (uint16_t)~(CF_HTTP_WAIT | CF_READ_PAUSED);
+    c->flags &= (uint16_t) ~(CF_HTTP_WAIT | CF_READ_PAUSED);
     worker_update_events(w, c);
     size_t rest_n = c->in_len;
     uint8_t *rest = conn_in_take(c);
     out_cork(w, c);
     http_respond_simple(w, c, status, NULL, "application/json", json, strlen(json), keep);
     /* Requests that followed it in the same read: now. */
-    if (rest_n && c->phase == PHASE_HTTP && !(c->flags & CF_CLOSE_AFTER_FLUSH)) http_on_data(w, c, rest, rest_n);
+    if (rest_n && c->phase == PHASE_HTTP && !(c->flags & CF_CLOSE_AFTER_FLUSH))
+        http_on_data(w, c, rest, rest_n);
     out_uncork(w);
     free(rest);
 }
@@ -207,7 +211,8 @@ void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const 
     }
     if (unique) {
         bool ok = p && mailbox_send(w, p, name, name_n, body, body_len);
-        answer(w, c, req, ok ? 200 : 404, ok ? "{\"delivered\":true}" : "{\"delivered\":false}", keep);
+        answer(w, c, req, ok ? 200 : 404, ok ? "{\"delivered\":true}" : "{\"delivered\":false}",
+               keep);
     } else {
         size_t count = p ? mailbox_publish(w, p, name, name_n, body, body_len) : 0;
         char json[48];

@@ -37,7 +37,8 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
     s->router = orr_router_new(cfg->base_domain);
     s->gears = orr_xcalloc(n_gears, sizeof *s->gears);
     size_t n_routes = 0;
-    for (size_t i = 0; i < n_gears; i++) n_routes += gears[i]->n_ws_routes;
+    for (size_t i = 0; i < n_gears; i++)
+        n_routes += gears[i]->n_ws_routes;
     s->targets = orr_xcalloc(n_routes, sizeof *s->targets);
     for (size_t i = 0; i < n_gears; i++) {
         const orr_gear *g = gears[i];
@@ -56,15 +57,19 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
             t->gear = &s->gears[s->n_gears - 1];
             t->callbacks = g->ws_routes[r].callbacks;
             char why[256];
-            if (orr_router_add(s->router, g->name, g->ws_routes[r].pattern, t, why, sizeof why) < 0) {
-                snprintf(err, errlen, "gear %s: route %s: %s", g->name, g->ws_routes[r].pattern, why);
+            if (orr_router_add(s->router, g->name, g->ws_routes[r].pattern, t, why, sizeof why) <
+                0) {
+                snprintf(err, errlen, "gear %s: route %s: %s", g->name, g->ws_routes[r].pattern,
+                         why);
                 goto fail;
             }
         }
     }
     if (s->cfg.n_pools + s->n_gears > s->cfg.max_pools) {
-        snprintf(err, errlen, "config: %zu pools listed in \"pools\" and %zu gear pools, more than max_pools (%u)",
-                 s->cfg.n_pools, s->n_gears, s->cfg.max_pools);
+        snprintf(
+            err, errlen,
+            "config: %zu pools listed in \"pools\" and %zu gear pools, more than max_pools (%u)",
+            s->cfg.n_pools, s->n_gears, s->cfg.max_pools);
         goto fail;
     }
     if (pools_init(s) < 0) {
@@ -76,14 +81,16 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
         snprintf(name, sizeof name, "gear:%s", s->gears[i].gear->name);
         s->gears[i].pool = pools_add_gear(s, name);
         if (!s->gears[i].pool) {
-            snprintf(err, errlen, "max_pools (%u) is less than the number of gears", s->cfg.max_pools);
+            snprintf(err, errlen, "max_pools (%u) is less than the number of gears",
+                     s->cfg.max_pools);
             goto fail;
         }
     }
     for (size_t i = 0; i < s->cfg.n_pools; i++) {
         const char *name = s->cfg.pools[i].name;
         bool known = strncmp(name, "tenant:", 7) == 0;
-        for (size_t g = 0; g < s->n_gears && !known; g++) known = strcmp(name + 5, s->gears[g].gear->name) == 0;
+        for (size_t g = 0; g < s->n_gears && !known; g++)
+            known = strcmp(name + 5, s->gears[g].gear->name) == 0;
         if (!known) orr_log(ORR_LOG_WARN, NULL, "config: pools: %s: no such gear here", name);
     }
     s->index_html = orr_index_page(s, &s->index_html_len);
@@ -99,7 +106,8 @@ void orr_server_set_config_path(orr_server *s, const char *path, int listen_over
 }
 
 static int make_listener(const orr_config *cfg, uint16_t port) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
     char portstr[8];
     snprintf(portstr, sizeof portstr, "%u", port);
@@ -162,8 +170,8 @@ int orr_server_start(orr_server *s) {
     }
     for (int i = 0; i < n; i++)
         if (orr_worker_start(&s->workers[i]) < 0) return -1;
-    orr_log(ORR_LOG_INFO, NULL, "orrery listening on %s:%u (%d workers, %zu gears)", s->cfg.listen_host,
-            port, n, s->n_gears);
+    orr_log(ORR_LOG_INFO, NULL, "orrery listening on %s:%u (%d workers, %zu gears)",
+            s->cfg.listen_host, port, n, s->n_gears);
     return 0;
 }
 
@@ -178,18 +186,24 @@ static void note_restart_keys(const orr_config *a, const orr_config *b) {
         orr_log(ORR_LOG_WARN, NULL, fmt, "listen");
     if (a->workers != b->workers) orr_log(ORR_LOG_WARN, NULL, fmt, "workers");
     if (strcmp(a->base_domain, b->base_domain)) orr_log(ORR_LOG_WARN, NULL, fmt, "base_domain");
-    if (a->idle_timeout_ms != b->idle_timeout_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "idle_timeout_ms");
-    if (a->ping_interval_ms != b->ping_interval_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "ping_interval_ms");
-    if (a->max_message_bytes != b->max_message_bytes) orr_log(ORR_LOG_WARN, NULL, fmt, "max_message_bytes");
+    if (a->idle_timeout_ms != b->idle_timeout_ms)
+        orr_log(ORR_LOG_WARN, NULL, fmt, "idle_timeout_ms");
+    if (a->ping_interval_ms != b->ping_interval_ms)
+        orr_log(ORR_LOG_WARN, NULL, fmt, "ping_interval_ms");
+    if (a->max_message_bytes != b->max_message_bytes)
+        orr_log(ORR_LOG_WARN, NULL, fmt, "max_message_bytes");
     if (a->max_fragments != b->max_fragments) orr_log(ORR_LOG_WARN, NULL, fmt, "max_fragments");
     if (a->drain_ms != b->drain_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "drain_ms");
-    if (a->close_timeout_ms != b->close_timeout_ms) orr_log(ORR_LOG_WARN, NULL, fmt, "close_timeout_ms");
+    if (a->close_timeout_ms != b->close_timeout_ms)
+        orr_log(ORR_LOG_WARN, NULL, fmt, "close_timeout_ms");
     if (a->handshake_timeout_ms != b->handshake_timeout_ms)
         orr_log(ORR_LOG_WARN, NULL, fmt, "handshake_timeout_ms");
     if (a->max_pools != b->max_pools) orr_log(ORR_LOG_WARN, NULL, fmt, "max_pools");
     if (a->retry_after_s != b->retry_after_s) orr_log(ORR_LOG_WARN, NULL, fmt, "retry_after_s");
-    if (a->cluster.enabled != b->cluster.enabled || strcmp(a->cluster.redis_url, b->cluster.redis_url) ||
-        strcmp(a->cluster.node_id, b->cluster.node_id) || a->cluster.heartbeat_ms != b->cluster.heartbeat_ms ||
+    if (a->cluster.enabled != b->cluster.enabled ||
+        strcmp(a->cluster.redis_url, b->cluster.redis_url) ||
+        strcmp(a->cluster.node_id, b->cluster.node_id) ||
+        a->cluster.heartbeat_ms != b->cluster.heartbeat_ms ||
         a->cluster.node_ttl_ms != b->cluster.node_ttl_ms)
         orr_log(ORR_LOG_WARN, NULL, fmt, "cluster");
 }
@@ -217,7 +231,8 @@ static void reload(orr_server *s) {
     note_restart_keys(&s->cfg, &next);
     pools_reconfigure(s, &next);
     atomic_store_explicit(&s->max_outbound_bytes, next.max_outbound_bytes, memory_order_relaxed);
-    atomic_store_explicit(&s->max_buffered_bytes, (size_t)next.max_buffered_bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->max_buffered_bytes, (size_t)next.max_buffered_bytes,
+                          memory_order_relaxed);
     pthread_mutex_lock(&s->token_lock);
     snprintf(s->api_token, sizeof s->api_token, "%s", next.api_token);
     pthread_mutex_unlock(&s->token_lock);
@@ -248,15 +263,17 @@ int orr_server_run(orr_server *s) {
             reload(s);
             continue;
         }
-        orr_log(ORR_LOG_INFO, NULL, "%s: draining over %u ms", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT",
-                s->cfg.drain_ms);
+        orr_log(ORR_LOG_INFO, NULL, "%s: draining over %u ms",
+                si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT", s->cfg.drain_ms);
         break;
     }
     close(sfd);
     atomic_store(&s->draining, 1);
     orr_cluster_draining(s->cluster);
-    for (int i = 0; i < s->n_workers; i++) orr_worker_post_drain(&s->workers[i]);
-    for (int i = 0; i < s->n_workers; i++) orr_worker_join(&s->workers[i]);
+    for (int i = 0; i < s->n_workers; i++)
+        orr_worker_post_drain(&s->workers[i]);
+    for (int i = 0; i < s->n_workers; i++)
+        orr_worker_join(&s->workers[i]);
     /* The connections that ended last have their names to give back. */
     orr_cluster_stop(s->cluster);
     s->cluster = NULL;
@@ -266,7 +283,8 @@ int orr_server_run(orr_server *s) {
 
 void orr_server_free(orr_server *s) {
     if (!s) return;
-    for (int i = 0; i < s->n_workers; i++) orr_worker_destroy(&s->workers[i]);
+    for (int i = 0; i < s->n_workers; i++)
+        orr_worker_destroy(&s->workers[i]);
     free(s->workers);
     orr_router_free(s->router);
     free(s->gears);

@@ -35,7 +35,7 @@ struct inbox_msg {
     orr_payload *payload; /* DELIVER: a reference of its own */
     reg_pending *result;  /* RESULT: for result->conn; KILL: conn in ids[0] */
     size_t n;
-    uint64_t ids[];       /* DELIVER: the recipients on this worker */
+    uint64_t ids[]; /* DELIVER: the recipients on this worker */
 };
 
 int64_t mono_ms(void) {
@@ -54,11 +54,16 @@ int64_t wall_ms(void) {
 static uint32_t list_timeout(const orr_worker *w, int list_id) {
     const orr_config *cfg = &w->srv->cfg;
     switch (list_id) {
-    case LIST_HTTP: return cfg->handshake_timeout_ms;
-    case LIST_WS: return cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms;
-    case LIST_WS_PINGED: return cfg->idle_timeout_ms;
-    case LIST_CLOSING: return cfg->close_timeout_ms;
-    default: return 0;
+    case LIST_HTTP:
+        return cfg->handshake_timeout_ms;
+    case LIST_WS:
+        return cfg->ping_interval_ms ? cfg->ping_interval_ms : cfg->idle_timeout_ms;
+    case LIST_WS_PINGED:
+        return cfg->idle_timeout_ms;
+    case LIST_CLOSING:
+        return cfg->close_timeout_ms;
+    default:
+        return 0;
     }
 }
 
@@ -170,8 +175,9 @@ static void accept_failed(orr_worker *w, int err, bool paused) {
         !atomic_compare_exchange_strong_explicit(&s->accept_error_logged_s, &last, sec,
                                                  memory_order_relaxed, memory_order_relaxed))
         return;
-    orr_log(paused ? ORR_LOG_ERROR : ORR_LOG_WARN, NULL, "worker %d: accept: %s%s (%llu accept errors so far)",
-            w->index, strerror(err), paused ? "; pausing accepts until the next tick" : "", (unsigned long long)n);
+    orr_log(paused ? ORR_LOG_ERROR : ORR_LOG_WARN, NULL,
+            "worker %d: accept: %s%s (%llu accept errors so far)", w->index, strerror(err),
+            paused ? "; pausing accepts until the next tick" : "", (unsigned long long)n);
 }
 
 static void on_accept(orr_worker *w) {
@@ -231,7 +237,8 @@ static void drain_step(orr_worker *w) {
     int64_t span = w->srv->cfg.drain_ms;
     int64_t t = w->now_ms - w->drain_start_ms;
     size_t due = w->drain_total;
-    if (span > 0 && t < span) due = (size_t)((w->drain_total * (uint64_t)t + (uint64_t)span - 1) / (uint64_t)span);
+    if (span > 0 && t < span)
+        due = (size_t)((w->drain_total * (uint64_t)t + (uint64_t)span - 1) / (uint64_t)span);
     if (due == 0 && w->drain_total) due = 1;
     while (w->drain_sent < due) {
         /* Open connections are in LIST_WS or, pinged, in LIST_WS_PINGED. */
@@ -335,7 +342,8 @@ static size_t deliver_cost(const orr_payload *p, size_t n) {
 
 inbox_msg *worker_deliver_msg(orr_worker *to, orr_payload *p, const uint64_t *ids, size_t n) {
     size_t cost = deliver_cost(p, n);
-    if (atomic_fetch_add_explicit(&to->queued_bytes, cost, memory_order_relaxed) + cost > MAILBOX_MAX_BYTES) {
+    if (atomic_fetch_add_explicit(&to->queued_bytes, cost, memory_order_relaxed) + cost >
+        MAILBOX_MAX_BYTES) {
         atomic_fetch_sub_explicit(&to->queued_bytes, cost, memory_order_relaxed);
         return NULL;
     }
@@ -349,12 +357,13 @@ inbox_msg *worker_deliver_msg(orr_worker *to, orr_payload *p, const uint64_t *id
     return m;
 }
 
-bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const uint64_t *ids, size_t n) {
+bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const uint64_t *ids,
+                         size_t n) {
     inbox_msg *m = worker_deliver_msg(to, p, ids, n);
     if (!m) {
         if (atomic_fetch_add_explicit(&to->mailbox_dropped, 1, memory_order_relaxed) % 10000 == 0)
-            orr_log(ORR_LOG_ERROR, NULL, "worker %d: mailbox over %zu MiB: message dropped", to->index,
-                    MAILBOX_MAX_BYTES >> 20);
+            orr_log(ORR_LOG_ERROR, NULL, "worker %d: mailbox over %zu MiB: message dropped",
+                    to->index, MAILBOX_MAX_BYTES >> 20);
         return false;
     }
     if (to == from) {
@@ -419,7 +428,8 @@ void worker_post_kill(orr_worker *to, uint64_t conn) {
 #define RUN_MAX 64
 
 static bool same_recipients(const inbox_msg *a, const inbox_msg *b) {
-    return b->kind == INBOX_DELIVER && a->n == b->n && memcmp(a->ids, b->ids, a->n * sizeof *a->ids) == 0;
+    return b->kind == INBOX_DELIVER && a->n == b->n &&
+           memcmp(a->ids, b->ids, a->n * sizeof *a->ids) == 0;
 }
 
 static void start_drain(orr_worker *w);
@@ -546,14 +556,16 @@ static void start_drain(orr_worker *w) {
             http_respond_simple(w, c, 503, NULL, "text/plain", "server shutting down\n", 21, false);
             out_uncork(w);
             /* Still unsent: it waits, bounded by the close timeout. */
-            if (c->phase != PHASE_DEAD && c->list_id == LIST_HTTP) worker_list_move(w, c, LIST_CLOSING);
+            if (c->phase != PHASE_DEAD && c->list_id == LIST_HTTP)
+                worker_list_move(w, c, LIST_CLOSING);
         } else {
             conn_close_now(w, c);
         }
     }
     w->drain_total = 0;
     for (int id = LIST_WS; id <= LIST_WS_PINGED; id++)
-        for (orr_link *p = w->lists[id].next; p != &w->lists[id]; p = p->next) w->drain_total++;
+        for (orr_link *p = w->lists[id].next; p != &w->lists[id]; p = p->next)
+            w->drain_total++;
     w->drain_sent = 0;
     arm_timer(w, 5);
     drain_step(w);
@@ -621,7 +633,8 @@ int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
     w->srv = srv;
     w->index = index;
     w->listen_fd = listen_fd;
-    for (int i = 0; i < LIST_COUNT; i++) orr_list_init(&w->lists[i]);
+    for (int i = 0; i < LIST_COUNT; i++)
+        orr_list_init(&w->lists[i]);
     pthread_mutex_init(&w->inbox_lock, NULL);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

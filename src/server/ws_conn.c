@@ -11,7 +11,8 @@
 
 enum cb_kind { CB_INIT, CB_CLIENT, CB_SERVER, CB_RESULT };
 
-static const char *cb_names[] = {"init", "on_client_message", "on_server_message", "on_registry_result"};
+static const char *cb_names[] = {"init", "on_client_message", "on_server_message",
+                                 "on_registry_result"};
 
 /*
  * Run one gear callback with Antikythera's failure semantics: on failure
@@ -28,11 +29,15 @@ static void run_callback(orr_worker *w, orr_conn *c, enum cb_kind kind, int opco
     w->cb_conn = c;
     w->cb_closed = false;
     switch (kind) {
-    case CB_INIT: rc = c->route->callbacks->init ? c->route->callbacks->init(c, &c->state) : 0; break;
+    case CB_INIT:
+        rc = c->route->callbacks->init ? c->route->callbacks->init(c, &c->state) : 0;
+        break;
     case CB_CLIENT:
         w->cb_msg = data;
         w->cb_msg_len = len;
-        rc = c->route->callbacks->on_client_message ? c->route->callbacks->on_client_message(c, &c->state, opcode, data, len) : 0;
+        rc = c->route->callbacks->on_client_message
+                 ? c->route->callbacks->on_client_message(c, &c->state, opcode, data, len)
+                 : 0;
         w->cb_msg = NULL;
         break;
     case CB_SERVER: {
@@ -42,13 +47,17 @@ static void run_callback(orr_worker *w, orr_conn *c, enum cb_kind kind, int opco
             w->cb_msg_len = len;
             w->cb_payload = m;
         }
-        rc = c->route->callbacks->on_server_message ? c->route->callbacks->on_server_message(c, &c->state, data, len) : 0;
+        rc = c->route->callbacks->on_server_message
+                 ? c->route->callbacks->on_server_message(c, &c->state, data, len)
+                 : 0;
         w->cb_msg = NULL;
         w->cb_payload = NULL;
         break;
     }
     default:
-        rc = c->route->callbacks->on_registry_result ? c->route->callbacks->on_registry_result(c, &c->state, extra) : 0;
+        rc = c->route->callbacks->on_registry_result
+                 ? c->route->callbacks->on_registry_result(c, &c->state, extra)
+                 : 0;
         break;
     }
     w->cb_conn = NULL;
@@ -81,9 +90,11 @@ void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs) {
     c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
     /* c->route is set by the caller: the route bound to its pool. */
     c->assigns = hs->assigns;
-    orr_ws_reader_init(&c->rd, ORR_WS_SERVER, w->srv->cfg.max_message_bytes, w->srv->cfg.max_fragments);
+    orr_ws_reader_init(&c->rd, ORR_WS_SERVER, w->srv->cfg.max_message_bytes,
+                       w->srv->cfg.max_fragments);
     worker_list_move(w, c, LIST_WS);
-    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "<websocket> CONNECTED gear=%s", c->route->gear->gear->name);
+    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "<websocket> CONNECTED gear=%s",
+            c->route->gear->gear->name);
     w->cb_hs = hs;
     run_callback(w, c, CB_INIT, 0, NULL, 0, NULL);
     w->cb_hs = NULL;
@@ -97,13 +108,15 @@ void ws_run_result(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
 void ws_name_conflict(orr_worker *w, orr_conn *c) {
     static const char why[] = "unique name conflict";
     if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
-    orr_log(ORR_LOG_WARN, conn_ctx(w, c), "unique name conflict: a newer registration elsewhere won: closing 1008");
+    orr_log(ORR_LOG_WARN, conn_ctx(w, c),
+            "unique name conflict: a newer registration elsewhere won: closing 1008");
     out_cork(w, c);
     conn_send_close(w, c, ORR_WS_CLOSE_POLICY, why, sizeof why - 1, ORR_REASON_STOP);
     out_uncork(w);
 }
 
-void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *const *ms, size_t n) {
+void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *const *ms,
+                                size_t n) {
     if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
     /* What the socket has not taken: past the cap, its client is not
      * reading (the batch below is one event: out_uncork checks it). */
@@ -123,7 +136,7 @@ void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *c
 }
 
 static void fail(orr_worker *w, orr_conn *c, int err) {
-    orr_reason_kind why = err == ORR_WS_EUTF8    ? ORR_REASON_BADENCODING
+    orr_reason_kind why = err == ORR_WS_EUTF8     ? ORR_REASON_BADENCODING
                           : err == ORR_WS_ETOOBIG ? ORR_REASON_BADSIZE
                                                   : ORR_REASON_BADFRAME;
     const char *what = orr_ws_strerror(err);
@@ -145,7 +158,8 @@ static void refuse(orr_worker *w, orr_conn *c, size_t need) {
     static const char why[] = "server busy: try again later";
     atomic_fetch_add_explicit(&w->srv->budget_refused, 1, memory_order_relaxed);
     orr_log(ORR_LOG_WARN, conn_ctx(w, c),
-            "memory budget: %zu of %zu bytes buffered on this node: a message needing %zu more refused: closing 1013",
+            "memory budget: %zu of %zu bytes buffered on this node: a message needing %zu more "
+            "refused: closing 1013",
             atomic_load_explicit(&w->srv->buffered, memory_order_relaxed),
             atomic_load_explicit(&w->srv->max_buffered_bytes, memory_order_relaxed), need);
     conn_in_free(c);
@@ -170,7 +184,8 @@ static int on_data_chunk(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
     size_t need = (size_t)c->in_len + (ch->first ? ch->frame_len : ch->len);
     if (need > c->in_cap) {
         size_t cap = c->in_cap ? c->in_cap : 256;
-        while (cap < need) cap *= 2;
+        while (cap < need)
+            cap *= 2;
         if (cap > w->srv->cfg.max_message_bytes && need <= w->srv->cfg.max_message_bytes)
             cap = w->srv->cfg.max_message_bytes;
         if (!budget_room(w->srv, cap - c->in_cap)) {
@@ -206,9 +221,11 @@ static void on_close_frame(orr_worker *w, orr_conn *c, const uint8_t *p, size_t 
         return;
     }
     c->remote_code = code;
-    conn_terminate(w, c, ORR_REASON_REMOTE, n >= 2 ? (const char *)p + 2 : NULL, n >= 2 ? n - 2 : 0);
+    conn_terminate(w, c, ORR_REASON_REMOTE, n >= 2 ? (const char *)p + 2 : NULL,
+                   n >= 2 ? n - 2 : 0);
     /* Echo the code and reason (an empty close is echoed empty), then end. */
-    conn_send_close(w, c, code, n > 2 ? (const char *)p + 2 : NULL, n > 2 ? n - 2 : 0, ORR_REASON_REMOTE);
+    conn_send_close(w, c, code, n > 2 ? (const char *)p + 2 : NULL, n > 2 ? n - 2 : 0,
+                    ORR_REASON_REMOTE);
     c->flags |= CF_CLOSE_AFTER_FLUSH;
 }
 
@@ -246,7 +263,8 @@ static void on_control(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
         }
         on_close_frame(w, c, p, n);
         break;
-    default: break; /* unsolicited pongs are fine */
+    default:
+        break; /* unsolicited pongs are fine */
     }
 }
 

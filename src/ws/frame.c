@@ -35,10 +35,14 @@ enum {
 
 const char *orr_ws_strerror(int err) {
     switch (err) {
-    case ORR_WS_EPROTO: return "websocket protocol error";
-    case ORR_WS_EUTF8: return "invalid UTF-8";
-    case ORR_WS_ETOOBIG: return "message too big";
-    default: return NULL;
+    case ORR_WS_EPROTO:
+        return "websocket protocol error";
+    case ORR_WS_EUTF8:
+        return "invalid UTF-8";
+    case ORR_WS_ETOOBIG:
+        return "message too big";
+    default:
+        return NULL;
     }
 }
 
@@ -423,7 +427,8 @@ size_t orr_ws_frame_size(const uint8_t *p, size_t n) {
     } else if (len == 127) {
         if (n < 10) return 0;
         uint64_t v = 0;
-        for (int i = 2; i < 10; i++) v = v << 8 | p[i];
+        for (int i = 2; i < 10; i++)
+            v = v << 8 | p[i];
         if (v > SIZE_MAX / 2) return 0;
         len = (size_t)v;
         at = 10;

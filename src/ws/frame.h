@@ -70,11 +70,11 @@ typedef struct orr_ws_reader {
                              header bytes are not needed again until the next frame */
     };
     uint8_t hdr_len_;
-    uint8_t mask_off_;    /* next mask byte index (0..3) */
-    uint8_t opcode_;      /* opcode of the current frame (as sent) */
-    uint8_t msg_opcode_;  /* TEXT/BINARY while a data message is open, else 0 */
-    uint8_t flags_;       /* private bit set: fin, text frame, role */
-    int8_t err_;          /* 0, or the ORR_WS_E* code every later call returns */
+    uint8_t mask_off_;   /* next mask byte index (0..3) */
+    uint8_t opcode_;     /* opcode of the current frame (as sent) */
+    uint8_t msg_opcode_; /* TEXT/BINARY while a data message is open, else 0 */
+    uint8_t flags_;      /* private bit set: fin, text frame, role */
+    int8_t err_;         /* 0, or the ORR_WS_E* code every later call returns */
 } orr_ws_reader;
 
 _Static_assert(sizeof(orr_ws_reader) == 64, "orr_ws_reader is one cache line");

@@ -72,14 +72,12 @@ static inline int same_config(const orr_config *a, const orr_config *b) {
     return strcmp(a->listen_host, b->listen_host) == 0 && a->listen_port == b->listen_port &&
            a->workers == b->workers && strcmp(a->base_domain, b->base_domain) == 0 &&
            a->idle_timeout_ms == b->idle_timeout_ms && a->ping_interval_ms == b->ping_interval_ms &&
-           a->max_message_bytes == b->max_message_bytes &&
-           a->max_fragments == b->max_fragments && a->drain_ms == b->drain_ms &&
-           a->close_timeout_ms == b->close_timeout_ms &&
+           a->max_message_bytes == b->max_message_bytes && a->max_fragments == b->max_fragments &&
+           a->drain_ms == b->drain_ms && a->close_timeout_ms == b->close_timeout_ms &&
            a->handshake_timeout_ms == b->handshake_timeout_ms && a->log_level == b->log_level &&
            a->ws_max_connections == b->ws_max_connections &&
            a->max_outbound_bytes == b->max_outbound_bytes && a->max_pools == b->max_pools &&
-           a->max_buffered_bytes == b->max_buffered_bytes &&
-           a->retry_after_s == b->retry_after_s &&
+           a->max_buffered_bytes == b->max_buffered_bytes && a->retry_after_s == b->retry_after_s &&
            strcmp(a->api_token, b->api_token) == 0 && same_pools(a, b) &&
            same_cluster(&a->cluster, &b->cluster);
 }

@@ -50,7 +50,7 @@ enum { LEN_MIN, LEN_7, LEN_16, LEN_64 };
 /* A frame with first byte b0 (FIN | RSV | opcode), masked with MASK unless
  * `masked` is false. Masks byte by byte, independently of orr_ws_mask. */
 static inline void w_frame_as(wire *w, unsigned b0, const void *payload, size_t len, bool masked,
-                       int form) {
+                              int form) {
     unsigned mbit = masked ? 0x80 : 0;
     if (form == LEN_MIN) form = len <= 125 ? LEN_7 : len <= 0xFFFF ? LEN_16 : LEN_64;
     w_byte(w, b0);

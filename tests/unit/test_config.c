@@ -216,7 +216,8 @@ static const struct bad_case bad_cases[] = {
     {"max_outbound_bytes", "2147483649", "must be from 1024 to 2147483648 (bytes), got 2147483649"},
     {"max_outbound_bytes", "1.5", "expected a positive integer (bytes), got 1.5"},
     {"max_buffered_bytes", "1048575", "must be from 1048576 to 1099511627776 (bytes), got 1048575"},
-    {"max_buffered_bytes", "1099511627777", "must be from 1048576 to 1099511627776 (bytes), got 1099511627777"},
+    {"max_buffered_bytes", "1099511627777",
+     "must be from 1048576 to 1099511627776 (bytes), got 1099511627777"},
     {"max_pools", "0", "must be from 1 to 1000000 (pools), got 0"},
     {"max_pools", "1000001", "must be from 1 to 1000000 (pools), got 1000001"},
     {"retry_after_s", "-1", "must be from 0 to 86400 (seconds), got -1"},
@@ -277,13 +278,14 @@ Test(config, ping_interval_below_idle_timeout) {
     before = c;
     cr_expect_eq(load_text("{\"idle_timeout_ms\": 300}", &c, path, err, sizeof err), -1);
     snprintf(want, sizeof want,
-             "%s:1:21: idle_timeout_ms: must be greater than ping_interval_ms (300), got 300", path);
+             "%s:1:21: idle_timeout_ms: must be greater than ping_interval_ms (300), got 300",
+             path);
     cr_expect_str_eq(err, want);
     cr_expect(same_config(&c, &before));
     /* 0 turns pings off, whatever the idle timeout. */
-    cr_expect_eq(load_text("{\"ping_interval_ms\": 0, \"idle_timeout_ms\": 1}", &c, path, err,
-                           sizeof err),
-                 0, "%s", err);
+    cr_expect_eq(
+        load_text("{\"ping_interval_ms\": 0, \"idle_timeout_ms\": 1}", &c, path, err, sizeof err),
+        0, "%s", err);
     cr_expect_eq(c.ping_interval_ms, 0);
     cr_expect_eq(c.idle_timeout_ms, 1);
 }
@@ -339,7 +341,8 @@ Test(config, unknown_key) {
                  -1);
     snprintf(want, sizeof want,
              "%s:3:5: listen_port: unknown key (known: listen, workers, base_domain, "
-             "idle_timeout_ms, ping_interval_ms, max_message_bytes, max_fragments, drain_ms, close_timeout_ms, "
+             "idle_timeout_ms, ping_interval_ms, max_message_bytes, max_fragments, drain_ms, "
+             "close_timeout_ms, "
              "handshake_timeout_ms, log_level, ws_max_connections, max_outbound_bytes, "
              "max_buffered_bytes, max_pools, retry_after_s, api_token, pools, cluster)",
              path);

@@ -372,7 +372,6 @@ Test(frame, error_on_first_byte_without_waiting) {
     cr_assert_eq(used, 0);
 }
 
-
 Test(frame, strerror_names_reader_errors_only) {
     cr_expect_str_eq(orr_ws_strerror(ORR_WS_EPROTO), "websocket protocol error");
     cr_expect_str_eq(orr_ws_strerror(ORR_WS_EUTF8), "invalid UTF-8");

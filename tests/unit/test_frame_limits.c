@@ -1,4 +1,5 @@
-/* The frame reader's message size limit and UTF-8 checks in text messages (helpers: frame_feed.h). */
+/* The frame reader's message size limit and UTF-8 checks in text messages (helpers: frame_feed.h).
+ */
 #include "frame_feed.h"
 
 /* ---- the message size limit -------------------------------------------------- */
@@ -344,4 +345,3 @@ Test(frame, utf8_errors_in_single_frames) {
         free(w.p);
     }
 }
-

@@ -146,7 +146,6 @@ Test(frame, error_close_codes) {
     cr_assert_eq(orr_ws_error_close_code(-1), 1011);
 }
 
-
 /* ---- frame sizes, for walking frames already written ------------------------------ */
 
 Test(frame_size, whole_frames_and_short_headers) {
@@ -158,7 +157,8 @@ Test(frame_size, whole_frames_and_short_headers) {
             size_t hl = orr_ws_header(hdr, BIN, true, lens[i], masked ? mask : NULL);
             cr_assert_eq(orr_ws_frame_size(hdr, hl), hl + lens[i]);
             /* Every prefix of the header is not enough. */
-            for (size_t k = 0; k < hl; k++) cr_assert_eq(orr_ws_frame_size(hdr, k), 0, "prefix %zu", k);
+            for (size_t k = 0; k < hl; k++)
+                cr_assert_eq(orr_ws_frame_size(hdr, k), 0, "prefix %zu", k);
         }
     }
 }

@@ -26,11 +26,12 @@ static void check_invariants(const pool_table *t) {
         cr_assert_lt(v - 1, t->hw, "slot %u: idx %u above the high-water mark", i, v - 1);
         cr_assert_not_null(t->names[v - 1], "slot %u: idx %u has no name", i, v - 1);
         for (uint32_t j = t->hashes[v - 1] & t->mask; j != i; j = (j + 1) & t->mask)
-            cr_assert_neq(t->slots[j], 0, "idx %u at slot %u, empty slot %u before it in its run", v - 1,
-                          i, j);
+            cr_assert_neq(t->slots[j], 0, "idx %u at slot %u, empty slot %u before it in its run",
+                          v - 1, i, j);
     }
     cr_assert_eq(seen, t->live);
-    for (uint32_t k = 0; k < t->n_free; k++) cr_assert_null(t->names[t->free_idx[k]]);
+    for (uint32_t k = 0; k < t->n_free; k++)
+        cr_assert_null(t->names[t->free_idx[k]]);
     cr_assert_eq(t->live + t->n_free, t->hw);
 }
 
@@ -103,7 +104,8 @@ static void random_run(uint32_t max, unsigned seed, int steps) {
             } else {
                 cr_assert_geq(idx, 0, "step %d: not added with %u of %u in", s, live, max);
                 cr_assert_lt(idx, max);
-                for (int k = 0; k < N_NAMES; k++) cr_assert(at[k] != idx, "idx %lld given twice", (long long)idx);
+                for (int k = 0; k < N_NAMES; k++)
+                    cr_assert(at[k] != idx, "idx %lld given twice", (long long)idx);
                 at[i] = idx;
                 live++;
             }
@@ -114,7 +116,8 @@ static void random_run(uint32_t max, unsigned seed, int steps) {
         }
         cr_assert_eq(t.live, live);
         for (int k = 0; k < N_NAMES; k++)
-            cr_assert_eq(pool_table_find(&t, names[k], strlen(names[k])), at[k], "step %d: %s", s, names[k]);
+            cr_assert_eq(pool_table_find(&t, names[k], strlen(names[k])), at[k], "step %d: %s", s,
+                         names[k]);
         check_invariants(&t);
     }
     pool_table_free(&t);
@@ -122,9 +125,11 @@ static void random_run(uint32_t max, unsigned seed, int steps) {
 
 Test(pool_table, random_against_a_model_small_table) {
     /* 8 of 200 names in 16 slots: runs wrap and collide constantly. */
-    for (unsigned seed = 1; seed <= 20; seed++) random_run(8, seed, 2000);
+    for (unsigned seed = 1; seed <= 20; seed++)
+        random_run(8, seed, 2000);
 }
 
 Test(pool_table, random_against_a_model_half_full) {
-    for (unsigned seed = 1; seed <= 5; seed++) random_run(64, seed, 5000);
+    for (unsigned seed = 1; seed <= 5; seed++)
+        random_run(64, seed, 5000);
 }

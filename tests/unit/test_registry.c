@@ -93,7 +93,8 @@ Test(registry_names, claims_are_not_found_until_confirmed) {
     cr_assert_eq(orr_registry_holder_since(r, 0, S("alice"), &who, &since), 0);
     cr_assert_eq(who, 1);
     assert_counts(r, 1, 0, 0);
-    cr_assert_eq(orr_registry_confirm(r, 0, S("alice"), 2), ORR_ENOTFOUND, "only the claimant confirms");
+    cr_assert_eq(orr_registry_confirm(r, 0, S("alice"), 2), ORR_ENOTFOUND,
+                 "only the claimant confirms");
     cr_assert_eq(orr_registry_confirm(r, 0, S("bob"), 1), ORR_ENOTFOUND);
     cr_assert_eq(orr_registry_confirm(r, 0, S("alice"), 1), 0);
     cr_assert_eq(orr_registry_lookup(r, 0, S("alice"), &who), 0);
@@ -488,7 +489,8 @@ Test(registry_conns, free_with_everything_still_registered) {
     uint64_t holder = 0;
     cr_assert_eq(orr_registry_lookup(r, 1, S("n250"), &holder), 0);
     cr_assert_eq(holder, 250);
-    orr_registry_free(r); /* with all of it still there: the ASan leak check says whether all went */
+    orr_registry_free(
+        r); /* with all of it still there: the ASan leak check says whether all went */
     orr_registry_free(NULL);
 }
 

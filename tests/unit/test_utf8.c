@@ -5,8 +5,8 @@
  * rather than by byte ranges). Inputs sit right before a PROT_NONE page, so
  * the word-at-a-time ASCII path cannot read past the end unnoticed.
  */
-#include "ws/utf8.h"
 #include "utf8_ref.h"
+#include "ws/utf8.h"
 
 #include <criterion/criterion.h>
 #include <stdbool.h>

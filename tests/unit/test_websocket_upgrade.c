@@ -50,8 +50,7 @@ static const upgrade_case cases[] = {
     {"two Upgrades, neither websocket", GET11,
      H_HOST "Upgrade: h2c\r\nUpgrade: h2c\r\n" H_CONN H_VER H_KEY, 400},
     {"an empty second Upgrade", GET11, H_HOST H_UPG "Upgrade:\r\n" H_CONN H_VER H_KEY, 400},
-    {"one Upgrade with a list", GET11,
-     H_HOST "Upgrade: websocket, h2c\r\n" H_CONN H_VER H_KEY, 0},
+    {"one Upgrade with a list", GET11, H_HOST "Upgrade: websocket, h2c\r\n" H_CONN H_VER H_KEY, 0},
 
     {"no Upgrade", GET11, H_HOST H_CONN H_VER H_KEY, 426},
     {"Upgrade: h2c", GET11, H_HOST "Upgrade: h2c\r\n" H_CONN H_VER H_KEY, 426},
