@@ -119,6 +119,12 @@ class BudgetTestCase(unittest.IsolatedAsyncioTestCase):
             peak[0] = max(peak[0], rss_bytes(self.srv.proc.pid))
             time.sleep(0.05)
 
+    def wait_metric_at_most(self, name, limit, timeout=10):
+        deadline = time.monotonic() + T(timeout)
+        while self.metric(name) > limit:
+            self.assertLess(time.monotonic(), deadline, "%s still over %d" % (name, limit))
+            time.sleep(0.05)
+
     async def in_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
@@ -183,13 +189,21 @@ class TestPartialMessages(BudgetTestCase):
         await self.in_thread(self.srv.wait_for_log, r"warn .*memory budget: \d+ of %d bytes buffered on this node: "
                              r"a message needing \d+ more refused: closing 1013" % BUDGET)
         # The holders send their last byte and get their message back whole.
-        for ws, code in zip(clients, codes):
-            if code == "waiting":
-                ws.send_raw(b"\x00")
-                self.assertEqual(await self.in_thread(message_length, ws), FRAME)
+        # Buffers that grew in small steps may have taken the node past 7/8
+        # (6 holders: the whole budget); an echo landing there is shed by
+        # design (budget.c), so holders beyond 7/8 first go away.
+        waiting = [ws for ws, code in zip(clients, codes) if code == "waiting"]
+        keep = max(1, (BUDGET - BUDGET // 8) // FRAME)
+        for ws in waiting[keep:]:
+            ws.close_socket()
+        await self.in_thread(lambda: self.wait_metric_at_most("orrery_buffered_bytes", keep * FRAME + MiB))
+        for ws in waiting[:keep]:
+            ws.send_raw(b"\x00")
+            self.assertEqual(await self.in_thread(message_length, ws), FRAME)
         await self.finish_normal(task, stop, worst, rounds)
         for ws in clients:
-            ws.close_socket()
+            if ws not in waiting[keep:]:
+                ws.close_socket()
 
 
 class TestOutputShed(BudgetTestCase):
