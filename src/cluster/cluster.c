@@ -55,9 +55,8 @@ orr_worker *cl_worker_of(orr_cluster *cl, uint64_t conn) {
 
 void cl_flush_posts(orr_cluster *cl) {
     for (int i = 0; i < cl->srv->n_workers; i++) {
-        if (!cl->post_head[i]) continue;
-        worker_post_chain(&cl->srv->workers[i], cl->post_head[i], cl->post_tail[i]);
-        cl->post_head[i] = cl->post_tail[i] = NULL;
+        if (!orr_xq_chain_empty(&cl->post[i]))
+            worker_post_chain(&cl->srv->workers[i], &cl->post[i]);
     }
 }
 
@@ -71,8 +70,7 @@ static void flush_answers(orr_cluster *cl) {
         if (w) {
             /* Handed over at the end of this loop pass, one batch per worker. */
             int wi = w->index;
-            inbox_chain_add(&cl->post_head[wi], &cl->post_tail[wi],
-                            worker_result_msg(a->reply_to, &a->res.r));
+            inbox_chain_add(&cl->post[wi], worker_result_msg(a->reply_to, &a->res.r));
         }
         free(a);
     }
@@ -428,7 +426,7 @@ static int take_one(orr_cluster *cl, const redisReply *k, const redisReply *d) {
     payload_unref(m);
     if (!im) return ORR_EAGAIN;
     atomic_fetch_add_explicit(&cl->received, 1, memory_order_relaxed);
-    inbox_chain_add(&cl->post_head[w->index], &cl->post_tail[w->index], im);
+    inbox_chain_add(&cl->post[w->index], im);
     return 0;
 }
 

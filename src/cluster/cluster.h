@@ -31,6 +31,8 @@
 #ifndef ORR_CLUSTER_H
 #define ORR_CLUSTER_H
 
+#include "loop/xq.h"
+
 #include <orrery/gear.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,7 +56,7 @@ typedef enum {
 } orr_cl_kind;
 
 typedef struct orr_cl_req {
-    struct orr_cl_req *next;
+    orr_xq_link link; /* in the cluster's mailbox */
     orr_cl_kind kind;
     uint64_t conn;     /* the connection it is for (0: nobody waits) */
     uint64_t reply_to; /* the connection that gets the result (0: none) */

@@ -28,18 +28,17 @@ typedef struct cl_answer {
 
 struct orr_cluster {
     orr_server *srv;
-    inbox_msg **post_head, **post_tail; /* [n_workers]: results to hand over */
+    orr_xq_chain *post; /* [n_workers]: results and deliveries to hand over */
     cl_answer *ans_head, *ans_tail;
     pthread_t thread;
-    int epfd, event_fd, timer_fd;
+    int epfd, timer_fd;
     orr_loop_handler ev_h, timer_h;
     orr_redis *cmd, *sub, *pres; /* commands; the inbox reader; presence (a subscription) */
     char inst[128];
     size_t inst_len;
     char sha[SC_N][41];
-    /* the mailbox */
-    pthread_mutex_t lock;
-    orr_cl_req *head, *tail;
+    orr_xq mailbox;       /* orr_cl_req items from the workers */
+    pthread_mutex_t lock; /* guards why */
     atomic_bool stop, draining;
     bool drain_marked;
     /* state, on the cluster thread */

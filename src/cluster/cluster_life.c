@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -380,17 +379,9 @@ static void on_state(orr_redis *r, int up, const char *why, void *priv) {
 /* ---- the thread ---- */
 
 static void take_mailbox(orr_cluster *cl) {
-    uint64_t n;
-    ssize_t r = read(cl->event_fd, &n, sizeof n);
-    (void)r;
-    pthread_mutex_lock(&cl->lock);
-    orr_cl_req *rq = cl->head;
-    cl->head = cl->tail = NULL;
-    pthread_mutex_unlock(&cl->lock);
-    while (rq) {
-        orr_cl_req *next = rq->next;
-        cl_handle_req(cl, rq);
-        rq = next;
+    for (orr_xq_link *l = orr_xq_take(&cl->mailbox), *next; l; l = next) {
+        next = l->next;
+        cl_handle_req(cl, ORR_CONTAINER_OF(l, orr_cl_req, link));
     }
     cl_flush_sends(cl);
 }
@@ -491,9 +482,13 @@ static void *cluster_main(void *arg) {
 
 orr_cluster *orr_cluster_start(orr_server *s) {
     orr_cluster *cl = orr_xcalloc(1, sizeof *cl);
+    if (orr_xq_init(&cl->mailbox) < 0) {
+        orr_log(ORR_LOG_ERROR, NULL, "cluster: eventfd: %s", strerror(errno));
+        free(cl);
+        return NULL;
+    }
     cl->srv = s;
-    cl->post_head = orr_xcalloc((size_t)s->n_workers, sizeof *cl->post_head);
-    cl->post_tail = orr_xcalloc((size_t)s->n_workers, sizeof *cl->post_tail);
+    cl->post = orr_xcalloc((size_t)s->n_workers, sizeof *cl->post);
     pthread_mutex_init(&cl->lock, NULL);
     const orr_cluster_config *cc = &s->cfg.cluster;
     char node[96];
@@ -521,13 +516,12 @@ orr_cluster *orr_cluster_start(orr_server *s) {
     }
     snprintf(cl->why, sizeof cl->why, "connecting to redis");
     cl->epfd = epoll_create1(EPOLL_CLOEXEC);
-    cl->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     cl->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     cl->ev_h.on_event = on_event_fd;
     cl->timer_h.on_event = on_timer;
     struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &cl->ev_h};
     struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &cl->timer_h};
-    epoll_ctl(cl->epfd, EPOLL_CTL_ADD, cl->event_fd, &e1);
+    epoll_ctl(cl->epfd, EPOLL_CTL_ADD, orr_xq_fd(&cl->mailbox), &e1);
     epoll_ctl(cl->epfd, EPOLL_CTL_ADD, cl->timer_fd, &e2);
     struct itimerspec its = {.it_interval = {.tv_nsec = TICK_MS * 1000000L},
                              .it_value = {.tv_nsec = 1000000L}};
@@ -548,21 +542,16 @@ orr_cluster *orr_cluster_start(orr_server *s) {
 void orr_cluster_stop(orr_cluster *cl) {
     if (!cl) return;
     atomic_store_explicit(&cl->stop, true, memory_order_release);
-    uint64_t one = 1;
-    ssize_t r = write(cl->event_fd, &one, sizeof one);
-    (void)r;
+    orr_xq_wake(&cl->mailbox);
     pthread_join(cl->thread, NULL);
     orr_redis_free(cl->cmd);
     orr_redis_free(cl->sub);
     orr_redis_free(cl->pres);
     cl_flush_posts(cl); /* answers to what was still in flight (the workers free them) */
-    free(cl->post_head);
-    free(cl->post_tail);
-    orr_cl_req *rq = cl->head;
-    while (rq) {
-        orr_cl_req *next = rq->next;
-        cl_req_free(rq);
-        rq = next;
+    free(cl->post);
+    for (orr_xq_link *l = orr_xq_take(&cl->mailbox), *next; l; l = next) {
+        next = l->next;
+        cl_req_free(ORR_CONTAINER_OF(l, orr_cl_req, link));
     }
     for (cl_answer *a = cl->ans_head, *next; a; a = next) { /* answers nobody will get now */
         next = a->next;
@@ -573,7 +562,7 @@ void orr_cluster_stop(orr_cluster *cl) {
     free(cl->batch_keys);
     orr_idvec_free(&cl->scratch);
     close(cl->epfd);
-    close(cl->event_fd);
+    orr_xq_destroy(&cl->mailbox);
     close(cl->timer_fd);
     pthread_mutex_destroy(&cl->lock);
     free(cl);
@@ -582,26 +571,11 @@ void orr_cluster_stop(orr_cluster *cl) {
 void orr_cluster_draining(orr_cluster *cl) {
     if (!cl) return;
     atomic_store_explicit(&cl->draining, true, memory_order_relaxed);
-    uint64_t one = 1;
-    ssize_t r = write(cl->event_fd, &one, sizeof one);
-    (void)r;
+    orr_xq_wake(&cl->mailbox);
 }
 
 void orr_cluster_post(orr_cluster *cl, orr_cl_req *rq) {
-    rq->next = NULL;
-    pthread_mutex_lock(&cl->lock);
-    bool was_empty = cl->head == NULL;
-    if (cl->tail)
-        cl->tail->next = rq;
-    else
-        cl->head = rq;
-    cl->tail = rq;
-    pthread_mutex_unlock(&cl->lock);
-    if (was_empty) {
-        uint64_t one = 1;
-        ssize_t r = write(cl->event_fd, &one, sizeof one);
-        (void)r;
-    }
+    orr_xq_push_one(&cl->mailbox, &rq->link);
 }
 
 bool orr_cluster_ready(orr_cluster *cl, char *why, size_t whylen) {

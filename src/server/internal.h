@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "http/request.h"
 #include "http/router.h"
+#include "loop/xq.h"
 #include "registry/registry.h"
 #include "server/pool_table.h"
 #include "server/server.h"
@@ -156,7 +157,7 @@ struct orr_worker {
     orr_server *srv;
     int index;
     pthread_t thread;
-    int epfd, listen_fd, event_fd, timer_fd;
+    int epfd, listen_fd, timer_fd;
     bool draining, stopping;
     int64_t now_ms; /* monotonic, refreshed once per loop pass */
     orr_link lists[LIST_COUNT];
@@ -196,12 +197,11 @@ struct orr_worker {
     /* Drain: close 1001 spread over drain_ms. */
     int64_t drain_start_ms;
     size_t drain_total, drain_sent;
-    /* Inbox from other threads. */
-    pthread_mutex_t inbox_lock;
-    inbox_msg *inbox_head, *inbox_tail;
+    /* Inbox from other threads (inbox_msg items). */
+    orr_xq inbox;
     /* Deliveries this worker's own connections addressed to each other:
      * handled after the current epoll batch, without a lock or a wake-up. */
-    inbox_msg *local_head, *local_tail;
+    orr_xq_chain local;
     bool accept_paused;
     /* Registry results for the connection whose callback is running. */
     reg_pending *results;
@@ -473,8 +473,8 @@ inbox_msg *worker_result_msg(uint64_t conn, const orr_registry_result *r);
  * result; NULL, counting nothing, when `to`'s mailbox is full (the caller
  * retries later or counts the drop). */
 inbox_msg *worker_deliver_msg(orr_worker *to, orr_payload *p, const uint64_t *ids, size_t n);
-void inbox_chain_add(inbox_msg **head, inbox_msg **tail, inbox_msg *m);
-void worker_post_chain(orr_worker *w, inbox_msg *head, inbox_msg *tail);
+void inbox_chain_add(orr_xq_chain *c, inbox_msg *m);
+void worker_post_chain(orr_worker *w, orr_xq_chain *c);
 void worker_post_kill(orr_worker *to, uint64_t conn);
 /* Ask a worker to shed output for the budget now (budget.c). */
 void worker_post_shed(orr_worker *to);

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -30,13 +29,21 @@ enum { TAG_LISTEN = 1, TAG_EVENT = 2, TAG_TIMER = 3 };
 enum inbox_kind { INBOX_DRAIN = 1, INBOX_DELIVER, INBOX_RESULT, INBOX_KILL, INBOX_SHED };
 
 struct inbox_msg {
-    struct inbox_msg *next;
+    orr_xq_link link; /* in a worker's inbox, local list or a producer's chain */
     enum inbox_kind kind;
     orr_payload *payload; /* DELIVER: a reference of its own */
     reg_pending *result;  /* RESULT: for result->conn; KILL: conn in ids[0] */
     size_t n;
     uint64_t ids[]; /* DELIVER: the recipients on this worker */
 };
+
+static inline inbox_msg *msg_of(orr_xq_link *l) {
+    return l ? ORR_CONTAINER_OF(l, inbox_msg, link) : NULL;
+}
+
+static inline inbox_msg *msg_next(inbox_msg *m) {
+    return msg_of(m->link.next);
+}
 
 int64_t mono_ms(void) {
     struct timespec ts;
@@ -309,19 +316,7 @@ static uint32_t tick_period(const orr_config *cfg) {
 /* ---- the inbox ---- */
 
 static void inbox_push(orr_worker *w, inbox_msg *m) {
-    pthread_mutex_lock(&w->inbox_lock);
-    bool was_empty = w->inbox_head == NULL;
-    if (w->inbox_tail)
-        w->inbox_tail->next = m;
-    else
-        w->inbox_head = m;
-    w->inbox_tail = m;
-    pthread_mutex_unlock(&w->inbox_lock);
-    if (was_empty) {
-        uint64_t one = 1;
-        ssize_t r = write(w->event_fd, &one, sizeof one);
-        (void)r;
-    }
+    orr_xq_push_one(&w->inbox, &m->link);
 }
 
 void worker_post_shed(orr_worker *w) {
@@ -348,7 +343,7 @@ inbox_msg *worker_deliver_msg(orr_worker *to, orr_payload *p, const uint64_t *id
         return NULL;
     }
     inbox_msg *m = orr_xmalloc(sizeof *m + n * sizeof *ids);
-    m->next = NULL;
+    m->link.next = NULL;
     m->kind = INBOX_DELIVER;
     m->payload = p;
     atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
@@ -368,11 +363,7 @@ bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const
     }
     if (to == from) {
         /* Our own connections: after this epoll batch, no lock, no wake-up. */
-        if (to->local_tail)
-            to->local_tail->next = m;
-        else
-            to->local_head = m;
-        to->local_tail = m;
+        orr_xq_chain_add(&to->local, &m->link);
         return true;
     }
     inbox_push(to, m);
@@ -389,29 +380,12 @@ inbox_msg *worker_result_msg(uint64_t conn, const orr_registry_result *r) {
     return m;
 }
 
-void inbox_chain_add(inbox_msg **head, inbox_msg **tail, inbox_msg *m) {
-    m->next = NULL;
-    if (*tail)
-        (*tail)->next = m;
-    else
-        *head = m;
-    *tail = m;
+void inbox_chain_add(orr_xq_chain *c, inbox_msg *m) {
+    orr_xq_chain_add(c, &m->link);
 }
 
-void worker_post_chain(orr_worker *w, inbox_msg *head, inbox_msg *tail) {
-    pthread_mutex_lock(&w->inbox_lock);
-    bool was_empty = w->inbox_head == NULL;
-    if (w->inbox_tail)
-        w->inbox_tail->next = head;
-    else
-        w->inbox_head = head;
-    w->inbox_tail = tail;
-    pthread_mutex_unlock(&w->inbox_lock);
-    if (was_empty) {
-        uint64_t one = 1;
-        ssize_t r = write(w->event_fd, &one, sizeof one);
-        (void)r;
-    }
+void worker_post_chain(orr_worker *w, orr_xq_chain *c) {
+    orr_xq_push(&w->inbox, c);
 }
 
 void worker_post_kill(orr_worker *to, uint64_t conn) {
@@ -481,11 +455,11 @@ static void handle_list(orr_worker *w, inbox_msg *m) {
             }
             rs[n_rs] = (result_ref){.conn = m->result->conn, .seq = n_rs, .m = m};
             n_rs++;
-            m = m->next;
+            m = msg_next(m);
             continue;
         }
         if (m->kind != INBOX_DELIVER) {
-            inbox_msg *next = m->next;
+            inbox_msg *next = msg_next(m);
             if (m->kind == INBOX_DRAIN) {
                 start_drain(w);
             } else if (m->kind == INBOX_SHED) {
@@ -505,7 +479,7 @@ static void handle_list(orr_worker *w, inbox_msg *m) {
         do {
             run[k] = p;
             ps[k++] = p->payload;
-            p = p->next;
+            p = msg_next(p);
         } while (p && k < RUN_MAX && same_recipients(m, p));
         for (size_t i = 0; i < m->n; i++) {
             orr_conn *c = orr_worker_find(w, m->ids[i]);
@@ -525,7 +499,7 @@ static void handle_list(orr_worker *w, inbox_msg *m) {
 
 static void inbox_free(inbox_msg *m) {
     while (m) {
-        inbox_msg *next = m->next;
+        inbox_msg *next = msg_next(m);
         if (m->kind == INBOX_DELIVER) payload_unref(m->payload);
         free(m->result);
         free(m);
@@ -536,8 +510,8 @@ static void inbox_free(inbox_msg *m) {
 /* The local list as it is now; what its deliveries post waits for the next
  * pass, so two connections messaging each other cannot starve the loop. */
 static void run_local(orr_worker *w) {
-    inbox_msg *m = w->local_head;
-    w->local_head = w->local_tail = NULL;
+    inbox_msg *m = msg_of(w->local.head);
+    w->local.head = w->local.tail = NULL;
     handle_list(w, m);
 }
 
@@ -572,14 +546,7 @@ static void start_drain(orr_worker *w) {
 }
 
 static void on_inbox(orr_worker *w) {
-    uint64_t n;
-    ssize_t r = read(w->event_fd, &n, sizeof n);
-    (void)r;
-    pthread_mutex_lock(&w->inbox_lock);
-    inbox_msg *m = w->inbox_head;
-    w->inbox_head = w->inbox_tail = NULL;
-    pthread_mutex_unlock(&w->inbox_lock);
-    handle_list(w, m);
+    handle_list(w, msg_of(orr_xq_take(&w->inbox)));
 }
 
 /* ---- the loop ---- */
@@ -603,7 +570,7 @@ static void *worker_main(void *arg) {
     struct epoll_event evs[MAX_EVENTS];
     arm_timer(w, tick_period(&w->srv->cfg));
     while (!w->stopping) {
-        int n = epoll_wait(w->epfd, evs, MAX_EVENTS, w->local_head ? 0 : -1);
+        int n = epoll_wait(w->epfd, evs, MAX_EVENTS, orr_xq_chain_empty(&w->local) ? -1 : 0);
         if (n < 0) {
             if (errno == EINTR) continue;
             orr_log(ORR_LOG_ERROR, NULL, "worker %d: epoll_wait: %s", w->index, strerror(errno));
@@ -621,7 +588,7 @@ static void *worker_main(void *arg) {
             else
                 on_conn_event(w, evs[i].data.ptr, evs[i].events);
         }
-        if (w->local_head) run_local(w);
+        if (!orr_xq_chain_empty(&w->local)) run_local(w);
         free_zombies(w);
         if (w->draining && w->n_conns == 0) w->stopping = true;
     }
@@ -635,11 +602,11 @@ int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
     w->listen_fd = listen_fd;
     for (int i = 0; i < LIST_COUNT; i++)
         orr_list_init(&w->lists[i]);
-    pthread_mutex_init(&w->inbox_lock, NULL);
+    w->inbox.fd = -1;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    w->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int q = orr_xq_init(&w->inbox);
     w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (w->epfd < 0 || w->event_fd < 0 || w->timer_fd < 0) {
+    if (w->epfd < 0 || q < 0 || w->timer_fd < 0) {
         orr_log(ORR_LOG_ERROR, NULL, "worker %d: %s", index, strerror(errno));
         return -1;
     }
@@ -651,7 +618,7 @@ int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
     w->pstats = orr_xcalloc(srv->cfg.max_pools, sizeof *w->pstats);
     w->now_ms = mono_ms();
     epoll_add(w, listen_fd, EPOLLIN, (void *)(uintptr_t)TAG_LISTEN);
-    epoll_add(w, w->event_fd, EPOLLIN, (void *)(uintptr_t)TAG_EVENT);
+    epoll_add(w, orr_xq_fd(&w->inbox), EPOLLIN, (void *)(uintptr_t)TAG_EVENT);
     epoll_add(w, w->timer_fd, EPOLLIN, (void *)(uintptr_t)TAG_TIMER);
     return 0;
 }
@@ -682,12 +649,11 @@ void orr_worker_destroy(orr_worker *w) {
     }
     stop_listening(w);
     if (w->epfd >= 0) close(w->epfd);
-    if (w->event_fd >= 0) close(w->event_fd);
     if (w->timer_fd >= 0) close(w->timer_fd);
-    inbox_free(w->inbox_head);
-    inbox_free(w->local_head);
-    w->inbox_head = w->local_head = NULL;
-    pthread_mutex_destroy(&w->inbox_lock);
+    if (orr_xq_fd(&w->inbox) >= 0) inbox_free(msg_of(orr_xq_take(&w->inbox)));
+    orr_xq_destroy(&w->inbox);
+    inbox_free(msg_of(w->local.head));
+    w->local.head = w->local.tail = NULL;
     free(w->results);
     orr_idvec_free(&w->scratch_ids);
     free(w->pstats);

@@ -1,0 +1,5 @@
+# src/loop: the queue between threads. Part of orrery_server, so the test
+# builds its source in.
+orr_unit_test(test_xq ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_xq.c)
+target_sources(test_xq PRIVATE ${PROJECT_SOURCE_DIR}/src/loop/xq.c)
+target_link_libraries(test_xq PRIVATE Threads::Threads)
