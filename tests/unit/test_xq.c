@@ -51,7 +51,8 @@ Test(xq, items_keep_their_order_and_the_fd_says_when_some_wait) {
     cr_assert(readable(&q));
     orr_xq_chain c = {NULL, NULL};
     cr_assert(orr_xq_chain_empty(&c));
-    for (int i = 1; i < 5; i++) orr_xq_chain_add(&c, &new_item(0, i)->link);
+    for (int i = 1; i < 5; i++)
+        orr_xq_chain_add(&c, &new_item(0, i)->link);
     orr_xq_push(&q, &c);
     cr_assert(orr_xq_chain_empty(&c), "a pushed chain is emptied");
     orr_xq_push(&q, &c); /* an empty chain: nothing */
@@ -100,14 +101,15 @@ Test(xq, producers_on_threads_lose_nothing_and_keep_each_ones_order) {
         for (orr_xq_link *l = orr_xq_take(&q), *nx; l; l = nx) {
             nx = l->next;
             item *it = ORR_CONTAINER_OF(l, item, link);
-            cr_assert_eq(it->seq, next[it->producer], "producer %d: %d after %d", it->producer, it->seq,
-                         next[it->producer] - 1);
+            cr_assert_eq(it->seq, next[it->producer], "producer %d: %d after %d", it->producer,
+                         it->seq, next[it->producer] - 1);
             next[it->producer]++;
             total++;
             free(it);
         }
     }
-    for (int i = 0; i < PRODUCERS; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < PRODUCERS; i++)
+        pthread_join(t[i], NULL);
     cr_assert_null(orr_xq_take(&q));
     orr_xq_destroy(&q);
 }
