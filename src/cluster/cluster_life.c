@@ -39,23 +39,14 @@ static orr_pool *pool_by_idx(orr_cluster *cl, uint32_t idx) {
     return pools_at(cl->srv, idx);
 }
 
-typedef struct wb_pending {
-    orr_cluster *cl;
-    uint64_t conn; /* a name's holder; 0 for a membership */
-} wb_pending;
-
-/* A name lost to a newer registration elsewhere: its connection closes (1008). */
+/* A name lost to a newer registration elsewhere is closed (1008) through
+ * this node's own inbox, after what was queued there for it (scripts.h). */
 static void on_writeback_reply(orr_redis *r, redisReply *reply, void *priv) {
     (void)r;
-    wb_pending *p = priv;
-    orr_cluster *cl = p->cl;
+    orr_cluster *cl = priv;
     cl->outstanding--;
-    if (p->conn && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
-        orr_worker *w = cl_worker_of(cl, p->conn);
-        atomic_fetch_add_explicit(&cl->conflicts, 1, memory_order_relaxed);
-        if (w) worker_post_kill(w, p->conn);
-    }
-    free(p);
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        orr_log(ORR_LOG_ERROR, NULL, "cluster: redis: %.*s", (int)reply->len, reply->str);
 }
 
 static void write_one(void *arg, bool is_group, uint32_t pool_idx, const char *bytes, size_t len,
@@ -92,17 +83,12 @@ static void write_one(void *arg, bool is_group, uint32_t pool_idx, const char *b
                     csl};
     const char **argv = is_group ? jv : rv;
     size_t *argl = is_group ? jl : rl;
-    wb_pending *p = orr_xmalloc(sizeof *p);
-    p->cl = cl;
-    p->conn = is_group ? 0 : conn;
     if (is_group)
         wb->members++;
     else
         wb->names++;
-    if (orr_redis_command(cl->cmd, on_writeback_reply, p, is_group ? 9 : 10, argv, argl) == 0)
+    if (orr_redis_command(cl->cmd, on_writeback_reply, cl, is_group ? 9 : 10, argv, argl) == 0)
         cl->outstanding++;
-    else
-        free(p);
 }
 
 static void write_back(orr_cluster *cl) {

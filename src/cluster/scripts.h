@@ -55,7 +55,7 @@ static const char *const orr_cluster_scripts[SC_N] = {
      * loses it, and so does one whose node is draining (its clients are
      * being sent elsewhere). When written back after an outage (writeback =
      * 1), the newer registration wins and the older holder is told to
-     * close. */
+     * close, through its node's inbox (after what was queued there for it). */
     [SC_REGISTER] =
         "local v = redis.call('GET', KEYS[1])\n"
         "if v then\n"
@@ -70,6 +70,12 @@ static const char *const orr_cluster_scripts[SC_N] = {
         "n, 'w', 1), 'K' .. c, '')\n"
         "      redis.call('SREM', 'orr:c:' .. n .. '\\0' .. c, 'u' .. KEYS[1])\n"
         "    else\n"
+        "      if ARGV[4] == '1' then\n"
+        "        -- written back and older: closed through our own inbox, after what\n"
+        "        -- was queued there for it\n"
+        "        redis.call('XADD', 'orr:inbox:' .. ARGV[1], '*', 'n',\n"
+        "          redis.call('HINCRBY', 'orr:ib:' .. ARGV[1], 'w', 1), 'K' .. ARGV[2], '')\n"
+        "      end\n"
         "      return 0\n"
         "    end\n"
         "  end\n"
