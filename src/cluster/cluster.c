@@ -31,10 +31,11 @@ void cl_set_why(orr_cluster *cl, const char *why) {
 }
 
 /* "<prefix><pool>\0<name>" */
-size_t cl_pool_key(char *out, const char *prefix, const orr_pool *p, const char *name, size_t len) {
-    size_t a = strlen(prefix), b = strlen(p->name);
+size_t cl_pool_key(char *out, const char *prefix, const char *pool, size_t b, const char *name,
+                   size_t len) {
+    size_t a = strlen(prefix);
     memcpy(out, prefix, a);
-    memcpy(out + a, p->name, b);
+    memcpy(out + a, pool, b);
     out[a + b] = '\0';
     memcpy(out + a + b + 1, name, len);
     return a + b + 1 + len;
@@ -48,30 +49,14 @@ size_t cl_node_index_key(const orr_cluster *cl, char *out) {
     return (size_t)snprintf(out, KEY_MAX, "orr:n:%s", cl->inst);
 }
 
-orr_worker *cl_worker_of(orr_cluster *cl, uint64_t conn) {
-    unsigned wi = (unsigned)(conn >> 56);
-    return wi < (unsigned)cl->srv->n_workers ? &cl->srv->workers[wi] : NULL;
-}
-
-void cl_flush_posts(orr_cluster *cl) {
-    for (int i = 0; i < cl->srv->n_workers; i++) {
-        if (!orr_xq_chain_empty(&cl->post[i]))
-            worker_post_chain(&cl->srv->workers[i], &cl->post[i]);
-    }
-}
-
 static void flush_answers(orr_cluster *cl) {
     while (cl->ans_head && cl->ans_head->done) {
         cl_answer *a = cl->ans_head;
         cl->ans_head = a->next;
         if (!cl->ans_head) cl->ans_tail = NULL;
-        orr_worker *w = a->reply_to ? cl_worker_of(cl, a->reply_to) : NULL;
-        a->res.r.name = a->res.name;
-        if (w) {
-            /* Handed over at the end of this loop pass, one batch per worker. */
-            int wi = w->index;
-            inbox_chain_add(&cl->post[wi], worker_result_msg(a->reply_to, &a->res.r));
-        }
+        a->r.name = a->name;
+        /* Handed over at the end of this loop pass, one batch per worker. */
+        if (a->reply_to) cl->dv->ops->complete(cl->dv, a->reply_to, &a->r);
         free(a);
     }
 }
@@ -94,16 +79,14 @@ static void answer(orr_cluster *cl, orr_cl_req *rq, orr_registry_op op, int stat
     cl_answer *a = rq->ans;
     if (!a) return;
     rq->ans = NULL;
-    a->res.r = (orr_registry_result){
+    a->r = (orr_registry_result){
         .op = op, .status = status, .count = count, .name_len = rq->name_len, .tag = rq->tag};
-    memcpy(a->res.name, rq->name, rq->name_len);
+    memcpy(a->name, rq->name, rq->name_len);
     a->done = true;
     flush_answers(cl);
 }
 
 void cl_req_free(orr_cl_req *rq) {
-    if (rq->payload) payload_unref(rq->payload);
-    pool_unref(rq->pool);
     if (rq->ans) { /* nothing to say: do not hold the others */
         rq->ans->done = true;
         rq->ans->reply_to = 0;
@@ -159,20 +142,20 @@ int cl_eval(orr_cluster *cl, int script, orr_cl_req *rq, int nkeys, const char *
 
 void cl_handle_down(orr_cluster *cl, orr_cl_req *rq) {
     switch (rq->kind) {
-    case CL_REGISTER:
+    case ORR_RQ_REGISTER:
         answer(cl, rq, ORR_OP_UNIQUE_REGISTER, ORR_OK, 0);
         break;
-    case CL_SEND:
+    case ORR_RQ_SEND:
         atomic_fetch_add_explicit(&cl->send_failures, 1, memory_order_relaxed);
         answer(cl, rq, ORR_OP_UNIQUE_SEND, ORR_ENOTFOUND, 0);
         break;
-    case CL_JOIN:
+    case ORR_RQ_JOIN:
         answer(cl, rq, ORR_OP_GROUP_JOIN, ORR_OK, 0);
         break;
-    case CL_PUBLISH:
+    case ORR_RQ_PUBLISH:
         answer(cl, rq, ORR_OP_GROUP_PUBLISH, ORR_OK, rq->local_count);
         break;
-    case CL_ANSWER:
+    case ORR_RQ_ANSWER:
         answer(cl, rq, rq->op, rq->status, rq->count);
         break;
     default:
@@ -183,9 +166,50 @@ void cl_handle_down(orr_cluster *cl, orr_cl_req *rq) {
     flush_answers(cl);
 }
 
+/* REGISTER, UNREGISTER: the name's key, the connection's index (and the node's). */
+static int eval_name(orr_cluster *cl, orr_cl_req *rq, const char *conn, size_t cn) {
+    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], since[24];
+    size_t l1 = cl_pool_key(k1, "orr:u:", rq->pool, rq->pool_len, rq->name, rq->name_len);
+    size_t l2 = cl_conn_index_key(cl, k2, rq->conn);
+    if (rq->kind == ORR_RQ_UNREGISTER) {
+        const char *kv[4] = {k1, k2, cl->inst, conn};
+        size_t kl[4] = {l1, l2, cl->inst_len, cn};
+        return cl_eval(cl, SC_UNREGISTER, rq, 2, kv, kl, 2);
+    }
+    size_t sn = (size_t)snprintf(since, sizeof since, "%" PRId64, rq->since_ms);
+    const char *kv[7] = {k1, k2, k3, cl->inst, conn, since, "0"};
+    size_t kl[7] = {l1, l2, cl_node_index_key(cl, k3), cl->inst_len, cn, sn, 1};
+    return cl_eval(cl, SC_REGISTER, rq, 3, kv, kl, 4);
+}
+
+/* JOIN, LEAVE: the group's members, the connection's index, the per-node counts. */
+static int eval_group(orr_cluster *cl, orr_cl_req *rq, const char *conn, size_t cn) {
+    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], k4[KEY_MAX];
+    size_t l1 = cl_pool_key(k1, "orr:g:", rq->pool, rq->pool_len, rq->name, rq->name_len);
+    size_t l2 = cl_conn_index_key(cl, k2, rq->conn);
+    size_t l4 = cl_pool_key(k4, "orr:gn:", rq->pool, rq->pool_len, rq->name, rq->name_len);
+    if (rq->kind == ORR_RQ_LEAVE) {
+        const char *kv[5] = {k1, k2, k4, cl->inst, conn};
+        size_t kl[5] = {l1, l2, l4, cl->inst_len, cn};
+        return cl_eval(cl, SC_LEAVE, rq, 3, kv, kl, 2);
+    }
+    const char *kv[6] = {k1, k2, k3, k4, cl->inst, conn};
+    size_t kl[6] = {l1, l2, cl_node_index_key(cl, k3), l4, cl->inst_len, cn};
+    return cl_eval(cl, SC_JOIN, rq, 4, kv, kl, 2);
+}
+
+static int eval_publish(orr_cluster *cl, orr_cl_req *rq) {
+    char k1[KEY_MAX], k2[KEY_MAX];
+    size_t tlen = cl_pool_key(k2, "", rq->pool, rq->pool_len, rq->name, rq->name_len);
+    const char *kv[5] = {k1, cl->inst, k2, rq->msg, cl->cap};
+    size_t kl[5] = {cl_pool_key(k1, "orr:gn:", rq->pool, rq->pool_len, rq->name, rq->name_len),
+                    cl->inst_len, tlen, rq->msg_len, cl->cap_len};
+    return cl_eval(cl, SC_PUBLISH, rq, 1, kv, kl, 4);
+}
+
 void cl_handle_req(orr_cluster *cl, orr_cl_req *rq) {
     answer_slot(cl, rq);
-    if (rq->kind == CL_ANSWER) { /* known on this node already */
+    if (rq->kind == ORR_RQ_ANSWER) { /* known on this node already */
         answer(cl, rq, rq->op, rq->status, rq->count);
         cl_req_free(rq);
         return;
@@ -194,73 +218,25 @@ void cl_handle_req(orr_cluster *cl, orr_cl_req *rq) {
         cl_handle_down(cl, rq);
         return;
     }
-    if (rq->kind != CL_SEND && cl->n_batch) cl_flush_sends(cl);
-    char k1[KEY_MAX], k2[KEY_MAX], k3[KEY_MAX], conn[24], since[24];
-    size_t cn = (size_t)snprintf(conn, sizeof conn, "%" PRIu64, rq->conn);
-    int rc = 0;
-    switch (rq->kind) {
-    case CL_REGISTER: {
-        size_t sn = (size_t)snprintf(since, sizeof since, "%" PRId64, rq->since_ms);
-        const char *kv[7] = {k1, k2, k3, cl->inst, conn, since, "0"};
-        size_t kl[7] = {cl_pool_key(k1, "orr:u:", rq->pool, rq->name, rq->name_len),
-                        cl_conn_index_key(cl, k2, rq->conn),
-                        cl_node_index_key(cl, k3),
-                        cl->inst_len,
-                        cn,
-                        sn,
-                        1};
-        rc = cl_eval(cl, SC_REGISTER, rq, 3, kv, kl, 4);
-        break;
-    }
-    case CL_UNREGISTER: {
-        const char *kv[4] = {k1, k2, cl->inst, conn};
-        size_t kl[4] = {cl_pool_key(k1, "orr:u:", rq->pool, rq->name, rq->name_len),
-                        cl_conn_index_key(cl, k2, rq->conn), cl->inst_len, cn};
-        rc = cl_eval(cl, SC_UNREGISTER, rq, 2, kv, kl, 2);
-        break;
-    }
-    case CL_SEND:
+    if (rq->kind == ORR_RQ_SEND) { /* goes out with the others of this pass */
         cl->batch[cl->n_batch++] = rq;
         if (cl->n_batch == SEND_BATCH) cl_flush_sends(cl);
         return;
-    case CL_JOIN: {
-        char k4[KEY_MAX];
-        const char *kv[6] = {k1, k2, k3, k4, cl->inst, conn};
-        size_t kl[6] = {cl_pool_key(k1, "orr:g:", rq->pool, rq->name, rq->name_len),
-                        cl_conn_index_key(cl, k2, rq->conn),
-                        cl_node_index_key(cl, k3),
-                        cl_pool_key(k4, "orr:gn:", rq->pool, rq->name, rq->name_len),
-                        cl->inst_len,
-                        cn};
-        rc = cl_eval(cl, SC_JOIN, rq, 4, kv, kl, 2);
-        break;
     }
-    case CL_LEAVE: {
-        const char *kv[5] = {k1, k2, k3, cl->inst, conn};
-        size_t kl[5] = {cl_pool_key(k1, "orr:g:", rq->pool, rq->name, rq->name_len),
-                        cl_conn_index_key(cl, k2, rq->conn),
-                        cl_pool_key(k3, "orr:gn:", rq->pool, rq->name, rq->name_len), cl->inst_len,
-                        cn};
-        rc = cl_eval(cl, SC_LEAVE, rq, 3, kv, kl, 2);
-        break;
-    }
-    case CL_PUBLISH: {
-        const orr_payload *m = rq->payload;
-        size_t tlen = cl_pool_key(k2, "", rq->pool, rq->name, rq->name_len);
-        const char *kv[5] = {k1, cl->inst, k2, (const char *)m->bytes + PAYLOAD_HDR_ROOM, cl->cap};
-        size_t kl[5] = {cl_pool_key(k1, "orr:gn:", rq->pool, rq->name, rq->name_len), cl->inst_len,
-                        tlen, m->len, cl->cap_len};
-        rc = cl_eval(cl, SC_PUBLISH, rq, 1, kv, kl, 4);
-        break;
-    }
-    case CL_GONE: {
+    if (cl->n_batch) cl_flush_sends(cl);
+    char conn[24];
+    size_t cn = (size_t)snprintf(conn, sizeof conn, "%" PRIu64, rq->conn);
+    int rc = 0;
+    if (rq->kind == ORR_RQ_REGISTER || rq->kind == ORR_RQ_UNREGISTER) {
+        rc = eval_name(cl, rq, conn, cn);
+    } else if (rq->kind == ORR_RQ_JOIN || rq->kind == ORR_RQ_LEAVE) {
+        rc = eval_group(cl, rq, conn, cn);
+    } else if (rq->kind == ORR_RQ_PUBLISH) {
+        rc = eval_publish(cl, rq);
+    } else if (rq->kind == ORR_RQ_GONE) {
         const char *kv[2] = {cl->inst, conn};
         size_t kl[2] = {cl->inst_len, cn};
         rc = cl_eval(cl, SC_GONE, rq, 0, kv, kl, 2);
-        break;
-    }
-    case CL_ANSWER:
-        break;
     }
     if (rc < 0) cl_handle_down(cl, rq);
 }
@@ -316,9 +292,10 @@ void cl_flush_sends(orr_cluster *cl) {
         orr_cl_req *rq = cl->batch[i];
         b->rq[i] = rq;
         argv[3 + i] = cl->batch_keys[i];
-        argl[3 + i] = cl_pool_key(cl->batch_keys[i], "orr:u:", rq->pool, rq->name, rq->name_len);
-        argv[4 + n + i] = (const char *)rq->payload->bytes + PAYLOAD_HDR_ROOM;
-        argl[4 + n + i] = rq->payload->len;
+        argl[3 + i] = cl_pool_key(cl->batch_keys[i], "orr:u:", rq->pool, rq->pool_len, rq->name,
+                                  rq->name_len);
+        argv[4 + n + i] = rq->msg;
+        argl[4 + n + i] = rq->msg_len;
     }
     int rc = orr_redis_command(cl->cmd, on_send_reply, b, (int)argc, argv, argl);
     if (rc == 0) {
@@ -343,20 +320,20 @@ static void on_reply(orr_redis *r, redisReply *reply, void *priv) {
     bool ok = reply && reply->type == REDIS_REPLY_INTEGER;
     long long v = ok ? reply->integer : 0;
     switch (rq->kind) {
-    case CL_REGISTER:
+    case ORR_RQ_REGISTER:
         /* Lost on the way: it stands locally and is written back. */
         answer(cl, rq, ORR_OP_UNIQUE_REGISTER, !ok || v == 1 ? ORR_OK : ORR_ETAKEN, 0);
         break;
-    case CL_JOIN:
+    case ORR_RQ_JOIN:
         answer(cl, rq, ORR_OP_GROUP_JOIN, ORR_OK, 0);
         break;
-    case CL_LEAVE:
-    case CL_UNREGISTER:
+    case ORR_RQ_LEAVE:
+    case ORR_RQ_UNREGISTER:
         /* Answered once Redis applied it: a publication after the answer
          * no longer counts it. */
         answer(cl, rq, rq->op, rq->status, rq->count);
         break;
-    case CL_PUBLISH: {
+    case ORR_RQ_PUBLISH: {
         /* The members reached on the other nodes, as Redis knows them. */
         if (ok && v > 0) atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
         answer(cl, rq, ORR_OP_GROUP_PUBLISH, ORR_OK,
@@ -395,38 +372,22 @@ static int take_one(orr_cluster *cl, const redisReply *k, const redisReply *d) {
         const char *z = memchr(t, '\0', tlen);
         if (!z) return 0;
         size_t plen = (size_t)(z - t);
-        if (plen == 0 || plen >= POOL_NAME_MAX || orr_pool_name_check(t, plen) != 0) return 0;
-        orr_pool *pool = pools_acquire(cl->srv, t, plen, false);
-        if (!pool) return 0;
-        orr_idvec *ids = &cl->scratch;
-        ids->n = 0;
-        size_t n = orr_registry_members(cl->srv->registry, pool->idx, z + 1, tlen - plen - 1, ids);
-        if (n) {
+        if (orr_pool_name_check(t, plen) != 0) return 0;
+        if (cl->dv->ops->to_group(cl->dv, t, plen, z + 1, tlen - plen - 1, d->str, d->len))
             atomic_fetch_add_explicit(&cl->received, 1, memory_order_relaxed);
-            cl_flush_posts(cl); /* after what came before it */
-            orr_payload *m = payload_new(d->str, d->len);
-            mailbox_post(cl->srv, NULL, ids->ids, n, m);
-            payload_unref(m);
-        }
-        pool_unref(pool);
         return 0;
     }
     bool kill = k->str[0] == 'K';
     uint64_t conn = kill ? parse_conn(k->str + 1, k->len - 1) : parse_conn(k->str, k->len);
-    orr_worker *w = conn ? cl_worker_of(cl, conn) : NULL;
-    if (!w) return 0;
+    if (!conn) return 0;
     if (kill) {
         atomic_fetch_add_explicit(&cl->conflicts, 1, memory_order_relaxed);
-        cl_flush_posts(cl);
-        worker_post_kill(w, conn);
+        cl->dv->ops->evict(cl->dv, conn);
         return 0;
     }
-    orr_payload *m = payload_new(d->str, d->len);
-    inbox_msg *im = worker_deliver_msg(w, m, &conn, 1);
-    payload_unref(m);
-    if (!im) return ORR_EAGAIN;
-    atomic_fetch_add_explicit(&cl->received, 1, memory_order_relaxed);
-    inbox_chain_add(&cl->post[w->index], im);
+    int rc = cl->dv->ops->to_conn(cl->dv, conn, d->str, d->len);
+    if (rc == ORR_EAGAIN) return ORR_EAGAIN;
+    if (rc == 0) atomic_fetch_add_explicit(&cl->received, 1, memory_order_relaxed);
     return 0;
 }
 

@@ -1,9 +1,10 @@
 /*
- * The cluster: this node's share of a registry that many nodes keep in
- * Redis. One thread (the cluster thread) owns three Redis connections
- * (commands; reading this node's inbox; presence) and an epoll loop of its own; workers hand
- * it requests through its mailbox and get results back through their
- * inboxes, so no worker ever waits for Redis.
+ * The cluster registry backend (registry/backend.h): this node's share of a
+ * registry that many nodes keep in Redis. One thread (the cluster thread)
+ * owns three Redis connections (commands; reading this node's inbox;
+ * presence) and an epoll loop of its own; workers submit requests to its
+ * mailbox and get results back through the delivery interface, so no
+ * worker ever waits for Redis, and the cluster never sees a worker.
  *
  * What lives where (keys are binary; <inst> is node_id#boot, a node's
  * incarnation, so a restarted node never mistakes its old entries for its
@@ -31,68 +32,16 @@
 #ifndef ORR_CLUSTER_H
 #define ORR_CLUSTER_H
 
-#include "loop/xq.h"
+#include "config/config.h"
+#include "registry/backend.h"
 
-#include <orrery/gear.h>
-#include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
 
-typedef struct orr_cluster orr_cluster;
-typedef struct orr_server orr_server;
-typedef struct orr_pool orr_pool;
-typedef struct orr_payload orr_payload;
-
-/* What a worker asks of the cluster. */
-typedef enum {
-    CL_REGISTER = 1, /* a name taken locally: claim it cluster-wide */
-    CL_UNREGISTER,
-    CL_SEND, /* a name not held on this node */
-    CL_JOIN,
-    CL_LEAVE,
-    CL_PUBLISH, /* local members already have it */
-    CL_GONE,    /* a connection that held something ended */
-    CL_ANSWER,  /* answered on the node already: only keeps results in order */
-} orr_cl_kind;
-
-typedef struct orr_cl_req {
-    orr_xq_link link; /* in the cluster's mailbox */
-    orr_cl_kind kind;
-    uint64_t conn;     /* the connection it is for (0: nobody waits) */
-    uint64_t reply_to; /* the connection that gets the result (0: none) */
-    uint64_t tag;
-    orr_pool *pool;        /* a reference owned by the request (NULL for GONE) */
-    orr_payload *payload;  /* SEND, PUBLISH: a reference owned by the request */
-    size_t local_count;    /* PUBLISH: members reached on this node */
-    int64_t since_ms;      /* REGISTER: when it was taken locally */
-    struct cl_answer *ans; /* its place in the order of answers (cluster thread) */
-    orr_registry_op op;    /* ANSWER: the result, known already */
-    int status;
-    uint64_t count;
-    uint16_t name_len;
-    char name[ORR_NAME_MAX];
-} orr_cl_req;
-
-/* Starts the cluster thread; node_id is the configured one or a default. */
-orr_cluster *orr_cluster_start(orr_server *s);
-/* After the workers stopped: sends what is still queued (connections that
- * ended), removes this node's liveness, and stops (bounded by ~2 s). */
-void orr_cluster_stop(orr_cluster *cl);
-/* SIGTERM: this node is draining; names its connections hold may be taken
- * by new registrations elsewhere at once (the clients are reconnecting). */
-void orr_cluster_draining(orr_cluster *cl);
-/* From any thread: takes ownership of req. With a cluster, every registry
- * result goes through here, so that results reach each connection in the
- * order it started the operations, whichever needed Redis. */
-void orr_cluster_post(orr_cluster *cl, orr_cl_req *req);
-/* Whether Redis is reachable (both connections up and set up); why if not. */
-bool orr_cluster_ready(orr_cluster *cl, char *why, size_t whylen);
-/* Whether this node may act as the holder of its names at `now_ms`
- * (monotonic): its liveness in Redis is known to hold. When not (a pause or
- * a cut longer than node_ttl_ms, until the names are written back), a send
- * to a name held here goes through Redis like any other. */
-bool orr_cluster_lease_valid(orr_cluster *cl, int64_t now_ms);
-/* Prometheus lines for /metrics. */
-void orr_cluster_metrics(orr_cluster *cl, void (*emit)(void *arg, const char *line), void *arg);
+/* Starts the cluster thread with cfg's "cluster" settings (copied): NULL
+ * if it cannot. port names the node when node_id is not set. reg is the
+ * node's table; dv is how results and messages reach connections (used on
+ * the cluster thread only, flushed one last time by stop; neither owned). */
+orr_backend *orr_cluster_backend_start(const orr_config *cfg, uint16_t port, orr_registry *reg,
+                                       orr_delivery *dv);
 
 #endif

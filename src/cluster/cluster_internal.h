@@ -11,24 +11,57 @@
 #include "cluster/cluster.h"
 #include "cluster/redis.h"
 #include "cluster/scripts.h"
-#include "server/internal.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "http/pool_name.h"
+#include "loop/xq.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 #define TICK_MS 50
-#define KEY_MAX (16 + POOL_NAME_MAX + ORR_NAME_MAX + 96)
+#define KEY_MAX (16 + ORR_POOL_NAME_MAX + ORR_NAME_MAX + 96)
 /* Sends queued in one loop pass go to Redis as one script call of at most this many. */
 #define SEND_BATCH 256
+
+typedef struct orr_cluster orr_cluster;
+
+/* A request as the cluster keeps it (a copy of the submitted orr_reg_req,
+ * with its pool name, name and message in one allocation). */
+typedef struct orr_cl_req {
+    orr_xq_link link; /* in the cluster's mailbox */
+    orr_rq_kind kind;
+    uint64_t conn;
+    uint64_t reply_to;
+    uint64_t tag;
+    uint64_t local_count;  /* PUBLISH */
+    int64_t since_ms;      /* REGISTER: when it was taken locally */
+    struct cl_answer *ans; /* its place in the order of answers (cluster thread) */
+    orr_registry_op op;    /* ANSWER, UNREGISTER, LEAVE: the result known already */
+    int status;
+    uint64_t count;
+    uint16_t name_len;
+    uint8_t pool_len;
+    char pool[ORR_POOL_NAME_MAX];
+    char name[ORR_NAME_MAX];
+    uint32_t msg_len;
+    char msg[]; /* SEND, PUBLISH */
+} orr_cl_req;
 
 /* Results leave in the order their requests arrived. */
 typedef struct cl_answer {
     struct cl_answer *next;
     bool done;
     uint64_t reply_to;
-    reg_pending res;
+    orr_registry_result r;
+    char name[ORR_NAME_MAX];
 } cl_answer;
 
 struct orr_cluster {
-    orr_server *srv;
-    orr_xq_chain *post; /* [n_workers]: results and deliveries to hand over */
+    orr_backend base; /* the table of registry/backend.h; base.reg is the node's table */
+    orr_delivery *dv; /* to connections: messages, results, evictions */
+    /* from the config at start */
+    uint32_t heartbeat_ms, node_ttl_ms, drain_ms, close_timeout_ms;
     cl_answer *ans_head, *ans_tail;
     pthread_t thread;
     int epfd, timer_fd;
@@ -52,7 +85,6 @@ struct orr_cluster {
     char (*batch_keys)[KEY_MAX];                /* [SEND_BATCH], scratch for their keys */
     const char *batch_argv[4 + 2 * SEND_BATCH]; /* scratch for the script call */
     size_t batch_argl[4 + 2 * SEND_BATCH];
-    orr_idvec scratch;
     /* The inbox: a stream other nodes append to (scripts.h), read on the
      * second connection with XREAD BLOCK from the last id taken. */
     char box[KEY_MAX];
@@ -84,10 +116,10 @@ struct orr_cluster {
 /* Why Redis is not ready, for /healthz (takes the lock). */
 void cl_set_why(orr_cluster *cl, const char *why);
 /* "<prefix><pool>\0<name>", "orr:c:<inst>\0<conn>", "orr:n:<inst>": their lengths. */
-size_t cl_pool_key(char *out, const char *prefix, const orr_pool *p, const char *name, size_t len);
+size_t cl_pool_key(char *out, const char *prefix, const char *pool, size_t pool_len,
+                   const char *name, size_t len);
 size_t cl_conn_index_key(const orr_cluster *cl, char *out, uint64_t conn);
 size_t cl_node_index_key(const orr_cluster *cl, char *out);
-orr_worker *cl_worker_of(orr_cluster *cl, uint64_t conn);
 void cl_req_free(orr_cl_req *rq);
 /* EVALSHA a script; the reply answers rq (NULL: nobody waits). */
 int cl_eval(orr_cluster *cl, int script, orr_cl_req *rq, int nkeys, const char **kv,
@@ -102,8 +134,10 @@ void cl_flush_sends(orr_cluster *cl);
 /* Answer a request as Redis being away allows, and free it. */
 void cl_handle_down(orr_cluster *cl, orr_cl_req *rq);
 
-/* Hand the results gathered in this loop pass to their workers. */
-void cl_flush_posts(orr_cluster *cl);
+/* Hand the results and messages gathered in this loop pass to their workers. */
+static inline void cl_flush_posts(orr_cluster *cl) {
+    cl->dv->ops->flush(cl->dv);
+}
 
 /* ---- cluster_life.c ---- */
 /* The three connections up and presence subscribed: ready (writes back). */

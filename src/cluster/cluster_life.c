@@ -33,12 +33,6 @@ typedef struct writeback {
     size_t names, members;
 } writeback;
 
-/* The pool of a registry entry seen under the registry lock: its
- * connection holds a reference meanwhile. */
-static orr_pool *pool_by_idx(orr_cluster *cl, uint32_t idx) {
-    return pools_at(cl->srv, idx);
-}
-
 /* A name lost to a newer registration elsewhere is closed (1008) through
  * this node's own inbox, after what was queued there for it (scripts.h). */
 static void on_writeback_reply(orr_redis *r, redisReply *reply, void *priv) {
@@ -53,10 +47,12 @@ static void write_one(void *arg, bool is_group, uint32_t pool_idx, const char *b
                       uint64_t conn, int64_t since_ms) {
     writeback *wb = arg;
     orr_cluster *cl = wb->cl;
-    orr_pool *pool = pool_by_idx(cl, pool_idx);
-    if (!pool) return;
+    /* Seen under the registry lock: its connection keeps the pool. */
+    char pool[ORR_POOL_NAME_MAX];
+    size_t pl = cl->dv->ops->pool_name(cl->dv, pool_idx, pool, sizeof pool);
+    if (!pl) return;
     char key[KEY_MAX], ci[KEY_MAX], ni[KEY_MAX], gn[KEY_MAX], cs[24], ss[24];
-    size_t keyl = cl_pool_key(key, is_group ? "orr:g:" : "orr:u:", pool, bytes, len);
+    size_t keyl = cl_pool_key(key, is_group ? "orr:g:" : "orr:u:", pool, pl, bytes, len);
     size_t cil = cl_conn_index_key(cl, ci, conn), nil = cl_node_index_key(cl, ni);
     size_t csl = (size_t)snprintf(cs, sizeof cs, "%" PRIu64, conn);
     /* REGISTER: 3 keys, inst, conn, since, writeback; JOIN: 4 keys, inst, conn */
@@ -78,7 +74,7 @@ static void write_one(void *arg, bool is_group, uint32_t pool_idx, const char *b
                     keyl,
                     cil,
                     nil,
-                    is_group ? cl_pool_key(gn, "orr:gn:", pool, bytes, len) : 0,
+                    is_group ? cl_pool_key(gn, "orr:gn:", pool, pl, bytes, len) : 0,
                     cl->inst_len,
                     csl};
     const char **argv = is_group ? jv : rv;
@@ -98,7 +94,7 @@ static void write_back(orr_cluster *cl) {
     size_t kl[2] = {cl->inst_len, 1};
     cl_eval(cl, SC_REAP, NULL, 0, kv, kl, 2);
     writeback wb = {.cl = cl};
-    orr_registry_foreach(cl->srv->registry, write_one, &wb);
+    orr_registry_foreach(cl->base.reg, write_one, &wb);
     orr_log(ORR_LOG_INFO, NULL, "cluster: %s: wrote back %zu names and %zu memberships", cl->inst,
             wb.names, wb.members);
 }
@@ -157,8 +153,7 @@ static void on_restored(orr_redis *r, redisReply *reply, void *priv) {
     cl->restoring = false;
     if (reply && reply->type != REDIS_REPLY_ERROR && cl->lapsed) {
         cl->lapsed = false;
-        atomic_store_explicit(&cl->lease_until, b->sent_ms + cl->srv->cfg.cluster.node_ttl_ms,
-                              memory_order_relaxed);
+        atomic_store_explicit(&cl->lease_until, b->sent_ms + cl->node_ttl_ms, memory_order_relaxed);
         atomic_fetch_add_explicit(&cl->restores, 1, memory_order_relaxed);
         orr_log(ORR_LOG_INFO, NULL,
                 "cluster: %s: lease restored: names and memberships written back", cl->inst);
@@ -185,8 +180,7 @@ static void on_beat_reply(orr_redis *r, redisReply *reply, void *priv) {
         lapse(cl, "its liveness key had expired in Redis");
     cl->lease_held = true;
     if (!cl->lapsed) {
-        atomic_store_explicit(&cl->lease_until, b->sent_ms + cl->srv->cfg.cluster.node_ttl_ms,
-                              memory_order_relaxed);
+        atomic_store_explicit(&cl->lease_until, b->sent_ms + cl->node_ttl_ms, memory_order_relaxed);
         free(b);
         return;
     }
@@ -208,13 +202,16 @@ static void on_beat_reply(orr_redis *r, redisReply *reply, void *priv) {
     }
 }
 
-bool orr_cluster_lease_valid(orr_cluster *cl, int64_t now_ms) {
+/* The lease (backend.h holder_valid): workers read it for every send to a
+ * name held on this node. */
+static bool cl_holder_valid(orr_backend *b, int64_t now_ms) {
+    orr_cluster *cl = (orr_cluster *)b;
     return now_ms < atomic_load_explicit(&cl->lease_until, memory_order_relaxed);
 }
 
 /* How long the inbox outlives this node's last heartbeat. */
 static uint64_t inbox_keep_ms(const orr_cluster *cl) {
-    uint64_t k = 10 * (uint64_t)cl->srv->cfg.cluster.node_ttl_ms;
+    uint64_t k = 10 * (uint64_t)cl->node_ttl_ms;
     return k < 60000 ? 60000 : k;
 }
 
@@ -239,12 +236,12 @@ static void on_keep_reply(orr_redis *r, redisReply *reply, void *priv) {
 static void heartbeat(orr_cluster *cl) {
     char key[KEY_MAX], ttl[24];
     size_t kn = (size_t)snprintf(key, sizeof key, "orr:alive:%s", cl->inst);
-    size_t tn = (size_t)snprintf(ttl, sizeof ttl, "%u", cl->srv->cfg.cluster.node_ttl_ms);
+    size_t tn = (size_t)snprintf(ttl, sizeof ttl, "%u", cl->node_ttl_ms);
     const char *a1[6] = {"SET", key, "1", "PX", ttl, "GET"};
     size_t l1[6] = {3, kn, 1, 2, tn, 3};
     beat *b = orr_xmalloc(sizeof *b);
     b->cl = cl;
-    b->sent_ms = mono_ms();
+    b->sent_ms = orr_mono_ms();
     if (orr_redis_command(cl->cmd, on_beat_reply, b, 6, a1, l1) == 0)
         cl->outstanding++;
     else
@@ -268,8 +265,7 @@ static void mark_draining(orr_cluster *cl) {
     char key[KEY_MAX], ttl[24];
     size_t kn = (size_t)snprintf(key, sizeof key, "orr:draining:%s", cl->inst);
     size_t tn = (size_t)snprintf(ttl, sizeof ttl, "%u",
-                                 cl->srv->cfg.cluster.node_ttl_ms + cl->srv->cfg.drain_ms +
-                                     cl->srv->cfg.close_timeout_ms);
+                                 cl->node_ttl_ms + cl->drain_ms + cl->close_timeout_ms);
     const char *a[5] = {"SET", key, "1", "PX", ttl};
     size_t l[5] = {3, kn, 1, 2, tn};
     plain(cl, 5, a, l);
@@ -304,7 +300,7 @@ void cl_check_ready(orr_cluster *cl) {
         heartbeat(cl);
         atomic_store_explicit(&cl->ready, true, memory_order_relaxed);
         write_back(cl);
-        cl->next_beat = cl->now_ms + cl->srv->cfg.cluster.heartbeat_ms;
+        cl->next_beat = cl->now_ms + cl->heartbeat_ms;
         cl_set_why(cl, "");
         orr_log(ORR_LOG_INFO, NULL, "cluster: %s: ready", cl->inst);
     } else {
@@ -398,11 +394,11 @@ static void on_timer(orr_loop_handler *h, uint32_t events) {
     if (!atomic_load_explicit(&cl->ready, memory_order_relaxed)) return;
     if (cl->now_ms >= cl->next_beat) {
         heartbeat(cl);
-        cl->next_beat = cl->now_ms + cl->srv->cfg.cluster.heartbeat_ms;
+        cl->next_beat = cl->now_ms + cl->heartbeat_ms;
     }
     if (cl->now_ms >= cl->next_reap) {
         reap(cl);
-        uint32_t hb = cl->srv->cfg.cluster.heartbeat_ms;
+        uint32_t hb = cl->heartbeat_ms;
         uint32_t jitter = 0;
         getrandom(&jitter, sizeof jitter, GRND_NONBLOCK);
         cl->next_reap = cl->now_ms + hb + (hb ? jitter % hb : 0);
@@ -436,7 +432,7 @@ static void *cluster_main(void *arg) {
     for (;;) {
         bool stopping = atomic_load_explicit(&cl->stop, memory_order_acquire);
         if (stopping && !stop_deadline) {
-            stop_deadline = mono_ms() + 2000;
+            stop_deadline = orr_mono_ms() + 2000;
             take_mailbox(cl); /* the last connections' GONE */
             if (atomic_load_explicit(&cl->ready, memory_order_relaxed)) {
                 char key[KEY_MAX];
@@ -452,10 +448,11 @@ static void *cluster_main(void *arg) {
                 plain(cl, 3, c, cl2);
             }
         }
-        if (stopping && (cl->outstanding == 0 || !cl->cmd_up || mono_ms() >= stop_deadline)) break;
+        if (stopping && (cl->outstanding == 0 || !cl->cmd_up || orr_mono_ms() >= stop_deadline))
+            break;
         int n = epoll_wait(cl->epfd, evs, 64, TICK_MS);
         if (n < 0 && errno != EINTR) break;
-        cl->now_ms = mono_ms();
+        cl->now_ms = orr_mono_ms();
         for (int i = 0; i < n; i++) {
             orr_loop_handler *h = evs[i].data.ptr;
             h->on_event(h, evs[i].events);
@@ -466,24 +463,37 @@ static void *cluster_main(void *arg) {
     return NULL;
 }
 
-orr_cluster *orr_cluster_start(orr_server *s) {
-    orr_cluster *cl = orr_xcalloc(1, sizeof *cl);
-    if (orr_xq_init(&cl->mailbox) < 0) {
-        orr_log(ORR_LOG_ERROR, NULL, "cluster: eventfd: %s", strerror(errno));
-        free(cl);
-        return NULL;
-    }
-    cl->srv = s;
-    cl->post = orr_xcalloc((size_t)s->n_workers, sizeof *cl->post);
-    pthread_mutex_init(&cl->lock, NULL);
-    const orr_cluster_config *cc = &s->cfg.cluster;
-    char node[96];
+static void cl_stop(orr_backend *b);
+static void cl_draining(orr_backend *b);
+static int cl_submit(orr_backend *b, const orr_reg_req *rq);
+static bool cl_ready(orr_backend *b, char *why, size_t whylen);
+static void cl_metrics(orr_backend *b, void (*emit)(void *arg, const char *line), void *arg);
+
+static int cl_take_name(orr_backend *b, uint32_t pool, const char *name, size_t len,
+                        uint64_t conn) {
+    return orr_registry_claim(b->reg, pool, name, len, conn);
+}
+
+static const orr_backend_ops cluster_ops = {
+    .name = "cluster",
+    .take_name = cl_take_name,
+    .submit = cl_submit,
+    .holder_valid = cl_holder_valid,
+    .ready = cl_ready,
+    .metrics = cl_metrics,
+    .draining = cl_draining,
+    .stop = cl_stop,
+};
+
+/* <node>#<boot>: this incarnation of the node. */
+static void name_instance(orr_cluster *cl, const orr_cluster_config *cc, uint16_t port, char *node,
+                          size_t node_len) {
     if (cc->node_id[0]) {
-        snprintf(node, sizeof node, "%s", cc->node_id);
+        snprintf(node, node_len, "%s", cc->node_id);
     } else {
         char host[64] = "node";
         gethostname(host, sizeof host - 1);
-        snprintf(node, sizeof node, "%s:%u", host, s->port);
+        snprintf(node, node_len, "%s:%u", host, port);
     }
     uint32_t boot = 0;
     getrandom(&boot, sizeof boot, 0);
@@ -492,15 +502,9 @@ orr_cluster *orr_cluster_start(orr_server *s) {
     cl->box_len = (size_t)snprintf(cl->box, sizeof cl->box, "orr:inbox:%s", cl->inst);
     snprintf(cl->last_id, sizeof cl->last_id, "0-0");
     cl->ib_len = (size_t)snprintf(cl->ib, sizeof cl->ib, "orr:ib:%s", cl->inst);
-    cl->batch_keys = orr_xmalloc(SEND_BATCH * sizeof *cl->batch_keys);
-    cl->cap_len = (size_t)snprintf(cl->cap, sizeof cl->cap, "%" PRIu32, cc->inbox_max_messages);
-    for (int i = 0; i < SC_N; i++) {
-        unsigned char d[SHA_DIGEST_LENGTH];
-        SHA1((const unsigned char *)orr_cluster_scripts[i], strlen(orr_cluster_scripts[i]), d);
-        for (int k = 0; k < SHA_DIGEST_LENGTH; k++)
-            snprintf(cl->sha[i] + 2 * k, 3, "%02x", d[k]);
-    }
-    snprintf(cl->why, sizeof cl->why, "connecting to redis");
+}
+
+static void start_loop(orr_cluster *cl) {
     cl->epfd = epoll_create1(EPOLL_CLOEXEC);
     cl->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     cl->ev_h.on_event = on_event_fd;
@@ -512,7 +516,38 @@ orr_cluster *orr_cluster_start(orr_server *s) {
     struct itimerspec its = {.it_interval = {.tv_nsec = TICK_MS * 1000000L},
                              .it_value = {.tv_nsec = 1000000L}};
     timerfd_settime(cl->timer_fd, 0, &its, NULL);
-    cl->now_ms = mono_ms();
+}
+
+orr_backend *orr_cluster_backend_start(const orr_config *cfg, uint16_t port, orr_registry *reg,
+                                       orr_delivery *dv) {
+    orr_cluster *cl = orr_xcalloc(1, sizeof *cl);
+    if (orr_xq_init(&cl->mailbox) < 0) {
+        orr_log(ORR_LOG_ERROR, NULL, "cluster: eventfd: %s", strerror(errno));
+        free(cl);
+        return NULL;
+    }
+    cl->base.ops = &cluster_ops;
+    cl->base.reg = reg;
+    cl->dv = dv;
+    const orr_cluster_config *cc = &cfg->cluster;
+    cl->heartbeat_ms = cc->heartbeat_ms;
+    cl->node_ttl_ms = cc->node_ttl_ms;
+    cl->drain_ms = cfg->drain_ms;
+    cl->close_timeout_ms = cfg->close_timeout_ms;
+    pthread_mutex_init(&cl->lock, NULL);
+    char node[96];
+    name_instance(cl, cc, port, node, sizeof node);
+    cl->batch_keys = orr_xmalloc(SEND_BATCH * sizeof *cl->batch_keys);
+    cl->cap_len = (size_t)snprintf(cl->cap, sizeof cl->cap, "%" PRIu32, cc->inbox_max_messages);
+    for (int i = 0; i < SC_N; i++) {
+        unsigned char d[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)orr_cluster_scripts[i], strlen(orr_cluster_scripts[i]), d);
+        for (int k = 0; k < SHA_DIGEST_LENGTH; k++)
+            snprintf(cl->sha[i] + 2 * k, 3, "%02x", d[k]);
+    }
+    snprintf(cl->why, sizeof cl->why, "connecting to redis");
+    start_loop(cl);
+    cl->now_ms = orr_mono_ms();
     cl->cmd = orr_redis_new(cl->epfd, &cc->redis, "commands", on_state, cl);
     cl->sub = orr_redis_new(cl->epfd, &cc->redis, "inbox", on_state, cl);
     cl->pres = orr_redis_new(cl->epfd, &cc->redis, "presence", on_state, cl);
@@ -522,11 +557,11 @@ orr_cluster *orr_cluster_start(orr_server *s) {
         orr_log(ORR_LOG_ERROR, NULL, "cluster: cannot start its thread");
         return NULL;
     }
-    return cl;
+    return &cl->base;
 }
 
-void orr_cluster_stop(orr_cluster *cl) {
-    if (!cl) return;
+static void cl_stop(orr_backend *b) {
+    orr_cluster *cl = (orr_cluster *)b;
     atomic_store_explicit(&cl->stop, true, memory_order_release);
     orr_xq_wake(&cl->mailbox);
     pthread_join(cl->thread, NULL);
@@ -534,7 +569,6 @@ void orr_cluster_stop(orr_cluster *cl) {
     orr_redis_free(cl->sub);
     orr_redis_free(cl->pres);
     cl_flush_posts(cl); /* answers to what was still in flight (the workers free them) */
-    free(cl->post);
     for (orr_xq_link *l = orr_xq_take(&cl->mailbox), *next; l; l = next) {
         next = l->next;
         cl_req_free(ORR_CONTAINER_OF(l, orr_cl_req, link));
@@ -546,7 +580,6 @@ void orr_cluster_stop(orr_cluster *cl) {
     for (size_t i = 0; i < cl->n_batch; i++)
         cl_req_free(cl->batch[i]);
     free(cl->batch_keys);
-    orr_idvec_free(&cl->scratch);
     close(cl->epfd);
     orr_xq_destroy(&cl->mailbox);
     close(cl->timer_fd);
@@ -554,17 +587,45 @@ void orr_cluster_stop(orr_cluster *cl) {
     free(cl);
 }
 
-void orr_cluster_draining(orr_cluster *cl) {
-    if (!cl) return;
+static void cl_draining(orr_backend *b) {
+    orr_cluster *cl = (orr_cluster *)b;
     atomic_store_explicit(&cl->draining, true, memory_order_relaxed);
     orr_xq_wake(&cl->mailbox);
 }
 
-void orr_cluster_post(orr_cluster *cl, orr_cl_req *rq) {
-    orr_xq_push_one(&cl->mailbox, &rq->link);
+/* From any thread: a copy of rq for the cluster thread. Every result goes
+ * through here (ORR_RQ_ANSWER too), so that results reach each connection
+ * in the order it started the operations, whichever needed Redis. */
+static int cl_submit(orr_backend *b, const orr_reg_req *rq) {
+    orr_cluster *cl = (orr_cluster *)b;
+    size_t msg_len = rq->kind == ORR_RQ_SEND || rq->kind == ORR_RQ_PUBLISH ? rq->msg_len : 0;
+    orr_cl_req *q = orr_xmalloc(sizeof *q + msg_len);
+    memset(q, 0, offsetof(orr_cl_req, pool));
+    q->kind = rq->kind;
+    q->conn = rq->conn;
+    q->reply_to = rq->reply_to;
+    q->tag = rq->tag;
+    q->local_count = rq->local_count;
+    q->op = rq->op;
+    q->status = rq->status;
+    q->count = rq->count;
+    q->name_len = (uint16_t)rq->name_len;
+    q->pool_len = (uint8_t)rq->pool_len;
+    q->msg_len = (uint32_t)msg_len;
+    if (rq->pool_len) memcpy(q->pool, rq->pool, rq->pool_len);
+    if (rq->name_len) memcpy(q->name, rq->name, rq->name_len);
+    if (msg_len) memcpy(q->msg, rq->msg, msg_len);
+    if (rq->kind == ORR_RQ_REGISTER) {
+        uint64_t holder;
+        orr_registry_holder_since(b->reg, rq->pool_idx, rq->name, rq->name_len, &holder,
+                                  &q->since_ms);
+    }
+    orr_xq_push_one(&cl->mailbox, &q->link);
+    return ORR_RQ_KEPT;
 }
 
-bool orr_cluster_ready(orr_cluster *cl, char *why, size_t whylen) {
+static bool cl_ready(orr_backend *b, char *why, size_t whylen) {
+    orr_cluster *cl = (orr_cluster *)b;
     if (atomic_load_explicit(&cl->ready, memory_order_relaxed)) return true;
     pthread_mutex_lock(&cl->lock);
     snprintf(why, whylen, "%s", cl->why[0] ? cl->why : "redis not ready");
@@ -572,7 +633,8 @@ bool orr_cluster_ready(orr_cluster *cl, char *why, size_t whylen) {
     return false;
 }
 
-void orr_cluster_metrics(orr_cluster *cl, void (*emit)(void *arg, const char *line), void *arg) {
+static void cl_metrics(orr_backend *b, void (*emit)(void *arg, const char *line), void *arg) {
+    orr_cluster *cl = (orr_cluster *)b;
     char line[256];
     static const struct {
         const char *name, *type, *help;

@@ -6,6 +6,8 @@
 #ifndef ORR_CONFIG_H
 #define ORR_CONFIG_H
 
+#include "http/pool_name.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,9 +39,9 @@ typedef struct orr_cluster_config {
 
 /* One entry of "pools": the limits of one executor pool. */
 typedef struct orr_pool_config {
-    char name[80];               /* "gear:<gear>" or "tenant:<id>", see orr_pool_name_check */
-    uint32_t ws_max_connections; /* 0..10000000, 0 rejects everyone; default: the top-level
-                                    ws_max_connections of the same load */
+    char name[ORR_POOL_NAME_MAX]; /* "gear:<gear>" or "tenant:<id>", see orr_pool_name_check */
+    uint32_t ws_max_connections;  /* 0..10000000, 0 rejects everyone; default: the top-level
+                                     ws_max_connections of the same load */
 } orr_pool_config;
 
 /*
@@ -85,13 +87,6 @@ void orr_config_free(orr_config *c);
  * memory aborts, as for every small internal allocation).
  */
 int orr_config_copy(orr_config *dst, const orr_config *src);
-
-/*
- * Whether the len bytes at name are a pool name: "gear:<gear>" with a valid
- * gear name (orr_gear_name_valid), or "tenant:<id>" with 1..64 of
- * [A-Za-z0-9_.-]. Returns 0 if so, else -1.
- */
-int orr_pool_name_check(const char *name, size_t len);
 
 /* The entry of "pools" for the named pool (NUL-terminated), or NULL if
  * "pools" does not list it. */

@@ -8,6 +8,7 @@
 
 #include "common/err.h"
 #include "config/config_internal.h"
+#include "http/pool_name.h"
 #include "http/router.h"
 
 #include <jansson.h>
@@ -31,27 +32,6 @@ static const orr__config_key pool_keys[] = {
 };
 
 const orr__config_table orr__config_pool_table = {pool_keys, ORR_ARRAY_LEN(pool_keys)};
-
-int orr_pool_name_check(const char *name, size_t len) {
-    if (!name || memchr(name, '\0', len)) return -1;
-    if (len > 5 && memcmp(name, "gear:", 5) == 0) {
-        char gear[64];
-        if (len - 5 >= sizeof gear) return -1;
-        memcpy(gear, name + 5, len - 5);
-        gear[len - 5] = '\0';
-        return orr_gear_name_valid(gear) ? 0 : -1;
-    }
-    if (len > 7 && len <= 7 + 64 && memcmp(name, "tenant:", 7) == 0) {
-        for (size_t i = 7; i < len; i++) {
-            char ch = name[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
-                return -1;
-        }
-        return 0;
-    }
-    return -1;
-}
 
 static int load_pool(orr__config_ctx *ctx, const char *name, json_t *v, orr_pool_config *p) {
     char g[80];

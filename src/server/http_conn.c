@@ -6,8 +6,9 @@
  * gear's connect (any response; failure is 500) -> protocol checks (426,
  * 400) -> 101.
  */
-#include "cluster/cluster.h"
 #include "common/log.h"
+#include "http/pool_name.h"
+#include "http/push_path.h"
 #include "http/websocket.h"
 #include "server/internal.h"
 
@@ -218,14 +219,14 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
     bool keep = req->keep_alive;
     bool is_get = span_is(req->method, "GET"), is_head = span_is(req->method, "HEAD");
     c->ctx_seq = ++w->ctx_seq;
-    c->ctx_ms = wall_ms();
+    c->ctx_ms = orr_wall_ms();
     w->resp_no_body = is_head;
 
     if (w->draining) {
         respond(w, c, req, 503, NULL, "server shutting down\n", false);
         return false;
     }
-    if (req->path.n >= 9 && memcmp(req->path.p, "/_orrery/", 9) == 0) {
+    if (orr_push_path_is(req->path.p, req->path.n)) {
         push_handle(w, c, req, body, body_len, keep);
         return false;
     }
@@ -240,7 +241,7 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
     }
     if ((is_get || is_head) && span_is(req->path, "/healthz")) {
         char why[200];
-        if (srv->cluster && !orr_cluster_ready(srv->cluster, why, sizeof why - 1)) {
+        if (!srv->backend->ops->ready(srv->backend, why, sizeof why - 1)) {
             strcat(why, "\n");
             respond(w, c, req, 503, NULL, why, keep);
             return false;
@@ -394,7 +395,7 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
     int rc = orr_http_parse_head((const char *)head, end, &req);
     if (rc < 0) {
         c->ctx_seq = ++w->ctx_seq;
-        c->ctx_ms = wall_ms();
+        c->ctx_ms = orr_wall_ms();
         int status = rc == ORR_HTTP_ETOOLARGE ? 431 : 400;
         orr_log(ORR_LOG_INFO, conn_ctx(w, c), "malformed request head: status=%d", status);
         http_respond_simple(w, c, status, NULL, "text/plain", "bad request\n", 12, false);
@@ -404,7 +405,7 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
     int status = push_body_allowed(w, &req);
     if (status) {
         c->ctx_seq = ++w->ctx_seq;
-        c->ctx_ms = wall_ms();
+        c->ctx_ms = orr_wall_ms();
         static const char *const why[] = {"request bodies are not accepted here\n",
                                           "unauthorized\n",
                                           "not found\n",
@@ -431,7 +432,7 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
     }
     if (!budget_room(w->srv, end + cl)) {
         c->ctx_seq = ++w->ctx_seq;
-        c->ctx_ms = wall_ms();
+        c->ctx_ms = orr_wall_ms();
         atomic_fetch_add_explicit(&w->srv->budget_refused, 1, memory_order_relaxed);
         orr_log(ORR_LOG_WARN, conn_ctx(w, c), "memory budget: a body of %zu bytes refused", cl);
         log_request(w, c, &req, 503);
@@ -475,7 +476,7 @@ static size_t body_data(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n, 
 
 static void too_large(orr_worker *w, orr_conn *c) {
     c->ctx_seq = ++w->ctx_seq;
-    c->ctx_ms = wall_ms();
+    c->ctx_ms = orr_wall_ms();
     orr_log(ORR_LOG_INFO, conn_ctx(w, c), "request head over %d bytes: status=431",
             ORR_HTTP_MAX_HEAD);
     http_respond_simple(w, c, 431, NULL, "text/plain", "request head too large\n", 23, false);

@@ -10,12 +10,14 @@
 #ifndef ORR_SERVER_INTERNAL_H
 #define ORR_SERVER_INTERNAL_H
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/list.h"
 #include "config/config.h"
 #include "http/request.h"
 #include "http/router.h"
 #include "loop/xq.h"
+#include "registry/backend.h"
 #include "registry/registry.h"
 #include "server/pool_table.h"
 #include "server/server.h"
@@ -52,7 +54,7 @@ enum {
     CF_REGISTRY =
         1 << 10, /* it took a name or joined a group: the registry forgets it at the end */
     CF_HTTP_BODY = 1 << 11, /* `in` holds a request head and its body, still arriving */
-    CF_HTTP_WAIT = 1 << 12, /* a push request waits for the cluster; `in` holds input after it */
+    CF_HTTP_WAIT = 1 << 12, /* a push request waits for the backend; `in` holds input after it */
 };
 
 /* The peer's address in binary, formatted only when needed. */
@@ -235,8 +237,8 @@ typedef struct orr_route_target {
  * freed with its last reference, so at most max_pools are alive at once.
  * References: a handshake that picked it, a connection from its upgrade
  * until the connection struct is freed (c->route points into bindings), a
- * push request, a cluster request, a cluster subscription. */
-enum { POOL_NAME_MAX = 80 };
+ * push request, a publication from another node (delivery.c) while it runs. */
+enum { POOL_NAME_MAX = ORR_POOL_NAME_MAX };
 struct orr_pool {
     uint32_t idx; /* below max_pools; another pool's once this one is freed */
     bool gear;    /* a gear's own: never freed, references not counted (set at creation) */
@@ -272,8 +274,9 @@ struct orr_server {
     char *index_html; /* GET / */
     size_t index_html_len;
     atomic_int draining;
-    orr_registry *registry;
-    struct orr_cluster *cluster; /* NULL: a single node */
+    orr_registry *registry; /* the node's table */
+    orr_backend *backend;   /* where operations go beyond it: local or cluster (start-up) */
+    orr_delivery *delivery; /* what a backend's own thread delivers with (delivery.c) */
     orr_pools pools;
     /* What SIGHUP may change while workers run. */
     atomic_uint_fast64_t max_outbound_bytes;
@@ -453,7 +456,7 @@ size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t 
 bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, const void *msg,
                   size_t msg_len);
 /* Whether this node delivers to `name` of `pool` by itself: a local holder,
- * confirmed, and (with a cluster) while this node's lease holds; *to is it. */
+ * confirmed, and while the backend lets this node deliver (holder_valid); *to is it. */
 bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_t len,
                           uint64_t *to);
 /* After a callback of c returned: run the registry results it produced. */
@@ -464,7 +467,7 @@ void mailbox_conn_ended(orr_worker *w, orr_conn *c);
 /* ---- worker.c: the inbox ---- */
 bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *m, const uint64_t *ids,
                          size_t n);
-/* From the cluster thread: registry results for connections, in batches
+/* From a backend's thread (delivery.c): registry results, in batches
  * (messages chained with inbox_chain_add, handed over with one lock and at
  * most one wake-up), and an order to close a connection whose name a newer
  * registration took (1008). */
@@ -478,10 +481,16 @@ void worker_post_chain(orr_worker *w, orr_xq_chain *c);
 void worker_post_kill(orr_worker *to, uint64_t conn);
 /* Ask a worker to shed output for the budget now (budget.c). */
 void worker_post_shed(orr_worker *to);
-/* A result that came back later (cluster): to the gear, or to a push
+/* A result the backend completed later: to the gear, or to a push
  * request waiting for it. */
 void conn_registry_result(orr_worker *w, orr_conn *c, const orr_registry_result *r);
 void ws_name_conflict(orr_worker *w, orr_conn *c);
+
+/* ---- delivery.c: the delivery interface (registry/backend.h) ---- */
+/* For one thread other than the workers (a backend's): messages and
+ * results are chained per worker and handed over by flush. */
+orr_delivery *delivery_new(orr_server *s);
+void delivery_free(orr_delivery *d);
 
 /* ---- metrics.c: GET /metrics ---- */
 char *metrics_render(orr_server *s, size_t *len);
@@ -494,7 +503,7 @@ void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const 
 /* Before reading a body: 0 if this request may send one of `len` bytes, or
  * the status to answer (401, 404, 411, 413) without reading it. */
 int push_body_allowed(orr_worker *w, const orr_http_request *req);
-/* The cluster's answer to a push request that waited for it. */
+/* The backend's answer to a push request that waited for it. */
 void push_answer(orr_worker *w, orr_conn *c, const orr_registry_result *r);
 /* ---- handshake.c ---- */
 struct orr_handshake {
@@ -532,7 +541,5 @@ int hs_query_valid(const orr_handshake *hs);
 char *orr_index_page(const orr_server *s, size_t *len);
 
 const char *status_text(int status);
-int64_t mono_ms(void);
-int64_t wall_ms(void);
 
 #endif

@@ -5,16 +5,15 @@
  * An operation runs against the node's registry table (src/registry) at
  * once; its result is queued on the worker and handed to the connection's
  * on_registry_result right after the callback that started it returns
- * (mailbox_run_results), never inside it. A cluster backend will complete
- * the same results later, through the worker's inbox, without any change
- * to gears.
+ * (mailbox_run_results), never inside it, unless the registry backend
+ * (registry/backend.h) keeps the operation: then its result comes later,
+ * through the worker's inbox (conn_registry_result), in order.
  *
  * A message becomes one refcounted payload whose text frame header is
  * encoded once. Its recipients are grouped by worker: one inbox entry per
  * worker, whatever the number of members there; a worker's own
  * connections get theirs through its local list, without a lock.
  */
-#include "cluster/cluster.h"
 #include "common/log.h"
 #include "server/internal.h"
 #include "ws/utf8.h"
@@ -80,29 +79,6 @@ size_t mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t
 
 /* ---- results ---- */
 
-static orr_cl_req *cl_req(orr_conn *c, orr_cl_kind kind, orr_registry_op op, int status,
-                          uint64_t count, const char *name, size_t len, uint64_t tag) {
-    orr_cl_req *rq = orr_xcalloc(1, sizeof *rq);
-    rq->kind = kind;
-    rq->conn = c->id;
-    rq->reply_to = c->id;
-    rq->tag = tag;
-    rq->pool = c->route->pool;
-    pool_ref(rq->pool); /* until the cluster thread frees the request */
-    rq->op = op;
-    rq->status = status;
-    rq->count = count;
-    rq->name_len = (uint16_t)len;
-    memcpy(rq->name, name, len);
-    return rq;
-}
-
-/* With a cluster every result goes through it (in order); `kind` is what
- * it must do in Redis first (CL_ANSWER: nothing). */
-static void result_or_cluster(orr_worker *w, orr_conn *c, orr_cl_kind kind, orr_registry_op op,
-                              int status, uint64_t count, const char *name, size_t len,
-                              uint64_t tag);
-
 static void push_result(orr_worker *w, orr_conn *c, orr_registry_op op, int status, uint64_t count,
                         const char *name, size_t len, uint64_t tag) {
     if (w->n_results == w->cap_results) {
@@ -116,21 +92,31 @@ static void push_result(orr_worker *w, orr_conn *c, orr_registry_op op, int stat
         .op = op, .status = status, .count = count, .name_len = len, .tag = tag};
 }
 
-static void result_or_cluster(orr_worker *w, orr_conn *c, orr_cl_kind kind, orr_registry_op op,
-                              int status, uint64_t count, const char *name, size_t len,
-                              uint64_t tag) {
-    orr_cluster *cl = w->srv->cluster;
-    if (!cl) {
-        push_result(w, c, op, status, count, name, len, tag);
-        return;
-    }
-    orr_cl_req *rq = cl_req(c, kind, op, status, count, name, len, tag);
-    if (kind == CL_REGISTER) {
-        uint64_t holder;
-        orr_registry_holder_since(w->srv->registry, c->route->pool->idx, name, len, &holder,
-                                  &rq->since_ms);
-    }
-    orr_cluster_post(cl, rq);
+/* An operation of c as the backend sees it (pointers borrowed). status and
+ * count: its outcome on this node. */
+static orr_reg_req req_of(const orr_conn *c, orr_rq_kind kind, orr_registry_op op, int status,
+                          uint64_t count, const char *name, size_t len, uint64_t tag) {
+    const orr_pool *p = c->route->pool;
+    return (orr_reg_req){.kind = kind,
+                         .op = op,
+                         .status = status,
+                         .count = count,
+                         .conn = c->id,
+                         .reply_to = c->id,
+                         .tag = tag,
+                         .pool_idx = p->idx,
+                         .pool = p->name,
+                         .pool_len = strlen(p->name),
+                         .name = name,
+                         .name_len = len};
+}
+
+/* The backend finishes rq: its answer now (to on_registry_result right
+ * after the running callback), or later through the worker's inbox. */
+static void finish(orr_worker *w, orr_conn *c, const orr_reg_req *rq) {
+    orr_backend *be = w->srv->backend;
+    if (be->ops->submit(be, rq) == ORR_RQ_KEPT) return;
+    push_result(w, c, rq->op, rq->status, rq->count, rq->name, rq->name_len, rq->tag);
 }
 
 void mailbox_run_results(orr_worker *w, orr_conn *c) {
@@ -167,15 +153,13 @@ int orr_unique_register(orr_conn *c, const char *name, size_t len, uint64_t tag)
     int rc = may_use(c, len);
     if (rc) return rc;
     orr_worker *w = c->w;
-    /* With a cluster the name is only claimed until Redis confirms it: a
-     * claim that may be refused never receives a message sent to the name. */
-    rc = w->srv->cluster
-             ? orr_registry_claim(w->srv->registry, c->route->pool->idx, name, len, c->id)
-             : orr_registry_register(w->srv->registry, c->route->pool->idx, name, len, c->id);
+    orr_backend *be = w->srv->backend;
+    rc = be->ops->take_name(be, c->route->pool->idx, name, len, c->id);
     if (rc == 0) c->flags |= CF_REGISTRY;
-    /* Taken on this node already: no need to ask the cluster. */
-    result_or_cluster(w, c, rc == 0 ? CL_REGISTER : CL_ANSWER, ORR_OP_UNIQUE_REGISTER, rc, 0, name,
-                      len, tag);
+    /* Refused on this node already: nothing to claim beyond it. */
+    orr_reg_req rq = req_of(c, rc == 0 ? ORR_RQ_REGISTER : ORR_RQ_ANSWER, ORR_OP_UNIQUE_REGISTER,
+                            rc, 0, name, len, tag);
+    finish(w, c, &rq);
     return 0;
 }
 
@@ -184,8 +168,9 @@ int orr_unique_unregister(orr_conn *c, const char *name, size_t len, uint64_t ta
     if (rc) return rc;
     orr_worker *w = c->w;
     rc = orr_registry_unregister(w->srv->registry, c->route->pool->idx, name, len, c->id);
-    result_or_cluster(w, c, rc == 0 ? CL_UNREGISTER : CL_ANSWER, ORR_OP_UNIQUE_UNREGISTER, rc, 0,
-                      name, len, tag);
+    orr_reg_req rq = req_of(c, rc == 0 ? ORR_RQ_UNREGISTER : ORR_RQ_ANSWER,
+                            ORR_OP_UNIQUE_UNREGISTER, rc, 0, name, len, tag);
+    finish(w, c, &rq);
     return 0;
 }
 
@@ -196,19 +181,19 @@ int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, 
     orr_worker *w = c->w;
     if ((!msg && msg_len) || msg_len > w->srv->cfg.max_message_bytes) return ORR_EINVAL;
     uint64_t to;
-    rc = mailbox_local_holder(w, c->route->pool, name, len, &to) ? 0 : ORR_ENOTFOUND;
-    if (rc == 0) {
-        /* Held on this node: delivered without Redis. */
+    orr_reg_req rq;
+    if (mailbox_local_holder(w, c->route->pool, name, len, &to)) {
+        /* Held on this node: delivered without asking the backend. */
         orr_payload *m = payload_new(msg, msg_len);
-        if (!mailbox_post(w->srv, w, &to, 1, m)) rc = ORR_EAGAIN;
+        rc = mailbox_post(w->srv, w, &to, 1, m) ? 0 : ORR_EAGAIN;
         payload_unref(m);
-    } else if (w->srv->cluster) {
-        orr_cl_req *rq = cl_req(c, CL_SEND, ORR_OP_UNIQUE_SEND, 0, 0, name, len, tag);
-        rq->payload = payload_new(msg, msg_len);
-        orr_cluster_post(w->srv->cluster, rq);
-        return 0;
+        rq = req_of(c, ORR_RQ_ANSWER, ORR_OP_UNIQUE_SEND, rc, rc == 0, name, len, tag);
+    } else {
+        rq = req_of(c, ORR_RQ_SEND, ORR_OP_UNIQUE_SEND, ORR_ENOTFOUND, 0, name, len, tag);
+        rq.msg = msg;
+        rq.msg_len = msg_len;
     }
-    result_or_cluster(w, c, CL_ANSWER, ORR_OP_UNIQUE_SEND, rc, rc == 0, name, len, tag);
+    finish(w, c, &rq);
     return 0;
 }
 
@@ -218,8 +203,9 @@ int orr_group_join(orr_conn *c, const char *group, size_t len, uint64_t tag) {
     orr_worker *w = c->w;
     rc = orr_registry_join(w->srv->registry, c->route->pool->idx, group, len, c->id);
     if (rc == 0) c->flags |= CF_REGISTRY;
-    result_or_cluster(w, c, rc == 0 ? CL_JOIN : CL_ANSWER, ORR_OP_GROUP_JOIN, rc, 0, group, len,
-                      tag);
+    orr_reg_req rq =
+        req_of(c, rc == 0 ? ORR_RQ_JOIN : ORR_RQ_ANSWER, ORR_OP_GROUP_JOIN, rc, 0, group, len, tag);
+    finish(w, c, &rq);
     return 0;
 }
 
@@ -228,8 +214,9 @@ int orr_group_leave(orr_conn *c, const char *group, size_t len, uint64_t tag) {
     if (rc) return rc;
     orr_worker *w = c->w;
     rc = orr_registry_leave(w->srv->registry, c->route->pool->idx, group, len, c->id);
-    result_or_cluster(w, c, rc == 0 ? CL_LEAVE : CL_ANSWER, ORR_OP_GROUP_LEAVE, rc, 0, group, len,
-                      tag);
+    orr_reg_req rq = req_of(c, rc == 0 ? ORR_RQ_LEAVE : ORR_RQ_ANSWER, ORR_OP_GROUP_LEAVE, rc, 0,
+                            group, len, tag);
+    finish(w, c, &rq);
     return 0;
 }
 
@@ -252,9 +239,10 @@ size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t 
 bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_t len,
                           uint64_t *to) {
     if (orr_registry_lookup(w->srv->registry, pool->idx, name, len, to) != 0) return false;
-    /* With a cluster, only while our lease holds: after a lapse another
-     * node may hold the name now. */
-    return !w->srv->cluster || orr_cluster_lease_valid(w->srv->cluster, w->now_ms);
+    /* A cluster: only while this node's lease holds (after a lapse another
+     * node may hold the name now). */
+    orr_backend *be = w->srv->backend;
+    return be->ops->holder_valid(be, w->now_ms);
 }
 
 /* Send to a unique name of a pool: true if someone holds it. */
@@ -274,16 +262,13 @@ int orr_group_publish(orr_conn *c, const char *group, size_t len, const void *ms
     if (rc) return rc;
     orr_worker *w = c->w;
     if ((!msg && msg_len) || msg_len > w->srv->cfg.max_message_bytes) return ORR_EINVAL;
+    /* Members here have it now; a cluster tells the others and counts all. */
     size_t n = mailbox_publish(w, c->route->pool, group, len, msg, msg_len);
-    if (w->srv->cluster) {
-        /* Members here have it; the cluster tells the others and counts all. */
-        orr_cl_req *rq = cl_req(c, CL_PUBLISH, ORR_OP_GROUP_PUBLISH, 0, n, group, len, tag);
-        rq->payload = payload_new(msg, msg_len);
-        rq->local_count = n;
-        orr_cluster_post(w->srv->cluster, rq);
-        return 0;
-    }
-    push_result(w, c, ORR_OP_GROUP_PUBLISH, 0, n, group, len, tag);
+    orr_reg_req rq = req_of(c, ORR_RQ_PUBLISH, ORR_OP_GROUP_PUBLISH, 0, n, group, len, tag);
+    rq.msg = msg;
+    rq.msg_len = msg_len;
+    rq.local_count = n;
+    finish(w, c, &rq);
     return 0;
 }
 
@@ -294,7 +279,7 @@ void conn_registry_result(orr_worker *w, orr_conn *c, const orr_registry_result 
     }
     if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
     if (r->op == ORR_OP_UNIQUE_REGISTER) {
-        /* The cluster's answer to our claim: confirmed, or it goes (another
+        /* The backend's answer to a claim: confirmed, or it goes (another
          * node holds the name; our own holder, if any, kept it). */
         orr_registry *reg = w->srv->registry;
         uint32_t pool = c->route->pool->idx;
@@ -317,12 +302,8 @@ void mailbox_conn_ended(orr_worker *w, orr_conn *c) {
     if (c->flags & CF_REGISTRY) {
         orr_registry_conn_gone(w->srv->registry, c->id);
         c->flags &= (uint16_t)~CF_REGISTRY;
-        if (w->srv->cluster) {
-            orr_cl_req *rq = orr_xcalloc(1, sizeof *rq);
-            rq->kind = CL_GONE;
-            rq->conn = c->id;
-            orr_cluster_post(w->srv->cluster, rq);
-        }
+        orr_reg_req rq = {.kind = ORR_RQ_GONE, .conn = c->id};
+        w->srv->backend->ops->submit(w->srv->backend, &rq);
     }
     if (c->route && c->route->pool) pool_release(c->route->pool);
 }

@@ -7,7 +7,6 @@
  * Per-worker counters are summed here; nothing on a hot path takes a lock
  * or a shared atomic for them.
  */
-#include "cluster/cluster.h"
 #include "server/internal.h"
 
 #include <stdarg.h>
@@ -92,86 +91,97 @@ static void add_row(void *arg, const orr_pool *p) {
     }
 }
 
-char *metrics_render(orr_server *s, size_t *len) {
-    sbuf b = {.p = orr_xmalloc(8192), .cap = 8192};
-    /* Only the pools alive now, in idx order. */
+/* Per pool: only the pools alive now, in idx order. */
+static void render_pools(sbuf *b, orr_server *s) {
     pool_rows rows = {.s = s};
     pools_foreach(s, add_row, &rows);
     const pool_row *r = rows.v;
     size_t n = rows.n;
-
-    family(&b, "orrery_ws_connections", "gauge", "Websocket connections open, per executor pool.");
+    family(b, "orrery_ws_connections", "gauge", "Websocket connections open, per executor pool.");
     for (size_t i = 0; i < n; i++)
-        sb_printf(&b, "orrery_ws_connections{pool=\"%s\"} %u\n", r[i].name, r[i].conns);
-    family(&b, "orrery_ws_max_connections", "gauge", "The pool's ws_max_connections on this node.");
+        sb_printf(b, "orrery_ws_connections{pool=\"%s\"} %u\n", r[i].name, r[i].conns);
+    family(b, "orrery_ws_max_connections", "gauge", "The pool's ws_max_connections on this node.");
     for (size_t i = 0; i < n; i++)
-        sb_printf(&b, "orrery_ws_max_connections{pool=\"%s\"} %u\n", r[i].name, r[i].max);
-    family(&b, "orrery_ws_rejected_total", "counter",
+        sb_printf(b, "orrery_ws_max_connections{pool=\"%s\"} %u\n", r[i].name, r[i].max);
+    family(b, "orrery_ws_rejected_total", "counter",
            "Handshakes refused because the pool was full.");
     for (size_t i = 0; i < n; i++)
-        sb_printf(&b, "orrery_ws_rejected_total{pool=\"%s\"} %llu\n", r[i].name,
+        sb_printf(b, "orrery_ws_rejected_total{pool=\"%s\"} %llu\n", r[i].name,
                   (unsigned long long)r[i].rejected);
-    family(&b, "orrery_ws_frames_received_total", "counter",
-           "Data messages received from clients.");
+    family(b, "orrery_ws_frames_received_total", "counter", "Data messages received from clients.");
     for (size_t i = 0; i < n; i++)
-        sb_printf(&b, "orrery_ws_frames_received_total{pool=\"%s\"} %llu\n", r[i].name,
+        sb_printf(b, "orrery_ws_frames_received_total{pool=\"%s\"} %llu\n", r[i].name,
                   (unsigned long long)r[i].frames_in);
-    family(&b, "orrery_ws_frames_sent_total", "counter", "Data messages sent to clients.");
+    family(b, "orrery_ws_frames_sent_total", "counter", "Data messages sent to clients.");
     for (size_t i = 0; i < n; i++)
-        sb_printf(&b, "orrery_ws_frames_sent_total{pool=\"%s\"} %llu\n", r[i].name,
+        sb_printf(b, "orrery_ws_frames_sent_total{pool=\"%s\"} %llu\n", r[i].name,
                   (unsigned long long)r[i].frames_out);
-    family(&b, "orrery_ws_slow_consumer_closes_total", "counter",
+    family(b, "orrery_ws_slow_consumer_closes_total", "counter",
            "Connections closed (1008) because their client did not read.");
     for (size_t i = 0; i < n; i++)
-        sb_printf(&b, "orrery_ws_slow_consumer_closes_total{pool=\"%s\"} %llu\n", r[i].name,
+        sb_printf(b, "orrery_ws_slow_consumer_closes_total{pool=\"%s\"} %llu\n", r[i].name,
                   (unsigned long long)r[i].slow_closes);
     free(rows.v);
+}
 
-    family(&b, "orrery_ws_handshakes_total", "counter",
+static void render_handshakes(sbuf *b, orr_server *s) {
+    family(b, "orrery_ws_handshakes_total", "counter",
            "Requests to websocket routes, by response status.");
     static const char *labels[HS_N] = {"101", "400", "404", "426", "500", "503", "4xx", "other"};
     for (int i = 0; i < HS_N; i++)
-        sb_printf(&b, "orrery_ws_handshakes_total{status=\"%s\"} %llu\n", labels[i],
+        sb_printf(b, "orrery_ws_handshakes_total{status=\"%s\"} %llu\n", labels[i],
                   (unsigned long long)atomic_load_explicit(&s->hs_status[i], memory_order_relaxed));
+}
 
-    family(&b, "orrery_mailbox_dropped_total", "counter",
+/* What the node holds for clients and what it refused or shed to stay bounded. */
+static void render_memory(sbuf *b, orr_server *s) {
+    family(b, "orrery_mailbox_dropped_total", "counter",
            "Messages refused because the receiving worker's mailbox was full.");
     uint64_t dropped = 0;
     for (int wi = 0; wi < s->n_workers; wi++)
         dropped += atomic_load_explicit(&s->workers[wi].mailbox_dropped, memory_order_relaxed);
-    sb_printf(&b, "orrery_mailbox_dropped_total %llu\n", (unsigned long long)dropped);
+    sb_printf(b, "orrery_mailbox_dropped_total %llu\n", (unsigned long long)dropped);
 
     family(
-        &b, "orrery_buffered_bytes", "gauge",
+        b, "orrery_buffered_bytes", "gauge",
         "Bytes held for connections: messages being reassembled, request bodies, unsent output.");
-    sb_printf(&b, "orrery_buffered_bytes %zu\n",
+    sb_printf(b, "orrery_buffered_bytes %zu\n",
               atomic_load_explicit(&s->buffered, memory_order_relaxed));
-    family(&b, "orrery_max_buffered_bytes", "gauge", "The memory budget (max_buffered_bytes).");
-    sb_printf(&b, "orrery_max_buffered_bytes %zu\n",
+    family(b, "orrery_max_buffered_bytes", "gauge", "The memory budget (max_buffered_bytes).");
+    sb_printf(b, "orrery_max_buffered_bytes %zu\n",
               atomic_load_explicit(&s->max_buffered_bytes, memory_order_relaxed));
-    family(&b, "orrery_budget_closes_total", "counter",
+    family(b, "orrery_budget_closes_total", "counter",
            "Connections closed to keep within max_buffered_bytes: a message refused (1013), output "
            "shed (1008).");
-    sb_printf(&b, "orrery_budget_closes_total{reason=\"message_refused\"} %llu\n",
+    sb_printf(b, "orrery_budget_closes_total{reason=\"message_refused\"} %llu\n",
               (unsigned long long)atomic_load_explicit(&s->budget_refused, memory_order_relaxed));
-    sb_printf(&b, "orrery_budget_closes_total{reason=\"output_shed\"} %llu\n",
+    sb_printf(b, "orrery_budget_closes_total{reason=\"output_shed\"} %llu\n",
               (unsigned long long)atomic_load_explicit(&s->budget_shed, memory_order_relaxed));
-    family(&b, "orrery_accept_errors_total", "counter",
+}
+
+static void render_registry(sbuf *b, orr_server *s) {
+    family(b, "orrery_accept_errors_total", "counter",
            "Failed accept calls, mostly for want of file descriptors or memory (the worker then "
            "pauses accepting until its next tick).");
-    sb_printf(&b, "orrery_accept_errors_total %llu\n",
+    sb_printf(b, "orrery_accept_errors_total %llu\n",
               (unsigned long long)atomic_load_explicit(&s->accept_errors, memory_order_relaxed));
-
-    if (s->cluster) orr_cluster_metrics(s->cluster, emit_line, &b);
-
+    s->backend->ops->metrics(s->backend, emit_line, b);
     orr_registry_counts rc;
     orr_registry_get_counts(s->registry, &rc);
-    family(&b, "orrery_registry_names", "gauge", "Unique names held on this node.");
-    sb_printf(&b, "orrery_registry_names %zu\n", rc.names);
-    family(&b, "orrery_registry_groups", "gauge", "Groups with members on this node.");
-    sb_printf(&b, "orrery_registry_groups %zu\n", rc.groups);
-    family(&b, "orrery_registry_memberships", "gauge", "Group memberships on this node.");
-    sb_printf(&b, "orrery_registry_memberships %zu\n", rc.memberships);
+    family(b, "orrery_registry_names", "gauge", "Unique names held on this node.");
+    sb_printf(b, "orrery_registry_names %zu\n", rc.names);
+    family(b, "orrery_registry_groups", "gauge", "Groups with members on this node.");
+    sb_printf(b, "orrery_registry_groups %zu\n", rc.groups);
+    family(b, "orrery_registry_memberships", "gauge", "Group memberships on this node.");
+    sb_printf(b, "orrery_registry_memberships %zu\n", rc.memberships);
+}
+
+char *metrics_render(orr_server *s, size_t *len) {
+    sbuf b = {.p = orr_xmalloc(8192), .cap = 8192};
+    render_pools(&b, s);
+    render_handshakes(&b, s);
+    render_memory(&b, s);
+    render_registry(&b, s);
     *len = b.n;
     return b.p;
 }

@@ -11,16 +11,14 @@
  * request needs "Authorization: Bearer <api_token>" (401, compared in
  * constant time); bodies over max_message_bytes are 413, read no further.
  */
-#include "cluster/cluster.h"
 #include "common/log.h"
+#include "http/push_path.h"
 #include "server/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#define PREFIX "/_orrery/"
 
 static bool span_eq(orr_span s, const char *lit) {
     size_t n = strlen(lit);
@@ -58,12 +56,8 @@ static int authorise(orr_worker *w, const orr_http_request *req) {
     return status;
 }
 
-static bool is_push_path(const orr_http_request *req) {
-    return req->path.n >= sizeof PREFIX - 1 && memcmp(req->path.p, PREFIX, sizeof PREFIX - 1) == 0;
-}
-
 int push_body_allowed(orr_worker *w, const orr_http_request *req) {
-    if (!is_push_path(req)) return 400;
+    if (!orr_push_path_is(req->path.p, req->path.n)) return 400;
     int status = authorise(w, req);
     if (status) return status;
     if (!span_eq(req->method, "POST")) return 405;
@@ -82,58 +76,16 @@ static void answer(orr_worker *w, orr_conn *c, const orr_http_request *req, int 
     http_respond_simple(w, c, status, extra, "application/json", json, strlen(json), keep);
 }
 
-/* Splits "pools/<pool>/<kind>/<name>/messages" into decoded parts, in
- * place in buf. Returns false if it has another shape. */
-static bool split_path(char *buf, size_t n, char **pool, size_t *pool_n, char **kind, char **name,
-                       size_t *name_n) {
-    char *seg[5];
-    size_t len[5], k = 0;
-    char *p = buf, *end = buf + n;
-    while (p <= end && k < 5) {
-        char *slash = memchr(p, '/', (size_t)(end - p));
-        char *e = slash ? slash : end;
-        seg[k] = p;
-        long d = orr_url_decode(p, (size_t)(e - p), p, false);
-        if (d <= 0) return false;
-        len[k++] = (size_t)d;
-        if (!slash) {
-            p = end + 1;
-            break;
-        }
-        p = slash + 1;
-    }
-    if (k != 5 || p != end + 1) return false;
-    if (len[0] != 5 || memcmp(seg[0], "pools", 5) != 0) return false;
-    if (len[4] != 8 || memcmp(seg[4], "messages", 8) != 0) return false;
-    seg[2][len[2]] = '\0';
-    *pool = seg[1];
-    *pool_n = len[1];
-    *kind = seg[2];
-    *name = seg[3];
-    *name_n = len[3];
-    return true;
-}
-
-/* With a cluster, a name held elsewhere or a group's members everywhere
- * need Redis: the request waits (reads paused, what followed it kept) for
- * the answer, which push_answer writes. The cluster request takes over the
- * caller's reference to p. */
-static void wait_for_cluster(orr_worker *w, orr_conn *c, orr_pool *p, bool unique, const char *name,
-                             size_t name_n, const uint8_t *body, size_t body_len, bool keep) {
-    orr_cl_req *rq = orr_xcalloc(1, sizeof *rq);
-    rq->kind = unique ? CL_SEND : CL_PUBLISH;
-    rq->conn = c->id;
-    rq->reply_to = c->id;
-    rq->tag = keep;
-    rq->pool = p;
-    rq->name_len = (uint16_t)name_n;
-    memcpy(rq->name, name, name_n);
-    /* A group's members here get it now; the cluster tells the others. */
-    if (!unique) rq->local_count = mailbox_publish(w, p, name, name_n, body, body_len);
-    rq->payload = payload_new(body, body_len);
+/* What the node cannot answer alone goes to the registry backend: 0 when
+ * rq's own outcome is the answer, or true when the backend kept it. Then
+ * the request waits (reads paused, what followed it kept) for the answer,
+ * which push_answer writes. */
+static bool backend_keeps(orr_worker *w, orr_conn *c, const orr_reg_req *rq) {
+    orr_backend *be = w->srv->backend;
+    if (be->ops->submit(be, rq) != ORR_RQ_KEPT) return false;
     c->flags |= CF_HTTP_WAIT | CF_READ_PAUSED;
     worker_update_events(w, c);
-    orr_cluster_post(w->srv->cluster, rq);
+    return true;
 }
 
 void push_answer(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
@@ -181,43 +133,49 @@ void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const 
         answer(w, c, req, 413, "{\"error\":\"message too large\"}", false);
         return;
     }
-    char buf[1024];
-    size_t n = req->path.n - (sizeof PREFIX - 1);
-    char *pool, *kind, *name;
-    size_t pool_n, name_n;
-    if (n >= sizeof buf) {
+    orr_push_path pp;
+    if (orr_push_path_parse(req->path.p, req->path.n, &pp) < 0) {
         answer(w, c, req, 404, "{\"error\":\"not found\"}", keep);
         return;
     }
-    memcpy(buf, req->path.p + sizeof PREFIX - 1, n);
-    buf[n] = '\0';
-    bool unique = false;
-    if (!split_path(buf, n, &pool, &pool_n, &kind, &name, &name_n) ||
-        !((unique = strcmp(kind, "unique") == 0) || strcmp(kind, "groups") == 0) ||
-        orr_pool_name_check(pool, pool_n) < 0 || name_n > ORR_NAME_MAX) {
-        answer(w, c, req, 404, "{\"error\":\"not found\"}", keep);
-        return;
-    }
-    /* A pool nobody uses on this node has no names and no members here;
-     * with a cluster it is made for the request's time. */
-    orr_pool *p = pools_acquire(w->srv, pool, pool_n, w->srv->cluster != NULL);
-    if (w->srv->cluster && p) {
-        uint64_t holder;
-        bool local = unique && mailbox_local_holder(w, p, name, name_n, &holder);
-        if (!local) {
-            wait_for_cluster(w, c, p, unique, name, name_n, body, body_len, keep);
-            return;
-        }
-    }
+    const char *pool = pp.pool, *name = pp.name;
+    size_t pool_n = pp.pool_len, name_n = pp.name_len;
+    bool unique = pp.unique;
+    /* A pool nobody uses on this node has no names and no members here
+     * (another node may have them: the backend knows). */
+    orr_pool *p = pools_acquire(w->srv, pool, pool_n, false);
+    orr_reg_req rq = {.conn = c->id,
+                      .reply_to = c->id,
+                      .tag = keep,
+                      .pool_idx = p ? p->idx : 0,
+                      .pool = pool,
+                      .pool_len = pool_n,
+                      .name = name,
+                      .name_len = name_n,
+                      .msg = body,
+                      .msg_len = body_len};
     if (unique) {
-        bool ok = p && mailbox_send(w, p, name, name_n, body, body_len);
-        answer(w, c, req, ok ? 200 : 404, ok ? "{\"delivered\":true}" : "{\"delivered\":false}",
-               keep);
+        uint64_t to;
+        if (p && mailbox_local_holder(w, p, name, name_n, &to)) {
+            bool ok = mailbox_send(w, p, name, name_n, body, body_len);
+            answer(w, c, req, ok ? 200 : 404, ok ? "{\"delivered\":true}" : "{\"delivered\":false}",
+                   keep);
+        } else {
+            rq.kind = ORR_RQ_SEND;
+            rq.op = ORR_OP_UNIQUE_SEND;
+            rq.status = ORR_ENOTFOUND;
+            if (!backend_keeps(w, c, &rq)) answer(w, c, req, 404, "{\"delivered\":false}", keep);
+        }
     } else {
         size_t count = p ? mailbox_publish(w, p, name, name_n, body, body_len) : 0;
-        char json[48];
-        snprintf(json, sizeof json, "{\"count\":%zu}", count);
-        answer(w, c, req, 200, json, keep);
+        rq.kind = ORR_RQ_PUBLISH;
+        rq.op = ORR_OP_GROUP_PUBLISH;
+        rq.count = rq.local_count = count;
+        if (!backend_keeps(w, c, &rq)) {
+            char json[48];
+            snprintf(json, sizeof json, "{\"count\":%zu}", count);
+            answer(w, c, req, 200, json, keep);
+        }
     }
     pool_unref(p);
 }

@@ -164,10 +164,14 @@ int orr_server_start(orr_server *s) {
         s->n_workers = i + 1;
     }
     s->port = port;
+    /* The registry backend: the one place that knows which there is. */
     if (s->cfg.cluster.enabled) {
-        s->cluster = orr_cluster_start(s);
-        if (!s->cluster) return -1;
+        s->delivery = delivery_new(s);
+        s->backend = orr_cluster_backend_start(&s->cfg, port, s->registry, s->delivery);
+    } else {
+        s->backend = orr_local_backend_new(s->registry);
     }
+    if (!s->backend) return -1;
     for (int i = 0; i < n; i++)
         if (orr_worker_start(&s->workers[i]) < 0) return -1;
     orr_log(ORR_LOG_INFO, NULL, "orrery listening on %s:%u (%d workers, %zu gears)",
@@ -269,14 +273,14 @@ int orr_server_run(orr_server *s) {
     }
     close(sfd);
     atomic_store(&s->draining, 1);
-    orr_cluster_draining(s->cluster);
+    s->backend->ops->draining(s->backend);
     for (int i = 0; i < s->n_workers; i++)
         orr_worker_post_drain(&s->workers[i]);
     for (int i = 0; i < s->n_workers; i++)
         orr_worker_join(&s->workers[i]);
     /* The connections that ended last have their names to give back. */
-    orr_cluster_stop(s->cluster);
-    s->cluster = NULL;
+    s->backend->ops->stop(s->backend);
+    s->backend = NULL;
     orr_log(ORR_LOG_INFO, NULL, "drained; exiting");
     return 0;
 }
@@ -285,6 +289,8 @@ void orr_server_free(orr_server *s) {
     if (!s) return;
     for (int i = 0; i < s->n_workers; i++)
         orr_worker_destroy(&s->workers[i]);
+    if (s->backend) s->backend->ops->stop(s->backend);
+    delivery_free(s->delivery);
     free(s->workers);
     orr_router_free(s->router);
     free(s->gears);

@@ -45,18 +45,6 @@ static inline inbox_msg *msg_next(inbox_msg *m) {
     return msg_of(m->link.next);
 }
 
-int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The config keeps ping_interval_ms below idle_timeout_ms (or 0: off). */
 static uint32_t list_timeout(const orr_worker *w, int list_id) {
     const orr_config *cfg = &w->srv->cfg;
@@ -576,7 +564,7 @@ static void *worker_main(void *arg) {
             orr_log(ORR_LOG_ERROR, NULL, "worker %d: epoll_wait: %s", w->index, strerror(errno));
             break;
         }
-        w->now_ms = mono_ms();
+        w->now_ms = orr_mono_ms();
         for (int i = 0; i < n; i++) {
             uintptr_t tag = (uintptr_t)evs[i].data.ptr;
             if (tag == TAG_LISTEN)
@@ -616,7 +604,7 @@ int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
     w->cork = orr_xmalloc(w->cork_cap);
     /* Counters for every possible pool; calloc'd pages cost nothing until used. */
     w->pstats = orr_xcalloc(srv->cfg.max_pools, sizeof *w->pstats);
-    w->now_ms = mono_ms();
+    w->now_ms = orr_mono_ms();
     epoll_add(w, listen_fd, EPOLLIN, (void *)(uintptr_t)TAG_LISTEN);
     epoll_add(w, orr_xq_fd(&w->inbox), EPOLLIN, (void *)(uintptr_t)TAG_EVENT);
     epoll_add(w, w->timer_fd, EPOLLIN, (void *)(uintptr_t)TAG_TIMER);
