@@ -41,9 +41,11 @@ test: deps-test check-layers format-check build
 test-fast: check-layers build
 	cd $(BUILD) && ctest --output-on-failure -j 2
 
-# Includes between src/ directories follow docs/ARCHITECTURE.md's layers block.
+# Includes between src/ directories follow docs/ARCHITECTURE.md's layers block, and no
+# function in src/ is longer than 60 lines.
 check-layers:
 	@python3 scripts/layers.py
+	@python3 scripts/funclen.py
 
 test-asan:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DORR_SANITIZE=address,undefined >/dev/null

@@ -105,72 +105,95 @@ static void pop(nesting *n) {
     n->depth--;
 }
 
-/* What the walk expects next. */
-enum { WANT_VALUE, WANT_MEMBER, AFTER_VALUE };
+/* What the walk expects next; WALK_STOP: it ends with walk.rc. */
+enum { WANT_VALUE, WANT_MEMBER, AFTER_VALUE, WALK_STOP };
+
+typedef struct walk {
+    cursor c;
+    nesting n;
+    orr__jsonpos_str path[ORR__JSONPOS_MAX_PATH];
+    orr__jsonpos_fn fn;
+    void *arg;
+    int rc;
+} walk;
+
+static int stop(walk *wk, int rc) {
+    wk->rc = rc;
+    return WALK_STOP;
+}
+
+/* A value: a container opens (or opens and closes), or a scalar is stepped over. */
+static int step_value(walk *wk) {
+    cursor *c = &wk->c;
+    int b = peek(c);
+    orr__jsonpos_str str;
+    if (b != '{' && b != '[') {
+        if ((b == '"' ? scan_string(c, &str) : scan_scalar(c)) < 0) return stop(wk, ORR_EINVAL);
+        return AFTER_VALUE;
+    }
+    if (push(&wk->n, b == '[') < 0) return stop(wk, ORR_EINVAL);
+    advance(c);
+    skip_ws(c);
+    if (peek(c) == (b == '{' ? '}' : ']')) {
+        advance(c);
+        pop(&wk->n);
+        return AFTER_VALUE;
+    }
+    return b == '{' ? WANT_MEMBER : WANT_VALUE;
+}
+
+/* An object's member: its key, then fn for it (outside any array). */
+static int step_member(walk *wk) {
+    cursor *c = &wk->c;
+    nesting *n = &wk->n;
+    orr__jsonpos_str str;
+    if (peek(c) != '"') return stop(wk, ORR_EINVAL);
+    orr__jsonpos key = here(c);
+    if (scan_string(c, &str) < 0) return stop(wk, ORR_EINVAL);
+    size_t key_end = c->i;
+    skip_ws(c);
+    if (peek(c) != ':') return stop(wk, ORR_EINVAL);
+    advance(c);
+    skip_ws(c);
+    if (n->arrays == 0 && n->depth <= ORR__JSONPOS_MAX_PATH) {
+        wk->path[n->depth - 1] = str;
+        orr__jsonpos_member m = {
+            .path = wk->path, .depth = n->depth, .key = key, .key_end = key_end, .value = here(c)};
+        int r = wk->fn(&m, wk->arg);
+        if (r) return stop(wk, r);
+    }
+    return WANT_VALUE;
+}
+
+/* After a value: a comma, the end of its container, or the end of the text. */
+static int step_after(walk *wk) {
+    cursor *c = &wk->c;
+    skip_ws(c);
+    int b = peek(c);
+    if (wk->n.depth == 0) return stop(wk, b < 0 ? 0 : ORR_EINVAL);
+    int array = top_is_array(&wk->n);
+    if (b == ',') {
+        advance(c);
+        skip_ws(c);
+        return array ? WANT_VALUE : WANT_MEMBER;
+    }
+    if (b != (array ? ']' : '}')) return stop(wk, ORR_EINVAL);
+    advance(c);
+    pop(&wk->n);
+    return AFTER_VALUE;
+}
 
 int orr__jsonpos_walk(const char *text, size_t len, orr__jsonpos_fn fn, void *arg) {
-    cursor c = {.s = (const unsigned char *)text, .len = len, .line = 1, .col = 1};
-    nesting n = {.depth = 0};
-    orr__jsonpos_str path[ORR__JSONPOS_MAX_PATH];
-    orr__jsonpos_str str;
+    walk wk = {.c = {.s = (const unsigned char *)text, .len = len, .line = 1, .col = 1},
+               .fn = fn,
+               .arg = arg};
+    skip_ws(&wk.c);
     int want = WANT_VALUE;
-
-    skip_ws(&c);
-    for (;;) {
-        int b = peek(&c);
-        if (want == WANT_VALUE) {
-            if (b == '{' || b == '[') {
-                if (push(&n, b == '[') < 0) return ORR_EINVAL;
-                advance(&c);
-                skip_ws(&c);
-                if (peek(&c) == (b == '{' ? '}' : ']')) {
-                    advance(&c);
-                    pop(&n);
-                    want = AFTER_VALUE;
-                } else {
-                    want = b == '{' ? WANT_MEMBER : WANT_VALUE;
-                }
-                continue;
-            }
-            if ((b == '"' ? scan_string(&c, &str) : scan_scalar(&c)) < 0) return ORR_EINVAL;
-            want = AFTER_VALUE;
-        } else if (want == WANT_MEMBER) {
-            if (b != '"') return ORR_EINVAL;
-            orr__jsonpos key = here(&c);
-            if (scan_string(&c, &str) < 0) return ORR_EINVAL;
-            size_t key_end = c.i;
-            skip_ws(&c);
-            if (peek(&c) != ':') return ORR_EINVAL;
-            advance(&c);
-            skip_ws(&c);
-            if (n.arrays == 0 && n.depth <= ORR__JSONPOS_MAX_PATH) {
-                path[n.depth - 1] = str;
-                orr__jsonpos_member m = {.path = path,
-                                         .depth = n.depth,
-                                         .key = key,
-                                         .key_end = key_end,
-                                         .value = here(&c)};
-                int r = fn(&m, arg);
-                if (r) return r;
-            }
-            want = WANT_VALUE;
-        } else {
-            skip_ws(&c);
-            b = peek(&c);
-            if (n.depth == 0) return b < 0 ? 0 : ORR_EINVAL;
-            int array = top_is_array(&n);
-            if (b == ',') {
-                advance(&c);
-                skip_ws(&c);
-                want = array ? WANT_VALUE : WANT_MEMBER;
-            } else if (b == (array ? ']' : '}')) {
-                advance(&c);
-                pop(&n);
-            } else {
-                return ORR_EINVAL;
-            }
-        }
-    }
+    while (want != WALK_STOP)
+        want = want == WANT_VALUE    ? step_value(&wk)
+               : want == WANT_MEMBER ? step_member(&wk)
+                                     : step_after(&wk);
+    return wk.rc;
 }
 
 /* ---- keys: comparing and decoding without a buffer -------------------- */

@@ -211,144 +211,132 @@ static bool span_is(orr_span s, const char *lit) {
     return s.n == n && memcmp(s.p, lit, n) == 0;
 }
 
-/* Returns true when the connection switched to the websocket phase. A body
- * (only the push API takes one) was read whole beforehand. */
-static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *req,
-                           const uint8_t *body, size_t body_len) {
+/* The server's own paths (and the drain): true when answered. */
+static bool serve_own(orr_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
+                      size_t body_len) {
     orr_server *srv = w->srv;
     bool keep = req->keep_alive;
-    bool is_get = span_is(req->method, "GET"), is_head = span_is(req->method, "HEAD");
-    c->ctx_seq = ++w->ctx_seq;
-    c->ctx_ms = orr_wall_ms();
-    w->resp_no_body = is_head;
-
+    bool read = span_is(req->method, "GET") || span_is(req->method, "HEAD");
     if (w->draining) {
         respond(w, c, req, 503, NULL, "server shutting down\n", false);
-        return false;
-    }
-    if (orr_push_path_is(req->path.p, req->path.n)) {
+    } else if (orr_push_path_is(req->path.p, req->path.n)) {
         push_handle(w, c, req, body, body_len, keep);
-        return false;
-    }
-    if ((is_get || is_head) && span_is(req->path, "/metrics")) {
+    } else if (read && span_is(req->path, "/metrics")) {
         size_t n;
         char *text = metrics_render(srv, &n);
         log_request(w, c, req, 200);
         http_respond_simple(w, c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", text, n,
                             keep);
         free(text);
-        return false;
-    }
-    if ((is_get || is_head) && span_is(req->path, "/healthz")) {
+    } else if (read && span_is(req->path, "/healthz")) {
         char why[200];
-        if (!srv->backend->ops->ready(srv->backend, why, sizeof why - 1)) {
-            strcat(why, "\n");
-            respond(w, c, req, 503, NULL, why, keep);
-            return false;
-        }
-        respond(w, c, req, 200, NULL, "ok\n", keep);
-        return false;
-    }
-    if ((is_get || is_head) && (span_is(req->path, "/") || span_is(req->path, "/index.html"))) {
+        bool ready = srv->backend->ops->ready(srv->backend, why, sizeof why - 1);
+        if (!ready) strcat(why, "\n");
+        respond(w, c, req, ready ? 200 : 503, NULL, ready ? "ok\n" : why, keep);
+    } else if (read && (span_is(req->path, "/") || span_is(req->path, "/index.html"))) {
         log_request(w, c, req, 200);
         http_respond_simple(w, c, 200, NULL, "text/html; charset=utf-8", srv->index_html,
                             srv->index_html_len, keep);
+    } else {
         return false;
     }
+    return true;
+}
 
-    orr_handshake hs;
-    hs_init(&hs, w, c, req, conn_ctx(w, c));
+/* The route (404) and a well-formed path and query (400): false when answered. */
+static bool route(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_handshake *hs) {
+    bool keep = req->keep_alive;
     const orr_span *host = orr_http_header_get(req, "host");
-    char *scratch = hs_alloc(&hs, req->path.n + 64);
-    int rc = orr_router_match(srv->router, host ? host->p : NULL, host ? host->n : 0, req->path.p,
-                              req->path.n, scratch, req->path.n + 64, &hs.match);
-    if (rc == ORR_ENOTFOUND || (rc == 0 && !is_get)) {
+    char *scratch = hs_alloc(hs, req->path.n + 64);
+    int rc = orr_router_match(w->srv->router, host ? host->p : NULL, host ? host->n : 0,
+                              req->path.p, req->path.n, scratch, req->path.n + 64, &hs->match);
+    if (rc == ORR_ENOTFOUND || (rc == 0 && !span_is(req->method, "GET"))) {
         respond(w, c, req, 404, NULL, "not found\n", keep);
-        hs_release(&hs);
         return false;
     }
-    if (rc < 0 || !hs_query_valid(&hs)) {
+    if (rc < 0 || !hs_query_valid(hs)) {
         hs_respond(w, c, req, 400, NULL, "malformed path or query\n", keep);
-        hs_release(&hs);
         return false;
     }
-    const orr_route_target *t = hs.match.data;
-    hs.gear = t->gear;
-    hs.callbacks = t->callbacks;
-    client_ip(w, c, req, hs.client_ip, sizeof hs.client_ip);
+    const orr_route_target *t = hs->match.data;
+    hs->gear = t->gear;
+    hs->callbacks = t->callbacks;
+    client_ip(w, c, req, hs->client_ip, sizeof hs->client_ip);
+    return true;
+}
 
-    /* The pool and its connection limit come before everything else the
-     * gear does, and before the protocol checks: at the limit, even a
-     * plain GET is 503. */
+/* The gear's own answer (connect, ws_too_many_connections), if it set one. */
+static bool gear_answered(orr_worker *w, orr_conn *c, const orr_http_request *req,
+                          const orr_handshake *hs) {
+    if (!hs->resp_status) return false;
+    hs_count(w->srv, hs->resp_status);
+    log_request(w, c, req, hs->resp_status);
+    http_respond_simple(w, c, hs->resp_status, hs->resp_headers_len ? hs->resp_headers : NULL,
+                        hs->resp_ctype, hs->resp_body, hs->resp_body_len, req->keep_alive);
+    return true;
+}
+
+/* The pool and its connection limit come before everything else the gear
+ * does, and before the protocol checks: at the limit, even a plain GET is
+ * 503. True with hs->pool set (a reference and a slot), or answered. */
+static bool admit(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_handshake *hs) {
+    bool keep = req->keep_alive;
     orr_pool *pool;
-    int status = pick_pool(w, &hs, &pool);
+    int status = pick_pool(w, hs, &pool);
     if (status) {
         hs_respond(w, c, req, status, NULL,
                    status == 404   ? "not found\n"
                    : status == 503 ? "too many executor pools\n"
                                    : "internal server error\n",
                    keep);
-        hs_release(&hs);
         return false;
     }
-    if (!pool_take(pool)) {
-        orr_log(ORR_LOG_ERROR, hs.ctx,
-                "executor pool %s: ws_max_connections (%u) reached: rejected", pool->name,
-                atomic_load_explicit(&pool->max, memory_order_relaxed));
-        const orr_gear *g = t->gear->gear;
-        if (g->ws_too_many_connections) {
-            rc = g->ws_too_many_connections(&hs);
-            if (rc < 0)
-                orr_log(ORR_LOG_ERROR, hs.ctx, "gear %s: ws_too_many_connections failed: %s",
-                        g->name, orr_strerror(rc));
-        }
-        if (hs.resp_status) {
-            hs_count(w->srv, hs.resp_status);
-            log_request(w, c, req, hs.resp_status);
-            http_respond_simple(w, c, hs.resp_status, hs.resp_headers_len ? hs.resp_headers : NULL,
-                                hs.resp_ctype, hs.resp_body, hs.resp_body_len, keep);
-        } else {
-            hs_respond(w, c, req, 503, NULL, "TooManyWebsocketConnections", keep);
-        }
-        pool_unref(pool);
-        hs_release(&hs);
-        return false;
+    if (pool_take(pool)) {
+        hs->pool = pool;
+        return true;
     }
-    hs.pool = pool;
-
-    if (t->callbacks->connect) {
-        rc = t->callbacks->connect(&hs);
-        if (hs.resp_status) {
-            hs_count(w->srv, hs.resp_status);
-            log_request(w, c, req, hs.resp_status);
-            http_respond_simple(w, c, hs.resp_status, hs.resp_headers_len ? hs.resp_headers : NULL,
-                                hs.resp_ctype, hs.resp_body, hs.resp_body_len, keep);
-            hs_end(&hs);
-            return false;
-        }
-        if (rc < 0) {
-            orr_log(ORR_LOG_ERROR, hs.ctx, "gear %s: connect failed: %s", t->gear->gear->name,
+    orr_log(ORR_LOG_ERROR, hs->ctx, "executor pool %s: ws_max_connections (%u) reached: rejected",
+            pool->name, atomic_load_explicit(&pool->max, memory_order_relaxed));
+    const orr_gear *g = hs->gear->gear;
+    if (g->ws_too_many_connections) {
+        int rc = g->ws_too_many_connections(hs);
+        if (rc < 0)
+            orr_log(ORR_LOG_ERROR, hs->ctx, "gear %s: ws_too_many_connections failed: %s", g->name,
                     orr_strerror(rc));
-            hs_respond(w, c, req, 500, NULL, "internal server error\n", keep);
-            hs_end(&hs);
-            return false;
-        }
     }
+    if (!gear_answered(w, c, req, hs))
+        hs_respond(w, c, req, 503, NULL, "TooManyWebsocketConnections", keep);
+    pool_unref(pool);
+    return false;
+}
 
+/* The gear's connect: true to go on, false when answered (its own answer, or 500). */
+static bool run_connect(orr_worker *w, orr_conn *c, const orr_http_request *req,
+                        orr_handshake *hs) {
+    if (!hs->callbacks->connect) return true;
+    int rc = hs->callbacks->connect(hs);
+    if (gear_answered(w, c, req, hs)) return false;
+    if (rc >= 0) return true;
+    orr_log(ORR_LOG_ERROR, hs->ctx, "gear %s: connect failed: %s", hs->gear->gear->name,
+            orr_strerror(rc));
+    hs_respond(w, c, req, 500, NULL, "internal server error\n", req->keep_alive);
+    return false;
+}
+
+/* The protocol checks (426, 400), then the 101 and the websocket phase. */
+static bool upgrade(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_handshake *hs) {
     orr_span key;
-    rc = orr_ws_upgrade_check(req, &key);
+    int rc = orr_ws_upgrade_check(req, &key);
     if (rc == 426) {
         hs_respond(w, c, req, 426, "Upgrade: websocket\r\n", "this is a websocket endpoint\n",
-                   keep);
-    } else if (rc != 0) {
-        hs_respond(w, c, req, 400, "Sec-WebSocket-Version: 13\r\n", "bad websocket handshake\n",
-                   keep);
-    }
-    if (rc != 0) {
-        hs_end(&hs);
+                   req->keep_alive);
         return false;
     }
-
+    if (rc != 0) {
+        hs_respond(w, c, req, 400, "Sec-WebSocket-Version: 13\r\n", "bad websocket handshake\n",
+                   req->keep_alive);
+        return false;
+    }
     char accept[29];
     orr_ws_accept_value(key.p, key.n, accept);
     char head[160];
@@ -363,11 +351,31 @@ static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *r
     log_request(w, c, req, 101);
     /* The slot and the reference pass to the connection: its route now
      * names its pool, until the connection struct is freed. */
-    c->route = pools_bind(w->srv, hs.pool, t);
-    hs.pool = NULL;
-    ws_start(w, c, &hs);
-    hs_release(&hs);
+    c->route = pools_bind(w->srv, hs->pool, hs->match.data);
+    hs->pool = NULL;
+    ws_start(w, c, hs);
     return true;
+}
+
+/* Returns true when the connection switched to the websocket phase. A body
+ * (only the push API takes one) was read whole beforehand. Order: the
+ * server's own paths, route (404, 400), pool and limit (503), connect,
+ * protocol (426, 400), 101. */
+static bool handle_request(orr_worker *w, orr_conn *c, const orr_http_request *req,
+                           const uint8_t *body, size_t body_len) {
+    c->ctx_seq = ++w->ctx_seq;
+    c->ctx_ms = orr_wall_ms();
+    w->resp_no_body = span_is(req->method, "HEAD");
+    if (serve_own(w, c, req, body, body_len)) return false;
+    orr_handshake hs;
+    hs_init(&hs, w, c, req, conn_ctx(w, c));
+    if (!route(w, c, req, &hs) || !admit(w, c, req, &hs)) {
+        hs_release(&hs);
+        return false;
+    }
+    bool upgraded = run_connect(w, c, req, &hs) && upgrade(w, c, req, &hs);
+    hs_end(&hs); /* the pool and its slot are the connection's once upgraded */
+    return upgraded;
 }
 
 enum head_result { HEAD_DONE, HEAD_UPGRADED, HEAD_WAIT_BODY };
@@ -379,6 +387,29 @@ static enum head_result finish_request(orr_worker *w, orr_conn *c, const orr_htt
     c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
     if (!upgraded && c->phase == PHASE_HTTP) worker_list_move(w, c, LIST_HTTP);
     return upgraded ? HEAD_UPGRADED : HEAD_DONE;
+}
+
+/* A request whose body is not read (only the push API takes one, when it
+ * allows it): answered, and the connection ends after the answer. */
+static void refuse_body(orr_worker *w, orr_conn *c, const orr_http_request *req, int status) {
+    c->ctx_seq = ++w->ctx_seq;
+    c->ctx_ms = orr_wall_ms();
+    static const char *const why[] = {"request bodies are not accepted here\n",
+                                      "unauthorized\n",
+                                      "not found\n",
+                                      "chunked bodies are not accepted; send Content-Length\n",
+                                      "message too large\n",
+                                      "method not allowed\n"};
+    int k = status == 401   ? 1
+            : status == 404 ? 2
+            : status == 411 ? 3
+            : status == 413 ? 4
+            : status == 405 ? 5
+                            : 0;
+    log_request(w, c, req, status);
+    http_respond_simple(w, c, status,
+                        status == 401 ? "WWW-Authenticate: Bearer realm=\"orrery\"\r\n" : NULL,
+                        "text/plain; charset=utf-8", why[k], strlen(why[k]), false);
 }
 
 /* One complete head at head[0..end), followed by `rest_n` bytes at rest:
@@ -404,25 +435,7 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
     if (!req.content_length && !req.chunked) return finish_request(w, c, &req, NULL, 0);
     int status = push_body_allowed(w, &req);
     if (status) {
-        c->ctx_seq = ++w->ctx_seq;
-        c->ctx_ms = orr_wall_ms();
-        static const char *const why[] = {"request bodies are not accepted here\n",
-                                          "unauthorized\n",
-                                          "not found\n",
-                                          "chunked bodies are not accepted; send Content-Length\n",
-                                          "message too large\n",
-                                          "method not allowed\n"};
-        int k = status == 401   ? 1
-                : status == 404 ? 2
-                : status == 411 ? 3
-                : status == 413 ? 4
-                : status == 405 ? 5
-                                : 0;
-        log_request(w, c, &req, status);
-        /* The body is not read: the connection ends after the answer. */
-        http_respond_simple(w, c, status,
-                            status == 401 ? "WWW-Authenticate: Bearer realm=\"orrery\"\r\n" : NULL,
-                            "text/plain; charset=utf-8", why[k], strlen(why[k]), false);
+        refuse_body(w, c, &req, status);
         return HEAD_DONE;
     }
     size_t cl = (size_t)req.content_length;
@@ -498,54 +511,51 @@ static void keep_for_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t 
     c->in_len = (uint32_t)n;
 }
 
-void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
-    if (!(c->flags & CF_HTTP_REQ_STARTED)) {
-        c->flags |= CF_HTTP_REQ_STARTED;
-        worker_list_move(w, c, LIST_HTTP); /* the head's time starts at its first byte */
+/* After a head was handled, with n bytes following it at p: true when this
+ * read is done with the HTTP phase (a body is awaited, or frames follow the
+ * 101 in the same read and go to the websocket phase). */
+static bool head_ends_read(orr_worker *w, orr_conn *c, enum head_result hr, uint8_t *p, size_t n) {
+    if (hr == HEAD_WAIT_BODY) return true;
+    if (hr != HEAD_UPGRADED) return false;
+    if (n && c->phase == PHASE_WS) ws_on_data(w, c, p, n);
+    return true;
+}
+
+/* A head began in an earlier read: complete it in c->in, taking from p
+ * only what fits (what follows the head stays in p), and handle it. True
+ * when this read is done; else *pp and *np are past what was used. */
+static bool split_head(orr_worker *w, orr_conn *c, uint8_t **pp, size_t *np) {
+    uint8_t *p = *pp;
+    size_t n = *np, old = c->in_len;
+    size_t room = ORR_HTTP_MAX_HEAD - old;
+    size_t take = n < room ? n : room;
+    memcpy(c->in + old, p, take);
+    c->in_len += (uint32_t)take;
+    size_t scanned = c->head_scanned;
+    long end = orr_http_head_end((const char *)c->in, c->in_len, &scanned);
+    if (end == 0 && c->in_len >= ORR_HTTP_MAX_HEAD) end = ORR_HTTP_ETOOLARGE;
+    if (end == ORR_HTTP_ETOOLARGE) {
+        conn_in_free(c);
+        too_large(w, c);
+        return true;
     }
-    if (c->flags & CF_HTTP_BODY) {
-        bool upgraded = false;
-        size_t used = body_data(w, c, p, n, &upgraded);
-        p += used;
-        n -= used;
-        if (upgraded || (c->flags & CF_HTTP_BODY)) return;
-        if (c->flags & CF_HTTP_WAIT) {
-            keep_for_later(w, c, p, n);
-            return;
-        }
-    } else if (c->in_len) {
-        /* A head began in an earlier read: complete it in c->in, taking from
-         * p only what fits; what follows the head stays in p. */
-        size_t old = c->in_len;
-        size_t room = ORR_HTTP_MAX_HEAD - old;
-        size_t take = n < room ? n : room;
-        memcpy(c->in + old, p, take);
-        c->in_len += (uint32_t)take;
-        size_t scanned = c->head_scanned;
-        long end = orr_http_head_end((const char *)c->in, c->in_len, &scanned);
-        if (end == 0 && c->in_len >= ORR_HTTP_MAX_HEAD) end = ORR_HTTP_ETOOLARGE;
-        if (end == ORR_HTTP_ETOOLARGE) {
-            conn_in_free(c);
-            too_large(w, c);
-            return;
-        }
-        if (end == 0) {
-            c->head_scanned = (uint32_t)scanned;
-            return;
-        }
-        size_t used = (size_t)end - old, body_used;
-        p += used;
-        n -= used;
-        enum head_result hr = process_head(w, c, c->in, (size_t)end, p, n, &body_used);
-        if (hr != HEAD_WAIT_BODY) conn_in_free(c);
-        p += body_used;
-        n -= body_used;
-        if (hr == HEAD_WAIT_BODY) return;
-        if (hr == HEAD_UPGRADED) {
-            if (n && c->phase == PHASE_WS) ws_on_data(w, c, p, n);
-            return;
-        }
+    if (end == 0) {
+        c->head_scanned = (uint32_t)scanned;
+        return true;
     }
+    size_t used = (size_t)end - old, body_used;
+    p += used;
+    n -= used;
+    enum head_result hr = process_head(w, c, c->in, (size_t)end, p, n, &body_used);
+    if (hr != HEAD_WAIT_BODY) conn_in_free(c);
+    *pp = p + body_used;
+    *np = n - body_used;
+    return head_ends_read(w, c, hr, *pp, *np);
+}
+
+/* Whole heads (and their bodies) one after another in p; the start of a
+ * head is kept until the rest arrives. */
+static void read_heads(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
     while (n > 0 && more_requests(c)) {
         c->flags |= CF_HTTP_REQ_STARTED;
         size_t scanned = 0;
@@ -555,7 +565,6 @@ void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
             return;
         }
         if (end == 0) {
-            /* Keep the beginning of a head until the rest arrives. */
             conn_in_grow(c, ORR_HTTP_MAX_HEAD);
             memcpy(c->in, p, n);
             c->in_len = (uint32_t)n;
@@ -567,12 +576,24 @@ void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
             process_head(w, c, p, (size_t)end, p + end, n - (size_t)end, &body_used);
         p += (size_t)end + body_used;
         n -= (size_t)end + body_used;
-        if (hr == HEAD_WAIT_BODY) return;
-        if (hr == HEAD_UPGRADED) {
-            /* Frames may follow the head in the same read. */
-            if (n && c->phase == PHASE_WS) ws_on_data(w, c, p, n);
-            return;
-        }
+        if (head_ends_read(w, c, hr, p, n)) return;
     }
     if (c->flags & CF_HTTP_WAIT) keep_for_later(w, c, p, n);
+}
+
+void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
+    if (!(c->flags & CF_HTTP_REQ_STARTED)) {
+        c->flags |= CF_HTTP_REQ_STARTED;
+        worker_list_move(w, c, LIST_HTTP); /* the head's time starts at its first byte */
+    }
+    if (c->flags & CF_HTTP_BODY) {
+        bool upgraded = false;
+        size_t used = body_data(w, c, p, n, &upgraded);
+        p += used;
+        n -= used;
+        if (upgraded || (c->flags & CF_HTTP_BODY)) return;
+    } else if (c->in_len && split_head(w, c, &p, &n)) {
+        return;
+    }
+    read_heads(w, c, p, n);
 }

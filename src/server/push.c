@@ -114,6 +114,9 @@ void push_answer(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
     free(rest);
 }
 
+static void deliver(orr_worker *w, orr_conn *c, const orr_http_request *req,
+                    const orr_push_path *pp, const uint8_t *body, size_t body_len, bool keep);
+
 void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
                  size_t body_len, bool keep) {
     int status = authorise(w, req);
@@ -138,9 +141,14 @@ void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const 
         answer(w, c, req, 404, "{\"error\":\"not found\"}", keep);
         return;
     }
-    const char *pool = pp.pool, *name = pp.name;
-    size_t pool_n = pp.pool_len, name_n = pp.name_len;
-    bool unique = pp.unique;
+    deliver(w, c, req, &pp, body, body_len, keep);
+}
+
+/* A parsed, authorised request: to a name or a group of a pool. */
+static void deliver(orr_worker *w, orr_conn *c, const orr_http_request *req,
+                    const orr_push_path *pp, const uint8_t *body, size_t body_len, bool keep) {
+    const char *pool = pp->pool, *name = pp->name;
+    size_t pool_n = pp->pool_len, name_n = pp->name_len;
     /* A pool nobody uses on this node has no names and no members here
      * (another node may have them: the backend knows). */
     orr_pool *p = pools_acquire(w->srv, pool, pool_n, false);
@@ -154,7 +162,7 @@ void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const 
                       .name_len = name_n,
                       .msg = body,
                       .msg_len = body_len};
-    if (unique) {
+    if (pp->unique) {
         uint64_t to;
         if (p && mailbox_local_holder(w, p, name, name_n, &to)) {
             bool ok = mailbox_send(w, p, name, name_n, body, body_len);

@@ -20,6 +20,61 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* The gears and their routes: 0, or -1 with err set. */
+static int add_gears(orr_server *s, const orr_gear *const *gears, size_t n_gears, char *err,
+                     size_t errlen) {
+    s->gears = orr_xcalloc(n_gears, sizeof *s->gears);
+    size_t n_routes = 0;
+    for (size_t i = 0; i < n_gears; i++)
+        n_routes += gears[i]->n_ws_routes;
+    s->targets = orr_xcalloc(n_routes, sizeof *s->targets);
+    for (size_t i = 0; i < n_gears; i++) {
+        const orr_gear *g = gears[i];
+        if (g->api_version != ORR_GEAR_API_VERSION)
+            return orr_errf(err, errlen, -1, "gear %s: api_version %d, this server speaks %d",
+                            g->name, g->api_version, ORR_GEAR_API_VERSION);
+        if (!orr_gear_name_valid(g->name) || strcmp(g->name, "healthz") == 0)
+            return orr_errf(err, errlen, -1, "gear name '%s' is not valid", g->name);
+        s->gears[s->n_gears++].gear = g;
+        for (size_t r = 0; r < g->n_ws_routes; r++) {
+            orr_route_target *t = &s->targets[s->n_targets++];
+            t->gear = &s->gears[s->n_gears - 1];
+            t->callbacks = g->ws_routes[r].callbacks;
+            char why[256];
+            if (orr_router_add(s->router, g->name, g->ws_routes[r].pattern, t, why, sizeof why) < 0)
+                return orr_errf(err, errlen, -1, "gear %s: route %s: %s", g->name,
+                                g->ws_routes[r].pattern, why);
+        }
+    }
+    return 0;
+}
+
+/* Each gear's own pool and the pools the config lists: 0, or -1 with err set. */
+static int make_pools(orr_server *s, char *err, size_t errlen) {
+    if (s->cfg.n_pools + s->n_gears > s->cfg.max_pools)
+        return orr_errf(
+            err, errlen, -1,
+            "config: %zu pools listed in \"pools\" and %zu gear pools, more than max_pools (%u)",
+            s->cfg.n_pools, s->n_gears, s->cfg.max_pools);
+    if (pools_init(s) < 0) return orr_errf(err, errlen, -1, "out of memory");
+    for (size_t i = 0; i < s->n_gears; i++) {
+        char name[POOL_NAME_MAX];
+        snprintf(name, sizeof name, "gear:%s", s->gears[i].gear->name);
+        s->gears[i].pool = pools_add_gear(s, name);
+        if (!s->gears[i].pool)
+            return orr_errf(err, errlen, -1, "max_pools (%u) is less than the number of gears",
+                            s->cfg.max_pools);
+    }
+    for (size_t i = 0; i < s->cfg.n_pools; i++) {
+        const char *name = s->cfg.pools[i].name;
+        bool known = strncmp(name, "tenant:", 7) == 0;
+        for (size_t g = 0; g < s->n_gears && !known; g++)
+            known = strcmp(name + 5, s->gears[g].gear->name) == 0;
+        if (!known) orr_log(ORR_LOG_WARN, NULL, "config: pools: %s: no such gear here", name);
+    }
+    return 0;
+}
+
 orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, size_t n_gears,
                            char *err, size_t errlen) {
     orr_server *s = orr_xcalloc(1, sizeof *s);
@@ -35,69 +90,12 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
     atomic_init(&s->max_buffered_bytes, (size_t)cfg->max_buffered_bytes);
     atomic_init(&s->accept_error_logged_s, -1);
     s->router = orr_router_new(cfg->base_domain);
-    s->gears = orr_xcalloc(n_gears, sizeof *s->gears);
-    size_t n_routes = 0;
-    for (size_t i = 0; i < n_gears; i++)
-        n_routes += gears[i]->n_ws_routes;
-    s->targets = orr_xcalloc(n_routes, sizeof *s->targets);
-    for (size_t i = 0; i < n_gears; i++) {
-        const orr_gear *g = gears[i];
-        if (g->api_version != ORR_GEAR_API_VERSION) {
-            snprintf(err, errlen, "gear %s: api_version %d, this server speaks %d", g->name,
-                     g->api_version, ORR_GEAR_API_VERSION);
-            goto fail;
-        }
-        if (!orr_gear_name_valid(g->name) || strcmp(g->name, "healthz") == 0) {
-            snprintf(err, errlen, "gear name '%s' is not valid", g->name);
-            goto fail;
-        }
-        s->gears[s->n_gears++].gear = g;
-        for (size_t r = 0; r < g->n_ws_routes; r++) {
-            orr_route_target *t = &s->targets[s->n_targets++];
-            t->gear = &s->gears[s->n_gears - 1];
-            t->callbacks = g->ws_routes[r].callbacks;
-            char why[256];
-            if (orr_router_add(s->router, g->name, g->ws_routes[r].pattern, t, why, sizeof why) <
-                0) {
-                snprintf(err, errlen, "gear %s: route %s: %s", g->name, g->ws_routes[r].pattern,
-                         why);
-                goto fail;
-            }
-        }
-    }
-    if (s->cfg.n_pools + s->n_gears > s->cfg.max_pools) {
-        snprintf(
-            err, errlen,
-            "config: %zu pools listed in \"pools\" and %zu gear pools, more than max_pools (%u)",
-            s->cfg.n_pools, s->n_gears, s->cfg.max_pools);
-        goto fail;
-    }
-    if (pools_init(s) < 0) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < s->n_gears; i++) {
-        char name[POOL_NAME_MAX];
-        snprintf(name, sizeof name, "gear:%s", s->gears[i].gear->name);
-        s->gears[i].pool = pools_add_gear(s, name);
-        if (!s->gears[i].pool) {
-            snprintf(err, errlen, "max_pools (%u) is less than the number of gears",
-                     s->cfg.max_pools);
-            goto fail;
-        }
-    }
-    for (size_t i = 0; i < s->cfg.n_pools; i++) {
-        const char *name = s->cfg.pools[i].name;
-        bool known = strncmp(name, "tenant:", 7) == 0;
-        for (size_t g = 0; g < s->n_gears && !known; g++)
-            known = strcmp(name + 5, s->gears[g].gear->name) == 0;
-        if (!known) orr_log(ORR_LOG_WARN, NULL, "config: pools: %s: no such gear here", name);
+    if (add_gears(s, gears, n_gears, err, errlen) < 0 || make_pools(s, err, errlen) < 0) {
+        orr_server_free(s);
+        return NULL;
     }
     s->index_html = orr_index_page(s, &s->index_html_len);
     return s;
-fail:
-    orr_server_free(s);
-    return NULL;
 }
 
 void orr_server_set_config_path(orr_server *s, const char *path, int listen_overridden) {

@@ -14,52 +14,62 @@ enum cb_kind { CB_INIT, CB_CLIENT, CB_SERVER, CB_RESULT };
 static const char *cb_names[] = {"init", "on_client_message", "on_server_message",
                                  "on_registry_result"};
 
+/* One event for a gear callback: each kind uses its own fields. */
+typedef struct cb_event {
+    enum cb_kind kind;
+    int opcode;                        /* CB_CLIENT */
+    const uint8_t *data;               /* CB_CLIENT, CB_SERVER: the message */
+    size_t len;                        /* its length */
+    const orr_payload *payload;        /* CB_SERVER: the shared payload it is in */
+    const orr_registry_result *result; /* CB_RESULT */
+} cb_event;
+
+/* Calls the gear's callback for ev (a missing one succeeds), with the
+ * context the gear API checks (w->cb_*) set for its time. */
+static int call_gear(orr_worker *w, orr_conn *c, const cb_event *ev) {
+    const orr_ws_callbacks *cb = c->route->callbacks;
+    int rc = 0;
+    switch (ev->kind) {
+    case CB_INIT:
+        if (cb->init) rc = cb->init(c, &c->state);
+        break;
+    case CB_CLIENT:
+        w->cb_msg = ev->data;
+        w->cb_msg_len = ev->len;
+        if (cb->on_client_message)
+            rc = cb->on_client_message(c, &c->state, ev->opcode, ev->data, ev->len);
+        w->cb_msg = NULL;
+        break;
+    case CB_SERVER:
+        if (ev->payload->utf8) { /* a gear passing it on as text needs no check */
+            w->cb_msg = ev->data;
+            w->cb_msg_len = ev->len;
+            w->cb_payload = ev->payload;
+        }
+        if (cb->on_server_message) rc = cb->on_server_message(c, &c->state, ev->data, ev->len);
+        w->cb_msg = NULL;
+        w->cb_payload = NULL;
+        break;
+    case CB_RESULT:
+        if (cb->on_registry_result) rc = cb->on_registry_result(c, &c->state, ev->result);
+        break;
+    }
+    return rc;
+}
+
 /*
  * Run one gear callback with Antikythera's failure semantics: on failure
  * the frames it queued are dropped, the state it had is kept for terminate,
  * an empty close goes out and terminate gets ERROR. A close the callback
  * queued takes effect (and terminate runs) only after it returns.
  */
-static void run_callback(orr_worker *w, orr_conn *c, enum cb_kind kind, int opcode,
-                         const uint8_t *data, size_t len, const void *extra) {
+static void run_callback(orr_worker *w, orr_conn *c, const cb_event *ev) {
     size_t mark = w->cork_len;
     uint32_t sent = c->frames_sent;
     void *before = c->state;
-    int rc;
     w->cb_conn = c;
     w->cb_closed = false;
-    switch (kind) {
-    case CB_INIT:
-        rc = c->route->callbacks->init ? c->route->callbacks->init(c, &c->state) : 0;
-        break;
-    case CB_CLIENT:
-        w->cb_msg = data;
-        w->cb_msg_len = len;
-        rc = c->route->callbacks->on_client_message
-                 ? c->route->callbacks->on_client_message(c, &c->state, opcode, data, len)
-                 : 0;
-        w->cb_msg = NULL;
-        break;
-    case CB_SERVER: {
-        const orr_payload *m = extra;
-        if (m->utf8) { /* a gear passing it on as text needs no check */
-            w->cb_msg = data;
-            w->cb_msg_len = len;
-            w->cb_payload = m;
-        }
-        rc = c->route->callbacks->on_server_message
-                 ? c->route->callbacks->on_server_message(c, &c->state, data, len)
-                 : 0;
-        w->cb_msg = NULL;
-        w->cb_payload = NULL;
-        break;
-    }
-    default:
-        rc = c->route->callbacks->on_registry_result
-                 ? c->route->callbacks->on_registry_result(c, &c->state, extra)
-                 : 0;
-        break;
-    }
+    int rc = call_gear(w, c, ev);
     w->cb_conn = NULL;
     bool closed = w->cb_closed;
     w->cb_closed = false;
@@ -68,7 +78,7 @@ static void run_callback(orr_worker *w, orr_conn *c, enum cb_kind kind, int opco
         c->frames_sent = sent;
         c->state = before;
         orr_log(ORR_LOG_ERROR, conn_ctx(w, c), "gear %s: %s failed: %s", c->route->gear->gear->name,
-                cb_names[kind], orr_strerror(rc));
+                cb_names[ev->kind], orr_strerror(rc));
         conn_send_close(w, c, 0, NULL, 0, ORR_REASON_ERROR);
         mailbox_run_results(w, c); /* drops them: c is closing */
         return;
@@ -96,12 +106,12 @@ void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs) {
     orr_log(ORR_LOG_INFO, conn_ctx(w, c), "<websocket> CONNECTED gear=%s",
             c->route->gear->gear->name);
     w->cb_hs = hs;
-    run_callback(w, c, CB_INIT, 0, NULL, 0, NULL);
+    run_callback(w, c, &(cb_event){.kind = CB_INIT});
     w->cb_hs = NULL;
 }
 
 void ws_run_result(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
-    run_callback(w, c, CB_RESULT, 0, NULL, 0, r);
+    run_callback(w, c, &(cb_event){.kind = CB_RESULT, .result = r});
 }
 
 /* After an outage, a newer registration of a name it held won elsewhere. */
@@ -129,7 +139,11 @@ void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *c
     for (size_t i = 0; i < n; i++) {
         if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) break;
         const orr_payload *m = ms[i];
-        run_callback(w, c, CB_SERVER, 0, m->bytes + PAYLOAD_HDR_ROOM, m->len, m);
+        run_callback(w, c,
+                     &(cb_event){.kind = CB_SERVER,
+                                 .data = m->bytes + PAYLOAD_HDR_ROOM,
+                                 .len = m->len,
+                                 .payload = m});
     }
     out_uncork(w);
     conn_count_frames(w, c, rx, tx);
@@ -168,7 +182,7 @@ static void refuse(orr_worker *w, orr_conn *c, size_t need) {
 
 static void deliver(orr_worker *w, orr_conn *c, int opcode, const uint8_t *data, size_t len) {
     c->frames_received++;
-    run_callback(w, c, CB_CLIENT, opcode, data, len, NULL);
+    run_callback(w, c, &(cb_event){.kind = CB_CLIENT, .opcode = opcode, .data = data, .len = len});
 }
 
 static int on_data_chunk(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
