@@ -360,11 +360,21 @@ static void on_state(orr_redis *r, int up, const char *why, void *priv) {
 
 /* ---- the thread ---- */
 
+/* The mailbox's one item type: a request from a worker. */
+static orr_xq_link *run_req(orr_xq_link *l, void *ctx) {
+    orr_xq_link *next = l->next;
+    cl_handle_req(ctx, ORR_CONTAINER_OF(l, orr_cl_req, link));
+    return next;
+}
+
+static void drop_req(orr_xq_link *l) {
+    cl_req_free(ORR_CONTAINER_OF(l, orr_cl_req, link));
+}
+
+static const orr_xq_type req_type = {run_req, drop_req};
+
 static void take_mailbox(orr_cluster *cl) {
-    for (orr_xq_link *l = orr_xq_take(&cl->mailbox), *next; l; l = next) {
-        next = l->next;
-        cl_handle_req(cl, ORR_CONTAINER_OF(l, orr_cl_req, link));
-    }
+    orr_xq_run(orr_xq_take(&cl->mailbox), cl);
     cl_flush_sends(cl);
 }
 
@@ -569,10 +579,7 @@ static void cl_stop(orr_backend *b) {
     orr_redis_free(cl->sub);
     orr_redis_free(cl->pres);
     cl_flush_posts(cl); /* answers to what was still in flight (the workers free them) */
-    for (orr_xq_link *l = orr_xq_take(&cl->mailbox), *next; l; l = next) {
-        next = l->next;
-        cl_req_free(ORR_CONTAINER_OF(l, orr_cl_req, link));
-    }
+    orr_xq_drop(orr_xq_take(&cl->mailbox));
     for (cl_answer *a = cl->ans_head, *next; a; a = next) { /* answers nobody will get now */
         next = a->next;
         free(a);
@@ -620,6 +627,7 @@ static int cl_submit(orr_backend *b, const orr_reg_req *rq) {
         orr_registry_holder_since(b->reg, rq->pool_idx, rq->name, rq->name_len, &holder,
                                   &q->since_ms);
     }
+    q->link.type = &req_type;
     orr_xq_push_one(&cl->mailbox, &q->link);
     return ORR_RQ_KEPT;
 }

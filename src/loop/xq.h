@@ -9,8 +9,13 @@
  * write only when the queue was empty (the consumer is then asleep or about
  * to look).
  *
+ * Typed receivers: every item names its type, whose run function handles it
+ * on the consumer's thread (orr_xq_run), so a consumer never switches on a
+ * kind and an item's fields are always its own struct's.
+ *
  * Ownership: pushing hands the items to the consumer; orr_xq_take hands them
- * all back to the caller (the consumer), who frees or runs them.
+ * all back to the caller (the consumer), who runs (orr_xq_run) or drops
+ * (orr_xq_drop) them; either frees them.
  */
 #ifndef ORR_LOOP_XQ_H
 #define ORR_LOOP_XQ_H
@@ -18,9 +23,36 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-typedef struct orr_xq_link {
-    struct orr_xq_link *next;
-} orr_xq_link;
+typedef struct orr_xq_link orr_xq_link;
+
+/* What a queue item is and who receives it. */
+typedef struct orr_xq_type {
+    /* Handles the item at l (ctx: the consumer's own state) and frees it;
+     * returns the next item to run: l->next, or one further on when it
+     * handled the items after l too (a run of its own type it batches). */
+    orr_xq_link *(*run)(orr_xq_link *l, void *ctx);
+    /* Frees the item at l without handling it (the consumer is going away). */
+    void (*drop)(orr_xq_link *l);
+} orr_xq_type;
+
+struct orr_xq_link {
+    orr_xq_link *next;
+    const orr_xq_type *type;
+};
+
+/* Each item of a list (from orr_xq_take or a chain), in order. */
+static inline void orr_xq_run(orr_xq_link *l, void *ctx) {
+    while (l)
+        l = l->type->run(l, ctx);
+}
+
+static inline void orr_xq_drop(orr_xq_link *l) {
+    while (l) {
+        orr_xq_link *next = l->next;
+        l->type->drop(l);
+        l = next;
+    }
+}
 
 /* Items gathered by one thread, in order, before they are pushed. */
 typedef struct orr_xq_chain {

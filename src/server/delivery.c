@@ -40,10 +40,10 @@ static int dv_to_conn(orr_delivery *d, uint64_t conn, const void *msg, size_t le
     orr_worker *w = worker_of(sd, conn);
     if (!w) return ORR_ENOTFOUND;
     orr_payload *m = payload_new(msg, len);
-    inbox_msg *im = worker_deliver_msg(w, m, &conn, 1);
+    orr_xq_link *l = worker_deliver_msg(w, m, &conn, 1);
     payload_unref(m);
-    if (!im) return ORR_EAGAIN;
-    inbox_chain_add(&sd->post[w->index], im);
+    if (!l) return ORR_EAGAIN;
+    orr_xq_chain_add(&sd->post[w->index], l);
     return 0;
 }
 
@@ -69,7 +69,7 @@ static size_t dv_to_group(orr_delivery *d, const char *pool, size_t pool_len, co
 static void dv_complete(orr_delivery *d, uint64_t conn, const orr_registry_result *r) {
     srv_delivery *sd = of(d);
     orr_worker *w = worker_of(sd, conn);
-    if (w) inbox_chain_add(&sd->post[w->index], worker_result_msg(conn, r));
+    if (w) orr_xq_chain_add(&sd->post[w->index], worker_result_msg(conn, r));
 }
 
 static void dv_evict(orr_delivery *d, uint64_t conn) {

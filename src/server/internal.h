@@ -126,7 +126,6 @@ typedef struct conn_ctl {
  * LIST_WS_PINGED from LIST_WS's head, so it stays in last_ms order too. */
 enum { LIST_NONE, LIST_HTTP, LIST_WS, LIST_WS_PINGED, LIST_CLOSING, LIST_COUNT };
 
-typedef struct inbox_msg inbox_msg;
 typedef struct orr_pool orr_pool;
 
 /* A message for one or more connections: one refcounted copy, shared by
@@ -154,6 +153,13 @@ typedef struct reg_pending {
     orr_registry_result r;
     char name[ORR_NAME_MAX];
 } reg_pending;
+
+/* A result from the inbox, gathered while a list runs (worker.c). */
+typedef struct later_ref {
+    orr_xq_link *l;
+    uint64_t conn;
+    size_t seq;
+} later_ref;
 
 struct orr_worker {
     orr_server *srv;
@@ -199,7 +205,7 @@ struct orr_worker {
     /* Drain: close 1001 spread over drain_ms. */
     int64_t drain_start_ms;
     size_t drain_total, drain_sent;
-    /* Inbox from other threads (inbox_msg items). */
+    /* Inbox from other threads (typed items, loop/xq.h; worker.c has the types). */
     orr_xq inbox;
     /* Deliveries this worker's own connections addressed to each other:
      * handled after the current epoll batch, without a lock or a wake-up. */
@@ -209,6 +215,8 @@ struct orr_worker {
     reg_pending *results;
     size_t n_results, cap_results, results_at;
     bool in_results;
+    later_ref *later; /* results from the inbox, run after the list that brought them */
+    size_t n_later, cap_later;
     orr_idvec scratch_ids; /* members of a publication, reused */
     /* Bytes waiting in its inbox and local list (payloads and ids): past
      * MAILBOX_MAX_BYTES new deliveries are refused, so a flood of
@@ -468,15 +476,14 @@ void mailbox_conn_ended(orr_worker *w, orr_conn *c);
 bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *m, const uint64_t *ids,
                          size_t n);
 /* From a backend's thread (delivery.c): registry results, in batches
- * (messages chained with inbox_chain_add, handed over with one lock and at
+ * (chained with orr_xq_chain_add, handed over with one lock and at
  * most one wake-up), and an order to close a connection whose name a newer
  * registration took (1008). */
-inbox_msg *worker_result_msg(uint64_t conn, const orr_registry_result *r);
+orr_xq_link *worker_result_msg(uint64_t conn, const orr_registry_result *r);
 /* A delivery of p (one more reference) to ids on `to`, to be chained like a
  * result; NULL, counting nothing, when `to`'s mailbox is full (the caller
  * retries later or counts the drop). */
-inbox_msg *worker_deliver_msg(orr_worker *to, orr_payload *p, const uint64_t *ids, size_t n);
-void inbox_chain_add(orr_xq_chain *c, inbox_msg *m);
+orr_xq_link *worker_deliver_msg(orr_worker *to, orr_payload *p, const uint64_t *ids, size_t n);
 void worker_post_chain(orr_worker *w, orr_xq_chain *c);
 void worker_post_kill(orr_worker *to, uint64_t conn);
 /* Ask a worker to shed output for the budget now (budget.c). */

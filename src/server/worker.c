@@ -26,24 +26,28 @@ enum { TAG_LISTEN = 1, TAG_EVENT = 2, TAG_TIMER = 3 };
 #define MAX_EVENTS 512
 #define ACCEPT_BATCH 64
 
-enum inbox_kind { INBOX_DRAIN = 1, INBOX_DELIVER, INBOX_RESULT, INBOX_KILL, INBOX_SHED };
-
-struct inbox_msg {
-    orr_xq_link link; /* in a worker's inbox, local list or a producer's chain */
-    enum inbox_kind kind;
-    orr_payload *payload; /* DELIVER: a reference of its own */
-    reg_pending *result;  /* RESULT: for result->conn; KILL: conn in ids[0] */
+/* The worker's inbox items (loop/xq.h): each type has its own struct and
+ * its own receiver (see "the inbox" below). */
+typedef struct deliver_msg {
+    orr_xq_link link;
+    orr_payload *payload; /* a reference of its own */
     size_t n;
-    uint64_t ids[]; /* DELIVER: the recipients on this worker */
-};
+    uint64_t ids[]; /* the recipients on this worker */
+} deliver_msg;
 
-static inline inbox_msg *msg_of(orr_xq_link *l) {
-    return l ? ORR_CONTAINER_OF(l, inbox_msg, link) : NULL;
-}
+typedef struct result_msg {
+    orr_xq_link link;
+    reg_pending res;
+} result_msg;
 
-static inline inbox_msg *msg_next(inbox_msg *m) {
-    return msg_of(m->link.next);
-}
+typedef struct kill_msg {
+    orr_xq_link link;
+    uint64_t conn;
+} kill_msg;
+
+typedef struct signal_msg { /* drain, shed: nothing but the type */
+    orr_xq_link link;
+} signal_msg;
 
 /* The config keeps ping_interval_ms below idle_timeout_ms (or 0: off). */
 static uint32_t list_timeout(const orr_worker *w, int list_id) {
@@ -303,46 +307,134 @@ static uint32_t tick_period(const orr_config *cfg) {
 
 /* ---- the inbox ---- */
 
-static void inbox_push(orr_worker *w, inbox_msg *m) {
+static void drop_free(orr_xq_link *l) {
+    free(l);
+}
+
+/* Drain and shed: orders for the worker itself. */
+static void start_drain(orr_worker *w);
+
+static orr_xq_link *run_drain(orr_xq_link *l, void *ctx) {
+    orr_xq_link *next = l->next;
+    free(l);
+    start_drain(ctx);
+    return next;
+}
+
+static orr_xq_link *run_shed(orr_xq_link *l, void *ctx) {
+    orr_xq_link *next = l->next;
+    free(l);
+    budget_shed(ctx, true);
+    return next;
+}
+
+static const orr_xq_type drain_type = {run_drain, drop_free};
+static const orr_xq_type shed_type = {run_shed, drop_free};
+
+static void post_signal(orr_worker *w, const orr_xq_type *type) {
+    signal_msg *m = orr_xcalloc(1, sizeof *m);
+    m->link.type = type;
     orr_xq_push_one(&w->inbox, &m->link);
 }
 
 void worker_post_shed(orr_worker *w) {
-    inbox_msg *m = orr_xcalloc(1, sizeof *m);
-    m->kind = INBOX_SHED;
-    inbox_push(w, m);
+    post_signal(w, &shed_type);
 }
 
 void orr_worker_post_drain(orr_worker *w) {
-    inbox_msg *m = orr_xcalloc(1, sizeof *m);
-    m->kind = INBOX_DRAIN;
-    inbox_push(w, m);
+    post_signal(w, &drain_type);
 }
+
+/* A connection whose name a newer registration took (cluster): 1008. */
+static orr_xq_link *run_kill(orr_xq_link *l, void *ctx) {
+    orr_worker *w = ctx;
+    kill_msg *m = ORR_CONTAINER_OF(l, kill_msg, link);
+    orr_xq_link *next = l->next;
+    orr_conn *c = orr_worker_find(w, m->conn);
+    free(m);
+    if (c) ws_name_conflict(w, c);
+    return next;
+}
+
+static const orr_xq_type kill_type = {run_kill, drop_free};
+
+void worker_post_kill(orr_worker *to, uint64_t conn) {
+    kill_msg *m = orr_xcalloc(1, sizeof *m);
+    m->link.type = &kill_type;
+    m->conn = conn;
+    orr_xq_push_one(&to->inbox, &m->link);
+}
+
+/* Deliveries. Successive ones to the same connections (publications to
+ * one group, sends to one name) are handed over connection by connection:
+ * each gets all of them, in order, in one write. */
+#define RUN_MAX 64
 
 static size_t deliver_cost(const orr_payload *p, size_t n) {
-    return sizeof(inbox_msg) + n * sizeof(uint64_t) + p->len;
+    return sizeof(deliver_msg) + n * sizeof(uint64_t) + p->len;
 }
 
-inbox_msg *worker_deliver_msg(orr_worker *to, orr_payload *p, const uint64_t *ids, size_t n) {
+static orr_xq_link *run_deliver(orr_xq_link *l, void *ctx);
+
+static void drop_deliver(orr_xq_link *l) {
+    deliver_msg *m = ORR_CONTAINER_OF(l, deliver_msg, link);
+    payload_unref(m->payload);
+    free(m);
+}
+
+static const orr_xq_type deliver_type = {run_deliver, drop_deliver};
+
+static bool same_recipients(const deliver_msg *a, const orr_xq_link *l) {
+    if (!l || l->type != &deliver_type) return false;
+    const deliver_msg *b = ORR_CONTAINER_OF(l, deliver_msg, link);
+    return a->n == b->n && memcmp(a->ids, b->ids, a->n * sizeof *a->ids) == 0;
+}
+
+static orr_xq_link *run_deliver(orr_xq_link *l, void *ctx) {
+    orr_worker *w = ctx;
+    deliver_msg *m = ORR_CONTAINER_OF(l, deliver_msg, link);
+    deliver_msg *run[RUN_MAX];
+    const orr_payload *ps[RUN_MAX];
+    size_t k = 0;
+    orr_xq_link *p = l;
+    do {
+        run[k] = ORR_CONTAINER_OF(p, deliver_msg, link);
+        ps[k] = run[k]->payload;
+        k++;
+        p = p->next;
+    } while (k < RUN_MAX && same_recipients(m, p));
+    for (size_t i = 0; i < m->n; i++) {
+        orr_conn *c = orr_worker_find(w, m->ids[i]);
+        if (c) ws_deliver_server_messages(w, c, ps, k);
+    }
+    for (size_t i = 0; i < k; i++) {
+        atomic_fetch_sub_explicit(&w->queued_bytes, deliver_cost(run[i]->payload, run[i]->n),
+                                  memory_order_relaxed);
+        drop_deliver(&run[i]->link);
+    }
+    return p;
+}
+
+orr_xq_link *worker_deliver_msg(orr_worker *to, orr_payload *p, const uint64_t *ids, size_t n) {
     size_t cost = deliver_cost(p, n);
     if (atomic_fetch_add_explicit(&to->queued_bytes, cost, memory_order_relaxed) + cost >
         MAILBOX_MAX_BYTES) {
         atomic_fetch_sub_explicit(&to->queued_bytes, cost, memory_order_relaxed);
         return NULL;
     }
-    inbox_msg *m = orr_xmalloc(sizeof *m + n * sizeof *ids);
+    deliver_msg *m = orr_xmalloc(sizeof *m + n * sizeof *ids);
     m->link.next = NULL;
-    m->kind = INBOX_DELIVER;
+    m->link.type = &deliver_type;
     m->payload = p;
     atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
     m->n = n;
     memcpy(m->ids, ids, n * sizeof *ids);
-    return m;
+    return &m->link;
 }
 
 bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const uint64_t *ids,
                          size_t n) {
-    inbox_msg *m = worker_deliver_msg(to, p, ids, n);
+    orr_xq_link *m = worker_deliver_msg(to, p, ids, n);
     if (!m) {
         if (atomic_fetch_add_explicit(&to->mailbox_dropped, 1, memory_order_relaxed) % 10000 == 0)
             orr_log(ORR_LOG_ERROR, NULL, "worker %d: mailbox over %zu MiB: message dropped",
@@ -351,66 +443,52 @@ bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const
     }
     if (to == from) {
         /* Our own connections: after this epoll batch, no lock, no wake-up. */
-        orr_xq_chain_add(&to->local, &m->link);
+        orr_xq_chain_add(&to->local, m);
         return true;
     }
-    inbox_push(to, m);
+    orr_xq_push_one(&to->inbox, m);
     return true;
 }
 
-inbox_msg *worker_result_msg(uint64_t conn, const orr_registry_result *r) {
-    inbox_msg *m = orr_xcalloc(1, sizeof *m);
-    m->kind = INBOX_RESULT;
-    m->result = orr_xmalloc(sizeof *m->result);
-    m->result->conn = conn;
-    m->result->r = *r;
-    memcpy(m->result->name, r->name, r->name_len);
-    return m;
+/* Registry results a backend completed later: gathered while a list runs
+ * (run_result), then grouped by connection (in order for each), so that a
+ * connection gets all of its answers in one write (run_results). */
+static orr_xq_link *run_result(orr_xq_link *l, void *ctx) {
+    orr_worker *w = ctx;
+    if (w->n_later == w->cap_later) {
+        w->cap_later = w->cap_later ? w->cap_later * 2 : 64;
+        w->later = orr_xrealloc(w->later, w->cap_later * sizeof *w->later);
+    }
+    w->later[w->n_later] = (later_ref){
+        .l = l, .conn = ORR_CONTAINER_OF(l, result_msg, link)->res.conn, .seq = w->n_later};
+    w->n_later++;
+    return l->next;
 }
 
-void inbox_chain_add(orr_xq_chain *c, inbox_msg *m) {
-    orr_xq_chain_add(c, &m->link);
+static const orr_xq_type result_type = {run_result, drop_free};
+
+orr_xq_link *worker_result_msg(uint64_t conn, const orr_registry_result *r) {
+    result_msg *m = orr_xcalloc(1, sizeof *m);
+    m->link.type = &result_type;
+    m->res.conn = conn;
+    m->res.r = *r;
+    memcpy(m->res.name, r->name, r->name_len);
+    return &m->link;
 }
 
 void worker_post_chain(orr_worker *w, orr_xq_chain *c) {
     orr_xq_push(&w->inbox, c);
 }
 
-void worker_post_kill(orr_worker *to, uint64_t conn) {
-    inbox_msg *m = orr_xcalloc(1, sizeof *m + sizeof(uint64_t));
-    m->kind = INBOX_KILL;
-    m->n = 1;
-    m->ids[0] = conn;
-    inbox_push(to, m);
-}
-
-/* Successive deliveries to the same connections (publications to one
- * group, sends to one name) are handed over connection by connection: each
- * gets all of them, in order, in one write. */
-#define RUN_MAX 64
-
-static bool same_recipients(const inbox_msg *a, const inbox_msg *b) {
-    return b->kind == INBOX_DELIVER && a->n == b->n &&
-           memcmp(a->ids, b->ids, a->n * sizeof *a->ids) == 0;
-}
-
-static void start_drain(orr_worker *w);
-
-/* Registry results that came back (cluster), grouped by connection (in
- * order for each): a connection gets all of its answers in one write. */
-typedef struct result_ref {
-    uint64_t conn;
-    size_t seq;
-    inbox_msg *m;
-} result_ref;
-
 static int cmp_result(const void *a, const void *b) {
-    const result_ref *x = a, *y = b;
+    const later_ref *x = a, *y = b;
     if (x->conn != y->conn) return x->conn < y->conn ? -1 : 1;
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static void run_results(orr_worker *w, result_ref *rs, size_t n) {
+static void run_results(orr_worker *w) {
+    size_t n = w->n_later;
+    later_ref *rs = w->later;
     if (n > 1) qsort(rs, n, sizeof *rs, cmp_result);
     for (size_t i = 0; i < n;) {
         size_t j = i;
@@ -419,88 +497,30 @@ static void run_results(orr_worker *w, result_ref *rs, size_t n) {
         uint32_t rx = c ? c->frames_received : 0, tx = c ? c->frames_sent : 0;
         if (cork) out_cork(w, c);
         for (; j < n && rs[j].conn == rs[i].conn; j++) {
-            reg_pending *p = rs[j].m->result;
-            p->r.name = p->name;
-            if (c && c->phase != PHASE_DEAD) conn_registry_result(w, c, &p->r);
-            free(p);
-            free(rs[j].m);
+            result_msg *m = ORR_CONTAINER_OF(rs[j].l, result_msg, link);
+            m->res.r.name = m->res.name;
+            if (c && c->phase != PHASE_DEAD) conn_registry_result(w, c, &m->res.r);
+            free(m);
         }
         if (cork) out_uncork(w);
         if (c) conn_count_frames(w, c, rx, tx);
         i = j;
     }
+    w->n_later = 0;
 }
 
 /* Handles a list taken from the inbox or the local list, and frees it. */
-static void handle_list(orr_worker *w, inbox_msg *m) {
-    result_ref *rs = NULL;
-    size_t n_rs = 0, cap_rs = 0;
-    while (m) {
-        if (m->kind == INBOX_RESULT) {
-            if (n_rs == cap_rs) {
-                cap_rs = cap_rs ? cap_rs * 2 : 64;
-                rs = orr_xrealloc(rs, cap_rs * sizeof *rs);
-            }
-            rs[n_rs] = (result_ref){.conn = m->result->conn, .seq = n_rs, .m = m};
-            n_rs++;
-            m = msg_next(m);
-            continue;
-        }
-        if (m->kind != INBOX_DELIVER) {
-            inbox_msg *next = msg_next(m);
-            if (m->kind == INBOX_DRAIN) {
-                start_drain(w);
-            } else if (m->kind == INBOX_SHED) {
-                budget_shed(w, true);
-            } else if (m->kind == INBOX_KILL) {
-                orr_conn *c = orr_worker_find(w, m->ids[0]);
-                if (c) ws_name_conflict(w, c);
-            }
-            free(m);
-            m = next;
-            continue;
-        }
-        inbox_msg *run[RUN_MAX];
-        const orr_payload *ps[RUN_MAX];
-        size_t k = 0;
-        inbox_msg *p = m;
-        do {
-            run[k] = p;
-            ps[k++] = p->payload;
-            p = msg_next(p);
-        } while (p && k < RUN_MAX && same_recipients(m, p));
-        for (size_t i = 0; i < m->n; i++) {
-            orr_conn *c = orr_worker_find(w, m->ids[i]);
-            if (c) ws_deliver_server_messages(w, c, ps, k);
-        }
-        for (size_t i = 0; i < k; i++) {
-            atomic_fetch_sub_explicit(&w->queued_bytes, deliver_cost(run[i]->payload, run[i]->n),
-                                      memory_order_relaxed);
-            payload_unref(run[i]->payload);
-            free(run[i]);
-        }
-        m = p;
-    }
-    if (n_rs) run_results(w, rs, n_rs);
-    free(rs);
-}
-
-static void inbox_free(inbox_msg *m) {
-    while (m) {
-        inbox_msg *next = msg_next(m);
-        if (m->kind == INBOX_DELIVER) payload_unref(m->payload);
-        free(m->result);
-        free(m);
-        m = next;
-    }
+static void handle_list(orr_worker *w, orr_xq_link *l) {
+    orr_xq_run(l, w);
+    if (w->n_later) run_results(w);
 }
 
 /* The local list as it is now; what its deliveries post waits for the next
  * pass, so two connections messaging each other cannot starve the loop. */
 static void run_local(orr_worker *w) {
-    inbox_msg *m = msg_of(w->local.head);
+    orr_xq_link *l = w->local.head;
     w->local.head = w->local.tail = NULL;
-    handle_list(w, m);
+    handle_list(w, l);
 }
 
 static void start_drain(orr_worker *w) {
@@ -534,7 +554,7 @@ static void start_drain(orr_worker *w) {
 }
 
 static void on_inbox(orr_worker *w) {
-    handle_list(w, msg_of(orr_xq_take(&w->inbox)));
+    handle_list(w, orr_xq_take(&w->inbox));
 }
 
 /* ---- the loop ---- */
@@ -638,11 +658,12 @@ void orr_worker_destroy(orr_worker *w) {
     stop_listening(w);
     if (w->epfd >= 0) close(w->epfd);
     if (w->timer_fd >= 0) close(w->timer_fd);
-    if (orr_xq_fd(&w->inbox) >= 0) inbox_free(msg_of(orr_xq_take(&w->inbox)));
+    if (orr_xq_fd(&w->inbox) >= 0) orr_xq_drop(orr_xq_take(&w->inbox));
     orr_xq_destroy(&w->inbox);
-    inbox_free(msg_of(w->local.head));
+    orr_xq_drop(w->local.head);
     w->local.head = w->local.tail = NULL;
     free(w->results);
+    free(w->later);
     orr_idvec_free(&w->scratch_ids);
     free(w->pstats);
     free(w->slots);
