@@ -8,3 +8,12 @@ foreach(t test_redis test_redis_reconnect test_redis_pubsub)
   target_sources(${t} PRIVATE ${PROJECT_SOURCE_DIR}/src/cluster/redis.c)
   target_link_libraries(${t} PRIVATE PkgConfig::HIREDIS Threads::Threads)
 endforeach()
+# The registry backend contract (registry/backend.h): local and cluster, the
+# cluster against a redis-server of its own, through a fake delivery interface.
+find_package(OpenSSL REQUIRED)
+orr_unit_test(test_backend ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_backend.c)
+target_sources(test_backend PRIVATE ${PROJECT_SOURCE_DIR}/src/registry/registry.c
+  ${PROJECT_SOURCE_DIR}/src/registry/local.c ${PROJECT_SOURCE_DIR}/src/cluster/cluster.c
+  ${PROJECT_SOURCE_DIR}/src/cluster/cluster_life.c ${PROJECT_SOURCE_DIR}/src/cluster/redis.c
+  ${PROJECT_SOURCE_DIR}/src/loop/xq.c)
+target_link_libraries(test_backend PRIVATE PkgConfig::HIREDIS Threads::Threads OpenSSL::Crypto)
