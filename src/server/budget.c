@@ -64,8 +64,8 @@ void budget_shed(orr_worker *w, bool force) {
     w->shedding = true;
     shed_pick *picks = NULL;
     size_t n = 0, cap = 0;
-    for (uint32_t i = 0; i < w->n_slots; i++) {
-        orr_conn *c = w->slots[i];
+    for (uint32_t i = 0; i < w->slots.n; i++) {
+        orr_conn *c = w->slots.items[i];
         if (!c || c->phase == PHASE_DEAD || c->out_len == c->out_off) continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;

@@ -172,7 +172,7 @@ void conn_send_close(orr_worker *w, orr_conn *c, uint16_t code, const char *reas
 }
 
 /* Silent for ping_interval_ms: one empty ping. The idle timeout still
- * counts from the last byte received (last_ms is kept). */
+ * counts from the last byte received (its clock is kept). */
 static void ping_idle(orr_worker *w, orr_conn *c) {
     out_cork(w, c);
     out_frame(w, ORR_WS_OP_PING, NULL, 0);
@@ -246,7 +246,7 @@ void conn_on_readable(orr_worker *w, orr_conn *c) {
                 /* Bytes arrived: the idle clock restarts (a pinged
                  * connection is back in LIST_WS, pinged again only after
                  * another ping_interval_ms of silence). */
-                if (c->phase == PHASE_WS && (c->list_id != LIST_WS || c->last_ms != w->now_ms))
+                if (c->phase == PHASE_WS && (c->list_id != LIST_WS || c->t.since_ms != w->now_ms))
                     worker_list_move(w, c, LIST_WS);
                 ws_on_data(w, c, w->rbuf, (size_t)n);
             }

@@ -16,6 +16,8 @@
 #include "config/config.h"
 #include "http/request.h"
 #include "http/router.h"
+#include "loop/slots.h"
+#include "loop/tlist.h"
 #include "loop/xq.h"
 #include "registry/backend.h"
 #include "registry/registry.h"
@@ -71,7 +73,7 @@ typedef struct conn_addr {
  * serves from a 240-byte chunk; check with a sizeof before adding a field.
  */
 struct orr_conn {
-    orr_link link; /* in exactly one of the worker's timeout lists */
+    orr_timed t; /* in one of the worker's timeout lists (list_id), since t.since_ms */
     orr_worker *w;
     uint64_t id; /* worker:8 | slot:24 | generation:32 */
     int fd;
@@ -82,7 +84,6 @@ struct orr_conn {
     uint16_t flags;
     uint16_t remote_code; /* the peer's close code, for the REMOTE reason */
     uint32_t ctx_seq;     /* context id: <ctx_ms as time>_<worker>_<ctx_seq> */
-    int64_t last_ms;      /* monotonic ms: when its timeout clock last restarted */
     orr_ws_reader rd;
     const struct orr_route_target *route; /* gear and callbacks, once upgraded */
     void *state;
@@ -121,10 +122,11 @@ typedef struct conn_ctl {
 /* The worker's timeout lists: each has one fixed timeout, so FIFO order is
  * deadline order and a tick only looks at the heads. With ping_interval_ms
  * set, LIST_WS expires after it (the server pings) and the connection moves
- * to LIST_WS_PINGED with its last_ms kept, which expires at idle_timeout_ms
+ * to LIST_WS_PINGED with its clock kept, which expires at idle_timeout_ms
  * (close 1000); bytes arriving move it back to LIST_WS. Entries come to
- * LIST_WS_PINGED from LIST_WS's head, so it stays in last_ms order too. */
+ * LIST_WS_PINGED from LIST_WS's head, so it stays in deadline order too. */
 enum { LIST_NONE, LIST_HTTP, LIST_WS, LIST_WS_PINGED, LIST_CLOSING, LIST_COUNT };
+_Static_assert(LIST_COUNT <= ORR_TLISTS_MAX, "a worker's timeout lists fit loop/tlist.h");
 
 typedef struct orr_pool orr_pool;
 
@@ -167,16 +169,10 @@ struct orr_worker {
     pthread_t thread;
     int epfd, listen_fd, timer_fd;
     bool draining, stopping;
-    int64_t now_ms; /* monotonic, refreshed once per loop pass */
-    orr_link lists[LIST_COUNT];
-    size_t n_conns;
-    /* Slots give connections ids that other threads can hold safely: a slot
-     * is reused with a new generation, so a stale id finds nothing. */
-    orr_conn **slots;
-    uint32_t *slot_gen;
-    uint32_t n_slots, cap_slots;
-    uint32_t *free_slots;
-    uint32_t n_free;
+    int64_t now_ms;   /* monotonic, refreshed once per loop pass */
+    orr_tlists lists; /* LIST_* (loop/tlist.h) */
+    /* Its connections by id (loop/slots.h): slots.live of them. */
+    orr_slots slots;
     orr_conn **zombies; /* freed at the end of the loop pass */
     size_t n_zombies, cap_zombies;
     /* One receive buffer for all connections of this worker. */
@@ -309,9 +305,9 @@ struct orr_server {
 enum { HS_101, HS_400, HS_404, HS_426, HS_500, HS_503, HS_OTHER_4XX, HS_OTHER, HS_N };
 
 /* ---- worker.c ---- */
-/* To the tail of list_id, its clock restarted (last_ms = now). */
+/* To the tail of list_id, its clock restarted (now). */
 void worker_list_move(orr_worker *w, orr_conn *c, int list_id);
-/* To the tail of list_id, last_ms kept: for a list whose deadline counts
+/* To the tail of list_id, its clock kept: for a list whose deadline counts
  * from the same moment as the one it leaves (LIST_WS -> LIST_WS_PINGED). */
 void worker_list_requeue(orr_worker *w, orr_conn *c, int list_id);
 void worker_conn_free_later(orr_worker *w, orr_conn *c);

@@ -67,40 +67,25 @@ static uint32_t list_timeout(const orr_worker *w, int list_id) {
 }
 
 void worker_list_requeue(orr_worker *w, orr_conn *c, int list_id) {
-    orr_list_remove(&c->link);
     c->list_id = (uint8_t)list_id;
-    if (list_id != LIST_NONE) orr_list_push_back(&w->lists[list_id], &c->link);
+    orr_tlist_requeue(&w->lists, &c->t, list_id);
 }
 
 void worker_list_move(orr_worker *w, orr_conn *c, int list_id) {
-    c->last_ms = w->now_ms;
+    c->t.since_ms = w->now_ms;
     worker_list_requeue(w, c, list_id);
 }
 
-/* ---- slots ---- */
-
-static uint32_t slot_take(orr_worker *w) {
-    if (w->n_free) return w->free_slots[--w->n_free];
-    if (w->n_slots == w->cap_slots) {
-        uint32_t cap = w->cap_slots ? w->cap_slots * 2 : 1024;
-        if (cap > (1u << 24)) cap = 1u << 24;
-        w->slots = orr_xrealloc(w->slots, cap * sizeof *w->slots);
-        w->slot_gen = orr_xrealloc(w->slot_gen, cap * sizeof *w->slot_gen);
-        w->free_slots = orr_xrealloc(w->free_slots, cap * sizeof *w->free_slots);
-        w->cap_slots = cap;
-    }
-    w->slot_gen[w->n_slots] = 0;
-    return w->n_slots++;
-}
+/* ---- connections and their ids ---- */
 
 orr_conn *worker_conn_new(orr_worker *w, int fd, const struct sockaddr *sa) {
-    if (w->n_slots == (1u << 24) && w->n_free == 0) return NULL;
     orr_conn *c = orr_xcalloc(1, sizeof *c);
-    uint32_t slot = slot_take(w);
-    uint32_t gen = ++w->slot_gen[slot];
-    w->slots[slot] = c;
+    c->id = orr_slots_add(&w->slots, c);
+    if (!c->id) {
+        free(c);
+        return NULL;
+    }
     c->w = w;
-    c->id = ((uint64_t)w->index << 56) | ((uint64_t)slot << 32) | gen;
     c->fd = fd;
     c->phase = PHASE_HTTP;
     if (sa->sa_family == AF_INET) {
@@ -110,15 +95,12 @@ orr_conn *worker_conn_new(orr_worker *w, int fd, const struct sockaddr *sa) {
         c->addr.family = AF_INET6;
         memcpy(c->addr.bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
     }
-    w->n_conns++;
     return c;
 }
 
 orr_conn *orr_worker_find(orr_worker *w, uint64_t id) {
-    uint32_t slot = (uint32_t)(id >> 32) & 0xffffff;
-    if (slot >= w->n_slots) return NULL;
-    orr_conn *c = w->slots[slot];
-    return c && c->id == id && c->phase != PHASE_DEAD ? c : NULL;
+    orr_conn *c = orr_slots_get(&w->slots, id);
+    return c && c->phase != PHASE_DEAD ? c : NULL;
 }
 
 void worker_conn_free_later(orr_worker *w, orr_conn *c) {
@@ -132,10 +114,7 @@ void worker_conn_free_later(orr_worker *w, orr_conn *c) {
 static void free_zombies(orr_worker *w) {
     for (size_t i = 0; i < w->n_zombies; i++) {
         orr_conn *c = w->zombies[i];
-        uint32_t slot = (uint32_t)(c->id >> 32) & 0xffffff;
-        w->slots[slot] = NULL;
-        w->free_slots[w->n_free++] = slot;
-        w->n_conns--;
+        orr_slots_remove(&w->slots, c->id);
         /* Its route points into its pool: the reference goes with it, not
          * at terminate (this loop pass may still have used the route). */
         if (c->route) pool_unref(c->route->pool);
@@ -220,10 +199,9 @@ static void stop_listening(orr_worker *w) {
 
 static void expire_list(orr_worker *w, int list_id) {
     uint32_t timeout = list_timeout(w, list_id);
-    orr_link *l;
-    while ((l = orr_list_front(&w->lists[list_id])) != NULL) {
-        orr_conn *c = ORR_CONTAINER_OF(l, orr_conn, link);
-        if (w->now_ms - c->last_ms < (int64_t)timeout) break;
+    orr_timed *x;
+    while ((x = orr_tlist_expired(&w->lists, list_id, timeout, w->now_ms)) != NULL) {
+        orr_conn *c = ORR_CONTAINER_OF(x, orr_conn, t);
         /* conn_on_timeout always moves c out of this list (or kills it). */
         conn_on_timeout(w, c);
         if (c->list_id == list_id && c->phase != PHASE_DEAD) worker_list_move(w, c, LIST_NONE);
@@ -241,13 +219,13 @@ static void drain_step(orr_worker *w) {
     if (due == 0 && w->drain_total) due = 1;
     while (w->drain_sent < due) {
         /* Open connections are in LIST_WS or, pinged, in LIST_WS_PINGED. */
-        orr_link *l = orr_list_front(&w->lists[LIST_WS_PINGED]);
-        if (!l) l = orr_list_front(&w->lists[LIST_WS]);
-        if (!l) {
+        orr_timed *x = orr_tlist_front(&w->lists, LIST_WS_PINGED);
+        if (!x) x = orr_tlist_front(&w->lists, LIST_WS);
+        if (!x) {
             w->drain_sent = w->drain_total;
             break;
         }
-        conn_drain(w, ORR_CONTAINER_OF(l, orr_conn, link));
+        conn_drain(w, ORR_CONTAINER_OF(x, orr_conn, t));
         w->drain_sent++;
     }
 }
@@ -271,15 +249,15 @@ static void on_tick(orr_worker *w) {
         if (w->now_ms - w->drain_start_ms >= hard) {
             /* Past drain_ms + close_timeout_ms nothing is waited for any more. */
             for (int id = LIST_HTTP; id < LIST_COUNT; id++) {
-                orr_link *l;
-                while ((l = orr_list_front(&w->lists[id])) != NULL) {
-                    orr_conn *c = ORR_CONTAINER_OF(l, orr_conn, link);
+                orr_timed *x;
+                while ((x = orr_tlist_front(&w->lists, id)) != NULL) {
+                    orr_conn *c = ORR_CONTAINER_OF(x, orr_conn, t);
                     if (c->phase == PHASE_WS) conn_terminate(w, c, ORR_REASON_STOP, NULL, 0);
                     conn_close_now(w, c);
                 }
             }
         }
-        if (w->n_conns == w->n_zombies) w->stopping = true;
+        if (w->slots.live == w->n_zombies) w->stopping = true;
     }
 }
 
@@ -530,9 +508,9 @@ static void start_drain(orr_worker *w) {
     stop_listening(w);
     /* Connections between requests, or in the middle of a head, are
      * answered now: 503 for a request under way, a plain close otherwise. */
-    orr_link *l;
-    while ((l = orr_list_front(&w->lists[LIST_HTTP])) != NULL) {
-        orr_conn *c = ORR_CONTAINER_OF(l, orr_conn, link);
+    orr_timed *x;
+    while ((x = orr_tlist_front(&w->lists, LIST_HTTP)) != NULL) {
+        orr_conn *c = ORR_CONTAINER_OF(x, orr_conn, t);
         if (c->flags & CF_HTTP_REQ_STARTED) {
             out_cork(w, c);
             http_respond_simple(w, c, 503, NULL, "text/plain", "server shutting down\n", 21, false);
@@ -544,10 +522,8 @@ static void start_drain(orr_worker *w) {
             conn_close_now(w, c);
         }
     }
-    w->drain_total = 0;
-    for (int id = LIST_WS; id <= LIST_WS_PINGED; id++)
-        for (orr_link *p = w->lists[id].next; p != &w->lists[id]; p = p->next)
-            w->drain_total++;
+    w->drain_total =
+        orr_tlist_count(&w->lists, LIST_WS) + orr_tlist_count(&w->lists, LIST_WS_PINGED);
     w->drain_sent = 0;
     arm_timer(w, 5);
     drain_step(w);
@@ -598,7 +574,7 @@ static void *worker_main(void *arg) {
         }
         if (!orr_xq_chain_empty(&w->local)) run_local(w);
         free_zombies(w);
-        if (w->draining && w->n_conns == 0) w->stopping = true;
+        if (w->draining && w->slots.live == 0) w->stopping = true;
     }
     return NULL;
 }
@@ -608,8 +584,8 @@ int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
     w->srv = srv;
     w->index = index;
     w->listen_fd = listen_fd;
-    for (int i = 0; i < LIST_COUNT; i++)
-        orr_list_init(&w->lists[i]);
+    orr_slots_init(&w->slots, (unsigned)index);
+    orr_tlists_init(&w->lists);
     w->inbox.fd = -1;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     int q = orr_xq_init(&w->inbox);
@@ -646,8 +622,8 @@ void orr_worker_join(orr_worker *w) {
 
 void orr_worker_destroy(orr_worker *w) {
     /* Whatever is left (only after a failed start) is closed without ceremony. */
-    for (uint32_t i = 0; i < w->n_slots; i++) {
-        orr_conn *c = w->slots[i];
+    for (uint32_t i = 0; i < w->slots.n; i++) {
+        orr_conn *c = w->slots.items[i];
         if (!c) continue;
         if (c->fd >= 0) close(c->fd);
         conn_in_free(c);
@@ -666,9 +642,7 @@ void orr_worker_destroy(orr_worker *w) {
     free(w->later);
     orr_idvec_free(&w->scratch_ids);
     free(w->pstats);
-    free(w->slots);
-    free(w->slot_gen);
-    free(w->free_slots);
+    orr_slots_free(&w->slots);
     free(w->zombies);
     free(w->rbuf);
     free(w->cork);

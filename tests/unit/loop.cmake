@@ -3,3 +3,8 @@
 orr_unit_test(test_xq ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_xq.c)
 target_sources(test_xq PRIVATE ${PROJECT_SOURCE_DIR}/src/loop/xq.c)
 target_link_libraries(test_xq PRIVATE Threads::Threads)
+# src/loop/slots.c: connection ids.
+orr_unit_test(test_slots ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_slots.c)
+target_sources(test_slots PRIVATE ${PROJECT_SOURCE_DIR}/src/loop/slots.c)
+# src/loop/tlist.h: timeout lists (header only).
+orr_unit_test(test_tlist ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_tlist.c)
