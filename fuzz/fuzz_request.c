@@ -52,7 +52,7 @@ static void use_request(const orr_http_request *req, const char *buf, size_t len
     (void)orr_http_header_has_token(req, "Connection", "upgrade");
     orr_span key;
     int st = orr_ws_upgrade_check(req, &key);
-    check(st == 0 || st == 400 || st == 426);
+    check(st == 0 || st == ORR_HTTP_EBAD || st == ORR_HTTP_ENOUPGRADE);
     if (st == 0) {
         char accept[29];
         check(key.n == 24);

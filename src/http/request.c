@@ -15,9 +15,15 @@ const char *orr_http_strerror(int err) {
         return "bad HTTP request";
     case ORR_HTTP_ETOOLARGE:
         return "request head too large";
+    case ORR_HTTP_ENOUPGRADE:
+        return "no websocket upgrade asked for";
     default:
         return NULL;
     }
+}
+
+int orr_http_status_of(int err) {
+    return err == ORR_HTTP_ETOOLARGE ? 431 : err == ORR_HTTP_ENOUPGRADE ? 426 : 400;
 }
 
 long orr_http_head_end(const char *buf, size_t len, size_t *scanned) {

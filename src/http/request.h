@@ -15,9 +15,13 @@
 
 /* Errors, each with the status that answers it. */
 enum {
-    ORR_HTTP_EBAD = -200,     /* malformed request -> 400 */
-    ORR_HTTP_ETOOLARGE = -201 /* head over 8 KiB or over 100 headers -> 431 */
+    ORR_HTTP_EBAD = -200,      /* malformed request -> 400 */
+    ORR_HTTP_ETOOLARGE = -201, /* head over 8 KiB or over 100 headers -> 431 */
+    ORR_HTTP_ENOUPGRADE = -202 /* a websocket route asked without an upgrade -> 426 */
 };
+
+/* The status that answers an ORR_HTTP_E* code (400 for any other). */
+int orr_http_status_of(int err);
 
 /* What a parser error means, for logs; NULL for a code that is not one. */
 const char *orr_http_strerror(int err);

@@ -46,26 +46,26 @@ static bool span_is(orr_span s, const char *z) {
 int orr_ws_upgrade_check(const orr_http_request *req, orr_span *key) {
     /* What makes the request unfit for any upgrade comes first: a 426 would
      * invite the client to retry something that can never work. */
-    if (!span_is(req->method, "GET") || req->http_minor < 1) return 400;
+    if (!span_is(req->method, "GET") || req->http_minor < 1) return ORR_HTTP_EBAD;
     /* RFC 9112 3.2: a request without Host, or with two, is answered 400. */
     const orr_span *host = single_header(req, "Host");
-    if (!host || host->n == 0) return 400;
+    if (!host || host->n == 0) return ORR_HTTP_EBAD;
     /* Two Upgrade headers are not read as one list: a request that says
      * what it switches to twice is malformed (as with the key and the
      * version below, which RFC 6455 4.2.1 wants exactly once). */
-    if (orr_http_header_count(req, "Upgrade") > 1) return 400;
+    if (orr_http_header_count(req, "Upgrade") > 1) return ORR_HTTP_EBAD;
 
     if (!orr_http_header_has_token(req, "Upgrade", "websocket") ||
         !orr_http_header_has_token(req, "Connection", "upgrade"))
-        return 426;
+        return ORR_HTTP_ENOUPGRADE;
 
     /* Only 13: the drafts' versions 7 and 8 (which Antikythera accepts)
      * predate the RFC and no client in use sends them. */
     const orr_span *version = single_header(req, "Sec-WebSocket-Version");
-    if (!version || !span_is(*version, "13")) return 400;
+    if (!version || !span_is(*version, "13")) return ORR_HTTP_EBAD;
 
     const orr_span *k = single_header(req, "Sec-WebSocket-Key");
-    if (!k || !key_valid(*k)) return 400;
+    if (!k || !key_valid(*k)) return ORR_HTTP_EBAD;
     *key = *k;
     return 0;
 }

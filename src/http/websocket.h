@@ -10,8 +10,9 @@
 /*
  * Check a request for a websocket upgrade (RFC 6455 section 4.2.1).
  * Returns 0 when it is valid (and *key is the Sec-WebSocket-Key),
- * 426 when Upgrade: websocket or Connection: upgrade is missing (answer with
- * Upgrade: websocket), 400 when the key is missing or malformed (not base64
+ * ORR_HTTP_ENOUPGRADE (426) when Upgrade: websocket or Connection: upgrade is
+ * missing (answer with Upgrade: websocket), ORR_HTTP_EBAD (400) when the key
+ * is missing or malformed (not base64
  * of 16 bytes), the version is not 13 (answer with Sec-WebSocket-Version: 13),
  * the method is not GET or the request is not HTTP/1.1, and when Host,
  * Upgrade, Sec-WebSocket-Key or Sec-WebSocket-Version appears twice.

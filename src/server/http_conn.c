@@ -134,43 +134,48 @@ static void hs_end(orr_handshake *hs) {
 
 /* The executor pool of this handshake, with a reference for it: the
  * gear's own unless its executor_pool_for_web_request picks another.
- * Returns 0, or the status to answer (404: a pool the gear may not use;
- * 500: the callback failed; 503: no room for another pool). */
-static int pick_pool(orr_worker *w, orr_handshake *hs, orr_pool **out) {
+ * True with *out set, or false with *status the answer (404: a pool the
+ * gear may not use; 500: the callback failed; 503: no room for another
+ * pool). */
+static bool pick_pool(orr_worker *w, orr_handshake *hs, orr_pool **out, int *status) {
     const orr_gear *g = hs->gear->gear;
     orr_pool *own = hs->gear->pool;
     *out = NULL;
     if (!g->executor_pool_for_web_request) {
         pool_ref(own); /* counts nothing for a gear's pool, but keeps the rule simple */
         *out = own;
-        return 0;
+        return true;
     }
     char name[POOL_NAME_MAX + 16] = "";
     int rc = g->executor_pool_for_web_request(hs, name, sizeof name);
     if (rc < 0) {
         orr_log(ORR_LOG_ERROR, hs->ctx, "gear %s: executor_pool_for_web_request failed: %s",
                 g->name, orr_strerror(rc));
-        return 500;
+        *status = 500;
+        return false;
     }
     size_t len = strnlen(name, sizeof name);
     if (len == sizeof name || orr_pool_name_check(name, len) < 0) {
         orr_log(ORR_LOG_INFO, hs->ctx,
                 "gear %s: executor pool '%.*s' is not a pool name: status=404", g->name,
                 (int)(len > 100 ? 100 : len), name);
-        return 404;
+        *status = 404;
+        return false;
     }
     if (strncmp(name, "gear:", 5) == 0) {
         if (strcmp(name + 5, g->name) != 0) {
             orr_log(ORR_LOG_INFO, hs->ctx, "gear %s may not use executor pool %s: status=404",
                     g->name, name);
-            return 404;
+            *status = 404;
+            return false;
         }
         pool_ref(own);
         *out = own;
-        return 0;
+        return true;
     }
     *out = pools_acquire(w->srv, name, len, true);
-    return *out ? 0 : 503;
+    *status = 503;
+    return *out != NULL;
 }
 
 /* The client IP: the last X-Forwarded-For entry when it is an address,
@@ -282,8 +287,8 @@ static bool gear_answered(orr_worker *w, orr_conn *c, const orr_http_request *re
 static bool admit(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_handshake *hs) {
     bool keep = req->keep_alive;
     orr_pool *pool;
-    int status = pick_pool(w, hs, &pool);
-    if (status) {
+    int status;
+    if (!pick_pool(w, hs, &pool, &status)) {
         hs_respond(w, c, req, status, NULL,
                    status == 404   ? "not found\n"
                    : status == 503 ? "too many executor pools\n"
@@ -327,12 +332,12 @@ static bool run_connect(orr_worker *w, orr_conn *c, const orr_http_request *req,
 static bool upgrade(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_handshake *hs) {
     orr_span key;
     int rc = orr_ws_upgrade_check(req, &key);
-    if (rc == 426) {
+    if (rc == ORR_HTTP_ENOUPGRADE) {
         hs_respond(w, c, req, 426, "Upgrade: websocket\r\n", "this is a websocket endpoint\n",
                    req->keep_alive);
         return false;
     }
-    if (rc != 0) {
+    if (rc < 0) {
         hs_respond(w, c, req, 400, "Sec-WebSocket-Version: 13\r\n", "bad websocket handshake\n",
                    req->keep_alive);
         return false;
@@ -427,14 +432,14 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
     if (rc < 0) {
         c->ctx_seq = ++w->ctx_seq;
         c->ctx_ms = orr_wall_ms();
-        int status = rc == ORR_HTTP_ETOOLARGE ? 431 : 400;
+        int status = orr_http_status_of(rc);
         orr_log(ORR_LOG_INFO, conn_ctx(w, c), "malformed request head: status=%d", status);
         http_respond_simple(w, c, status, NULL, "text/plain", "bad request\n", 12, false);
         return HEAD_DONE;
     }
     if (!req.content_length && !req.chunked) return finish_request(w, c, &req, NULL, 0);
-    int status = push_body_allowed(w, &req);
-    if (status) {
+    int status;
+    if (!push_body_wanted(w, &req, &status)) {
         refuse_body(w, c, &req, status);
         return HEAD_DONE;
     }

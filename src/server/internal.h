@@ -503,9 +503,10 @@ void hs_count(orr_server *s, int status);
 /* A request whose path starts with /_orrery/: answers it (body may be NULL). */
 void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
                  size_t body_len, bool keep_alive);
-/* Before reading a body: 0 if this request may send one of `len` bytes, or
- * the status to answer (401, 404, 411, 413) without reading it. */
-int push_body_allowed(orr_worker *w, const orr_http_request *req);
+/* Before reading a body: whether this request may send one of its
+ * Content-Length; if not, *status is the answer (400, 401, 404, 405, 411,
+ * 413), given without reading it. */
+bool push_body_wanted(orr_worker *w, const orr_http_request *req, int *status);
 /* The backend's answer to a push request that waited for it. */
 void push_answer(orr_worker *w, orr_conn *c, const orr_registry_result *r);
 /* ---- handshake.c ---- */

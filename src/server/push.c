@@ -34,36 +34,43 @@ static bool token_equal(const char *a, size_t an, const char *b, size_t bn) {
     return diff == 0 && bn != 0;
 }
 
-/* 0 if authorised, else the status (404: the API is off; 401). */
-static int authorise(orr_worker *w, const orr_http_request *req) {
+/* Whether the request carries the token; if not, *status is the answer
+ * (404: the API is off; 401). */
+static bool authorised(orr_worker *w, const orr_http_request *req, int *status) {
     orr_server *s = w->srv;
     const orr_span *h = orr_http_header_get(req, "authorization");
     pthread_mutex_lock(&s->token_lock);
     size_t tn = strlen(s->api_token);
-    int status = 0;
+    *status = 0;
     if (tn == 0) {
-        status = 404;
+        *status = 404;
     } else if (!h || h->n < 7 || strncasecmp(h->p, "bearer ", 7) != 0) {
-        status = 401;
+        *status = 401;
     } else {
         const char *t = h->p + 7;
         size_t n = h->n - 7;
         while (n && *t == ' ')
             t++, n--;
-        if (!token_equal(t, n, s->api_token, tn)) status = 401;
+        if (!token_equal(t, n, s->api_token, tn)) *status = 401;
     }
     pthread_mutex_unlock(&s->token_lock);
-    return status;
+    return *status == 0;
 }
 
-int push_body_allowed(orr_worker *w, const orr_http_request *req) {
-    if (!orr_push_path_is(req->path.p, req->path.n)) return 400;
-    int status = authorise(w, req);
-    if (status) return status;
-    if (!span_eq(req->method, "POST")) return 405;
-    if (req->chunked) return 411;
-    if (req->content_length > w->srv->cfg.max_message_bytes) return 413;
-    return 0;
+bool push_body_wanted(orr_worker *w, const orr_http_request *req, int *status) {
+    if (!orr_push_path_is(req->path.p, req->path.n))
+        *status = 400;
+    else if (!authorised(w, req, status))
+        return false;
+    else if (!span_eq(req->method, "POST"))
+        *status = 405;
+    else if (req->chunked)
+        *status = 411;
+    else if (req->content_length > w->srv->cfg.max_message_bytes)
+        *status = 413;
+    else
+        *status = 0;
+    return *status == 0;
 }
 
 static void answer(orr_worker *w, orr_conn *c, const orr_http_request *req, int status,
@@ -119,13 +126,10 @@ static void deliver(orr_worker *w, orr_conn *c, const orr_http_request *req,
 
 void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
                  size_t body_len, bool keep) {
-    int status = authorise(w, req);
-    if (status == 404) {
-        answer(w, c, req, 404, "{\"error\":\"not found\"}", keep);
-        return;
-    }
-    if (status) {
-        answer(w, c, req, status, "{\"error\":\"unauthorized\"}", keep);
+    int status;
+    if (!authorised(w, req, &status)) {
+        answer(w, c, req, status,
+               status == 404 ? "{\"error\":\"not found\"}" : "{\"error\":\"unauthorized\"}", keep);
         return;
     }
     if (!span_eq(req->method, "POST")) {
