@@ -41,10 +41,11 @@ test: deps-test check-layers format-check build
 test-fast: check-layers build
 	cd $(BUILD) && ctest --output-on-failure -j 2
 
-# Includes between src/ directories follow docs/ARCHITECTURE.md's layers block, and no
-# function in src/ is longer than 60 lines.
+# Includes between src/ directories follow docs/ARCHITECTURE.md's layers block, names its
+# naming block, and no function in src/ is longer than 60 lines.
 check-layers:
 	@python3 scripts/layers.py
+	@python3 scripts/naming.py
 	@python3 scripts/funclen.py
 
 test-asan:

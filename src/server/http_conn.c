@@ -18,7 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
-const char *status_text(int status) {
+const char *http_status_text(int status) {
     switch (status) {
     case 101:
         return "Switching Protocols";
@@ -86,7 +86,7 @@ static bool has_retry_after(const char *headers) {
 void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *extra_headers,
                          const char *ctype, const void *body, size_t body_len, bool keep_alive) {
     char head[512];
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, status_text(status));
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
     out_append(w, head, (size_t)n);
     if (extra_headers) out_append(w, extra_headers, strlen(extra_headers));
     /* Every 503 says when to come back (a pool full, too many pools, the

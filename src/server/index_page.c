@@ -120,7 +120,7 @@ static const char chat[] =
 
 static const char end[] = "</body></html>\n";
 
-char *orr_index_page(const orr_server *s, size_t *len) {
+char *index_page_render(const orr_server *s, size_t *len) {
     size_t cap = sizeof head + sizeof tail + sizeof chat + sizeof end + 256;
     for (size_t i = 0; i < s->n_gears; i++)
         for (size_t r = 0; r < s->gears[i].gear->n_ws_routes; r++)

@@ -542,8 +542,8 @@ char *hs_alloc(orr_handshake *hs, size_t n);
 int hs_query_valid(const orr_handshake *hs);
 
 /* ---- index_page.c: GET / ---- */
-char *orr_index_page(const orr_server *s, size_t *len);
+char *index_page_render(const orr_server *s, size_t *len);
 
-const char *status_text(int status);
+const char *http_status_text(int status);
 
 #endif

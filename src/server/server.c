@@ -94,7 +94,7 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
         orr_server_free(s);
         return NULL;
     }
-    s->index_html = orr_index_page(s, &s->index_html_len);
+    s->index_html = index_page_render(s, &s->index_html_len);
     return s;
 }
 
