@@ -62,6 +62,16 @@ declare -A PORT=([orrery]=19101 [ws]=19102 [lws]=19103 [orrery2]=19104 [wsfan]=1
 declare -A NAME=([orrery]="Orrery" [ws]="Node ws" [lws]="libwebsockets" [orrery2]="Orrery"
     [wsfan]="Node ws" [sink]="echo_sink")
 declare -A WORKERS=([orrery]=1 [ws]=1 [lws]=1 [orrery2]=2 [wsfan]=1 [sink]=1)
+# A/B: BENCH_ORRERY_B=/path/to/another/orrery adds server orreryB (one worker,
+# port 19106), run like Orrery in every load it is listed in (BENCH_SERVERS;
+# in the fanout load with one worker). bench/ab.sh builds one from a commit.
+ORRERY_B=${BENCH_ORRERY_B:-}
+if [ -n "$ORRERY_B" ]; then
+    PORT[orreryB]=19106
+    NAME[orreryB]="Orrery B"
+    NAME[orrery]="Orrery A"
+    WORKERS[orreryB]=1
+fi
 
 say() { printf '%s\n' "$*" >&2; }
 # The loads of the echo table (fanout and cluster have tables of their own).
@@ -187,9 +197,11 @@ start_server() { # start_server NAME LOGFILE [LOAD]
     cpus=$(server_cpus "$s")
     if listening "$port"; then die "port $port is already taken (a server left over?)"; fi
     case $s in
-    orrery | orrery2)
+    orrery | orrery2 | orreryB)
         orrery_config "$s" "$load" >"$OUT/$s-$load.json"
-        taskset -c "$cpus" "$BUILD/orrery" --listen "127.0.0.1:$port" --config "$OUT/$s-$load.json" \
+        local bin=$BUILD/orrery
+        [ "$s" != orreryB ] || bin=$ORRERY_B
+        taskset -c "$cpus" "$bin" --listen "127.0.0.1:$port" --config "$OUT/$s-$load.json" \
             >"$log" 2>&1 &
         ;;
     ws)
@@ -244,7 +256,7 @@ stop_server() { # stop_server: SIGTERM, then SIGKILL after 10 s
 server_counts() { # server_counts NAME LOGFILE
     case $1 in
     lws | sink) sed -n 's/.*rx \([0-9]*\) tx \([0-9]*\).*/\1 \2/p' "$2" | tail -1 ;;
-    orrery | orrery2)
+    orrery | orrery2 | orreryB)
         awk '/DISCONNECTED/ {
                  for (i = 1; i <= NF; i++) {
                      if ($i ~ /^frames_received[=:]/) { split($i, a, /[=:]/); rx += a[2] }
@@ -287,6 +299,7 @@ servers_for() { # servers_for LOAD
     for s in $SERVERS; do
         case $s in
         orrery) out="$out orrery orrery2" ;;
+        orreryB) out="$out orreryB" ;;
         ws) out="$out wsfan" ;;
         esac
     done
@@ -443,6 +456,10 @@ print_table() {
         hdr="$hdr ${NAME[$s]}/lws |"
         sep="$sep---|"
     done
+    if [ -n "$ORRERY_B" ]; then
+        hdr="$hdr A/B |"
+        sep="$sep---|"
+    fi
     echo "$hdr"
     echo "$sep"
     for load in $LOADS; do
@@ -458,6 +475,10 @@ print_table() {
             [ "$s" = lws ] && continue
             row="$row $(ratio "$(figure "$load" "$s" "$(figure_key "$load")")" "$lws") |"
         done
+        if [ -n "$ORRERY_B" ]; then
+            row="$row $(ratio "$(figure "$load" orrery "$(figure_key "$load")")" \
+                "$(figure "$load" orreryB "$(figure_key "$load")")") |"
+        fi
         echo "$row"
     done
 }
