@@ -70,6 +70,7 @@ if [ -n "$ORRERY_B" ]; then
     PORT[orreryB]=19106
     NAME[orreryB]="Orrery B"
     NAME[orrery]="Orrery A"
+    NAME[orrery2]="Orrery A"
     WORKERS[orreryB]=1
 fi
 

@@ -8,3 +8,7 @@ orr_unit_test(test_slots ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_slots.c)
 target_sources(test_slots PRIVATE ${PROJECT_SOURCE_DIR}/src/loop/slots.c)
 # src/loop/tlist.h: timeout lists (header only).
 orr_unit_test(test_tlist ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_tlist.c)
+# The server layer on the test's thread: callback failures, output and
+# backpressure, pool accounting (tests/unit/test_server.c).
+orr_unit_test(test_server ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_server.c)
+target_link_libraries(test_server PRIVATE orrery_server)
