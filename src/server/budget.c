@@ -18,6 +18,7 @@
  * reads, short backlogs) go on while the budget is defended.
  */
 #include "common/log.h"
+#include "conn/conn.h"
 #include "server/internal.h"
 
 #include <stdlib.h>

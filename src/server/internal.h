@@ -314,37 +314,6 @@ void worker_conn_free_later(orr_worker *w, orr_conn *c);
 orr_conn *worker_conn_new(orr_worker *w, int fd, const struct sockaddr *sa);
 void worker_update_events(orr_worker *w, orr_conn *c);
 
-/* ---- output.c: the cork and per-connection backlog ---- */
-/* Data messages longer than max_outbound_bytes (and than OUT_FRAG_MIN) go
- * out in fragments of that size, so that a slow consumer's output can be
- * cut at a frame boundary within its cap of what was sent. */
-#define OUT_FRAG_MIN (64u * 1024)
-static inline size_t out_frag_bytes(const orr_worker *w) {
-    size_t cap = (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
-    return cap > OUT_FRAG_MIN ? cap : OUT_FRAG_MIN;
-}
-void out_cork(orr_worker *w, orr_conn *c);
-void out_uncork(orr_worker *w);
-uint8_t *out_reserve(orr_worker *w, size_t n);
-void out_append(orr_worker *w, const void *p, size_t n);
-/* A whole message (fragmented past out_frag_bytes) or a control frame. */
-void out_frame(orr_worker *w, uint8_t opcode, const void *p, size_t n);
-void out_on_writable(orr_worker *w, orr_conn *c);
-void out_free(orr_conn *c);
-/* Unsent output as max_outbound_bytes counts it. */
-static inline size_t out_pending(const orr_conn *c) {
-    return (size_t)(c->out_len - c->out_off) + c->out_debt;
-}
-static inline bool out_over_cap(const orr_worker *w, const orr_conn *c) {
-    return out_pending(c) >
-           (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
-}
-/* A ping arrived while c's output is backed up: keep only the newest pong. */
-void out_pong_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n);
-/* Its client does not read (over max_outbound_bytes): count, log, cut the
- * unsent output at a frame boundary and close 1008. Not inside a cork. */
-void out_slow_consumer(orr_worker *w, orr_conn *c);
-
 /* ---- budget.c: one bound on the bytes clients make this node hold ---- */
 /* Account a change of `delta` bytes (allocated, not used) in buffered. */
 static inline void budget_add(orr_server *s, size_t n) {
@@ -363,42 +332,6 @@ void budget_shed(orr_worker *w, bool force);
 /* Cut c's backlog and close it 1008 (output.c). */
 void out_shed(orr_worker *w, orr_conn *c);
 bool budget_near(orr_server *s);
-
-/* ---- conn.c: life and death ---- */
-void conn_close_now(orr_worker *w, orr_conn *c);
-void conn_send_close(orr_worker *w, orr_conn *c, uint16_t code, const char *reason, size_t len,
-                     orr_reason_kind why);
-void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
-                    size_t text_len);
-const char *conn_ctx(orr_worker *w, const orr_conn *c);
-const char *conn_ip(orr_worker *w, const orr_conn *c, char *buf, size_t len);
-void conn_on_readable(orr_worker *w, orr_conn *c);
-void conn_on_timeout(orr_worker *w, orr_conn *c);
-void conn_drain(orr_worker *w, orr_conn *c);
-/* The input buffer, counted in the budget: freed, grown to cap (contents
- * kept), or taken over by the caller (who frees it). */
-void conn_in_free(orr_conn *c);
-void conn_in_grow(orr_conn *c, size_t cap);
-uint8_t *conn_in_take(orr_conn *c);
-void conn_ctl_release(orr_conn *c);
-
-/* ---- http_conn.c: request heads, responses, the upgrade ---- */
-/* Handle bytes in the HTTP phase: heads, answers, and the upgrade (frames
- * that follow the head go to ws_on_data). */
-void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n);
-/* A response with the status line, extra_headers ("Name: value\r\n" lines, or
- * NULL), Content-Type, Content-Length and Connection. A 503 also gets
- * Retry-After: retry_after_s unless extra_headers has one. */
-void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *extra_headers,
-                         const char *ctype, const void *body, size_t body_len, bool keep_alive);
-
-/* ---- ws_conn.c: frames and messages ---- */
-void ws_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n);
-void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs);
-/* Hand messages from its mailbox to the gear, in order, in one write. */
-void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *const *ms, size_t n);
-/* Run on_registry_result (inside the cork of the callback that started it). */
-void ws_run_result(orr_worker *w, orr_conn *c, const orr_registry_result *r);
 
 /* ---- pool.c: executor pools, their lifetimes, limits and route bindings ---- */
 int pools_init(orr_server *s);
@@ -463,8 +396,6 @@ bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, c
  * confirmed, and while the backend lets this node deliver (holder_valid); *to is it. */
 bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_t len,
                           uint64_t *to);
-/* After a callback of c returned: run the registry results it produced. */
-void mailbox_run_results(orr_worker *w, orr_conn *c);
 /* The connection's session ended: release its slot, forget its names. */
 void mailbox_conn_ended(orr_worker *w, orr_conn *c);
 
@@ -486,8 +417,7 @@ void worker_post_kill(orr_worker *to, uint64_t conn);
 void worker_post_shed(orr_worker *to);
 /* A result the backend completed later: to the gear, or to a push
  * request waiting for it. */
-void conn_registry_result(orr_worker *w, orr_conn *c, const orr_registry_result *r);
-void ws_name_conflict(orr_worker *w, orr_conn *c);
+void mailbox_late_result(orr_worker *w, orr_conn *c, const orr_registry_result *r);
 
 /* ---- delivery.c: the delivery interface (registry/backend.h) ---- */
 /* For one thread other than the workers (a backend's): messages and
@@ -497,7 +427,7 @@ void delivery_free(orr_delivery *d);
 
 /* ---- metrics.c: GET /metrics ---- */
 char *metrics_render(orr_server *s, size_t *len);
-void hs_count(orr_server *s, int status);
+void metrics_count_handshake(orr_server *s, int status);
 
 /* ---- push.c: the push API (POST /_orrery/pools/...) ---- */
 /* A request whose path starts with /_orrery/: answers it (body may be NULL). */
@@ -509,41 +439,7 @@ void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const 
 bool push_body_wanted(orr_worker *w, const orr_http_request *req, int *status);
 /* The backend's answer to a push request that waited for it. */
 void push_answer(orr_worker *w, orr_conn *c, const orr_registry_result *r);
-/* ---- handshake.c ---- */
-struct orr_handshake {
-    orr_worker *w;
-    orr_conn *c;
-    const orr_http_request *req;
-    const orr_gear_entry *gear;
-    const orr_ws_callbacks *callbacks;
-    orr_pool *pool; /* a reference, and its slot from the limit check on */
-    orr_route_match match;
-    const char *ctx;
-    char client_ip[64];
-    void *assigns;
-    /* connect's answer */
-    int resp_status;
-    char resp_headers[2048];
-    size_t resp_headers_len;
-    const char *resp_ctype;
-    const void *resp_body;
-    size_t resp_body_len;
-    struct hs_block *blocks; /* NUL-terminated copies that accessors return */
-    size_t inline_used;
-    char inline_buf[4096];
-};
-
-void hs_init(orr_handshake *hs, orr_worker *w, orr_conn *c, const orr_http_request *req,
-             const char *ctx);
-void hs_release(orr_handshake *hs);
-/* Arena copy valid until hs_release. */
-char *hs_alloc(orr_handshake *hs, size_t n);
-/* 1 if every key and value of the query decodes (a malformed query is 400). */
-int hs_query_valid(const orr_handshake *hs);
-
 /* ---- index_page.c: GET / ---- */
 char *index_page_render(const orr_server *s, size_t *len);
-
-const char *http_status_text(int status);
 
 #endif

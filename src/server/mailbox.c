@@ -1,13 +1,13 @@
 /*
- * The registry as gears see it (orr_unique_*, orr_group_*), and the
- * mailboxes that carry messages to connections.
+ * The mailboxes that carry messages to connections, and registry results
+ * that come back later (the gear API itself is in src/gearapi).
  *
  * An operation runs against the node's registry table (src/registry) at
  * once; its result is queued on the worker and handed to the connection's
  * on_registry_result right after the callback that started it returns
  * (mailbox_run_results), never inside it, unless the registry backend
  * (registry/backend.h) keeps the operation: then its result comes later,
- * through the worker's inbox (conn_registry_result), in order.
+ * through the worker's inbox (mailbox_late_result), in order.
  *
  * A message becomes one refcounted payload whose text frame header is
  * encoded once. Its recipients are grouped by worker: one inbox entry per
@@ -15,6 +15,7 @@
  * connections get theirs through its local list, without a lock.
  */
 #include "common/log.h"
+#include "conn/conn.h"
 #include "server/internal.h"
 #include "ws/utf8.h"
 
@@ -77,149 +78,6 @@ size_t mailbox_post(orr_server *s, orr_worker *from, const uint64_t *ids, size_t
     return queued;
 }
 
-/* ---- results ---- */
-
-static void push_result(orr_worker *w, orr_conn *c, orr_registry_op op, int status, uint64_t count,
-                        const char *name, size_t len, uint64_t tag) {
-    if (w->n_results == w->cap_results) {
-        w->cap_results = w->cap_results ? w->cap_results * 2 : 8;
-        w->results = orr_xrealloc(w->results, w->cap_results * sizeof *w->results);
-    }
-    reg_pending *p = &w->results[w->n_results++];
-    p->conn = c->id;
-    memcpy(p->name, name, len);
-    p->r = (orr_registry_result){
-        .op = op, .status = status, .count = count, .name_len = len, .tag = tag};
-}
-
-/* An operation of c as the backend sees it (pointers borrowed). status and
- * count: its outcome on this node. */
-static orr_reg_req req_of(const orr_conn *c, orr_rq_kind kind, orr_registry_op op, int status,
-                          uint64_t count, const char *name, size_t len, uint64_t tag) {
-    const orr_pool *p = c->route->pool;
-    return (orr_reg_req){.kind = kind,
-                         .op = op,
-                         .status = status,
-                         .count = count,
-                         .conn = c->id,
-                         .reply_to = c->id,
-                         .tag = tag,
-                         .pool_idx = p->idx,
-                         .pool = p->name,
-                         .pool_len = strlen(p->name),
-                         .name = name,
-                         .name_len = len};
-}
-
-/* The backend finishes rq: its answer now (to on_registry_result right
- * after the running callback), or later through the worker's inbox. */
-static void finish(orr_worker *w, orr_conn *c, const orr_reg_req *rq) {
-    orr_backend *be = w->srv->backend;
-    if (be->ops->submit(be, rq) == ORR_RQ_KEPT) return;
-    push_result(w, c, rq->op, rq->status, rq->count, rq->name, rq->name_len, rq->tag);
-}
-
-void mailbox_run_results(orr_worker *w, orr_conn *c) {
-    if (w->in_results) return; /* the outer call runs them */
-    w->in_results = true;
-    w->cb_hs = NULL; /* the handshake was for init only */
-    while (w->results_at < w->n_results) {
-        if (c->phase != PHASE_WS || (c->flags & CF_CLOSE_SENT)) break;
-        /* Copied out: the callback may queue more and move the array. */
-        reg_pending p = w->results[w->results_at++];
-        if (p.conn != c->id) continue;
-        p.r.name = p.name;
-        ws_run_result(w, c, &p.r);
-    }
-    w->n_results = w->results_at = 0;
-    w->in_results = false;
-}
-
-/* ---- the gear API ---- */
-
-static int may_use(const orr_conn *c, size_t name_len) {
-    const orr_worker *w = c->w;
-    if (w->cb_conn != c) return ORR_ESTATE;
-    if (w->cb_closed || (c->flags & CF_CLOSE_SENT) || c->phase != PHASE_WS) return ORR_ECLOSED;
-    if (name_len == 0 || name_len > ORR_NAME_MAX) return ORR_EINVAL;
-    return 0;
-}
-
-const char *orr_conn_pool(const orr_conn *c) {
-    return c->route && c->route->pool ? c->route->pool->name : "";
-}
-
-int orr_unique_register(orr_conn *c, const char *name, size_t len, uint64_t tag) {
-    int rc = may_use(c, len);
-    if (rc) return rc;
-    orr_worker *w = c->w;
-    orr_backend *be = w->srv->backend;
-    rc = be->ops->take_name(be, c->route->pool->idx, name, len, c->id);
-    if (rc == 0) c->flags |= CF_REGISTRY;
-    /* Refused on this node already: nothing to claim beyond it. */
-    orr_reg_req rq = req_of(c, rc == 0 ? ORR_RQ_REGISTER : ORR_RQ_ANSWER, ORR_OP_UNIQUE_REGISTER,
-                            rc, 0, name, len, tag);
-    finish(w, c, &rq);
-    return 0;
-}
-
-int orr_unique_unregister(orr_conn *c, const char *name, size_t len, uint64_t tag) {
-    int rc = may_use(c, len);
-    if (rc) return rc;
-    orr_worker *w = c->w;
-    rc = orr_registry_unregister(w->srv->registry, c->route->pool->idx, name, len, c->id);
-    orr_reg_req rq = req_of(c, rc == 0 ? ORR_RQ_UNREGISTER : ORR_RQ_ANSWER,
-                            ORR_OP_UNIQUE_UNREGISTER, rc, 0, name, len, tag);
-    finish(w, c, &rq);
-    return 0;
-}
-
-int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, size_t msg_len,
-                    uint64_t tag) {
-    int rc = may_use(c, len);
-    if (rc) return rc;
-    orr_worker *w = c->w;
-    if ((!msg && msg_len) || msg_len > w->srv->cfg.max_message_bytes) return ORR_EINVAL;
-    uint64_t to;
-    orr_reg_req rq;
-    if (mailbox_local_holder(w, c->route->pool, name, len, &to)) {
-        /* Held on this node: delivered without asking the backend. */
-        orr_payload *m = payload_new(msg, msg_len);
-        rc = mailbox_post(w->srv, w, &to, 1, m) ? 0 : ORR_EAGAIN;
-        payload_unref(m);
-        rq = req_of(c, ORR_RQ_ANSWER, ORR_OP_UNIQUE_SEND, rc, rc == 0, name, len, tag);
-    } else {
-        rq = req_of(c, ORR_RQ_SEND, ORR_OP_UNIQUE_SEND, ORR_ENOTFOUND, 0, name, len, tag);
-        rq.msg = msg;
-        rq.msg_len = msg_len;
-    }
-    finish(w, c, &rq);
-    return 0;
-}
-
-int orr_group_join(orr_conn *c, const char *group, size_t len, uint64_t tag) {
-    int rc = may_use(c, len);
-    if (rc) return rc;
-    orr_worker *w = c->w;
-    rc = orr_registry_join(w->srv->registry, c->route->pool->idx, group, len, c->id);
-    if (rc == 0) c->flags |= CF_REGISTRY;
-    orr_reg_req rq =
-        req_of(c, rc == 0 ? ORR_RQ_JOIN : ORR_RQ_ANSWER, ORR_OP_GROUP_JOIN, rc, 0, group, len, tag);
-    finish(w, c, &rq);
-    return 0;
-}
-
-int orr_group_leave(orr_conn *c, const char *group, size_t len, uint64_t tag) {
-    int rc = may_use(c, len);
-    if (rc) return rc;
-    orr_worker *w = c->w;
-    rc = orr_registry_leave(w->srv->registry, c->route->pool->idx, group, len, c->id);
-    orr_reg_req rq = req_of(c, rc == 0 ? ORR_RQ_LEAVE : ORR_RQ_ANSWER, ORR_OP_GROUP_LEAVE, rc, 0,
-                            group, len, tag);
-    finish(w, c, &rq);
-    return 0;
-}
-
 /* Publish to a group of a pool from any connection (gear or push API):
  * the number of members it went to. */
 size_t mailbox_publish(orr_worker *w, orr_pool *pool, const char *group, size_t len,
@@ -256,23 +114,7 @@ bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, c
     return ok;
 }
 
-int orr_group_publish(orr_conn *c, const char *group, size_t len, const void *msg, size_t msg_len,
-                      uint64_t tag) {
-    int rc = may_use(c, len);
-    if (rc) return rc;
-    orr_worker *w = c->w;
-    if ((!msg && msg_len) || msg_len > w->srv->cfg.max_message_bytes) return ORR_EINVAL;
-    /* Members here have it now; a cluster tells the others and counts all. */
-    size_t n = mailbox_publish(w, c->route->pool, group, len, msg, msg_len);
-    orr_reg_req rq = req_of(c, ORR_RQ_PUBLISH, ORR_OP_GROUP_PUBLISH, 0, n, group, len, tag);
-    rq.msg = msg;
-    rq.msg_len = msg_len;
-    rq.local_count = n;
-    finish(w, c, &rq);
-    return 0;
-}
-
-void conn_registry_result(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
+void mailbox_late_result(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
     if (c->phase == PHASE_HTTP && (c->flags & CF_HTTP_WAIT)) {
         push_answer(w, c, r);
         return;

@@ -43,7 +43,7 @@ static void emit_line(void *arg, const char *line) {
 static const int hs_codes[HS_N] = {
     [HS_101] = 101, [HS_400] = 400, [HS_404] = 404, [HS_426] = 426, [HS_500] = 500, [HS_503] = 503};
 
-void hs_count(orr_server *s, int status) {
+void metrics_count_handshake(orr_server *s, int status) {
     int i = HS_OTHER;
     for (int k = 0; k < HS_OTHER_4XX; k++)
         if (hs_codes[k] == status) i = k;

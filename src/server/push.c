@@ -12,6 +12,7 @@
  * constant time); bodies over max_message_bytes are 413, read no further.
  */
 #include "common/log.h"
+#include "conn/conn.h"
 #include "http/push_path.h"
 #include "server/internal.h"
 

@@ -5,6 +5,7 @@
 #include "server/worker.h"
 
 #include "common/log.h"
+#include "conn/conn.h"
 #include "server/internal.h"
 
 #include <errno.h>
@@ -477,7 +478,7 @@ static void run_results(orr_worker *w) {
         for (; j < n && rs[j].conn == rs[i].conn; j++) {
             result_msg *m = ORR_CONTAINER_OF(rs[j].l, result_msg, link);
             m->res.r.name = m->res.name;
-            if (c && c->phase != PHASE_DEAD) conn_registry_result(w, c, &m->res.r);
+            if (c && c->phase != PHASE_DEAD) mailbox_late_result(w, c, &m->res.r);
             free(m);
         }
         if (cork) out_uncork(w);

@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "conn/conn.h"
 #include "server/internal.h"
 #include "server/worker.h"
 

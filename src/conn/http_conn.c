@@ -7,10 +7,11 @@
  * 400) -> 101.
  */
 #include "common/log.h"
+#include "conn/conn.h"
+#include "gearapi/gearapi.h"
 #include "http/pool_name.h"
 #include "http/push_path.h"
 #include "http/websocket.h"
-#include "server/internal.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -119,7 +120,7 @@ static void respond(orr_worker *w, orr_conn *c, const orr_http_request *req, int
 /* A response to a websocket route's request: counted by status. */
 static void hs_respond(orr_worker *w, orr_conn *c, const orr_http_request *req, int status,
                        const char *extra, const char *body, bool keep_alive) {
-    hs_count(w->srv, status);
+    metrics_count_handshake(w->srv, status);
     respond(w, c, req, status, extra, body, keep_alive);
 }
 
@@ -274,7 +275,7 @@ static bool route(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_h
 static bool gear_answered(orr_worker *w, orr_conn *c, const orr_http_request *req,
                           const orr_handshake *hs) {
     if (!hs->resp_status) return false;
-    hs_count(w->srv, hs->resp_status);
+    metrics_count_handshake(w->srv, hs->resp_status);
     log_request(w, c, req, hs->resp_status);
     http_respond_simple(w, c, hs->resp_status, hs->resp_headers_len ? hs->resp_headers : NULL,
                         hs->resp_ctype, hs->resp_body, hs->resp_body_len, req->keep_alive);
@@ -352,7 +353,7 @@ static bool upgrade(orr_worker *w, orr_conn *c, const orr_http_request *req, orr
                  accept);
     out_append(w, head, (size_t)n);
     w->cork_frames_at = w->cork_len; /* websocket frames from here on */
-    hs_count(w->srv, 101);
+    metrics_count_handshake(w->srv, 101);
     log_request(w, c, req, 101);
     /* The slot and the reference pass to the connection: its route now
      * names its pool, until the connection struct is freed. */

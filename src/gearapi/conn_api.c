@@ -3,11 +3,24 @@
  * connection from inside its callbacks.
  */
 #include "common/log.h"
-#include "server/internal.h"
+#include "conn/conn.h"
+#include "gearapi/gearapi.h"
 #include "ws/utf8.h"
 
 #include <stdio.h>
 #include <string.h>
+
+static const char *reason_words[] = {
+    [ORR_REASON_REMOTE] = "remote",     [ORR_REASON_TIMEOUT] = "timeout",
+    [ORR_REASON_STOP] = "stop",         [ORR_REASON_CLOSED] = "closed",
+    [ORR_REASON_BADFRAME] = "badframe", [ORR_REASON_BADENCODING] = "badencoding",
+    [ORR_REASON_BADSIZE] = "badsize",   [ORR_REASON_ERROR] = "error",
+    [ORR_REASON_SLOW] = "slow",         [ORR_REASON_OVERLOAD] = "overload",
+};
+
+const char *orr_reason_name(orr_reason_kind kind) {
+    return (unsigned)kind < ORR_ARRAY_LEN(reason_words) ? reason_words[kind] : "unknown";
+}
 
 uint64_t orr_conn_id(const orr_conn *c) {
     return c->id;

@@ -19,7 +19,7 @@
  * timeout. Backlogs count in the server's memory budget (budget.c).
  */
 #include "common/log.h"
-#include "server/internal.h"
+#include "conn/conn.h"
 
 #include <errno.h>
 #include <stdlib.h>

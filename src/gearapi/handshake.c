@@ -3,7 +3,8 @@
  * are copied NUL-terminated into a small arena that lives as long as the
  * handshake: until `connect` returns, or until `init` returns on upgrade.
  */
-#include "server/internal.h"
+#include "conn/conn.h"
+#include "gearapi/gearapi.h"
 
 #include <ctype.h>
 #include <stdio.h>

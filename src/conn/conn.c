@@ -2,8 +2,8 @@
  * A connection's life: reading, timeouts, the close handshake, terminate
  * and the end. The HTTP phase is in http_conn.c, frames in ws_conn.c.
  */
+#include "conn/conn.h"
 #include "common/log.h"
-#include "server/internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,18 +16,6 @@
 
 /* See the budget on struct orr_conn: idle connections are what we hold most of. */
 _Static_assert(sizeof(struct orr_conn) <= 232, "struct orr_conn grew past its 232-byte budget");
-
-static const char *reason_words[] = {
-    [ORR_REASON_REMOTE] = "remote",     [ORR_REASON_TIMEOUT] = "timeout",
-    [ORR_REASON_STOP] = "stop",         [ORR_REASON_CLOSED] = "closed",
-    [ORR_REASON_BADFRAME] = "badframe", [ORR_REASON_BADENCODING] = "badencoding",
-    [ORR_REASON_BADSIZE] = "badsize",   [ORR_REASON_ERROR] = "error",
-    [ORR_REASON_SLOW] = "slow",         [ORR_REASON_OVERLOAD] = "overload",
-};
-
-const char *orr_reason_name(orr_reason_kind kind) {
-    return (unsigned)kind < ORR_ARRAY_LEN(reason_words) ? reason_words[kind] : "unknown";
-}
 
 static void format_ms(int64_t ms, char *buf, size_t len) {
     if (ms < 0) ms = 0;

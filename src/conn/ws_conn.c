@@ -3,7 +3,8 @@
  * answered, the close handshake, and gear callbacks run in their context.
  */
 #include "common/log.h"
-#include "server/internal.h"
+#include "conn/conn.h"
+#include "gearapi/gearapi.h"
 #include "ws/utf8.h"
 
 #include <stdlib.h>
@@ -80,7 +81,7 @@ static void run_callback(orr_worker *w, orr_conn *c, const cb_event *ev) {
         orr_log(ORR_LOG_ERROR, conn_ctx(w, c), "gear %s: %s failed: %s", c->route->gear->gear->name,
                 cb_names[ev->kind], orr_strerror(rc));
         conn_send_close(w, c, 0, NULL, 0, ORR_REASON_ERROR);
-        mailbox_run_results(w, c); /* drops them: c is closing */
+        gear_run_results(w, c); /* drops them: c is closing */
         return;
     }
     if (closed) {
@@ -91,7 +92,7 @@ static void run_callback(orr_worker *w, orr_conn *c, const cb_event *ev) {
         if (c->flags & CF_CLOSE_RECEIVED) c->flags |= CF_CLOSE_AFTER_FLUSH;
         conn_terminate(w, c, ORR_REASON_STOP, NULL, 0);
     }
-    mailbox_run_results(w, c);
+    gear_run_results(w, c);
 }
 
 void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs) {
