@@ -2,9 +2,9 @@
  * src/conn: one client connection's life, the HTTP phase then the websocket
  * phase, and its output (the cork, the backlog, backpressure). Workers
  * (src/server/worker.c) hand it readiness and timeouts; gears are called
- * from ws_conn.c with their failure semantics; what the server answers
- * (routing, pools, the push API, /metrics) is decided in http_conn.c's
- * handle_request.
+ * from ws_conn.c with their failure semantics; what a request means
+ * (routing, pools, the push API, /metrics) is the server's answer
+ * (server/request.c request_handle).
  *
  * The structures it works on (struct orr_conn, struct orr_worker) are still
  * in server/internal.h: the layers block of docs/ARCHITECTURE.md marks that
@@ -75,10 +75,22 @@ void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *ext
                          const char *ctype, const void *body, size_t body_len, bool keep_alive);
 /* "OK", "Not Found", ...: the reason phrase of a status. */
 const char *http_status_text(int status);
+/* The request's line in the log, and a text/plain answer logged so. */
+void http_log_request(orr_worker *w, orr_conn *c, const orr_http_request *req, int status);
+void http_respond_text(orr_worker *w, orr_conn *c, const orr_http_request *req, int status,
+                       const char *extra, const char *body, bool keep_alive);
+/* The client's IP as text into out: the last X-Forwarded-For entry when it
+ * is an address (kept on the connection), else the peer's. */
+void http_client_ip(orr_worker *w, orr_conn *c, const orr_http_request *req, char *out, size_t len);
+/* The 101 for a request whose upgrade checks passed (key: its
+ * Sec-WebSocket-Key); then ws_start. */
+void http_switch_protocols(orr_worker *w, orr_conn *c, orr_span key);
 
 /* ---- ws_conn.c: frames and messages ---- */
 void ws_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n);
-void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs);
+/* The websocket phase begins (c->route set): the gear's init runs with hs
+ * as orr_conn_handshake's answer; assigns are the gear's, from connect. */
+void ws_start(orr_worker *w, orr_conn *c, const orr_handshake *hs, void *assigns);
 /* Hand messages from its mailbox to the gear, in order, in one write. */
 void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *const *ms, size_t n);
 /* Run on_registry_result (inside the cork of the callback that started it). */

@@ -4,7 +4,6 @@
  */
 #include "common/log.h"
 #include "conn/conn.h"
-#include "gearapi/gearapi.h"
 #include "ws/utf8.h"
 
 #include <stdlib.h>
@@ -58,6 +57,25 @@ static int call_gear(orr_worker *w, orr_conn *c, const cb_event *ev) {
     return rc;
 }
 
+/* After a callback of c returned: the registry results it produced that
+ * the backend answered at once (w->results), each through
+ * on_registry_result, in the order the gear asked. */
+static void run_results(orr_worker *w, orr_conn *c) {
+    if (w->in_results) return; /* the outer call runs them */
+    w->in_results = true;
+    w->cb_hs = NULL; /* the handshake was for init only */
+    while (w->results_at < w->n_results) {
+        if (c->phase != PHASE_WS || (c->flags & CF_CLOSE_SENT)) break;
+        /* Copied out: the callback may queue more and move the array. */
+        reg_pending p = w->results[w->results_at++];
+        if (p.conn != c->id) continue;
+        p.r.name = p.name;
+        ws_run_result(w, c, &p.r);
+    }
+    w->n_results = w->results_at = 0;
+    w->in_results = false;
+}
+
 /*
  * Run one gear callback with Antikythera's failure semantics: on failure
  * the frames it queued are dropped, the state it had is kept for terminate,
@@ -81,7 +99,7 @@ static void run_callback(orr_worker *w, orr_conn *c, const cb_event *ev) {
         orr_log(ORR_LOG_ERROR, conn_ctx(w, c), "gear %s: %s failed: %s", c->route->gear->gear->name,
                 cb_names[ev->kind], orr_strerror(rc));
         conn_send_close(w, c, 0, NULL, 0, ORR_REASON_ERROR);
-        gear_run_results(w, c); /* drops them: c is closing */
+        run_results(w, c); /* drops them: c is closing */
         return;
     }
     if (closed) {
@@ -92,15 +110,15 @@ static void run_callback(orr_worker *w, orr_conn *c, const cb_event *ev) {
         if (c->flags & CF_CLOSE_RECEIVED) c->flags |= CF_CLOSE_AFTER_FLUSH;
         conn_terminate(w, c, ORR_REASON_STOP, NULL, 0);
     }
-    gear_run_results(w, c);
+    run_results(w, c);
 }
 
-void ws_start(orr_worker *w, orr_conn *c, orr_handshake *hs) {
+void ws_start(orr_worker *w, orr_conn *c, const orr_handshake *hs, void *assigns) {
     c->phase = PHASE_WS;
     c->flags |= CF_SESSION;
     c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
     /* c->route is set by the caller: the route bound to its pool. */
-    c->assigns = hs->assigns;
+    c->assigns = assigns;
     orr_ws_reader_init(&c->rd, ORR_WS_SERVER, w->srv->cfg.max_message_bytes,
                        w->srv->cfg.max_fragments);
     worker_list_move(w, c, LIST_WS);

@@ -44,9 +44,4 @@ char *hs_alloc(orr_handshake *hs, size_t n);
 /* 1 if every key and value of the query decodes (a malformed query is 400). */
 int hs_query_valid(const orr_handshake *hs);
 
-/* ---- registry_api.c ---- */
-/* After a callback of c returned: run the registry results it produced
- * (answered at once by the backend), each through on_registry_result. */
-void gear_run_results(orr_worker *w, orr_conn *c);
-
 #endif

@@ -5,7 +5,7 @@
  * once, then goes to the registry backend (registry/backend.h). When the
  * backend answers at once, the result is queued on the worker and handed to
  * the connection's on_registry_result right after the callback that started
- * it returns (gear_run_results), never inside it; when the backend keeps
+ * it returns (conn/ws_conn.c runs them), never inside it; when the backend keeps
  * it, the result comes later through the worker's inbox
  * (mailbox_late_result in server/mailbox.c), in order.
  */
@@ -54,22 +54,6 @@ static void finish(orr_worker *w, orr_conn *c, const orr_reg_req *rq) {
     orr_backend *be = w->srv->backend;
     if (be->ops->submit(be, rq) == ORR_RQ_KEPT) return;
     push_result(w, c, rq->op, rq->status, rq->count, rq->name, rq->name_len, rq->tag);
-}
-
-void gear_run_results(orr_worker *w, orr_conn *c) {
-    if (w->in_results) return; /* the outer call runs them */
-    w->in_results = true;
-    w->cb_hs = NULL; /* the handshake was for init only */
-    while (w->results_at < w->n_results) {
-        if (c->phase != PHASE_WS || (c->flags & CF_CLOSE_SENT)) break;
-        /* Copied out: the callback may queue more and move the array. */
-        reg_pending p = w->results[w->results_at++];
-        if (p.conn != c->id) continue;
-        p.r.name = p.name;
-        ws_run_result(w, c, &p.r);
-    }
-    w->n_results = w->results_at = 0;
-    w->in_results = false;
 }
 
 /* ---- the gear API ---- */

@@ -425,6 +425,12 @@ void mailbox_late_result(orr_worker *w, orr_conn *c, const orr_registry_result *
 orr_delivery *delivery_new(orr_server *s);
 void delivery_free(orr_delivery *d);
 
+/* ---- request.c: what a request means ---- */
+/* Answers one complete request (its body whole, if any): true when the
+ * connection switched to the websocket phase. */
+bool request_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
+                    size_t body_len);
+
 /* ---- metrics.c: GET /metrics ---- */
 char *metrics_render(orr_server *s, size_t *len);
 void metrics_count_handshake(orr_server *s, int status);
