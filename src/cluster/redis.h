@@ -57,18 +57,12 @@
 #define ORR_CLUSTER_REDIS_H
 
 #include "config/config.h"
+#include "loop/loop.h"
 
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-/* What an epoll event's data.ptr points to: the loop calls
- * h->on_event(h, events) for each event it gets (events as epoll gives them,
- * EPOLLERR and EPOLLHUP included). */
-typedef struct orr_loop_handler {
-    void (*on_event)(struct orr_loop_handler *h, uint32_t events);
-} orr_loop_handler;
 
 typedef struct orr_redis orr_redis;
 

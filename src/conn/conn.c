@@ -234,7 +234,8 @@ void conn_on_readable(orr_worker *w, orr_conn *c) {
                 /* Bytes arrived: the idle clock restarts (a pinged
                  * connection is back in LIST_WS, pinged again only after
                  * another ping_interval_ms of silence). */
-                if (c->phase == PHASE_WS && (c->list_id != LIST_WS || c->t.since_ms != w->now_ms))
+                if (c->phase == PHASE_WS &&
+                    (c->list_id != LIST_WS || c->t.since_ms != w->loop.now_ms))
                     worker_list_move(w, c, LIST_WS);
                 ws_on_data(w, c, w->rbuf, (size_t)n);
             }

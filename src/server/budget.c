@@ -61,7 +61,7 @@ void budget_shed(orr_worker *w, bool force) {
     /* A pass that got the node back under the line freed an eighth of the
      * budget: the next may come as soon as it is needed. One that could
      * not is not repeated for SHED_EVERY_MS (each scans every connection). */
-    if (!force && w->now_ms - w->shed_ms < SHED_EVERY_MS) return;
+    if (!force && w->loop.now_ms - w->shed_ms < SHED_EVERY_MS) return;
     w->shedding = true;
     shed_pick *picks = NULL;
     size_t n = 0, cap = 0;
@@ -88,12 +88,12 @@ void budget_shed(orr_worker *w, bool force) {
                 buffered(s), max, picks[i].pending);
         out_shed(w, c);
     }
-    w->shed_ms = budget_near(s) ? w->now_ms : 0;
+    w->shed_ms = budget_near(s) ? w->loop.now_ms : 0;
     /* Not enough here: the other workers look at theirs now, not at their
      * next tick (at most every SHED_EVERY_MS for the whole node). */
     int_fast64_t last = atomic_load_explicit(&s->shed_wake_ms, memory_order_relaxed);
-    if (budget_near(s) && w->now_ms - last >= SHED_EVERY_MS &&
-        atomic_compare_exchange_strong_explicit(&s->shed_wake_ms, &last, w->now_ms,
+    if (budget_near(s) && w->loop.now_ms - last >= SHED_EVERY_MS &&
+        atomic_compare_exchange_strong_explicit(&s->shed_wake_ms, &last, w->loop.now_ms,
                                                 memory_order_relaxed, memory_order_relaxed))
         for (int k = 0; k < s->n_workers; k++)
             if (&s->workers[k] != w) worker_post_shed(&s->workers[k]);

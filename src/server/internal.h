@@ -16,6 +16,7 @@
 #include "config/config.h"
 #include "http/request.h"
 #include "http/router.h"
+#include "loop/loop.h"
 #include "loop/slots.h"
 #include "loop/tlist.h"
 #include "loop/xq.h"
@@ -167,9 +168,9 @@ struct orr_worker {
     orr_server *srv;
     int index;
     pthread_t thread;
-    int epfd, listen_fd, timer_fd;
+    orr_loop loop; /* its epoll set, tick, inbox (typed items, worker.c) and now_ms */
+    int listen_fd;
     bool draining, stopping;
-    int64_t now_ms;   /* monotonic, refreshed once per loop pass */
     orr_tlists lists; /* LIST_* (loop/tlist.h) */
     /* Its connections by id (loop/slots.h): slots.live of them. */
     orr_slots slots;
@@ -201,8 +202,6 @@ struct orr_worker {
     /* Drain: close 1001 spread over drain_ms. */
     int64_t drain_start_ms;
     size_t drain_total, drain_sent;
-    /* Inbox from other threads (typed items, loop/xq.h; worker.c has the types). */
-    orr_xq inbox;
     /* Deliveries this worker's own connections addressed to each other:
      * handled after the current epoll batch, without a lock or a wake-up. */
     orr_xq_chain local;

@@ -100,7 +100,7 @@ bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_
     /* A cluster: only while this node's lease holds (after a lapse another
      * node may hold the name now). */
     orr_backend *be = w->srv->backend;
-    return be->ops->holder_valid(be, w->now_ms);
+    return be->ops->holder_valid(be, w->loop.now_ms);
 }
 
 /* Send to a unique name of a pool: true if someone holds it. */

@@ -19,12 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* epoll data: a connection pointer, or one of these tags (pointers are at
- * least 8-byte aligned, so small integers never collide with them). */
-enum { TAG_LISTEN = 1, TAG_EVENT = 2, TAG_TIMER = 3 };
+/* epoll data besides the loop's own: a connection pointer, or this tag
+ * for the listener (pointers are at least 8-byte aligned, so a small
+ * integer never collides with one). */
+#define TAG_LISTEN ((void *)(uintptr_t)1)
 
 #define RBUF_SIZE (256 * 1024)
-#define MAX_EVENTS 512
 #define ACCEPT_BATCH 64
 
 /* The worker's inbox items (loop/xq.h): each type has its own struct and
@@ -73,7 +73,7 @@ void worker_list_requeue(orr_worker *w, orr_conn *c, int list_id) {
 }
 
 void worker_list_move(orr_worker *w, orr_conn *c, int list_id) {
-    c->t.since_ms = w->now_ms;
+    c->t.since_ms = w->loop.now_ms;
     worker_list_requeue(w, c, list_id);
 }
 
@@ -130,13 +130,12 @@ void worker_update_events(orr_worker *w, orr_conn *c) {
     struct epoll_event ev = {.events = 0, .data.ptr = c};
     if (!(c->flags & CF_READ_PAUSED)) ev.events |= EPOLLIN | EPOLLRDHUP;
     if (c->flags & CF_WANT_WRITE) ev.events |= EPOLLOUT;
-    if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+    if (orr_loop_mod(&w->loop, c->fd, ev.events, c) < 0)
         orr_log(ORR_LOG_WARN, conn_ctx(w, c), "epoll_ctl: %s", strerror(errno));
 }
 
 static void epoll_add(orr_worker *w, int fd, uint32_t events, void *ptr) {
-    struct epoll_event ev = {.events = events, .data.ptr = ptr};
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+    if (orr_loop_add(&w->loop, fd, events, ptr) < 0)
         orr_log(ORR_LOG_ERROR, NULL, "worker %d: epoll_ctl add: %s", w->index, strerror(errno));
 }
 
@@ -148,7 +147,7 @@ static void epoll_add(orr_worker *w, int fd, uint32_t events, void *ptr) {
 static void accept_failed(orr_worker *w, int err, bool paused) {
     orr_server *s = w->srv;
     uint64_t n = atomic_fetch_add_explicit(&s->accept_errors, 1, memory_order_relaxed) + 1;
-    int64_t sec = w->now_ms / 1000;
+    int64_t sec = w->loop.now_ms / 1000;
     int_fast64_t last = atomic_load_explicit(&s->accept_error_logged_s, memory_order_relaxed);
     if (last >= sec ||
         !atomic_compare_exchange_strong_explicit(&s->accept_error_logged_s, &last, sec,
@@ -171,7 +170,7 @@ static void on_accept(orr_worker *w) {
             if (shortage) {
                 /* Out of descriptors: stop accepting until the next tick
                  * rather than spin on a listener that stays readable. */
-                epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+                orr_loop_del(&w->loop, w->listen_fd);
                 w->accept_paused = true;
             }
             accept_failed(w, err, shortage);
@@ -191,7 +190,7 @@ static void on_accept(orr_worker *w) {
 
 static void stop_listening(orr_worker *w) {
     if (w->listen_fd < 0) return;
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listen_fd, NULL);
+    orr_loop_del(&w->loop, w->listen_fd);
     close(w->listen_fd);
     w->listen_fd = -1;
 }
@@ -201,7 +200,7 @@ static void stop_listening(orr_worker *w) {
 static void expire_list(orr_worker *w, int list_id) {
     uint32_t timeout = list_timeout(w, list_id);
     orr_timed *x;
-    while ((x = orr_tlist_expired(&w->lists, list_id, timeout, w->now_ms)) != NULL) {
+    while ((x = orr_tlist_expired(&w->lists, list_id, timeout, w->loop.now_ms)) != NULL) {
         orr_conn *c = ORR_CONTAINER_OF(x, orr_conn, t);
         /* conn_on_timeout always moves c out of this list (or kills it). */
         conn_on_timeout(w, c);
@@ -213,7 +212,7 @@ static void expire_list(orr_worker *w, int list_id) {
  * first ceil(total * t / drain_ms) connections have theirs. */
 static void drain_step(orr_worker *w) {
     int64_t span = w->srv->cfg.drain_ms;
-    int64_t t = w->now_ms - w->drain_start_ms;
+    int64_t t = w->loop.now_ms - w->drain_start_ms;
     size_t due = w->drain_total;
     if (span > 0 && t < span)
         due = (size_t)((w->drain_total * (uint64_t)t + (uint64_t)span - 1) / (uint64_t)span);
@@ -232,12 +231,9 @@ static void drain_step(orr_worker *w) {
 }
 
 static void on_tick(orr_worker *w) {
-    uint64_t n;
-    ssize_t r = read(w->timer_fd, &n, sizeof n);
-    (void)r;
     if (w->accept_paused && w->listen_fd >= 0 && !w->draining) {
         w->accept_paused = false;
-        epoll_add(w, w->listen_fd, EPOLLIN, (void *)(uintptr_t)TAG_LISTEN);
+        epoll_add(w, w->listen_fd, EPOLLIN, TAG_LISTEN);
     }
     expire_list(w, LIST_HTTP);
     expire_list(w, LIST_WS);
@@ -247,7 +243,7 @@ static void on_tick(orr_worker *w) {
     if (w->draining) {
         drain_step(w);
         int64_t hard = (int64_t)w->srv->cfg.drain_ms + w->srv->cfg.close_timeout_ms;
-        if (w->now_ms - w->drain_start_ms >= hard) {
+        if (w->loop.now_ms - w->drain_start_ms >= hard) {
             /* Past drain_ms + close_timeout_ms nothing is waited for any more. */
             for (int id = LIST_HTTP; id < LIST_COUNT; id++) {
                 orr_timed *x;
@@ -263,11 +259,7 @@ static void on_tick(orr_worker *w) {
 }
 
 static void arm_timer(orr_worker *w, uint32_t period_ms) {
-    struct itimerspec its = {
-        .it_interval = {.tv_sec = period_ms / 1000, .tv_nsec = (long)(period_ms % 1000) * 1000000},
-        .it_value = {.tv_sec = period_ms / 1000, .tv_nsec = (long)(period_ms % 1000) * 1000000},
-    };
-    timerfd_settime(w->timer_fd, 0, &its, NULL);
+    orr_loop_tick(&w->loop, period_ms, 0);
 }
 
 /* A tick of an eighth of the shortest timeout (within 5..250 ms) keeps
@@ -313,7 +305,7 @@ static const orr_xq_type shed_type = {run_shed, drop_free};
 static void post_signal(orr_worker *w, const orr_xq_type *type) {
     signal_msg *m = orr_xcalloc(1, sizeof *m);
     m->link.type = type;
-    orr_xq_push_one(&w->inbox, &m->link);
+    orr_xq_push_one(&w->loop.inbox, &m->link);
 }
 
 void worker_post_shed(orr_worker *w) {
@@ -341,7 +333,7 @@ void worker_post_kill(orr_worker *to, uint64_t conn) {
     kill_msg *m = orr_xcalloc(1, sizeof *m);
     m->link.type = &kill_type;
     m->conn = conn;
-    orr_xq_push_one(&to->inbox, &m->link);
+    orr_xq_push_one(&to->loop.inbox, &m->link);
 }
 
 /* Deliveries. Successive ones to the same connections (publications to
@@ -425,7 +417,7 @@ bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const
         orr_xq_chain_add(&to->local, m);
         return true;
     }
-    orr_xq_push_one(&to->inbox, m);
+    orr_xq_push_one(&to->loop.inbox, m);
     return true;
 }
 
@@ -456,7 +448,7 @@ orr_xq_link *worker_result_msg(uint64_t conn, const orr_registry_result *r) {
 }
 
 void worker_post_chain(orr_worker *w, orr_xq_chain *c) {
-    orr_xq_push(&w->inbox, c);
+    orr_xq_push(&w->loop.inbox, c);
 }
 
 static int cmp_result(const void *a, const void *b) {
@@ -505,7 +497,7 @@ static void run_local(orr_worker *w) {
 static void start_drain(orr_worker *w) {
     if (w->draining) return;
     w->draining = true;
-    w->drain_start_ms = w->now_ms;
+    w->drain_start_ms = w->loop.now_ms;
     stop_listening(w);
     /* Connections between requests, or in the middle of a head, are
      * answered now: 503 for a request under way, a plain close otherwise. */
@@ -530,8 +522,13 @@ static void start_drain(orr_worker *w) {
     drain_step(w);
 }
 
-static void on_inbox(orr_worker *w) {
-    handle_list(w, orr_xq_take(&w->inbox));
+static void on_inbox(orr_loop *l) {
+    orr_worker *w = ORR_CONTAINER_OF(l, orr_worker, loop);
+    handle_list(w, orr_xq_take(&l->inbox));
+}
+
+static void on_loop_tick(orr_loop *l) {
+    on_tick(ORR_CONTAINER_OF(l, orr_worker, loop));
 }
 
 /* ---- the loop ---- */
@@ -550,28 +547,24 @@ static void on_conn_event(orr_worker *w, orr_conn *c, uint32_t events) {
     }
 }
 
+/* The listener or a connection. */
+static void on_other(orr_loop *l, void *ptr, uint32_t events) {
+    orr_worker *w = ORR_CONTAINER_OF(l, orr_worker, loop);
+    if (ptr == TAG_LISTEN)
+        on_accept(w);
+    else
+        on_conn_event(w, ptr, events);
+}
+
 static void *worker_main(void *arg) {
     orr_worker *w = arg;
-    struct epoll_event evs[MAX_EVENTS];
     arm_timer(w, tick_period(&w->srv->cfg));
     while (!w->stopping) {
-        int n = epoll_wait(w->epfd, evs, MAX_EVENTS, orr_xq_chain_empty(&w->local) ? -1 : 0);
-        if (n < 0) {
-            if (errno == EINTR) continue;
+        /* Deliveries between its own connections wait for the next pass:
+         * it does not sleep while there are any. */
+        if (orr_loop_pass(&w->loop, orr_xq_chain_empty(&w->local) ? -1 : 0) < 0) {
             orr_log(ORR_LOG_ERROR, NULL, "worker %d: epoll_wait: %s", w->index, strerror(errno));
             break;
-        }
-        w->now_ms = orr_mono_ms();
-        for (int i = 0; i < n; i++) {
-            uintptr_t tag = (uintptr_t)evs[i].data.ptr;
-            if (tag == TAG_LISTEN)
-                on_accept(w);
-            else if (tag == TAG_EVENT)
-                on_inbox(w);
-            else if (tag == TAG_TIMER)
-                on_tick(w);
-            else
-                on_conn_event(w, evs[i].data.ptr, evs[i].events);
         }
         if (!orr_xq_chain_empty(&w->local)) run_local(w);
         free_zombies(w);
@@ -587,11 +580,10 @@ int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
     w->listen_fd = listen_fd;
     orr_slots_init(&w->slots, (unsigned)index);
     orr_tlists_init(&w->lists);
-    w->inbox.fd = -1;
-    w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    int q = orr_xq_init(&w->inbox);
-    w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (w->epfd < 0 || q < 0 || w->timer_fd < 0) {
+    w->loop.on_inbox = on_inbox;
+    w->loop.on_tick = on_loop_tick;
+    w->loop.on_other = on_other;
+    if (orr_loop_init(&w->loop) < 0) {
         orr_log(ORR_LOG_ERROR, NULL, "worker %d: %s", index, strerror(errno));
         return -1;
     }
@@ -601,10 +593,7 @@ int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
     w->cork = orr_xmalloc(w->cork_cap);
     /* Counters for every possible pool; calloc'd pages cost nothing until used. */
     w->pstats = orr_xcalloc(srv->cfg.max_pools, sizeof *w->pstats);
-    w->now_ms = orr_mono_ms();
-    epoll_add(w, listen_fd, EPOLLIN, (void *)(uintptr_t)TAG_LISTEN);
-    epoll_add(w, orr_xq_fd(&w->inbox), EPOLLIN, (void *)(uintptr_t)TAG_EVENT);
-    epoll_add(w, w->timer_fd, EPOLLIN, (void *)(uintptr_t)TAG_TIMER);
+    epoll_add(w, listen_fd, EPOLLIN, TAG_LISTEN);
     return 0;
 }
 
@@ -633,10 +622,8 @@ void orr_worker_destroy(orr_worker *w) {
         free(c);
     }
     stop_listening(w);
-    if (w->epfd >= 0) close(w->epfd);
-    if (w->timer_fd >= 0) close(w->timer_fd);
-    if (orr_xq_fd(&w->inbox) >= 0) orr_xq_drop(orr_xq_take(&w->inbox));
-    orr_xq_destroy(&w->inbox);
+    if (orr_xq_fd(&w->loop.inbox) >= 0) orr_xq_drop(orr_xq_take(&w->loop.inbox));
+    orr_loop_destroy(&w->loop);
     orr_xq_drop(w->local.head);
     w->local.head = w->local.tail = NULL;
     free(w->results);

@@ -112,7 +112,7 @@ static void setup(void) {
     srv->n_workers = 1;
     srv->backend = orr_local_backend_new(srv->registry);
     w = &srv->workers[0];
-    w->now_ms = orr_mono_ms();
+    w->loop.now_ms = orr_mono_ms();
 }
 
 static void teardown(void) {
@@ -146,7 +146,7 @@ static client connect_client(int rcvbuf) {
     k.c = worker_conn_new(w, sfd, (struct sockaddr *)&ss);
     cr_assert_not_null(k.c);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = k.c};
-    epoll_ctl(w->epfd, EPOLL_CTL_ADD, sfd, &ev);
+    orr_loop_add(&w->loop, sfd, ev.events, k.c);
     worker_list_move(w, k.c, LIST_HTTP);
     return k;
 }
@@ -156,7 +156,7 @@ static void client_send(client *k, const void *p, size_t n) {
     cr_assert_eq(write(k->fd, p, n), (ssize_t)n);
     struct pollfd pf = {.fd = k->c->fd, .events = POLLIN};
     poll(&pf, 1, 1000);
-    w->now_ms = orr_mono_ms();
+    w->loop.now_ms = orr_mono_ms();
     conn_on_readable(w, k->c);
 }
 
