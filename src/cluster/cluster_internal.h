@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/err.h"
 #include "http/pool_name.h"
+#include "loop/loop.h"
 #include "loop/xq.h"
 
 #include <pthread.h>
@@ -64,13 +65,11 @@ struct orr_cluster {
     uint32_t heartbeat_ms, node_ttl_ms, drain_ms, close_timeout_ms;
     cl_answer *ans_head, *ans_tail;
     pthread_t thread;
-    int epfd, timer_fd;
-    orr_loop_handler ev_h, timer_h;
+    orr_loop loop; /* its thread's loop: loop.inbox is the mailbox (orr_cl_req items) */
     orr_redis *cmd, *sub, *pres; /* commands; the inbox reader; presence (a subscription) */
     char inst[128];
     size_t inst_len;
     char sha[SC_N][41];
-    orr_xq mailbox;       /* orr_cl_req items from the workers */
     pthread_mutex_t lock; /* guards why */
     atomic_bool stop, draining;
     bool drain_marked;
@@ -78,7 +77,7 @@ struct orr_cluster {
     bool cmd_up, sub_up, present; /* present: the presence subscription is confirmed */
     atomic_bool ready;
     char why[160]; /* guarded by lock */
-    int64_t now_ms, next_beat, next_reap;
+    int64_t next_beat, next_reap;
     size_t outstanding;            /* replies awaited */
     orr_cl_req *batch[SEND_BATCH]; /* sends waiting for cl_flush_sends, in order */
     size_t n_batch;

@@ -300,7 +300,7 @@ void cl_check_ready(orr_cluster *cl) {
         heartbeat(cl);
         atomic_store_explicit(&cl->ready, true, memory_order_relaxed);
         write_back(cl);
-        cl->next_beat = cl->now_ms + cl->heartbeat_ms;
+        cl->next_beat = cl->loop.now_ms + cl->heartbeat_ms;
         cl_set_why(cl, "");
         orr_log(ORR_LOG_INFO, NULL, "cluster: %s: ready", cl->inst);
     } else {
@@ -312,7 +312,7 @@ void cl_check_ready(orr_cluster *cl) {
  * Redis paused or out of reach): our names may be reaped any moment. */
 static void check_lease(orr_cluster *cl) {
     if (!cl->lease_held || cl->lapsed) return;
-    if (cl->now_ms >= atomic_load_explicit(&cl->lease_until, memory_order_relaxed))
+    if (cl->loop.now_ms >= atomic_load_explicit(&cl->lease_until, memory_order_relaxed))
         lapse(cl, "not refreshed within node_ttl_ms");
 }
 
@@ -374,15 +374,14 @@ static void drop_req(orr_xq_link *l) {
 static const orr_xq_type req_type = {run_req, drop_req};
 
 static void take_mailbox(orr_cluster *cl) {
-    orr_xq_run(orr_xq_take(&cl->mailbox), cl);
+    orr_xq_run(orr_xq_take(&cl->loop.inbox), cl);
     cl_flush_sends(cl);
 }
 
 static void mark_draining(orr_cluster *cl);
 
-static void on_event_fd(orr_loop_handler *h, uint32_t events) {
-    (void)events;
-    orr_cluster *cl = ORR_CONTAINER_OF(h, orr_cluster, ev_h);
+static void on_mailbox(orr_loop *l) {
+    orr_cluster *cl = ORR_CONTAINER_OF(l, orr_cluster, loop);
     /* Marked before the drain's closes are handled: a client that comes
      * back elsewhere finds its name free. */
     if (atomic_load_explicit(&cl->draining, memory_order_relaxed) && !cl->drain_marked &&
@@ -391,27 +390,23 @@ static void on_event_fd(orr_loop_handler *h, uint32_t events) {
     take_mailbox(cl);
 }
 
-static void on_timer(orr_loop_handler *h, uint32_t events) {
-    (void)events;
-    orr_cluster *cl = ORR_CONTAINER_OF(h, orr_cluster, timer_h);
-    uint64_t n;
-    ssize_t r = read(cl->timer_fd, &n, sizeof n);
-    (void)r;
-    orr_redis_tick(cl->cmd, cl->now_ms);
-    orr_redis_tick(cl->sub, cl->now_ms);
-    orr_redis_tick(cl->pres, cl->now_ms);
+static void on_tick(orr_loop *loop) {
+    orr_cluster *cl = ORR_CONTAINER_OF(loop, orr_cluster, loop);
+    orr_redis_tick(cl->cmd, cl->loop.now_ms);
+    orr_redis_tick(cl->sub, cl->loop.now_ms);
+    orr_redis_tick(cl->pres, cl->loop.now_ms);
     check_lease(cl);
     if (!atomic_load_explicit(&cl->ready, memory_order_relaxed)) return;
-    if (cl->now_ms >= cl->next_beat) {
+    if (cl->loop.now_ms >= cl->next_beat) {
         heartbeat(cl);
-        cl->next_beat = cl->now_ms + cl->heartbeat_ms;
+        cl->next_beat = cl->loop.now_ms + cl->heartbeat_ms;
     }
-    if (cl->now_ms >= cl->next_reap) {
+    if (cl->loop.now_ms >= cl->next_reap) {
         reap(cl);
         uint32_t hb = cl->heartbeat_ms;
         uint32_t jitter = 0;
         getrandom(&jitter, sizeof jitter, GRND_NONBLOCK);
-        cl->next_reap = cl->now_ms + hb + (hb ? jitter % hb : 0);
+        cl->next_reap = cl->loop.now_ms + hb + (hb ? jitter % hb : 0);
     }
     if (cl->inbox_wait) {
         cl->inbox_wait = false;
@@ -437,7 +432,6 @@ static void on_timer(orr_loop_handler *h, uint32_t events) {
 
 static void *cluster_main(void *arg) {
     orr_cluster *cl = arg;
-    struct epoll_event evs[64];
     int64_t stop_deadline = 0;
     for (;;) {
         bool stopping = atomic_load_explicit(&cl->stop, memory_order_acquire);
@@ -460,13 +454,8 @@ static void *cluster_main(void *arg) {
         }
         if (stopping && (cl->outstanding == 0 || !cl->cmd_up || orr_mono_ms() >= stop_deadline))
             break;
-        int n = epoll_wait(cl->epfd, evs, 64, TICK_MS);
-        if (n < 0 && errno != EINTR) break;
-        cl->now_ms = orr_mono_ms();
-        for (int i = 0; i < n; i++) {
-            orr_loop_handler *h = evs[i].data.ptr;
-            h->on_event(h, evs[i].events);
-        }
+        /* The Redis connections' events go to their handlers. */
+        if (orr_loop_pass(&cl->loop, TICK_MS) < 0) break;
         cl_flush_posts(cl);
     }
     cl_flush_posts(cl);
@@ -514,25 +503,21 @@ static void name_instance(orr_cluster *cl, const orr_cluster_config *cc, uint16_
     cl->ib_len = (size_t)snprintf(cl->ib, sizeof cl->ib, "orr:ib:%s", cl->inst);
 }
 
-static void start_loop(orr_cluster *cl) {
-    cl->epfd = epoll_create1(EPOLL_CLOEXEC);
-    cl->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    cl->ev_h.on_event = on_event_fd;
-    cl->timer_h.on_event = on_timer;
-    struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &cl->ev_h};
-    struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &cl->timer_h};
-    epoll_ctl(cl->epfd, EPOLL_CTL_ADD, orr_xq_fd(&cl->mailbox), &e1);
-    epoll_ctl(cl->epfd, EPOLL_CTL_ADD, cl->timer_fd, &e2);
-    struct itimerspec its = {.it_interval = {.tv_nsec = TICK_MS * 1000000L},
-                             .it_value = {.tv_nsec = 1000000L}};
-    timerfd_settime(cl->timer_fd, 0, &its, NULL);
+static int start_loop(orr_cluster *cl) {
+    cl->loop.on_inbox = on_mailbox;
+    cl->loop.on_tick = on_tick;
+    cl->loop.on_other = NULL; /* the Redis connections: orr_loop_handler */
+    if (orr_loop_init(&cl->loop) < 0) return ORR_EFAIL;
+    orr_loop_tick(&cl->loop, TICK_MS, 1);
+    return 0;
 }
 
 orr_backend *orr_cluster_backend_start(const orr_config *cfg, uint16_t port, orr_registry *reg,
                                        orr_delivery *dv) {
     orr_cluster *cl = orr_xcalloc(1, sizeof *cl);
-    if (orr_xq_init(&cl->mailbox) < 0) {
-        orr_log(ORR_LOG_ERROR, NULL, "cluster: eventfd: %s", strerror(errno));
+    if (start_loop(cl) < 0) {
+        orr_log(ORR_LOG_ERROR, NULL, "cluster: its loop: %s", strerror(errno));
+        orr_loop_destroy(&cl->loop);
         free(cl);
         return NULL;
     }
@@ -556,11 +541,9 @@ orr_backend *orr_cluster_backend_start(const orr_config *cfg, uint16_t port, orr
             snprintf(cl->sha[i] + 2 * k, 3, "%02x", d[k]);
     }
     snprintf(cl->why, sizeof cl->why, "connecting to redis");
-    start_loop(cl);
-    cl->now_ms = orr_mono_ms();
-    cl->cmd = orr_redis_new(cl->epfd, &cc->redis, "commands", on_state, cl);
-    cl->sub = orr_redis_new(cl->epfd, &cc->redis, "inbox", on_state, cl);
-    cl->pres = orr_redis_new(cl->epfd, &cc->redis, "presence", on_state, cl);
+    cl->cmd = orr_redis_new(cl->loop.epfd, &cc->redis, "commands", on_state, cl);
+    cl->sub = orr_redis_new(cl->loop.epfd, &cc->redis, "inbox", on_state, cl);
+    cl->pres = orr_redis_new(cl->loop.epfd, &cc->redis, "presence", on_state, cl);
     orr_log(ORR_LOG_INFO, NULL, "cluster: node %s (instance %s), redis %s", node, cl->inst,
             cc->redis_url);
     if (pthread_create(&cl->thread, NULL, cluster_main, cl) != 0) {
@@ -573,13 +556,13 @@ orr_backend *orr_cluster_backend_start(const orr_config *cfg, uint16_t port, orr
 static void cl_stop(orr_backend *b) {
     orr_cluster *cl = (orr_cluster *)b;
     atomic_store_explicit(&cl->stop, true, memory_order_release);
-    orr_xq_wake(&cl->mailbox);
+    orr_xq_wake(&cl->loop.inbox);
     pthread_join(cl->thread, NULL);
     orr_redis_free(cl->cmd);
     orr_redis_free(cl->sub);
     orr_redis_free(cl->pres);
     cl_flush_posts(cl); /* answers to what was still in flight (the workers free them) */
-    orr_xq_drop(orr_xq_take(&cl->mailbox));
+    orr_xq_drop(orr_xq_take(&cl->loop.inbox));
     for (cl_answer *a = cl->ans_head, *next; a; a = next) { /* answers nobody will get now */
         next = a->next;
         free(a);
@@ -587,9 +570,7 @@ static void cl_stop(orr_backend *b) {
     for (size_t i = 0; i < cl->n_batch; i++)
         cl_req_free(cl->batch[i]);
     free(cl->batch_keys);
-    close(cl->epfd);
-    orr_xq_destroy(&cl->mailbox);
-    close(cl->timer_fd);
+    orr_loop_destroy(&cl->loop);
     pthread_mutex_destroy(&cl->lock);
     free(cl);
 }
@@ -597,7 +578,7 @@ static void cl_stop(orr_backend *b) {
 static void cl_draining(orr_backend *b) {
     orr_cluster *cl = (orr_cluster *)b;
     atomic_store_explicit(&cl->draining, true, memory_order_relaxed);
-    orr_xq_wake(&cl->mailbox);
+    orr_xq_wake(&cl->loop.inbox);
 }
 
 /* From any thread: a copy of rq for the cluster thread. Every result goes
@@ -628,7 +609,7 @@ static int cl_submit(orr_backend *b, const orr_reg_req *rq) {
                                   &q->since_ms);
     }
     q->link.type = &req_type;
-    orr_xq_push_one(&cl->mailbox, &q->link);
+    orr_xq_push_one(&cl->loop.inbox, &q->link);
     return ORR_RQ_KEPT;
 }
 
