@@ -49,7 +49,7 @@ typedef struct orr_reg_req {
     uint64_t conn;     /* the connection it is for (0: none) */
     uint64_t reply_to; /* who gets the result (0: nobody waits) */
     uint64_t tag;
-    uint32_t pool_idx; /* the pool's index in the node's table */
+    uint32_t pool_idx; /* the pool's index in the node's table (REGISTER: where the name is) */
     const char *pool;  /* and its name */
     size_t pool_len;
     const char *name; /* the name or group */
