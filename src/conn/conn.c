@@ -4,6 +4,7 @@
  */
 #include "conn/conn.h"
 #include "common/log.h"
+#include "server/internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -11,6 +11,7 @@
 #include "http/pool_name.h"
 #include "http/push_path.h"
 #include "http/websocket.h"
+#include "server/internal.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

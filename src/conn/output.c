@@ -20,6 +20,7 @@
  */
 #include "common/log.h"
 #include "conn/conn.h"
+#include "server/internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -118,6 +119,15 @@ static void backlog_append(orr_conn *c, const uint8_t *p, size_t n) {
 
 static size_t outbound_cap(const orr_worker *w) {
     return (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
+}
+
+size_t out_frag_bytes(const orr_worker *w) {
+    size_t cap = outbound_cap(w);
+    return cap > OUT_FRAG_MIN ? cap : OUT_FRAG_MIN;
+}
+
+bool out_over_cap(const orr_worker *w, const orr_conn *c) {
+    return out_pending(c) > outbound_cap(w);
 }
 
 /* Drops the backlog past out_safe (the frame being written stays whole)

@@ -4,6 +4,7 @@
  */
 #include "common/log.h"
 #include "conn/conn.h"
+#include "server/internal.h"
 #include "ws/utf8.h"
 
 #include <stdlib.h>

@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/list.h"
 #include "config/config.h"
+#include "conn/conn.h"
 #include "http/request.h"
 #include "http/router.h"
 #include "loop/loop.h"
@@ -33,101 +34,6 @@
 #include <stdint.h>
 
 typedef struct orr_worker orr_worker;
-
-/* Where a connection is in its life. */
-enum conn_phase {
-    PHASE_HTTP,    /* reading request heads (keep-alive between them) */
-    PHASE_WS,      /* upgraded, open: gear callbacks run */
-    PHASE_CLOSING, /* our close is sent or the session ended: waiting for the peer */
-    PHASE_DEAD,    /* fd closed; freed at the end of the loop pass */
-};
-
-/* conn.flags */
-enum {
-    CF_CLOSE_SENT = 1 << 0,        /* a close frame is queued: nothing more goes out */
-    CF_CLOSE_RECEIVED = 1 << 1,    /* the peer's close frame arrived */
-    CF_CLOSE_AFTER_FLUSH = 1 << 2, /* close the TCP connection once output is written */
-    CF_WANT_WRITE = 1 << 3,        /* EPOLLOUT is armed */
-    CF_READ_PAUSED = 1 << 4,       /* EPOLLIN is off: too much output is waiting */
-    CF_TERMINATED = 1 << 5,        /* terminate (or no gear at all) is done */
-    CF_DRAIN_CLOSED = 1 << 6,      /* the drain already sent this one its 1001 */
-    CF_HTTP_REQ_STARTED = 1 << 7,  /* bytes of a request head have arrived */
-    CF_LINGER = 1 << 8,            /* our side is shut down: input is read and dropped until EOF */
-    CF_SESSION = 1 << 9,           /* it was upgraded (logs DISCONNECTED at the end) */
-    CF_REGISTRY =
-        1 << 10, /* it took a name or joined a group: the registry forgets it at the end */
-    CF_HTTP_BODY = 1 << 11, /* `in` holds a request head and its body, still arriving */
-    CF_HTTP_WAIT = 1 << 12, /* a push request waits for the backend; `in` holds input after it */
-};
-
-/* The peer's address in binary, formatted only when needed. */
-typedef struct conn_addr {
-    uint8_t family; /* AF_INET, AF_INET6, or 0 */
-    uint8_t bytes[16];
-} conn_addr;
-
-/*
- * One client connection. Kept small, since idle upgraded connections are
- * what a websocket server holds most of: buffers are allocated only while
- * bytes are actually waiting (a partial head, a partial message, unsent
- * output) and freed as soon as they are not. Budget: 232 bytes, which glibc
- * serves from a 240-byte chunk; check with a sizeof before adding a field.
- */
-struct orr_conn {
-    orr_timed t; /* in one of the worker's timeout lists (list_id), since t.since_ms */
-    orr_worker *w;
-    uint64_t id; /* worker:8 | slot:24 | generation:32 */
-    int fd;
-    uint8_t phase;
-    uint8_t reason;  /* orr_reason_kind once decided */
-    uint8_t list_id; /* which timeout list holds link */
-    uint8_t spare_;
-    uint16_t flags;
-    uint16_t remote_code; /* the peer's close code, for the REMOTE reason */
-    uint32_t ctx_seq;     /* context id: <ctx_ms as time>_<worker>_<ctx_seq> */
-    orr_ws_reader rd;
-    const struct orr_route_target *route; /* gear and callbacks, once upgraded */
-    void *state;
-    void *assigns;
-    /* Partial input: a request head, or a data message split across reads
-     * (counted in the server's buffered bytes, by capacity). */
-    uint8_t *in;
-    uint32_t in_len, in_cap;
-    union {
-        uint32_t head_scanned; /* HTTP: bytes of `in` already searched for the head's end */
-        uint32_t out_safe;     /* websocket, while `out` is not empty: a frame boundary at or
-                                  after out_off; output up to it must be sent whole */
-    };
-    /* Output the socket did not take yet (counted like `in`). */
-    uint32_t out_off, out_len, out_cap;
-    uint8_t *out;
-    struct conn_ctl *ctl; /* a split control frame, or a pong waiting for `out` to drain */
-    int64_t ctx_ms;       /* wall-clock ms of the request that opened it */
-    uint32_t frames_received, frames_sent;
-    conn_addr addr;    /* client IP (last X-Forwarded-For entry, else the peer) */
-    uint32_t out_debt; /* pongs replaced unsent since `out` last drained: counted as
-                          unsent output against max_outbound_bytes */
-};
-
-/* Control-frame state, allocated only while needed: a control frame's
- * payload split across reads, and the newest pong owed to a client whose
- * output is backed up (a newer ping replaces it, RFC 6455 5.5.3). */
-typedef struct conn_ctl {
-    uint8_t split[125];
-    uint8_t split_len;
-    uint8_t pong_len;
-    bool split_open, pong;
-    uint8_t pong_data[125];
-} conn_ctl;
-
-/* The worker's timeout lists: each has one fixed timeout, so FIFO order is
- * deadline order and a tick only looks at the heads. With ping_interval_ms
- * set, LIST_WS expires after it (the server pings) and the connection moves
- * to LIST_WS_PINGED with its clock kept, which expires at idle_timeout_ms
- * (close 1000); bytes arriving move it back to LIST_WS. Entries come to
- * LIST_WS_PINGED from LIST_WS's head, so it stays in deadline order too. */
-enum { LIST_NONE, LIST_HTTP, LIST_WS, LIST_WS_PINGED, LIST_CLOSING, LIST_COUNT };
-_Static_assert(LIST_COUNT <= ORR_TLISTS_MAX, "a worker's timeout lists fit loop/tlist.h");
 
 typedef struct orr_pool orr_pool;
 
