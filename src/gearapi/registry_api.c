@@ -70,6 +70,24 @@ const char *orr_conn_pool(const orr_conn *c) {
     return c->route && c->route->pool ? c->route->pool->name : "";
 }
 
+/* An operation the node's table does (unregister, join, leave), then the
+ * backend: `kind` when the table took it, else only the table's answer. A
+ * join marks the connection as holding registry entries. */
+typedef int (*table_fn)(orr_registry *r, uint32_t pool, const char *bytes, size_t len,
+                        uint64_t conn);
+
+static int table_op(orr_conn *c, const char *bytes, size_t len, uint64_t tag, table_fn fn,
+                    orr_rq_kind kind, orr_registry_op op) {
+    int rc = may_use(c, len);
+    if (rc) return rc;
+    orr_worker *w = c->w;
+    rc = fn(w->srv->registry, c->route->pool->idx, bytes, len, c->id);
+    if (rc == 0 && kind == ORR_RQ_JOIN) c->flags |= CF_REGISTRY;
+    orr_reg_req rq = req_of(c, rc == 0 ? kind : ORR_RQ_ANSWER, op, rc, 0, bytes, len, tag);
+    finish(w, c, &rq);
+    return 0;
+}
+
 int orr_unique_register(orr_conn *c, const char *name, size_t len, uint64_t tag) {
     int rc = may_use(c, len);
     if (rc) return rc;
@@ -85,14 +103,8 @@ int orr_unique_register(orr_conn *c, const char *name, size_t len, uint64_t tag)
 }
 
 int orr_unique_unregister(orr_conn *c, const char *name, size_t len, uint64_t tag) {
-    int rc = may_use(c, len);
-    if (rc) return rc;
-    orr_worker *w = c->w;
-    rc = orr_registry_unregister(w->srv->registry, c->route->pool->idx, name, len, c->id);
-    orr_reg_req rq = req_of(c, rc == 0 ? ORR_RQ_UNREGISTER : ORR_RQ_ANSWER,
-                            ORR_OP_UNIQUE_UNREGISTER, rc, 0, name, len, tag);
-    finish(w, c, &rq);
-    return 0;
+    return table_op(c, name, len, tag, orr_registry_unregister, ORR_RQ_UNREGISTER,
+                    ORR_OP_UNIQUE_UNREGISTER);
 }
 
 int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, size_t msg_len,
@@ -119,26 +131,11 @@ int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, 
 }
 
 int orr_group_join(orr_conn *c, const char *group, size_t len, uint64_t tag) {
-    int rc = may_use(c, len);
-    if (rc) return rc;
-    orr_worker *w = c->w;
-    rc = orr_registry_join(w->srv->registry, c->route->pool->idx, group, len, c->id);
-    if (rc == 0) c->flags |= CF_REGISTRY;
-    orr_reg_req rq =
-        req_of(c, rc == 0 ? ORR_RQ_JOIN : ORR_RQ_ANSWER, ORR_OP_GROUP_JOIN, rc, 0, group, len, tag);
-    finish(w, c, &rq);
-    return 0;
+    return table_op(c, group, len, tag, orr_registry_join, ORR_RQ_JOIN, ORR_OP_GROUP_JOIN);
 }
 
 int orr_group_leave(orr_conn *c, const char *group, size_t len, uint64_t tag) {
-    int rc = may_use(c, len);
-    if (rc) return rc;
-    orr_worker *w = c->w;
-    rc = orr_registry_leave(w->srv->registry, c->route->pool->idx, group, len, c->id);
-    orr_reg_req rq = req_of(c, rc == 0 ? ORR_RQ_LEAVE : ORR_RQ_ANSWER, ORR_OP_GROUP_LEAVE, rc, 0,
-                            group, len, tag);
-    finish(w, c, &rq);
-    return 0;
+    return table_op(c, group, len, tag, orr_registry_leave, ORR_RQ_LEAVE, ORR_OP_GROUP_LEAVE);
 }
 
 int orr_group_publish(orr_conn *c, const char *group, size_t len, const void *msg, size_t msg_len,
