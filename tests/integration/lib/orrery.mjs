@@ -295,9 +295,16 @@ export class Queue {
  *   next(ms), nextMessage(ms), nextClose(ms) (skips nothing: the next event must be of that type),
  *   closed: Promise of {code, reason, at}
  */
-export async function openWs(url, opts = {}) {
+/**
+ * A connected client (its events queued, see attachQueue). onMessage, if
+ * given, is attached before the handshake: a message that arrives in the
+ * same read as the 101 is emitted before `await openWs(...)` returns, so a
+ * listener attached after it would miss that one.
+ */
+export async function openWs(url, opts = {}, onMessage = null) {
   const ws = new WebSocket(url, { handshakeTimeout: 5000 * SLOW, ...opts });
   attachQueue(ws);
+  if (onMessage) ws.on('message', onMessage);
   await new Promise((resolve, reject) => {
     ws.once('open', resolve);
     ws.once('error', reject);
