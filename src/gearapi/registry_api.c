@@ -43,7 +43,7 @@ static orr_reg_req req_of(const orr_conn *c, orr_rq_kind kind, orr_registry_op o
                          .tag = tag,
                          .pool_idx = p->idx,
                          .pool = p->name,
-                         .pool_len = strlen(p->name),
+                         .pool_len = p->name_len,
                          .name = name,
                          .name_len = len};
 }

@@ -153,6 +153,7 @@ struct orr_pool {
     bool gear;    /* a gear's own: never freed, references not counted (set at creation) */
     bool listed;  /* the config's "pools" lists it: kept without references (pools lock) */
     char name[POOL_NAME_MAX];
+    uint8_t name_len; /* strlen(name) */
     orr_server *srv;
     atomic_uint refs;  /* 0 -> 1 and 1 -> 0 only under the pools lock */
     atomic_uint conns; /* websocket connections holding a slot */

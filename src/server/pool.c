@@ -45,6 +45,7 @@ static orr_pool *create_locked(orr_server *s, const char *name, size_t len, unsi
     orr_pool *p = orr_xcalloc(1, sizeof *p);
     memcpy(p->name, name, len);
     p->name[len] = '\0';
+    p->name_len = (uint8_t)len;
     p->srv = s;
     p->listed = listed_in(ps, p->name);
     atomic_init(&p->refs, refs);
