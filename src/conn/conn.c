@@ -4,19 +4,86 @@
  */
 #include "conn/conn.h"
 #include "common/log.h"
-#include "server/internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 /* See the budget on struct orr_conn: idle connections are what we hold most of. */
 _Static_assert(sizeof(struct orr_conn) <= 232, "struct orr_conn grew past its 232-byte budget");
+
+#define RBUF_SIZE (256 * 1024)
+#define CORK_INITIAL (64 * 1024)
+
+void conn_worker_init(conn_worker *w) {
+    orr_tlists_init(&w->lists);
+    w->rbuf_size = RBUF_SIZE;
+    w->rbuf = orr_xmalloc(RBUF_SIZE);
+    w->cork_cap = CORK_INITIAL;
+    w->cork = orr_xmalloc(w->cork_cap);
+    /* Counters for every possible pool; calloc'd pages cost nothing until used. */
+    w->pstats = orr_xcalloc(w->node->cfg->max_pools, sizeof *w->pstats);
+}
+
+void conn_worker_free(conn_worker *w) {
+    free(w->results);
+    free(w->pstats);
+    free(w->zombies);
+    free(w->rbuf);
+    free(w->cork);
+    w->results = NULL;
+    w->pstats = NULL;
+    w->zombies = NULL;
+    w->rbuf = w->cork = NULL;
+}
+
+void conn_init(conn_worker *w, orr_conn *c, uint64_t id, int fd, const struct sockaddr *sa) {
+    c->w = w;
+    c->id = id;
+    c->fd = fd;
+    c->phase = PHASE_HTTP;
+    if (sa->sa_family == AF_INET) {
+        c->addr.family = AF_INET;
+        memcpy(c->addr.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        c->addr.family = AF_INET6;
+        memcpy(c->addr.bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    }
+}
+
+void conn_list_requeue(conn_worker *w, orr_conn *c, int list_id) {
+    c->list_id = (uint8_t)list_id;
+    orr_tlist_requeue(&w->lists, &c->t, list_id);
+}
+
+void conn_list_move(conn_worker *w, orr_conn *c, int list_id) {
+    c->t.since_ms = w->loop->now_ms;
+    conn_list_requeue(w, c, list_id);
+}
+
+void conn_update_events(conn_worker *w, orr_conn *c) {
+    uint32_t events = 0;
+    if (!(c->flags & CF_READ_PAUSED)) events |= EPOLLIN | EPOLLRDHUP;
+    if (c->flags & CF_WANT_WRITE) events |= EPOLLOUT;
+    if (orr_loop_mod(w->loop, c->fd, events, c) < 0)
+        orr_log(ORR_LOG_WARN, conn_ctx(w, c), "epoll_ctl: %s", strerror(errno));
+}
+
+/* Never inside its own callback: the worker frees it after the loop pass. */
+static void free_later(conn_worker *w, orr_conn *c) {
+    if (w->n_zombies == w->cap_zombies) {
+        w->cap_zombies = w->cap_zombies ? w->cap_zombies * 2 : 64;
+        w->zombies = orr_xrealloc(w->zombies, w->cap_zombies * sizeof *w->zombies);
+    }
+    w->zombies[w->n_zombies++] = c;
+}
 
 static void format_ms(int64_t ms, char *buf, size_t len) {
     if (ms < 0) ms = 0;
@@ -29,14 +96,14 @@ static void format_ms(int64_t ms, char *buf, size_t len) {
 
 /* Context ids are built when a line is written, not stored: 20 bytes per
  * connection saved for a string that only logs need. */
-const char *conn_ctx(orr_worker *w, const orr_conn *c) {
+const char *conn_ctx(conn_worker *w, const orr_conn *c) {
     char t[48];
     format_ms(c->ctx_ms, t, sizeof t);
     snprintf(w->ctx_buf, sizeof w->ctx_buf, "%s_%d_%u", t, w->index, c->ctx_seq);
     return w->ctx_buf;
 }
 
-const char *conn_ip(orr_worker *w, const orr_conn *c, char *buf, size_t len) {
+const char *conn_ip(conn_worker *w, const orr_conn *c, char *buf, size_t len) {
     (void)w;
     if (!c->addr.family || !inet_ntop(c->addr.family, c->addr.bytes, buf, (socklen_t)len))
         snprintf(buf, len, "unknown");
@@ -44,7 +111,7 @@ const char *conn_ip(orr_worker *w, const orr_conn *c, char *buf, size_t len) {
 }
 
 void conn_in_free(orr_conn *c) {
-    if (c->in_cap) budget_sub(c->w->srv, c->in_cap);
+    if (c->in_cap) budget_sub(c->w->node, c->in_cap);
     free(c->in);
     c->in = NULL;
     c->in_len = c->in_cap = 0;
@@ -54,13 +121,13 @@ void conn_in_free(orr_conn *c) {
 void conn_in_grow(orr_conn *c, size_t cap) {
     if (cap <= c->in_cap) return;
     c->in = orr_xrealloc(c->in, cap);
-    budget_add(c->w->srv, cap - c->in_cap);
+    budget_add(c->w->node, cap - c->in_cap);
     c->in_cap = (uint32_t)cap;
 }
 
 uint8_t *conn_in_take(orr_conn *c) {
     uint8_t *p = c->in;
-    if (c->in_cap) budget_sub(c->w->srv, c->in_cap);
+    if (c->in_cap) budget_sub(c->w->node, c->in_cap);
     c->in = NULL;
     c->in_len = c->in_cap = 0;
     return p;
@@ -73,10 +140,10 @@ void conn_ctl_release(orr_conn *c) {
     }
 }
 
-static void call_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
+static void call_terminate(conn_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
                            size_t text_len);
 
-void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
+void conn_terminate(conn_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
                     size_t text_len) {
     if (c->flags & CF_TERMINATED) return;
     c->flags |= CF_TERMINATED;
@@ -85,10 +152,10 @@ void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char 
     if (c->route->callbacks->terminate) call_terminate(w, c, why, text, text_len);
     /* The session is over: its names, groups and pool slot go now, not
      * when the TCP connection is finally closed. */
-    mailbox_conn_ended(w, c);
+    w->node->host->session_ended(w, c);
 }
 
-static void call_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
+static void call_terminate(conn_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
                            size_t text_len) {
     orr_reason r = {.kind = why, .code = why == ORR_REASON_REMOTE ? c->remote_code : 0};
     if (text) {
@@ -105,7 +172,7 @@ static void call_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, cons
     c->state = NULL;
 }
 
-void conn_close_now(orr_worker *w, orr_conn *c) {
+void conn_close_now(conn_worker *w, orr_conn *c) {
     if (c->phase == PHASE_DEAD) return;
     if (c->route && !(c->flags & CF_TERMINATED)) conn_terminate(w, c, ORR_REASON_CLOSED, NULL, 0);
     if (c->flags & CF_SESSION) {
@@ -120,7 +187,7 @@ void conn_close_now(orr_worker *w, orr_conn *c) {
             "<websocket> DISCONNECTED connected_at=%s frames_received=%u frames_sent=%u reason=%s",
             at, c->frames_received, c->frames_sent, reason);
     }
-    worker_list_move(w, c, LIST_NONE);
+    conn_list_move(w, c, LIST_NONE);
     close(c->fd);
     c->fd = -1;
     conn_in_free(c);
@@ -129,11 +196,11 @@ void conn_close_now(orr_worker *w, orr_conn *c) {
     c->ctl = NULL;
     c->phase = PHASE_DEAD;
     if (w->cork_conn == c) w->cork_len = 0;
-    worker_conn_free_later(w, c);
+    free_later(w, c);
 }
 
 /* Queue a close frame (corked on c) and start waiting for the peer's. */
-void conn_send_close(orr_worker *w, orr_conn *c, uint16_t code, const char *reason, size_t len,
+void conn_send_close(conn_worker *w, orr_conn *c, uint16_t code, const char *reason, size_t len,
                      orr_reason_kind why) {
     if (!(c->flags & CF_CLOSE_SENT)) {
         uint8_t payload[125];
@@ -152,7 +219,7 @@ void conn_send_close(orr_worker *w, orr_conn *c, uint16_t code, const char *reas
             conn_ctl_release(c);
         }
         c->phase = PHASE_CLOSING;
-        worker_list_move(w, c, LIST_CLOSING);
+        conn_list_move(w, c, LIST_CLOSING);
         /* Once the peer has also closed, the TCP connection ends as soon as
          * the close is written. */
         if (c->flags & CF_CLOSE_RECEIVED) c->flags |= CF_CLOSE_AFTER_FLUSH;
@@ -162,14 +229,14 @@ void conn_send_close(orr_worker *w, orr_conn *c, uint16_t code, const char *reas
 
 /* Silent for ping_interval_ms: one empty ping. The idle timeout still
  * counts from the last byte received (its clock is kept). */
-static void ping_idle(orr_worker *w, orr_conn *c) {
+static void ping_idle(conn_worker *w, orr_conn *c) {
     out_cork(w, c);
     out_frame(w, ORR_WS_OP_PING, NULL, 0);
     out_uncork(w);
-    if (c->phase == PHASE_WS) worker_list_requeue(w, c, LIST_WS_PINGED);
+    if (c->phase == PHASE_WS) conn_list_requeue(w, c, LIST_WS_PINGED);
 }
 
-static void close_idle(orr_worker *w, orr_conn *c) {
+static void close_idle(conn_worker *w, orr_conn *c) {
     if (out_over_cap(w, c)) {
         /* Silent because it does not read what it is sent. */
         out_slow_consumer(w, c);
@@ -180,7 +247,7 @@ static void close_idle(orr_worker *w, orr_conn *c) {
     out_uncork(w);
 }
 
-void conn_on_timeout(orr_worker *w, orr_conn *c) {
+void conn_on_timeout(conn_worker *w, orr_conn *c) {
     switch (c->list_id) {
     case LIST_HTTP:
         if (c->flags & CF_HTTP_REQ_STARTED) {
@@ -189,14 +256,14 @@ void conn_on_timeout(orr_worker *w, orr_conn *c) {
             http_respond_simple(w, c, 408, NULL, "text/plain", "request timeout\n", 16, false);
             out_uncork(w);
             if (c->phase != PHASE_DEAD && c->list_id == LIST_HTTP)
-                worker_list_move(w, c, LIST_CLOSING);
+                conn_list_move(w, c, LIST_CLOSING);
         } else {
             conn_close_now(w, c);
         }
         break;
     case LIST_WS:
         /* Without pings, LIST_WS expires at the idle timeout. */
-        if (w->srv->cfg.ping_interval_ms)
+        if (w->node->cfg->ping_interval_ms)
             ping_idle(w, c);
         else
             close_idle(w, c);
@@ -210,7 +277,7 @@ void conn_on_timeout(orr_worker *w, orr_conn *c) {
     }
 }
 
-void conn_drain(orr_worker *w, orr_conn *c) {
+void conn_drain(conn_worker *w, orr_conn *c) {
     static const char why[] = "server shutting down; please reconnect";
     c->flags |= CF_DRAIN_CLOSED;
     out_cork(w, c);
@@ -218,7 +285,7 @@ void conn_drain(orr_worker *w, orr_conn *c) {
     out_uncork(w);
 }
 
-void conn_on_readable(orr_worker *w, orr_conn *c) {
+void conn_on_readable(conn_worker *w, orr_conn *c) {
     /* A full buffer may mean more is waiting; a few rounds, then the other
      * connections get their turn. */
     for (int round = 0; round < 4; round++) {
@@ -236,8 +303,8 @@ void conn_on_readable(orr_worker *w, orr_conn *c) {
                  * connection is back in LIST_WS, pinged again only after
                  * another ping_interval_ms of silence). */
                 if (c->phase == PHASE_WS &&
-                    (c->list_id != LIST_WS || c->t.since_ms != w->loop.now_ms))
-                    worker_list_move(w, c, LIST_WS);
+                    (c->list_id != LIST_WS || c->t.since_ms != w->loop->now_ms))
+                    conn_list_move(w, c, LIST_WS);
                 ws_on_data(w, c, w->rbuf, (size_t)n);
             }
             out_uncork(w);

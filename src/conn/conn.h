@@ -1,31 +1,36 @@
 /*
  * src/conn: one client connection's life, the HTTP phase then the websocket
- * phase, and its output (the cork, the backlog, backpressure). Workers
- * (src/server/worker.c) hand it readiness and timeouts; gears are called
+ * phase, and its output (the cork, the backlog, backpressure). The worker
+ * (src/server/worker.c) hands it readiness and timeouts; gears are called
  * from ws_conn.c with their failure semantics; what a request means
- * (routing, pools, the push API, /metrics) is the server's answer
- * (server/request.c request_handle).
+ * (routing, pools, the push API, /metrics) is the server's answer, asked
+ * through conn_host.
  *
- * This header stands alone: struct orr_conn and its states are here. Its
- * .c files still reach the worker and the node through server/internal.h
- * (struct orr_worker's cork, receive buffer and callback context; limits;
- * the budget), an edge the layers block marks (issue 10).
+ * What it works with, all declared here: struct orr_conn; conn_worker, the
+ * per-thread state connections share (the cork, the receive buffer, the
+ * timeout lists, the running callback's context), which the server's
+ * worker embeds; conn_node, what every worker shares (limits, the memory
+ * budget, the host); and conn_route, what an upgraded connection's route
+ * gives it (its gear's callbacks and name, its pool).
  */
 #ifndef ORR_CONN_CONN_H
 #define ORR_CONN_CONN_H
 
+#include "config/config.h"
 #include "http/request.h"
+#include "loop/loop.h"
 #include "loop/tlist.h"
 #include "ws/frame.h"
 
 #include <orrery/gear.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct orr_worker orr_worker;   /* the worker it lives on (server/internal.h) */
-typedef struct orr_payload orr_payload; /* a message for connections (server/internal.h) */
-struct orr_route_target;                /* its gear and pool, once upgraded */
+typedef struct conn_worker conn_worker;
+typedef struct conn_node conn_node;
+struct gear_host; /* src/gearapi's view of the node (gearapi/gearapi.h): carried, not used here */
 
 /* Where a connection is in its life. */
 enum conn_phase {
@@ -68,7 +73,7 @@ typedef struct conn_addr {
  */
 struct orr_conn {
     orr_timed t; /* in one of the worker's timeout lists (list_id), since t.since_ms */
-    orr_worker *w;
+    conn_worker *w;
     uint64_t id; /* worker:8 | slot:24 | generation:32 */
     int fd;
     uint8_t phase;
@@ -79,7 +84,7 @@ struct orr_conn {
     uint16_t remote_code; /* the peer's close code, for the REMOTE reason */
     uint32_t ctx_seq;     /* context id: <ctx_ms as time>_<worker>_<ctx_seq> */
     orr_ws_reader rd;
-    const struct orr_route_target *route; /* gear and callbacks, once upgraded */
+    const struct conn_route *route; /* gear and pool, once upgraded */
     void *state;
     void *assigns;
     /* Partial input: a request head, or a data message split across reads
@@ -122,43 +127,210 @@ typedef struct conn_ctl {
 enum { LIST_NONE, LIST_HTTP, LIST_WS, LIST_WS_PINGED, LIST_CLOSING, LIST_COUNT };
 _Static_assert(LIST_COUNT <= ORR_TLISTS_MAX, "a worker's timeout lists fit loop/tlist.h");
 
+/* A message for one or more connections: one refcounted copy, shared by
+ * every worker that delivers it. The text frame's header is encoded once,
+ * in the PAYLOAD_HDR_ROOM bytes before the payload (payload.c). */
+#define PAYLOAD_HDR_ROOM 14
+typedef struct orr_payload {
+    atomic_uint refs;
+    uint32_t len;
+    bool utf8;       /* valid UTF-8: a gear may send it on as text unchecked */
+    uint8_t hdr_len; /* the text frame header's length */
+    uint8_t bytes[]; /* HDR_ROOM bytes (header at the end), then the payload */
+} orr_payload;
+/* A payload holding a copy of msg, with one reference for the caller. */
+orr_payload *payload_new(const void *msg, size_t len);
+/* Gives one back (any thread); m may be NULL. */
+void payload_unref(orr_payload *m);
+
+/* What an upgraded connection's route gives it: the server interns one per
+ * (route, pool) and keeps it until the connection struct is freed. */
+typedef struct conn_route {
+    const orr_ws_callbacks *callbacks;
+    const char *gear;                  /* its gear's name */
+    const char *pool;                  /* its executor pool's name (NUL-terminated) */
+    uint32_t pool_len;                 /* strlen(pool) */
+    uint32_t pool_idx;                 /* the pool's index: registry tables, counters */
+    atomic_uint_fast64_t *slow_closes; /* the pool's count of slow consumers closed */
+} conn_route;
+
+/* Per worker, per pool: counters only that worker writes (relaxed atomics,
+ * so that /metrics may read them from another thread). */
+typedef struct pool_stats {
+    atomic_uint_fast64_t frames_in, frames_out;
+} pool_stats;
+
+/* A registry result waiting to reach its connection's on_registry_result
+ * (src/gearapi queues them, ws_conn.c runs them after the callback). */
+typedef struct reg_pending {
+    uint64_t conn;
+    orr_registry_result r;
+    char name[ORR_NAME_MAX];
+} reg_pending;
+
+/* The server's side, as connections need it. Each is called on the worker
+ * that owns the connection. */
+typedef struct conn_host {
+    /* A complete request (its body whole, if any): answers it; true when
+     * the connection switched to the websocket phase (server/request.c). */
+    bool (*request)(conn_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
+                    size_t body_len);
+    /* Before reading a body: whether this request may send one of its
+     * Content-Length; if not, *status is the answer, given unread. */
+    bool (*body_wanted)(conn_worker *w, const orr_http_request *req, int *status);
+    /* The session ended (terminate ran): its names, groups and pool slot go. */
+    void (*session_ended)(conn_worker *w, orr_conn *c);
+    /* Near the memory budget: close this worker's largest backlogs (budget.c). */
+    void (*shed)(conn_worker *w, bool force);
+} conn_host;
+
+/* What every worker shares: the settings, the memory budget and the host.
+ * The server owns it; the atomics are what SIGHUP may change. */
+struct conn_node {
+    const orr_config *cfg; /* max_message_bytes, max_fragments, ping_interval_ms, ... */
+    const conn_host *host;
+    const struct gear_host *gears; /* for src/gearapi */
+    atomic_uint_fast64_t max_outbound_bytes;
+    atomic_size_t max_buffered_bytes;
+    /* The memory budget: reassembly buffers, request bodies and output
+     * backlogs of every connection (allocated bytes), and the closes it made. */
+    atomic_size_t buffered;
+    atomic_uint_fast64_t budget_refused, budget_shed;
+};
+
+/* One worker thread's state that its connections share. Only that thread
+ * touches it. The server's worker embeds it (orr_worker.cw). */
+struct conn_worker {
+    conn_node *node;
+    orr_loop *loop;     /* the worker's: its epoll set and now_ms */
+    int index;          /* the worker's number, in context ids */
+    orr_tlists lists;   /* LIST_* */
+    orr_conn **zombies; /* closed this loop pass: freed at its end (by the worker) */
+    size_t n_zombies, cap_zombies;
+    /* One receive buffer for all connections of this worker. */
+    uint8_t *rbuf;
+    size_t rbuf_size;
+    /* Output produced while handling one connection's event, sent in one
+     * write at the end (the "cork"). Websocket frames start at cork_frames_at
+     * (after a 101 response head written in the same event). */
+    orr_conn *cork_conn;
+    uint8_t *cork;
+    size_t cork_len, cork_cap, cork_frames_at;
+    size_t cork_big; /* the largest data message in the cork */
+    /* The callback being run, for the gear API's context checks. */
+    orr_conn *cb_conn;
+    const orr_handshake *cb_hs;    /* during init only */
+    const uint8_t *cb_msg;         /* the message being delivered (already validated) */
+    const orr_payload *cb_payload; /* on_server_message: its shared payload */
+    bool cb_closed;                /* the running callback queued a close */
+    bool resp_no_body;             /* answering a HEAD request */
+    bool in_results;
+    size_t cb_msg_len;
+    uint32_t ctx_seq;
+    char ctx_buf[64]; /* conn_ctx's result */
+    char ip_buf[64];  /* orr_conn_client_ip's result */
+    /* Registry results for the connection whose callback is running. */
+    reg_pending *results;
+    size_t n_results, cap_results, results_at;
+    pool_stats *pstats; /* [max_pools] */
+};
+
+/* Sets up w's buffers (the rest is the caller's: node, loop, index). */
+void conn_worker_init(conn_worker *w);
+void conn_worker_free(conn_worker *w);
+
+/* ---- the memory budget (one bound on the bytes clients make the node hold) ---- */
+#define BUDGET_SMALL (64u * 1024)
+static inline void budget_add(conn_node *n, size_t k) {
+    atomic_fetch_add_explicit(&n->buffered, k, memory_order_relaxed);
+}
+static inline void budget_sub(conn_node *n, size_t k) {
+    atomic_fetch_sub_explicit(&n->buffered, k, memory_order_relaxed);
+}
+static inline size_t budget_max(const conn_node *n) {
+    return atomic_load_explicit(&n->max_buffered_bytes, memory_order_relaxed);
+}
+static inline size_t budget_used(const conn_node *n) {
+    return atomic_load_explicit(&n->buffered, memory_order_relaxed);
+}
+/* Whether a new input buffer of k more bytes fits: never past
+ * max_buffered_bytes, and past seven eighths of it only small ones. */
+static inline bool budget_room(const conn_node *n, size_t k) {
+    size_t max = budget_max(n), cur = budget_used(n);
+    if (k > max || cur > max - k) return false;
+    return k <= BUDGET_SMALL || cur + k <= max - max / 8;
+}
+/* Past seven eighths of the budget: time to shed. */
+static inline bool budget_near(const conn_node *n) {
+    size_t max = budget_max(n);
+    return budget_used(n) > max - max / 8;
+}
+
+static inline void stat_add(atomic_uint_fast64_t *x, uint64_t n) {
+    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+/* Adds to its pool's counters the data frames c received and sent since
+ * the counts were rx and tx: once per event, not per message. */
+static inline void conn_count_frames(conn_worker *w, const orr_conn *c, uint32_t rx, uint32_t tx) {
+    if (!c->route) return;
+    pool_stats *ps = &w->pstats[c->route->pool_idx];
+    if (c->frames_received != rx) stat_add(&ps->frames_in, c->frames_received - rx);
+    if (c->frames_sent != tx) stat_add(&ps->frames_out, c->frames_sent - tx);
+}
+
+/* ---- the worker's lists and epoll interest (conn.c) ---- */
+/* To the tail of list_id, its clock restarted (now). */
+void conn_list_move(conn_worker *w, orr_conn *c, int list_id);
+/* To the tail of list_id, its clock kept: for a list whose deadline counts
+ * from the same moment as the one it leaves (LIST_WS -> LIST_WS_PINGED). */
+void conn_list_requeue(conn_worker *w, orr_conn *c, int list_id);
+/* EPOLLIN unless reading is paused, EPOLLOUT while output waits. */
+void conn_update_events(conn_worker *w, orr_conn *c);
+/* A new connection on fd (its id from the caller), in LIST_NONE. */
+struct sockaddr;
+void conn_init(conn_worker *w, orr_conn *c, uint64_t id, int fd, const struct sockaddr *sa);
+
 /* ---- output.c: the cork and per-connection backlog ---- */
 /* Data messages longer than max_outbound_bytes (and than OUT_FRAG_MIN) go
  * out in fragments of that size, so that a slow consumer's output can be
  * cut at a frame boundary within its cap of what was sent. */
 #define OUT_FRAG_MIN (64u * 1024)
-size_t out_frag_bytes(const orr_worker *w);
-void out_cork(orr_worker *w, orr_conn *c);
-void out_uncork(orr_worker *w);
-uint8_t *out_reserve(orr_worker *w, size_t n);
-void out_append(orr_worker *w, const void *p, size_t n);
+size_t out_frag_bytes(const conn_worker *w);
+void out_cork(conn_worker *w, orr_conn *c);
+void out_uncork(conn_worker *w);
+uint8_t *out_reserve(conn_worker *w, size_t n);
+void out_append(conn_worker *w, const void *p, size_t n);
 /* A whole message (fragmented past out_frag_bytes) or a control frame. */
-void out_frame(orr_worker *w, uint8_t opcode, const void *p, size_t n);
-void out_on_writable(orr_worker *w, orr_conn *c);
+void out_frame(conn_worker *w, uint8_t opcode, const void *p, size_t n);
+void out_on_writable(conn_worker *w, orr_conn *c);
 void out_free(orr_conn *c);
 /* Unsent output as max_outbound_bytes counts it. */
 static inline size_t out_pending(const orr_conn *c) {
     return (size_t)(c->out_len - c->out_off) + c->out_debt;
 }
 /* Over max_outbound_bytes. */
-bool out_over_cap(const orr_worker *w, const orr_conn *c);
+bool out_over_cap(const conn_worker *w, const orr_conn *c);
 /* A ping arrived while c's output is backed up: keep only the newest pong. */
-void out_pong_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n);
+void out_pong_later(conn_worker *w, orr_conn *c, const uint8_t *p, size_t n);
 /* Its client does not read (over max_outbound_bytes): count, log, cut the
  * unsent output at a frame boundary and close 1008. Not inside a cork. */
-void out_slow_consumer(orr_worker *w, orr_conn *c);
+void out_slow_consumer(conn_worker *w, orr_conn *c);
+/* For the budget: cut c's backlog and close it 1008 (a connection already
+ * closing, or still in HTTP, is closed at once). */
+void out_shed(conn_worker *w, orr_conn *c);
 
 /* ---- conn.c: life and death ---- */
-void conn_close_now(orr_worker *w, orr_conn *c);
-void conn_send_close(orr_worker *w, orr_conn *c, uint16_t code, const char *reason, size_t len,
+void conn_close_now(conn_worker *w, orr_conn *c);
+void conn_send_close(conn_worker *w, orr_conn *c, uint16_t code, const char *reason, size_t len,
                      orr_reason_kind why);
-void conn_terminate(orr_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
+void conn_terminate(conn_worker *w, orr_conn *c, orr_reason_kind why, const char *text,
                     size_t text_len);
-const char *conn_ctx(orr_worker *w, const orr_conn *c);
-const char *conn_ip(orr_worker *w, const orr_conn *c, char *buf, size_t len);
-void conn_on_readable(orr_worker *w, orr_conn *c);
-void conn_on_timeout(orr_worker *w, orr_conn *c);
-void conn_drain(orr_worker *w, orr_conn *c);
+const char *conn_ctx(conn_worker *w, const orr_conn *c);
+const char *conn_ip(conn_worker *w, const orr_conn *c, char *buf, size_t len);
+void conn_on_readable(conn_worker *w, orr_conn *c);
+void conn_on_timeout(conn_worker *w, orr_conn *c);
+void conn_drain(conn_worker *w, orr_conn *c);
 /* The input buffer, counted in the budget: freed, grown to cap (contents
  * kept), or taken over by the caller (who frees it). */
 void conn_in_free(orr_conn *c);
@@ -169,35 +341,37 @@ void conn_ctl_release(orr_conn *c);
 /* ---- http_conn.c: request heads, responses, the upgrade ---- */
 /* Handle bytes in the HTTP phase: heads, answers, and the upgrade (frames
  * that follow the head go to ws_on_data). */
-void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n);
+void http_on_data(conn_worker *w, orr_conn *c, uint8_t *p, size_t n);
 /* A response with the status line, extra_headers ("Name: value\r\n" lines, or
  * NULL), Content-Type, Content-Length and Connection. A 503 also gets
  * Retry-After: retry_after_s unless extra_headers has one. */
-void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *extra_headers,
+void http_respond_simple(conn_worker *w, orr_conn *c, int status, const char *extra_headers,
                          const char *ctype, const void *body, size_t body_len, bool keep_alive);
 /* "OK", "Not Found", ...: the reason phrase of a status. */
 const char *http_status_text(int status);
 /* The request's line in the log, and a text/plain answer logged so. */
-void http_log_request(orr_worker *w, orr_conn *c, const orr_http_request *req, int status);
-void http_respond_text(orr_worker *w, orr_conn *c, const orr_http_request *req, int status,
+void http_log_request(conn_worker *w, orr_conn *c, const orr_http_request *req, int status);
+void http_respond_text(conn_worker *w, orr_conn *c, const orr_http_request *req, int status,
                        const char *extra, const char *body, bool keep_alive);
 /* The client's IP as text into out: the last X-Forwarded-For entry when it
  * is an address (kept on the connection), else the peer's. */
-void http_client_ip(orr_worker *w, orr_conn *c, const orr_http_request *req, char *out, size_t len);
+void http_client_ip(conn_worker *w, orr_conn *c, const orr_http_request *req, char *out,
+                    size_t len);
 /* The 101 for a request whose upgrade checks passed (key: its
  * Sec-WebSocket-Key); then ws_start. */
-void http_switch_protocols(orr_worker *w, orr_conn *c, orr_span key);
+void http_switch_protocols(conn_worker *w, orr_conn *c, orr_span key);
 
 /* ---- ws_conn.c: frames and messages ---- */
-void ws_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n);
+void ws_on_data(conn_worker *w, orr_conn *c, uint8_t *p, size_t n);
 /* The websocket phase begins (c->route set): the gear's init runs with hs
  * as orr_conn_handshake's answer; assigns are the gear's, from connect. */
-void ws_start(orr_worker *w, orr_conn *c, const orr_handshake *hs, void *assigns);
+void ws_start(conn_worker *w, orr_conn *c, const orr_handshake *hs, void *assigns);
 /* Hand messages from its mailbox to the gear, in order, in one write. */
-void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *const *ms, size_t n);
+void ws_deliver_server_messages(conn_worker *w, orr_conn *c, const orr_payload *const *ms,
+                                size_t n);
 /* Run on_registry_result (inside the cork of the callback that started it). */
-void ws_run_result(orr_worker *w, orr_conn *c, const orr_registry_result *r);
+void ws_run_result(conn_worker *w, orr_conn *c, const orr_registry_result *r);
 /* A newer registration elsewhere took a name it held: close 1008. */
-void ws_name_conflict(orr_worker *w, orr_conn *c);
+void ws_name_conflict(conn_worker *w, orr_conn *c);
 
 #endif

@@ -6,12 +6,10 @@
  * gear's connect (any response; failure is 500) -> protocol checks (426,
  * 400) -> 101.
  */
+#include "common/clock.h"
 #include "common/log.h"
 #include "conn/conn.h"
-#include "http/pool_name.h"
-#include "http/push_path.h"
 #include "http/websocket.h"
-#include "server/internal.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -84,7 +82,7 @@ static bool has_retry_after(const char *headers) {
     return false;
 }
 
-void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *extra_headers,
+void http_respond_simple(conn_worker *w, orr_conn *c, int status, const char *extra_headers,
                          const char *ctype, const void *body, size_t body_len, bool keep_alive) {
     char head[512];
     int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
@@ -94,7 +92,7 @@ void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *ext
      * drain, a cluster that is down, or a gear's own 503), so that clients
      * do not retry at once; a gear's own Retry-After is kept. */
     if (status == 503 && !has_retry_after(extra_headers)) {
-        n = snprintf(head, sizeof head, "Retry-After: %u\r\n", w->srv->cfg.retry_after_s);
+        n = snprintf(head, sizeof head, "Retry-After: %u\r\n", w->node->cfg->retry_after_s);
         out_append(w, head, (size_t)n);
     }
     n = snprintf(head, sizeof head, "%s%s%sContent-Length: %zu\r\nConnection: %s\r\n\r\n",
@@ -105,12 +103,12 @@ void http_respond_simple(orr_worker *w, orr_conn *c, int status, const char *ext
     if (!keep_alive) c->flags |= CF_CLOSE_AFTER_FLUSH;
 }
 
-void http_log_request(orr_worker *w, orr_conn *c, const orr_http_request *req, int status) {
+void http_log_request(conn_worker *w, orr_conn *c, const orr_http_request *req, int status) {
     orr_log(ORR_LOG_INFO, conn_ctx(w, c), "%.*s %.*s status=%d", (int)req->method.n, req->method.p,
             (int)(req->path.n > 200 ? 200 : req->path.n), req->path.p, status);
 }
 
-void http_respond_text(orr_worker *w, orr_conn *c, const orr_http_request *req, int status,
+void http_respond_text(conn_worker *w, orr_conn *c, const orr_http_request *req, int status,
                        const char *extra, const char *body, bool keep_alive) {
     http_log_request(w, c, req, status);
     http_respond_simple(w, c, status, extra, "text/plain; charset=utf-8", body, strlen(body),
@@ -119,7 +117,7 @@ void http_respond_text(orr_worker *w, orr_conn *c, const orr_http_request *req, 
 
 /* The client IP: the last X-Forwarded-For entry when it is an address,
  * else the peer. Stored in binary on the connection. */
-void http_client_ip(orr_worker *w, orr_conn *c, const orr_http_request *req, char *out,
+void http_client_ip(conn_worker *w, orr_conn *c, const orr_http_request *req, char *out,
                     size_t len) {
     const orr_span *xff = NULL;
     for (size_t i = 0; i < req->n_headers; i++)
@@ -152,7 +150,7 @@ void http_client_ip(orr_worker *w, orr_conn *c, const orr_http_request *req, cha
 
 /* The 101 for a request whose upgrade checks passed (key: its
  * Sec-WebSocket-Key); frames written after it in this event follow it. */
-void http_switch_protocols(orr_worker *w, orr_conn *c, orr_span key) {
+void http_switch_protocols(conn_worker *w, orr_conn *c, orr_span key) {
     (void)c;
     char accept[29];
     orr_ws_accept_value(key.p, key.n, accept);
@@ -168,18 +166,18 @@ void http_switch_protocols(orr_worker *w, orr_conn *c, orr_span key) {
 
 enum head_result { HEAD_DONE, HEAD_UPGRADED, HEAD_WAIT_BODY };
 
-static enum head_result finish_request(orr_worker *w, orr_conn *c, const orr_http_request *req,
+static enum head_result finish_request(conn_worker *w, orr_conn *c, const orr_http_request *req,
                                        const uint8_t *body, size_t body_len) {
-    bool upgraded = request_handle(w, c, req, body, body_len);
+    bool upgraded = w->node->host->request(w, c, req, body, body_len);
     w->resp_no_body = false; /* only that request was a HEAD */
     c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
-    if (!upgraded && c->phase == PHASE_HTTP) worker_list_move(w, c, LIST_HTTP);
+    if (!upgraded && c->phase == PHASE_HTTP) conn_list_move(w, c, LIST_HTTP);
     return upgraded ? HEAD_UPGRADED : HEAD_DONE;
 }
 
 /* A request whose body is not read (only the push API takes one, when it
  * allows it): answered, and the connection ends after the answer. */
-static void refuse_body(orr_worker *w, orr_conn *c, const orr_http_request *req, int status) {
+static void refuse_body(conn_worker *w, orr_conn *c, const orr_http_request *req, int status) {
     c->ctx_seq = ++w->ctx_seq;
     c->ctx_ms = orr_wall_ms();
     static const char *const why[] = {"request bodies are not accepted here\n",
@@ -207,7 +205,7 @@ static void refuse_body(orr_worker *w, orr_conn *c, const orr_http_request *req,
  * (HEAD_WAIT_BODY). Only the push API takes a body, and it says whether
  * (authorised, small enough) before any is read: other requests with one
  * are answered and the connection closed. */
-static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *head, size_t end,
+static enum head_result process_head(conn_worker *w, orr_conn *c, const uint8_t *head, size_t end,
                                      const uint8_t *rest, size_t rest_n, size_t *rest_used) {
     orr_http_request req;
     *rest_used = 0;
@@ -222,7 +220,7 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
     }
     if (!req.content_length && !req.chunked) return finish_request(w, c, &req, NULL, 0);
     int status;
-    if (!push_body_wanted(w, &req, &status)) {
+    if (!w->node->host->body_wanted(w, &req, &status)) {
         refuse_body(w, c, &req, status);
         return HEAD_DONE;
     }
@@ -231,10 +229,10 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
         *rest_used = cl;
         return finish_request(w, c, &req, rest, cl);
     }
-    if (!budget_room(w->srv, end + cl)) {
+    if (!budget_room(w->node, end + cl)) {
         c->ctx_seq = ++w->ctx_seq;
         c->ctx_ms = orr_wall_ms();
-        atomic_fetch_add_explicit(&w->srv->budget_refused, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->node->budget_refused, 1, memory_order_relaxed);
         orr_log(ORR_LOG_WARN, conn_ctx(w, c), "memory budget: a body of %zu bytes refused", cl);
         http_log_request(w, c, &req, 503);
         http_respond_simple(w, c, 503, NULL, "text/plain; charset=utf-8", "server busy\n", 12,
@@ -248,7 +246,7 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
     c->in = buf;
     c->in_len = (uint32_t)(end + rest_n);
     c->in_cap = (uint32_t)(end + cl);
-    budget_add(w->srv, c->in_cap);
+    budget_add(w->node, c->in_cap);
     c->head_scanned = (uint32_t)end;
     c->flags |= CF_HTTP_BODY;
     *rest_used = rest_n;
@@ -257,7 +255,7 @@ static enum head_result process_head(orr_worker *w, orr_conn *c, const uint8_t *
 
 /* More of a body that c->in is collecting. Returns the bytes of p used;
  * once it is whole the request is answered. */
-static size_t body_data(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n, bool *upgraded) {
+static size_t body_data(conn_worker *w, orr_conn *c, const uint8_t *p, size_t n, bool *upgraded) {
     size_t take = c->in_cap - c->in_len;
     if (take > n) take = n;
     memcpy(c->in + c->in_len, p, take);
@@ -275,7 +273,7 @@ static size_t body_data(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n, 
     return take;
 }
 
-static void too_large(orr_worker *w, orr_conn *c) {
+static void too_large(conn_worker *w, orr_conn *c) {
     c->ctx_seq = ++w->ctx_seq;
     c->ctx_ms = orr_wall_ms();
     orr_log(ORR_LOG_INFO, conn_ctx(w, c), "request head over %d bytes: status=431",
@@ -288,7 +286,7 @@ static bool more_requests(const orr_conn *c) {
 }
 
 /* A push request waits for the cluster: keep what followed it for later. */
-static void keep_for_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n) {
+static void keep_for_later(conn_worker *w, orr_conn *c, const uint8_t *p, size_t n) {
     if (!n) return;
     if (n > ORR_HTTP_MAX_HEAD) {
         too_large(w, c);
@@ -302,7 +300,7 @@ static void keep_for_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t 
 /* After a head was handled, with n bytes following it at p: true when this
  * read is done with the HTTP phase (a body is awaited, or frames follow the
  * 101 in the same read and go to the websocket phase). */
-static bool head_ends_read(orr_worker *w, orr_conn *c, enum head_result hr, uint8_t *p, size_t n) {
+static bool head_ends_read(conn_worker *w, orr_conn *c, enum head_result hr, uint8_t *p, size_t n) {
     if (hr == HEAD_WAIT_BODY) return true;
     if (hr != HEAD_UPGRADED) return false;
     if (n && c->phase == PHASE_WS) ws_on_data(w, c, p, n);
@@ -312,7 +310,7 @@ static bool head_ends_read(orr_worker *w, orr_conn *c, enum head_result hr, uint
 /* A head began in an earlier read: complete it in c->in, taking from p
  * only what fits (what follows the head stays in p), and handle it. True
  * when this read is done; else *pp and *np are past what was used. */
-static bool split_head(orr_worker *w, orr_conn *c, uint8_t **pp, size_t *np) {
+static bool split_head(conn_worker *w, orr_conn *c, uint8_t **pp, size_t *np) {
     uint8_t *p = *pp;
     size_t n = *np, old = c->in_len;
     size_t room = ORR_HTTP_MAX_HEAD - old;
@@ -343,7 +341,7 @@ static bool split_head(orr_worker *w, orr_conn *c, uint8_t **pp, size_t *np) {
 
 /* Whole heads (and their bodies) one after another in p; the start of a
  * head is kept until the rest arrives. */
-static void read_heads(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
+static void read_heads(conn_worker *w, orr_conn *c, uint8_t *p, size_t n) {
     while (n > 0 && more_requests(c)) {
         c->flags |= CF_HTTP_REQ_STARTED;
         size_t scanned = 0;
@@ -369,10 +367,10 @@ static void read_heads(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
     if (c->flags & CF_HTTP_WAIT) keep_for_later(w, c, p, n);
 }
 
-void http_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
+void http_on_data(conn_worker *w, orr_conn *c, uint8_t *p, size_t n) {
     if (!(c->flags & CF_HTTP_REQ_STARTED)) {
         c->flags |= CF_HTTP_REQ_STARTED;
-        worker_list_move(w, c, LIST_HTTP); /* the head's time starts at its first byte */
+        conn_list_move(w, c, LIST_HTTP); /* the head's time starts at its first byte */
     }
     if (c->flags & CF_HTTP_BODY) {
         bool upgraded = false;

@@ -20,7 +20,6 @@
  */
 #include "common/log.h"
 #include "conn/conn.h"
-#include "server/internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -32,14 +31,14 @@
     (1024u * 1024) /* above a full read's echo (RBUF_SIZE): no free+malloc per event in a flood */
 #define SAFE_WALK_MAX 4096 /* frames walked to find out_safe in a cork, then its end */
 
-void out_cork(orr_worker *w, orr_conn *c) {
+void out_cork(conn_worker *w, orr_conn *c) {
     w->cork_conn = c;
     w->cork_len = 0;
     w->cork_frames_at = 0;
     w->cork_big = 0;
 }
 
-uint8_t *out_reserve(orr_worker *w, size_t n) {
+uint8_t *out_reserve(conn_worker *w, size_t n) {
     if (w->cork_len + n > w->cork_cap) {
         size_t cap = w->cork_cap;
         while (cap < w->cork_len + n)
@@ -52,11 +51,11 @@ uint8_t *out_reserve(orr_worker *w, size_t n) {
     return p;
 }
 
-void out_append(orr_worker *w, const void *p, size_t n) {
+void out_append(conn_worker *w, const void *p, size_t n) {
     if (n) memcpy(out_reserve(w, n), p, n);
 }
 
-void out_frame(orr_worker *w, uint8_t opcode, const void *p, size_t n) {
+void out_frame(conn_worker *w, uint8_t opcode, const void *p, size_t n) {
     const uint8_t *src = p;
     if (!(opcode & 0x8) && n > w->cork_big) w->cork_big = n;
     size_t frag = opcode & 0x8 ? 125 : out_frag_bytes(w); /* control frames: at most 125 bytes */
@@ -76,7 +75,7 @@ void out_frame(orr_worker *w, uint8_t opcode, const void *p, size_t n) {
 }
 
 void out_free(orr_conn *c) {
-    if (c->out_cap) budget_sub(c->w->srv, c->out_cap);
+    if (c->out_cap) budget_sub(c->w->node, c->out_cap);
     free(c->out);
     c->out = NULL;
     c->out_off = c->out_len = c->out_cap = 0;
@@ -110,23 +109,23 @@ static void backlog_append(orr_conn *c, const uint8_t *p, size_t n) {
         while (cap < pending + n)
             cap *= 2;
         c->out = orr_xrealloc(c->out, cap);
-        budget_add(c->w->srv, cap - c->out_cap);
+        budget_add(c->w->node, cap - c->out_cap);
         c->out_cap = (uint32_t)cap;
     }
     memcpy(c->out + c->out_len, p, n);
     c->out_len += (uint32_t)n;
 }
 
-static size_t outbound_cap(const orr_worker *w) {
-    return (size_t)atomic_load_explicit(&w->srv->max_outbound_bytes, memory_order_relaxed);
+static size_t outbound_cap(const conn_worker *w) {
+    return (size_t)atomic_load_explicit(&w->node->max_outbound_bytes, memory_order_relaxed);
 }
 
-size_t out_frag_bytes(const orr_worker *w) {
+size_t out_frag_bytes(const conn_worker *w) {
     size_t cap = outbound_cap(w);
     return cap > OUT_FRAG_MIN ? cap : OUT_FRAG_MIN;
 }
 
-bool out_over_cap(const orr_worker *w, const orr_conn *c) {
+bool out_over_cap(const conn_worker *w, const orr_conn *c) {
     return out_pending(c) > outbound_cap(w);
 }
 
@@ -145,7 +144,7 @@ static size_t backlog_cut(orr_conn *c) {
     if ((c->flags & CF_READ_PAUSED) && keep <= outbound_cap(c->w)) {
         /* Under the cap again: its close reply may be read. */
         c->flags &= (uint16_t)~CF_READ_PAUSED;
-        worker_update_events(c->w, c);
+        conn_update_events(c->w, c);
     }
     c->out_off = 0;
     c->out_len = (uint32_t)keep;
@@ -153,14 +152,14 @@ static size_t backlog_cut(orr_conn *c) {
     size_t cap = keep + 256; /* room for the close frame */
     if (cap < c->out_cap) {
         c->out = orr_xrealloc(c->out, cap);
-        budget_sub(c->w->srv, c->out_cap - cap);
+        budget_sub(c->w->node, c->out_cap - cap);
         c->out_cap = (uint32_t)cap;
     }
     return dropped;
 }
 
 /* Output is all written: finish a close that was waiting for it. */
-static void after_flush(orr_worker *w, orr_conn *c) {
+static void after_flush(conn_worker *w, orr_conn *c) {
     if (!(c->flags & CF_CLOSE_AFTER_FLUSH)) return;
     if (c->phase != PHASE_HTTP && (c->flags & CF_CLOSE_RECEIVED)) {
         /* The close handshake is complete: nothing more will come. */
@@ -175,11 +174,11 @@ static void after_flush(orr_worker *w, orr_conn *c) {
     c->flags &= (uint16_t)~CF_CLOSE_AFTER_FLUSH;
     if (c->phase == PHASE_HTTP) {
         c->phase = PHASE_CLOSING;
-        worker_list_move(w, c, LIST_CLOSING);
+        conn_list_move(w, c, LIST_CLOSING);
     }
 }
 
-static void socket_failed(orr_worker *w, orr_conn *c, int err) {
+static void socket_failed(conn_worker *w, orr_conn *c, int err) {
     if (err != EPIPE && err != ECONNRESET)
         orr_log(ORR_LOG_WARN, conn_ctx(w, c), "write: %s", strerror(err));
     if (c->phase == PHASE_WS) conn_terminate(w, c, ORR_REASON_CLOSED, NULL, 0);
@@ -189,7 +188,7 @@ static void socket_failed(orr_worker *w, orr_conn *c, int err) {
 /* The cork's bytes from `done` on become the backlog, which was empty. A
  * big cork (a large message) is handed over rather than copied: no second
  * copy of it exists even for a moment. */
-static void backlog_start(orr_worker *w, orr_conn *c, size_t done, size_t n) {
+static void backlog_start(conn_worker *w, orr_conn *c, size_t done, size_t n) {
     size_t safe = 0;
     if (c->phase != PHASE_HTTP) {
         /* Frames start at cork_frames_at: the first boundary from `done` on
@@ -203,7 +202,7 @@ static void backlog_start(orr_worker *w, orr_conn *c, size_t done, size_t n) {
         c->out_cap = (uint32_t)n;
         c->out_off = (uint32_t)done;
         c->out_len = (uint32_t)n;
-        budget_add(w->srv, c->out_cap);
+        budget_add(w->node, c->out_cap);
         w->cork_cap = 64 * 1024;
         w->cork = orr_xmalloc(w->cork_cap);
         if (c->phase != PHASE_HTTP) c->out_safe = (uint32_t)safe;
@@ -213,7 +212,7 @@ static void backlog_start(orr_worker *w, orr_conn *c, size_t done, size_t n) {
     if (c->phase != PHASE_HTTP) c->out_safe = (uint32_t)(safe - done);
 }
 
-void out_uncork(orr_worker *w) {
+void out_uncork(conn_worker *w) {
     orr_conn *c = w->cork_conn;
     w->cork_conn = NULL;
     if (!c) return;
@@ -248,13 +247,13 @@ void out_uncork(orr_worker *w) {
     c->flags |= CF_WANT_WRITE;
     size_t cap = outbound_cap(w);
     if (pending > cap) c->flags |= CF_READ_PAUSED;
-    if (c->flags != was) worker_update_events(w, c);
+    if (c->flags != was) conn_update_events(w, c);
     /* Over the cap, unless what passes it is one message queued when
      * nothing else was waiting. */
     size_t one = before ? 0 : w->cork_big;
     if (c->phase == PHASE_WS && !(c->flags & CF_CLOSE_SENT) && out_pending(c) > cap + one)
         out_slow_consumer(w, c);
-    if (pending > before && budget_near(w->srv)) budget_shed(w, false);
+    if (pending > before && budget_near(w->node)) w->node->host->shed(w, false);
 shrink:
     if (w->cork_cap > CORK_KEEP) {
         free(w->cork);
@@ -263,7 +262,7 @@ shrink:
     }
 }
 
-void out_on_writable(orr_worker *w, orr_conn *c) {
+void out_on_writable(conn_worker *w, orr_conn *c) {
     while (c->out_len > c->out_off) {
         ssize_t r =
             send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -283,7 +282,7 @@ void out_on_writable(orr_worker *w, orr_conn *c) {
     }
     out_free(c);
     c->flags &= (uint16_t) ~(CF_WANT_WRITE | CF_READ_PAUSED);
-    worker_update_events(w, c);
+    conn_update_events(w, c);
     if (c->ctl && c->ctl->pong && !(c->flags & CF_CLOSE_SENT)) {
         /* The client caught up: the newest ping gets its answer. */
         out_cork(w, c);
@@ -296,7 +295,7 @@ void out_on_writable(orr_worker *w, orr_conn *c) {
     after_flush(w, c);
 }
 
-void out_pong_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n) {
+void out_pong_later(conn_worker *w, orr_conn *c, const uint8_t *p, size_t n) {
     (void)w;
     if (!c->ctl) c->ctl = orr_xcalloc(1, sizeof *c->ctl);
     conn_ctl *k = c->ctl;
@@ -310,9 +309,9 @@ void out_pong_later(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n) {
     if (n) memcpy(k->pong_data, p, n);
 }
 
-void out_slow_consumer(orr_worker *w, orr_conn *c) {
+void out_slow_consumer(conn_worker *w, orr_conn *c) {
     static const char why[] = "slow consumer";
-    stat_add(&c->route->pool->slow_closes, 1);
+    stat_add(c->route->slow_closes, 1);
     orr_log(ORR_LOG_WARN, conn_ctx(w, c),
             "slow consumer: %zu bytes unsent (max_outbound_bytes %zu): closing 1008",
             out_pending(c), outbound_cap(w));
@@ -324,7 +323,7 @@ void out_slow_consumer(orr_worker *w, orr_conn *c) {
 
 /* For budget.c: cut the backlog and close 1008 (a connection already
  * closing, or still in HTTP, is closed at once). */
-void out_shed(orr_worker *w, orr_conn *c) {
+void out_shed(conn_worker *w, orr_conn *c) {
     static const char why[] = "server over its memory budget";
     if (c->phase != PHASE_WS || (c->flags & CF_CLOSE_SENT)) {
         if (c->phase == PHASE_WS) conn_terminate(w, c, ORR_REASON_OVERLOAD, NULL, 0);

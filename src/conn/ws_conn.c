@@ -4,7 +4,6 @@
  */
 #include "common/log.h"
 #include "conn/conn.h"
-#include "server/internal.h"
 #include "ws/utf8.h"
 
 #include <stdlib.h>
@@ -27,7 +26,7 @@ typedef struct cb_event {
 
 /* Calls the gear's callback for ev (a missing one succeeds), with the
  * context the gear API checks (w->cb_*) set for its time. */
-static int call_gear(orr_worker *w, orr_conn *c, const cb_event *ev) {
+static int call_gear(conn_worker *w, orr_conn *c, const cb_event *ev) {
     const orr_ws_callbacks *cb = c->route->callbacks;
     int rc = 0;
     switch (ev->kind) {
@@ -61,7 +60,7 @@ static int call_gear(orr_worker *w, orr_conn *c, const cb_event *ev) {
 /* After a callback of c returned: the registry results it produced that
  * the backend answered at once (w->results), each through
  * on_registry_result, in the order the gear asked. */
-static void run_results(orr_worker *w, orr_conn *c) {
+static void run_results(conn_worker *w, orr_conn *c) {
     if (w->in_results) return; /* the outer call runs them */
     w->in_results = true;
     w->cb_hs = NULL; /* the handshake was for init only */
@@ -83,7 +82,7 @@ static void run_results(orr_worker *w, orr_conn *c) {
  * an empty close goes out and terminate gets ERROR. A close the callback
  * queued takes effect (and terminate runs) only after it returns.
  */
-static void run_callback(orr_worker *w, orr_conn *c, const cb_event *ev) {
+static void run_callback(conn_worker *w, orr_conn *c, const cb_event *ev) {
     size_t mark = w->cork_len;
     uint32_t sent = c->frames_sent;
     void *before = c->state;
@@ -97,7 +96,7 @@ static void run_callback(orr_worker *w, orr_conn *c, const cb_event *ev) {
         w->cork_len = mark;
         c->frames_sent = sent;
         c->state = before;
-        orr_log(ORR_LOG_ERROR, conn_ctx(w, c), "gear %s: %s failed: %s", c->route->gear->gear->name,
+        orr_log(ORR_LOG_ERROR, conn_ctx(w, c), "gear %s: %s failed: %s", c->route->gear,
                 cb_names[ev->kind], orr_strerror(rc));
         conn_send_close(w, c, 0, NULL, 0, ORR_REASON_ERROR);
         run_results(w, c); /* drops them: c is closing */
@@ -107,35 +106,34 @@ static void run_callback(orr_worker *w, orr_conn *c, const cb_event *ev) {
         /* The close frame is in the cork already; now the state follows. */
         c->flags |= CF_CLOSE_SENT;
         c->phase = PHASE_CLOSING;
-        worker_list_move(w, c, LIST_CLOSING);
+        conn_list_move(w, c, LIST_CLOSING);
         if (c->flags & CF_CLOSE_RECEIVED) c->flags |= CF_CLOSE_AFTER_FLUSH;
         conn_terminate(w, c, ORR_REASON_STOP, NULL, 0);
     }
     run_results(w, c);
 }
 
-void ws_start(orr_worker *w, orr_conn *c, const orr_handshake *hs, void *assigns) {
+void ws_start(conn_worker *w, orr_conn *c, const orr_handshake *hs, void *assigns) {
     c->phase = PHASE_WS;
     c->flags |= CF_SESSION;
     c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
     /* c->route is set by the caller: the route bound to its pool. */
     c->assigns = assigns;
-    orr_ws_reader_init(&c->rd, ORR_WS_SERVER, w->srv->cfg.max_message_bytes,
-                       w->srv->cfg.max_fragments);
-    worker_list_move(w, c, LIST_WS);
-    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "<websocket> CONNECTED gear=%s",
-            c->route->gear->gear->name);
+    orr_ws_reader_init(&c->rd, ORR_WS_SERVER, w->node->cfg->max_message_bytes,
+                       w->node->cfg->max_fragments);
+    conn_list_move(w, c, LIST_WS);
+    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "<websocket> CONNECTED gear=%s", c->route->gear);
     w->cb_hs = hs;
     run_callback(w, c, &(cb_event){.kind = CB_INIT});
     w->cb_hs = NULL;
 }
 
-void ws_run_result(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
+void ws_run_result(conn_worker *w, orr_conn *c, const orr_registry_result *r) {
     run_callback(w, c, &(cb_event){.kind = CB_RESULT, .result = r});
 }
 
 /* After an outage, a newer registration of a name it held won elsewhere. */
-void ws_name_conflict(orr_worker *w, orr_conn *c) {
+void ws_name_conflict(conn_worker *w, orr_conn *c) {
     static const char why[] = "unique name conflict";
     if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
     orr_log(ORR_LOG_WARN, conn_ctx(w, c),
@@ -145,7 +143,7 @@ void ws_name_conflict(orr_worker *w, orr_conn *c) {
     out_uncork(w);
 }
 
-void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *const *ms,
+void ws_deliver_server_messages(conn_worker *w, orr_conn *c, const orr_payload *const *ms,
                                 size_t n) {
     if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
     /* What the socket has not taken: past the cap, its client is not
@@ -169,7 +167,7 @@ void ws_deliver_server_messages(orr_worker *w, orr_conn *c, const orr_payload *c
     conn_count_frames(w, c, rx, tx);
 }
 
-static void fail(orr_worker *w, orr_conn *c, int err) {
+static void fail(conn_worker *w, orr_conn *c, int err) {
     orr_reason_kind why = err == ORR_WS_EUTF8     ? ORR_REASON_BADENCODING
                           : err == ORR_WS_ETOOBIG ? ORR_REASON_BADSIZE
                                                   : ORR_REASON_BADFRAME;
@@ -188,24 +186,24 @@ static void fail(orr_worker *w, orr_conn *c, int err) {
 /* The node is near its memory budget: this message is not collected. The
  * client is told to come back later (1013); what it still sends is read
  * and dropped until its close arrives or the close timeout. */
-static void refuse(orr_worker *w, orr_conn *c, size_t need) {
+static void refuse(conn_worker *w, orr_conn *c, size_t need) {
     static const char why[] = "server busy: try again later";
-    atomic_fetch_add_explicit(&w->srv->budget_refused, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->node->budget_refused, 1, memory_order_relaxed);
     orr_log(ORR_LOG_WARN, conn_ctx(w, c),
             "memory budget: %zu of %zu bytes buffered on this node: a message needing %zu more "
             "refused: closing 1013",
-            atomic_load_explicit(&w->srv->buffered, memory_order_relaxed),
-            atomic_load_explicit(&w->srv->max_buffered_bytes, memory_order_relaxed), need);
+            atomic_load_explicit(&w->node->buffered, memory_order_relaxed),
+            atomic_load_explicit(&w->node->max_buffered_bytes, memory_order_relaxed), need);
     conn_in_free(c);
     conn_send_close(w, c, ORR_WS_CLOSE_TRY_AGAIN, why, sizeof why - 1, ORR_REASON_OVERLOAD);
 }
 
-static void deliver(orr_worker *w, orr_conn *c, int opcode, const uint8_t *data, size_t len) {
+static void deliver(conn_worker *w, orr_conn *c, int opcode, const uint8_t *data, size_t len) {
     c->frames_received++;
     run_callback(w, c, &(cb_event){.kind = CB_CLIENT, .opcode = opcode, .data = data, .len = len});
 }
 
-static int on_data_chunk(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
+static int on_data_chunk(conn_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
     bool complete = ch->fin && ch->last;
     if (c->flags & CF_CLOSE_SENT) return 0; /* after our close, data is dropped */
     if (complete && ch->first && ch->opcode != ORR_WS_OP_CONT) {
@@ -220,9 +218,9 @@ static int on_data_chunk(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
         size_t cap = c->in_cap ? c->in_cap : 256;
         while (cap < need)
             cap *= 2;
-        if (cap > w->srv->cfg.max_message_bytes && need <= w->srv->cfg.max_message_bytes)
-            cap = w->srv->cfg.max_message_bytes;
-        if (!budget_room(w->srv, cap - c->in_cap)) {
+        if (cap > w->node->cfg->max_message_bytes && need <= w->node->cfg->max_message_bytes)
+            cap = w->node->cfg->max_message_bytes;
+        if (!budget_room(w->node, cap - c->in_cap)) {
             refuse(w, c, cap - c->in_cap);
             return 0;
         }
@@ -241,7 +239,7 @@ static int on_data_chunk(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
     return 0;
 }
 
-static void on_close_frame(orr_worker *w, orr_conn *c, const uint8_t *p, size_t n) {
+static void on_close_frame(conn_worker *w, orr_conn *c, const uint8_t *p, size_t n) {
     uint16_t code = 0;
     int rc = orr_ws_close_payload_check(p, n, &code);
     if (rc < 0) {
@@ -263,7 +261,7 @@ static void on_close_frame(orr_worker *w, orr_conn *c, const uint8_t *p, size_t 
     c->flags |= CF_CLOSE_AFTER_FLUSH;
 }
 
-static void on_control(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
+static void on_control(conn_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
     const uint8_t *p = ch->data;
     size_t n = ch->len;
     uint8_t copy[125];
@@ -302,7 +300,7 @@ static void on_control(orr_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
     }
 }
 
-void ws_on_data(orr_worker *w, orr_conn *c, uint8_t *p, size_t n) {
+void ws_on_data(conn_worker *w, orr_conn *c, uint8_t *p, size_t n) {
     while (n > 0) {
         if (c->phase == PHASE_DEAD || (c->flags & (CF_LINGER | CF_CLOSE_AFTER_FLUSH))) return;
         orr_ws_chunk ch;

@@ -31,7 +31,7 @@ const char *orr_conn_context_id(const orr_conn *c) {
 }
 
 const char *orr_conn_gear_name(const orr_conn *c) {
-    return c->route ? c->route->gear->gear->name : "";
+    return c->route ? c->route->gear : "";
 }
 
 const char *orr_conn_client_ip(const orr_conn *c) {
@@ -49,7 +49,7 @@ const orr_handshake *orr_conn_handshake(const orr_conn *c) {
 /* Sends are allowed only from this connection's own running callback, and
  * not once a close is queued. */
 static int may_send(const orr_conn *c) {
-    const orr_worker *w = c->w;
+    const conn_worker *w = c->w;
     if (w->cb_conn != c) return ORR_ESTATE;
     if (w->cb_closed || (c->flags & CF_CLOSE_SENT)) return ORR_ECLOSED;
     return 0;
@@ -59,7 +59,7 @@ static int send_data(orr_conn *c, uint8_t opcode, const void *data, size_t len) 
     int rc = may_send(c);
     if (rc) return rc;
     if (!data && len) return ORR_EINVAL;
-    orr_worker *w = c->w;
+    conn_worker *w = c->w;
     /* Text the gear echoes back was validated on the way in. */
     if (opcode == ORR_WS_OP_TEXT && !(data == w->cb_msg && len == w->cb_msg_len) &&
         !orr_utf8_valid(data, len))

@@ -4,23 +4,40 @@
  * sees in connect (handshake.c), and the registry operations with their
  * results (registry_api.c).
  *
- * It works on struct orr_conn and struct orr_worker of server/internal.h,
- * an edge the layers block marks (issue 10).
+ * It works on a connection and its worker's state (conn/conn.h); what it
+ * needs of the node beyond them (the registry table, the backend, the
+ * mailboxes) comes through gear_host, which the server fills at start.
  */
 #ifndef ORR_GEARAPI_GEARAPI_H
 #define ORR_GEARAPI_GEARAPI_H
 
-#include "server/internal.h"
+#include "conn/conn.h"
+#include "http/router.h"
+#include "registry/backend.h"
+#include "registry/registry.h"
+
+/* The node as the gear API needs it (conn_node.gears points to it). The
+ * functions are called on the calling connection's worker. */
+typedef struct gear_host {
+    orr_registry *registry; /* the node's table */
+    orr_backend *backend;   /* where operations go beyond it */
+    /* Whether this node delivers to `name` of r's pool by itself (a
+     * confirmed local holder, while the backend lets it): *to is it. */
+    bool (*local_holder)(conn_worker *w, const conn_route *r, const char *name, size_t len,
+                         uint64_t *to);
+    /* Hands m to connection `to` on any worker (no reference taken): false
+     * when that worker's mailbox is full. */
+    bool (*post)(conn_worker *w, uint64_t to, orr_payload *m);
+    /* Delivers msg to the members of `group` of r's pool on this node: how many. */
+    size_t (*publish)(conn_worker *w, const conn_route *r, const char *group, size_t len,
+                      const void *msg, size_t msg_len);
+} gear_host;
 
 /* ---- handshake.c ---- */
 struct orr_handshake {
-    orr_worker *w;
     orr_conn *c;
     const orr_http_request *req;
-    const orr_gear_entry *gear;
-    const orr_ws_callbacks *callbacks;
-    orr_pool *pool; /* a reference, and its slot from the limit check on */
-    orr_route_match match;
+    orr_route_match match; /* data: the server's target for the route */
     const char *ctx;
     char client_ip[64];
     void *assigns;
@@ -36,8 +53,7 @@ struct orr_handshake {
     char inline_buf[4096];
 };
 
-void hs_init(orr_handshake *hs, orr_worker *w, orr_conn *c, const orr_http_request *req,
-             const char *ctx);
+void hs_init(orr_handshake *hs, orr_conn *c, const orr_http_request *req, const char *ctx);
 void hs_release(orr_handshake *hs);
 /* Arena copy valid until hs_release. */
 char *hs_alloc(orr_handshake *hs, size_t n);

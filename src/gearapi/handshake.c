@@ -47,10 +47,8 @@ static const char *hs_strndup(orr_handshake *hs, const char *p, size_t n) {
     return s;
 }
 
-void hs_init(orr_handshake *hs, orr_worker *w, orr_conn *c, const orr_http_request *req,
-             const char *ctx) {
+void hs_init(orr_handshake *hs, orr_conn *c, const orr_http_request *req, const char *ctx) {
     memset(hs, 0, sizeof *hs);
-    hs->w = w;
     hs->c = c;
     hs->req = req;
     hs->ctx = hs_strndup(hs, ctx, strlen(ctx));

@@ -7,7 +7,7 @@
  * the connection's on_registry_result right after the callback that started
  * it returns (conn/ws_conn.c runs them), never inside it; when the backend keeps
  * it, the result comes later through the worker's inbox
- * (mailbox_late_result in server/mailbox.c), in order.
+ * (the server's mailbox_late_result), in order.
  */
 #include "conn/conn.h"
 #include "gearapi/gearapi.h"
@@ -16,7 +16,7 @@
 
 /* ---- results ---- */
 
-static void push_result(orr_worker *w, orr_conn *c, orr_registry_op op, int status, uint64_t count,
+static void push_result(conn_worker *w, orr_conn *c, orr_registry_op op, int status, uint64_t count,
                         const char *name, size_t len, uint64_t tag) {
     if (w->n_results == w->cap_results) {
         w->cap_results = w->cap_results ? w->cap_results * 2 : 8;
@@ -33,7 +33,7 @@ static void push_result(orr_worker *w, orr_conn *c, orr_registry_op op, int stat
  * count: its outcome on this node. */
 static orr_reg_req req_of(const orr_conn *c, orr_rq_kind kind, orr_registry_op op, int status,
                           uint64_t count, const char *name, size_t len, uint64_t tag) {
-    const orr_pool *p = c->route->pool;
+    const conn_route *p = c->route;
     return (orr_reg_req){.kind = kind,
                          .op = op,
                          .status = status,
@@ -41,17 +41,17 @@ static orr_reg_req req_of(const orr_conn *c, orr_rq_kind kind, orr_registry_op o
                          .conn = c->id,
                          .reply_to = c->id,
                          .tag = tag,
-                         .pool_idx = p->idx,
-                         .pool = p->name,
-                         .pool_len = p->name_len,
+                         .pool_idx = p->pool_idx,
+                         .pool = p->pool,
+                         .pool_len = p->pool_len,
                          .name = name,
                          .name_len = len};
 }
 
 /* The backend finishes rq: its answer now (to on_registry_result right
  * after the running callback), or later through the worker's inbox. */
-static void finish(orr_worker *w, orr_conn *c, const orr_reg_req *rq) {
-    orr_backend *be = w->srv->backend;
+static void finish(conn_worker *w, orr_conn *c, const orr_reg_req *rq) {
+    orr_backend *be = w->node->gears->backend;
     if (be->ops->submit(be, rq) == ORR_RQ_KEPT) return;
     push_result(w, c, rq->op, rq->status, rq->count, rq->name, rq->name_len, rq->tag);
 }
@@ -59,7 +59,7 @@ static void finish(orr_worker *w, orr_conn *c, const orr_reg_req *rq) {
 /* ---- the gear API ---- */
 
 static int may_use(const orr_conn *c, size_t name_len) {
-    const orr_worker *w = c->w;
+    const conn_worker *w = c->w;
     if (w->cb_conn != c) return ORR_ESTATE;
     if (w->cb_closed || (c->flags & CF_CLOSE_SENT) || c->phase != PHASE_WS) return ORR_ECLOSED;
     if (name_len == 0 || name_len > ORR_NAME_MAX) return ORR_EINVAL;
@@ -67,7 +67,7 @@ static int may_use(const orr_conn *c, size_t name_len) {
 }
 
 const char *orr_conn_pool(const orr_conn *c) {
-    return c->route && c->route->pool ? c->route->pool->name : "";
+    return c->route ? c->route->pool : "";
 }
 
 /* An operation the node's table does (unregister, join, leave), then the
@@ -80,8 +80,8 @@ static int table_op(orr_conn *c, const char *bytes, size_t len, uint64_t tag, ta
                     orr_rq_kind kind, orr_registry_op op) {
     int rc = may_use(c, len);
     if (rc) return rc;
-    orr_worker *w = c->w;
-    rc = fn(w->srv->registry, c->route->pool->idx, bytes, len, c->id);
+    conn_worker *w = c->w;
+    rc = fn(w->node->gears->registry, c->route->pool_idx, bytes, len, c->id);
     if (rc == 0 && kind == ORR_RQ_JOIN) c->flags |= CF_REGISTRY;
     orr_reg_req rq = req_of(c, rc == 0 ? kind : ORR_RQ_ANSWER, op, rc, 0, bytes, len, tag);
     finish(w, c, &rq);
@@ -91,9 +91,9 @@ static int table_op(orr_conn *c, const char *bytes, size_t len, uint64_t tag, ta
 int orr_unique_register(orr_conn *c, const char *name, size_t len, uint64_t tag) {
     int rc = may_use(c, len);
     if (rc) return rc;
-    orr_worker *w = c->w;
-    orr_backend *be = w->srv->backend;
-    rc = be->ops->take_name(be, c->route->pool->idx, name, len, c->id);
+    conn_worker *w = c->w;
+    orr_backend *be = w->node->gears->backend;
+    rc = be->ops->take_name(be, c->route->pool_idx, name, len, c->id);
     if (rc == 0) c->flags |= CF_REGISTRY;
     /* Refused on this node already: nothing to claim beyond it. */
     orr_reg_req rq = req_of(c, rc == 0 ? ORR_RQ_REGISTER : ORR_RQ_ANSWER, ORR_OP_UNIQUE_REGISTER,
@@ -111,14 +111,15 @@ int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, 
                     uint64_t tag) {
     int rc = may_use(c, len);
     if (rc) return rc;
-    orr_worker *w = c->w;
-    if ((!msg && msg_len) || msg_len > w->srv->cfg.max_message_bytes) return ORR_EINVAL;
+    conn_worker *w = c->w;
+    if ((!msg && msg_len) || msg_len > w->node->cfg->max_message_bytes) return ORR_EINVAL;
     uint64_t to;
     orr_reg_req rq;
-    if (mailbox_local_holder(w, c->route->pool, name, len, &to)) {
+    const gear_host *h = w->node->gears;
+    if (h->local_holder(w, c->route, name, len, &to)) {
         /* Held on this node: delivered without asking the backend. */
         orr_payload *m = payload_new(msg, msg_len);
-        rc = mailbox_post(w->srv, w, &to, 1, m) ? 0 : ORR_EAGAIN;
+        rc = h->post(w, to, m) ? 0 : ORR_EAGAIN;
         payload_unref(m);
         rq = req_of(c, ORR_RQ_ANSWER, ORR_OP_UNIQUE_SEND, rc, rc == 0, name, len, tag);
     } else {
@@ -142,10 +143,10 @@ int orr_group_publish(orr_conn *c, const char *group, size_t len, const void *ms
                       uint64_t tag) {
     int rc = may_use(c, len);
     if (rc) return rc;
-    orr_worker *w = c->w;
-    if ((!msg && msg_len) || msg_len > w->srv->cfg.max_message_bytes) return ORR_EINVAL;
+    conn_worker *w = c->w;
+    if ((!msg && msg_len) || msg_len > w->node->cfg->max_message_bytes) return ORR_EINVAL;
     /* Members here have it now; a cluster tells the others and counts all. */
-    size_t n = mailbox_publish(w, c->route->pool, group, len, msg, msg_len);
+    size_t n = w->node->gears->publish(w, c->route, group, len, msg, msg_len);
     orr_reg_req rq = req_of(c, ORR_RQ_PUBLISH, ORR_OP_GROUP_PUBLISH, 0, n, group, len, tag);
     rq.msg = msg;
     rq.msg_len = msg_len;

@@ -1,8 +1,9 @@
 /*
  * The memory budget: max_buffered_bytes bounds, for the whole node, the
  * buffers clients make it hold: messages being reassembled, request heads
- * and bodies arriving, and output backlogs (srv->buffered, in allocated
- * bytes, kept by conn.c and output.c as buffers grow and go).
+ * and bodies arriving, and output backlogs (conn_node.buffered, in
+ * allocated bytes, kept by src/conn as buffers grow and go; conn/conn.h has
+ * the counting).
  *
  * Near the budget (past seven eighths of it):
  *  - a message that needs a new or bigger buffer of more than BUDGET_SMALL
@@ -23,27 +24,7 @@
 
 #include <stdlib.h>
 
-#define BUDGET_SMALL (64u * 1024)
 #define SHED_EVERY_MS 10
-
-static size_t budget_max(const orr_server *s) {
-    return atomic_load_explicit(&s->max_buffered_bytes, memory_order_relaxed);
-}
-
-static size_t buffered(const orr_server *s) {
-    return atomic_load_explicit(&s->buffered, memory_order_relaxed);
-}
-
-bool budget_room(orr_server *s, size_t n) {
-    size_t max = budget_max(s), cur = buffered(s);
-    if (n > max || cur > max - n) return false;
-    return n <= BUDGET_SMALL || cur + n <= max - max / 8;
-}
-
-bool budget_near(orr_server *s) {
-    size_t max = budget_max(s);
-    return buffered(s) > max - max / 8;
-}
 
 typedef struct shed_pick {
     size_t pending;
@@ -57,7 +38,8 @@ static int by_pending_desc(const void *a, const void *b) {
 
 void budget_shed(orr_worker *w, bool force) {
     orr_server *s = w->srv;
-    if (w->shedding || !budget_near(s)) return;
+    conn_node *node = &s->node;
+    if (w->shedding || !budget_near(node)) return;
     /* A pass that got the node back under the line freed an eighth of the
      * budget: the next may come as soon as it is needed. One that could
      * not is not repeated for SHED_EVERY_MS (each scans every connection). */
@@ -75,24 +57,24 @@ void budget_shed(orr_worker *w, bool force) {
         picks[n++] = (shed_pick){.pending = c->out_len - c->out_off, .c = c};
     }
     if (n > 1) qsort(picks, n, sizeof *picks, by_pending_desc);
-    size_t max = budget_max(s), low = max - max / 4;
+    size_t max = budget_max(node), low = max - max / 4;
     /* Connections shed before keep only the frame they were being sent
      * and their close, until the close timeout: not shed twice. */
-    for (size_t i = 0; i < n && buffered(s) > low; i++) {
+    for (size_t i = 0; i < n && budget_used(node) > low; i++) {
         orr_conn *c = picks[i].c;
         if (c->phase == PHASE_DEAD || c->reason == ORR_REASON_OVERLOAD) continue;
-        atomic_fetch_add_explicit(&s->budget_shed, 1, memory_order_relaxed);
-        orr_log(ORR_LOG_WARN, conn_ctx(w, c),
+        atomic_fetch_add_explicit(&s->node.budget_shed, 1, memory_order_relaxed);
+        orr_log(ORR_LOG_WARN, conn_ctx(&w->cw, c),
                 "memory budget: %zu of %zu bytes buffered on this node; this connection holds %zu "
                 "unsent: closing 1008",
-                buffered(s), max, picks[i].pending);
-        out_shed(w, c);
+                budget_used(node), max, picks[i].pending);
+        out_shed(&w->cw, c);
     }
-    w->shed_ms = budget_near(s) ? w->loop.now_ms : 0;
+    w->shed_ms = budget_near(node) ? w->loop.now_ms : 0;
     /* Not enough here: the other workers look at theirs now, not at their
      * next tick (at most every SHED_EVERY_MS for the whole node). */
     int_fast64_t last = atomic_load_explicit(&s->shed_wake_ms, memory_order_relaxed);
-    if (budget_near(s) && w->loop.now_ms - last >= SHED_EVERY_MS &&
+    if (budget_near(node) && w->loop.now_ms - last >= SHED_EVERY_MS &&
         atomic_compare_exchange_strong_explicit(&s->shed_wake_ms, &last, w->loop.now_ms,
                                                 memory_order_relaxed, memory_order_relaxed))
         for (int k = 0; k < s->n_workers; k++)

@@ -23,7 +23,7 @@ static srv_delivery *of(orr_delivery *d) {
     return (srv_delivery *)d;
 }
 
-static orr_worker *worker_of(srv_delivery *sd, uint64_t conn) {
+static orr_worker *worker_for(srv_delivery *sd, uint64_t conn) {
     unsigned wi = (unsigned)(conn >> 56);
     return wi < (unsigned)sd->srv->n_workers ? &sd->srv->workers[wi] : NULL;
 }
@@ -37,13 +37,13 @@ static void dv_flush(orr_delivery *d) {
 
 static int dv_to_conn(orr_delivery *d, uint64_t conn, const void *msg, size_t len) {
     srv_delivery *sd = of(d);
-    orr_worker *w = worker_of(sd, conn);
+    orr_worker *w = worker_for(sd, conn);
     if (!w) return ORR_ENOTFOUND;
     orr_payload *m = payload_new(msg, len);
     orr_xq_link *l = worker_deliver_msg(w, m, &conn, 1);
     payload_unref(m);
     if (!l) return ORR_EAGAIN;
-    orr_xq_chain_add(&sd->post[w->index], l);
+    orr_xq_chain_add(&sd->post[w->cw.index], l);
     return 0;
 }
 
@@ -68,13 +68,13 @@ static size_t dv_to_group(orr_delivery *d, const char *pool, size_t pool_len, co
 
 static void dv_complete(orr_delivery *d, uint64_t conn, const orr_registry_result *r) {
     srv_delivery *sd = of(d);
-    orr_worker *w = worker_of(sd, conn);
-    if (w) orr_xq_chain_add(&sd->post[w->index], worker_result_msg(conn, r));
+    orr_worker *w = worker_for(sd, conn);
+    if (w) orr_xq_chain_add(&sd->post[w->cw.index], worker_result_msg(conn, r));
 }
 
 static void dv_evict(orr_delivery *d, uint64_t conn) {
     srv_delivery *sd = of(d);
-    orr_worker *w = worker_of(sd, conn);
+    orr_worker *w = worker_for(sd, conn);
     if (!w) return;
     dv_flush(d); /* after what was queued for it */
     worker_post_kill(w, conn);

@@ -1,6 +1,8 @@
 /*
- * Private to src/server: the worker and connection structures that its files
- * share. Nothing outside src/server includes this.
+ * Private to src/server: the worker, executor pools, routes and the server
+ * itself, as its files share them. Nothing outside src/server includes this
+ * (src/conn and src/gearapi see the worker's conn_worker and the node's
+ * conn_node and gear_host, which the structures here embed).
  *
  * Threading: a worker is one thread with its own epoll set, listener,
  * connections and timers. A connection is created, used and freed only by
@@ -15,6 +17,7 @@
 #include "common/list.h"
 #include "config/config.h"
 #include "conn/conn.h"
+#include "gearapi/gearapi.h"
 #include "http/request.h"
 #include "http/router.h"
 #include "loop/loop.h"
@@ -37,31 +40,8 @@ typedef struct orr_worker orr_worker;
 
 typedef struct orr_pool orr_pool;
 
-/* A message for one or more connections: one refcounted copy, shared by
- * every worker that delivers it. The text frame's header is encoded once,
- * in the HDR_ROOM bytes before the payload. */
-#define PAYLOAD_HDR_ROOM 14
+/* Past MAILBOX_MAX_BYTES a worker's inbox refuses new deliveries. */
 #define MAILBOX_MAX_BYTES ((size_t)256 << 20)
-typedef struct orr_payload {
-    atomic_uint refs;
-    uint32_t len;
-    bool utf8;       /* valid UTF-8: a gear may send it on as text unchecked */
-    uint8_t hdr_len; /* the text frame header's length */
-    uint8_t bytes[]; /* HDR_ROOM bytes (header at the end), then the payload */
-} orr_payload;
-
-/* Per worker, per pool: counters only this worker writes (relaxed atomics,
- * so that /metrics may read them from another thread). */
-typedef struct pool_stats {
-    atomic_uint_fast64_t frames_in, frames_out;
-} pool_stats;
-
-/* A registry result waiting to reach its connection's on_registry_result. */
-typedef struct reg_pending {
-    uint64_t conn;
-    orr_registry_result r;
-    char name[ORR_NAME_MAX];
-} reg_pending;
 
 /* A result from the inbox, gathered while a list runs (worker.c). */
 typedef struct later_ref {
@@ -71,40 +51,16 @@ typedef struct later_ref {
 } later_ref;
 
 struct orr_worker {
+    conn_worker cw; /* what its connections share: cork, lists, callback context (conn/conn.h) */
     orr_server *srv;
-    int index;
     pthread_t thread;
     orr_loop loop; /* its epoll set, tick, inbox (typed items, worker.c) and now_ms */
     int listen_fd;
     bool draining, stopping;
-    orr_tlists lists; /* LIST_* (loop/tlist.h) */
     /* Its connections by id (loop/slots.h): slots.live of them. */
     orr_slots slots;
-    orr_conn **zombies; /* freed at the end of the loop pass */
-    size_t n_zombies, cap_zombies;
-    /* One receive buffer for all connections of this worker. */
-    uint8_t *rbuf;
-    size_t rbuf_size;
-    /* Output produced while handling one connection's event, sent in one
-     * write at the end (the "cork"). Websocket frames start at cork_frames_at
-     * (after a 101 response head written in the same event). */
-    orr_conn *cork_conn;
-    uint8_t *cork;
-    size_t cork_len, cork_cap, cork_frames_at;
-    size_t cork_big; /* the largest data message in the cork */
     int64_t shed_ms; /* when this worker last shed output for the budget */
     bool shedding;
-    /* The callback being run, for the gear API's context checks. */
-    orr_conn *cb_conn;
-    const orr_handshake *cb_hs;    /* during init only */
-    const uint8_t *cb_msg;         /* the message being delivered (already validated) */
-    const orr_payload *cb_payload; /* on_server_message: its shared payload */
-    bool cb_closed;                /* the running callback queued a close */
-    bool resp_no_body;             /* answering a HEAD request */
-    size_t cb_msg_len;
-    uint32_t ctx_seq;
-    char ctx_buf[64]; /* orr_conn_context_id's result */
-    char ip_buf[64];  /* orr_conn_client_ip's result */
     /* Drain: close 1001 spread over drain_ms. */
     int64_t drain_start_ms;
     size_t drain_total, drain_sent;
@@ -112,10 +68,6 @@ struct orr_worker {
      * handled after the current epoll batch, without a lock or a wake-up. */
     orr_xq_chain local;
     bool accept_paused;
-    /* Registry results for the connection whose callback is running. */
-    reg_pending *results;
-    size_t n_results, cap_results, results_at;
-    bool in_results;
     later_ref *later; /* results from the inbox, run after the list that brought them */
     size_t n_later, cap_later;
     orr_idvec scratch_ids; /* members of a publication, reused */
@@ -124,8 +76,12 @@ struct orr_worker {
      * publications cannot take memory without bound. */
     atomic_size_t queued_bytes;
     atomic_uint_fast64_t mailbox_dropped;
-    pool_stats *pstats; /* [max_pools] */
 };
+
+/* The worker a connection lives on. */
+static inline orr_worker *worker_of(conn_worker *cw) {
+    return ORR_CONTAINER_OF(cw, orr_worker, cw);
+}
 
 typedef struct orr_gear_entry {
     const orr_gear *gear;
@@ -136,10 +92,15 @@ typedef struct orr_gear_entry {
  * what a connection's `route` points to: the same with its pool, interned
  * per (route, pool) so that struct orr_conn needs no pool field. */
 typedef struct orr_route_target {
+    conn_route r; /* first: a connection's route points here */
     const orr_gear_entry *gear;
-    const orr_ws_callbacks *callbacks;
     orr_pool *pool;
 } orr_route_target;
+
+/* The server's whole route behind a connection's (c->route). */
+static inline const orr_route_target *route_of(const conn_route *r) {
+    return (const orr_route_target *)r;
+}
 
 /* An executor pool: gear:<name> or tenant:<id> (pool.c). A gear's own pool
  * and the pools the config lists stay for the server's life; any other is
@@ -188,13 +149,10 @@ struct orr_server {
     orr_backend *backend;   /* where operations go beyond it: local or cluster (start-up) */
     orr_delivery *delivery; /* what a backend's own thread delivers with (delivery.c) */
     orr_pools pools;
-    /* What SIGHUP may change while workers run. */
-    atomic_uint_fast64_t max_outbound_bytes;
-    atomic_size_t max_buffered_bytes;
-    /* The memory budget: reassembly buffers and output backlogs of every
-     * connection (allocated bytes), and the closes it made. */
-    atomic_size_t buffered;
-    atomic_uint_fast64_t budget_refused, budget_shed;
+    /* What the workers' connections share: limits SIGHUP may change, the
+     * memory budget, the host functions (conn/conn.h). */
+    conn_node node;
+    gear_host gear_view; /* what the gear API reaches of the node (mailbox.c fills it) */
     atomic_int_fast64_t shed_wake_ms; /* when a worker last asked the others to shed */
     pthread_mutex_t token_lock;
     char api_token[513]; /* "" = push API off */
@@ -211,33 +169,15 @@ struct orr_server {
 enum { HS_101, HS_400, HS_404, HS_426, HS_500, HS_503, HS_OTHER_4XX, HS_OTHER, HS_N };
 
 /* ---- worker.c ---- */
-/* To the tail of list_id, its clock restarted (now). */
-void worker_list_move(orr_worker *w, orr_conn *c, int list_id);
-/* To the tail of list_id, its clock kept: for a list whose deadline counts
- * from the same moment as the one it leaves (LIST_WS -> LIST_WS_PINGED). */
-void worker_list_requeue(orr_worker *w, orr_conn *c, int list_id);
-void worker_conn_free_later(orr_worker *w, orr_conn *c);
+/* What connections ask of the server (conn/conn.h). */
+extern const conn_host worker_conn_host;
 orr_conn *worker_conn_new(orr_worker *w, int fd, const struct sockaddr *sa);
-void worker_update_events(orr_worker *w, orr_conn *c);
 
-/* ---- budget.c: one bound on the bytes clients make this node hold ---- */
-/* Account a change of `delta` bytes (allocated, not used) in buffered. */
-static inline void budget_add(orr_server *s, size_t n) {
-    atomic_fetch_add_explicit(&s->buffered, n, memory_order_relaxed);
-}
-static inline void budget_sub(orr_server *s, size_t n) {
-    atomic_fetch_sub_explicit(&s->buffered, n, memory_order_relaxed);
-}
-/* Whether a new input buffer of n more bytes fits: never past
- * max_buffered_bytes, and past seven eighths of it only small ones. */
-bool budget_room(orr_server *s, size_t n);
+/* ---- budget.c: defending the bound on the bytes clients make this node hold ---- */
 /* Near the budget, close this worker's connections holding the most
  * unsent output (1008) until it is back under three quarters. `force`
  * skips the rate limit (10 ms). */
 void budget_shed(orr_worker *w, bool force);
-/* Cut c's backlog and close it 1008 (output.c). */
-void out_shed(orr_worker *w, orr_conn *c);
-bool budget_near(orr_server *s);
 
 /* ---- pool.c: executor pools, their lifetimes, limits and route bindings ---- */
 int pools_init(orr_server *s);
@@ -267,25 +207,8 @@ const orr_route_target *pools_bind(orr_server *s, orr_pool *p, const orr_route_t
 /* SIGHUP: the new "pools" and "ws_max_connections" apply to every pool; a
  * pool no longer listed goes once unused, a newly listed one is made. */
 void pools_reconfigure(orr_server *s, const orr_config *cfg);
-static inline pool_stats *conn_pstats(orr_worker *w, const orr_conn *c) {
-    return &w->pstats[c->route->pool->idx];
-}
-static inline void stat_add(atomic_uint_fast64_t *x, uint64_t n) {
-    atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n,
-                          memory_order_relaxed);
-}
-/* Adds to its pool's counters the data frames c received and sent since
- * the counts were rx and tx: once per event, not per message. */
-static inline void conn_count_frames(orr_worker *w, const orr_conn *c, uint32_t rx, uint32_t tx) {
-    if (!c->route || !c->route->pool) return;
-    pool_stats *ps = conn_pstats(w, c);
-    if (c->frames_received != rx) stat_add(&ps->frames_in, c->frames_received - rx);
-    if (c->frames_sent != tx) stat_add(&ps->frames_out, c->frames_sent - tx);
-}
 
 /* ---- mailbox.c: the registry's gear API, results and delivery ---- */
-orr_payload *payload_new(const void *msg, size_t len);
-void payload_unref(orr_payload *m);
 /* Deliver m to these connections (any workers): one hand-off per worker.
  * `from` is the calling worker (its own connections get theirs without a
  * lock), or NULL. Takes no reference from the caller. Returns how many were
@@ -304,6 +227,8 @@ bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_
                           uint64_t *to);
 /* The connection's session ended: release its slot, forget its names. */
 void mailbox_conn_ended(orr_worker *w, orr_conn *c);
+/* The gear API's view of the node, once the backend is chosen. */
+void mailbox_gear_host(orr_server *s, gear_host *h);
 
 /* ---- worker.c: the inbox ---- */
 bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *m, const uint64_t *ids,
@@ -333,7 +258,7 @@ void delivery_free(orr_delivery *d);
 
 /* ---- request.c: what a request means ---- */
 /* Answers one complete request (its body whole, if any): true when the
- * connection switched to the websocket phase. */
+ * connection switched to the websocket phase (conn_host.request). */
 bool request_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
                     size_t body_len);
 

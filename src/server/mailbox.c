@@ -9,36 +9,17 @@
  * (registry/backend.h) keeps the operation: then its result comes later,
  * through the worker's inbox (mailbox_late_result), in order.
  *
- * A message becomes one refcounted payload whose text frame header is
- * encoded once. Its recipients are grouped by worker: one inbox entry per
+ * A message becomes one refcounted payload (conn/payload.c) whose text
+ * frame header is encoded once. Its recipients are grouped by worker: one inbox entry per
  * worker, whatever the number of members there; a worker's own
  * connections get theirs through its local list, without a lock.
  */
 #include "common/log.h"
 #include "conn/conn.h"
 #include "server/internal.h"
-#include "ws/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- payloads ---- */
-
-orr_payload *payload_new(const void *msg, size_t len) {
-    orr_payload *m = orr_xmalloc(sizeof *m + PAYLOAD_HDR_ROOM + len);
-    atomic_init(&m->refs, 1);
-    m->len = (uint32_t)len;
-    m->utf8 = orr_utf8_valid(msg, len);
-    uint8_t hdr[PAYLOAD_HDR_ROOM];
-    m->hdr_len = (uint8_t)orr_ws_header(hdr, ORR_WS_OP_TEXT, true, len, NULL);
-    memcpy(m->bytes + PAYLOAD_HDR_ROOM - m->hdr_len, hdr, m->hdr_len);
-    if (len) memcpy(m->bytes + PAYLOAD_HDR_ROOM, msg, len);
-    return m;
-}
-
-void payload_unref(orr_payload *m) {
-    if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) free(m);
-}
 
 /* ---- posting ---- */
 
@@ -124,7 +105,7 @@ void mailbox_late_result(orr_worker *w, orr_conn *c, const orr_registry_result *
         /* The backend's answer to a claim: confirmed, or it goes (another
          * node holds the name; our own holder, if any, kept it). */
         orr_registry *reg = w->srv->registry;
-        uint32_t pool = c->route->pool->idx;
+        uint32_t pool = c->route->pool_idx;
         uint64_t holder;
         int64_t since;
         if (r->status == ORR_OK)
@@ -134,10 +115,10 @@ void mailbox_late_result(orr_worker *w, orr_conn *c, const orr_registry_result *
             orr_registry_unregister(reg, pool, r->name, r->name_len, c->id);
     }
     /* The caller may have corked c for a batch of its results. */
-    bool own = w->cork_conn != c;
-    if (own) out_cork(w, c);
-    ws_run_result(w, c, r);
-    if (own) out_uncork(w);
+    bool own = w->cw.cork_conn != c;
+    if (own) out_cork(&w->cw, c);
+    ws_run_result(&w->cw, c, r);
+    if (own) out_uncork(&w->cw);
 }
 
 void mailbox_conn_ended(orr_worker *w, orr_conn *c) {
@@ -147,5 +128,30 @@ void mailbox_conn_ended(orr_worker *w, orr_conn *c) {
         orr_reg_req rq = {.kind = ORR_RQ_GONE, .conn = c->id};
         w->srv->backend->ops->submit(w->srv->backend, &rq);
     }
-    if (c->route && c->route->pool) pool_release(c->route->pool);
+    if (c->route) pool_release(route_of(c->route)->pool);
+}
+
+/* ---- the gear API's view of the node (gearapi/gearapi.h) ---- */
+
+static bool gh_local_holder(conn_worker *cw, const conn_route *r, const char *name, size_t len,
+                            uint64_t *to) {
+    return mailbox_local_holder(worker_of(cw), route_of(r)->pool, name, len, to);
+}
+
+static bool gh_post(conn_worker *cw, uint64_t to, orr_payload *m) {
+    orr_worker *w = worker_of(cw);
+    return mailbox_post(w->srv, w, &to, 1, m) == 1;
+}
+
+static size_t gh_publish(conn_worker *cw, const conn_route *r, const char *group, size_t len,
+                         const void *msg, size_t msg_len) {
+    return mailbox_publish(worker_of(cw), route_of(r)->pool, group, len, msg, msg_len);
+}
+
+void mailbox_gear_host(orr_server *s, gear_host *h) {
+    *h = (gear_host){.registry = s->registry,
+                     .backend = s->backend,
+                     .local_holder = gh_local_holder,
+                     .post = gh_post,
+                     .publish = gh_publish};
 }

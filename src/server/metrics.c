@@ -84,7 +84,7 @@ static void add_row(void *arg, const orr_pool *p) {
     r->slow_closes = atomic_load_explicit(&p->slow_closes, memory_order_relaxed);
     r->frames_in = r->frames_out = 0;
     for (int wi = 0; wi < rows->s->n_workers; wi++) {
-        const pool_stats *ps = rows->s->workers[wi].pstats;
+        const pool_stats *ps = rows->s->workers[wi].cw.pstats;
         if (!ps) continue;
         r->frames_in += atomic_load_explicit(&ps[p->idx].frames_in, memory_order_relaxed);
         r->frames_out += atomic_load_explicit(&ps[p->idx].frames_out, memory_order_relaxed);
@@ -146,17 +146,18 @@ static void render_memory(sbuf *b, orr_server *s) {
         b, "orrery_buffered_bytes", "gauge",
         "Bytes held for connections: messages being reassembled, request bodies, unsent output.");
     sb_printf(b, "orrery_buffered_bytes %zu\n",
-              atomic_load_explicit(&s->buffered, memory_order_relaxed));
+              atomic_load_explicit(&s->node.buffered, memory_order_relaxed));
     family(b, "orrery_max_buffered_bytes", "gauge", "The memory budget (max_buffered_bytes).");
     sb_printf(b, "orrery_max_buffered_bytes %zu\n",
-              atomic_load_explicit(&s->max_buffered_bytes, memory_order_relaxed));
+              atomic_load_explicit(&s->node.max_buffered_bytes, memory_order_relaxed));
     family(b, "orrery_budget_closes_total", "counter",
            "Connections closed to keep within max_buffered_bytes: a message refused (1013), output "
            "shed (1008).");
-    sb_printf(b, "orrery_budget_closes_total{reason=\"message_refused\"} %llu\n",
-              (unsigned long long)atomic_load_explicit(&s->budget_refused, memory_order_relaxed));
+    sb_printf(
+        b, "orrery_budget_closes_total{reason=\"message_refused\"} %llu\n",
+        (unsigned long long)atomic_load_explicit(&s->node.budget_refused, memory_order_relaxed));
     sb_printf(b, "orrery_budget_closes_total{reason=\"output_shed\"} %llu\n",
-              (unsigned long long)atomic_load_explicit(&s->budget_shed, memory_order_relaxed));
+              (unsigned long long)atomic_load_explicit(&s->node.budget_shed, memory_order_relaxed));
 }
 
 static void render_registry(sbuf *b, orr_server *s) {

@@ -52,12 +52,17 @@ static orr_pool *create_locked(orr_server *s, const char *name, size_t len, unsi
     atomic_init(&p->max, limit_for(ps, p->name));
     /* One (route, pool) target per route of every gear, made now so
      * that binding a connection needs no lock. */
+    p->idx = (uint32_t)pool_table_add(&ps->table, p->name, len);
     p->bindings = orr_xcalloc(s->n_targets ? s->n_targets : 1, sizeof *p->bindings);
     for (size_t i = 0; i < s->n_targets; i++) {
-        p->bindings[i] = s->targets[i];
-        p->bindings[i].pool = p;
+        orr_route_target *b = &p->bindings[i];
+        *b = s->targets[i];
+        b->pool = p;
+        b->r.pool = p->name;
+        b->r.pool_len = p->name_len;
+        b->r.pool_idx = p->idx;
+        b->r.slow_closes = &p->slow_closes;
     }
-    p->idx = (uint32_t)pool_table_add(&ps->table, p->name, len);
     ps->all[p->idx] = p;
     return p;
 }
@@ -70,7 +75,7 @@ static void free_locked(orr_server *s, orr_pool *p) {
     /* No connection of this pool is left, so no worker writes these; the
      * next pool with this idx starts from zero. */
     for (int i = 0; i < s->n_workers; i++) {
-        pool_stats *st = s->workers[i].pstats;
+        pool_stats *st = s->workers[i].cw.pstats;
         if (!st) continue;
         atomic_store_explicit(&st[p->idx].frames_in, 0, memory_order_relaxed);
         atomic_store_explicit(&st[p->idx].frames_out, 0, memory_order_relaxed);

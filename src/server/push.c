@@ -76,12 +76,12 @@ bool push_body_wanted(orr_worker *w, const orr_http_request *req, int *status) {
 
 static void answer(orr_worker *w, orr_conn *c, const orr_http_request *req, int status,
                    const char *json, bool keep) {
-    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "%.*s %.*s status=%d", (int)req->method.n, req->method.p,
-            (int)(req->path.n > 200 ? 200 : req->path.n), req->path.p, status);
+    orr_log(ORR_LOG_INFO, conn_ctx(&w->cw, c), "%.*s %.*s status=%d", (int)req->method.n,
+            req->method.p, (int)(req->path.n > 200 ? 200 : req->path.n), req->path.p, status);
     const char *extra = status == 401   ? "WWW-Authenticate: Bearer realm=\"orrery\"\r\n"
                         : status == 405 ? "Allow: POST\r\n"
                                         : NULL;
-    http_respond_simple(w, c, status, extra, "application/json", json, strlen(json), keep);
+    http_respond_simple(&w->cw, c, status, extra, "application/json", json, strlen(json), keep);
 }
 
 /* What the node cannot answer alone goes to the registry backend: 0 when
@@ -92,7 +92,7 @@ static bool backend_keeps(orr_worker *w, orr_conn *c, const orr_reg_req *rq) {
     orr_backend *be = w->srv->backend;
     if (be->ops->submit(be, rq) != ORR_RQ_KEPT) return false;
     c->flags |= CF_HTTP_WAIT | CF_READ_PAUSED;
-    worker_update_events(w, c);
+    conn_update_events(&w->cw, c);
     return true;
 }
 
@@ -106,19 +106,19 @@ void push_answer(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
     } else {
         snprintf(json, sizeof json, "{\"count\":%llu}", (unsigned long long)r->count);
     }
-    orr_log(ORR_LOG_INFO, conn_ctx(w, c), "push %s %.*s: status=%d",
+    orr_log(ORR_LOG_INFO, conn_ctx(&w->cw, c), "push %s %.*s: status=%d",
             r->op == ORR_OP_UNIQUE_SEND ? "unique" : "group",
             (int)(r->name_len > 100 ? 100 : r->name_len), r->name, status);
     c->flags &= (uint16_t) ~(CF_HTTP_WAIT | CF_READ_PAUSED);
-    worker_update_events(w, c);
+    conn_update_events(&w->cw, c);
     size_t rest_n = c->in_len;
     uint8_t *rest = conn_in_take(c);
-    out_cork(w, c);
-    http_respond_simple(w, c, status, NULL, "application/json", json, strlen(json), keep);
+    out_cork(&w->cw, c);
+    http_respond_simple(&w->cw, c, status, NULL, "application/json", json, strlen(json), keep);
     /* Requests that followed it in the same read: now. */
     if (rest_n && c->phase == PHASE_HTTP && !(c->flags & CF_CLOSE_AFTER_FLUSH))
-        http_on_data(w, c, rest, rest_n);
-    out_uncork(w);
+        http_on_data(&w->cw, c, rest, rest_n);
+    out_uncork(&w->cw);
     free(rest);
 }
 

@@ -20,15 +20,21 @@
 static void hs_respond(orr_worker *w, orr_conn *c, const orr_http_request *req, int status,
                        const char *extra, const char *body, bool keep_alive) {
     metrics_count_handshake(w->srv, status);
-    http_respond_text(w, c, req, status, extra, body, keep_alive);
+    http_respond_text(&w->cw, c, req, status, extra, body, keep_alive);
 }
 
-static void hs_end(orr_handshake *hs) {
-    if (hs->pool) {
-        pool_release(hs->pool);
-        pool_unref(hs->pool);
+/* The route's target (the router's data: gear and callbacks, no pool). */
+static const orr_route_target *target_of(const orr_handshake *hs) {
+    return hs->match.data;
+}
+
+/* *pool: the handshake's reference and slot, unless the connection took them. */
+static void hs_end(orr_handshake *hs, orr_pool **pool) {
+    if (*pool) {
+        pool_release(*pool);
+        pool_unref(*pool);
     }
-    hs->pool = NULL;
+    *pool = NULL;
     hs_release(hs);
 }
 
@@ -38,8 +44,8 @@ static void hs_end(orr_handshake *hs) {
  * gear may not use; 500: the callback failed; 503: no room for another
  * pool). */
 static bool pick_pool(orr_worker *w, orr_handshake *hs, orr_pool **out, int *status) {
-    const orr_gear *g = hs->gear->gear;
-    orr_pool *own = hs->gear->pool;
+    const orr_gear *g = target_of(hs)->gear->gear;
+    orr_pool *own = target_of(hs)->gear->pool;
     *out = NULL;
     if (!g->executor_pool_for_web_request) {
         pool_ref(own); /* counts nothing for a gear's pool, but keeps the rule simple */
@@ -90,24 +96,24 @@ static bool serve_own(orr_worker *w, orr_conn *c, const orr_http_request *req, c
     bool keep = req->keep_alive;
     bool read = span_is(req->method, "GET") || span_is(req->method, "HEAD");
     if (w->draining) {
-        http_respond_text(w, c, req, 503, NULL, "server shutting down\n", false);
+        http_respond_text(&w->cw, c, req, 503, NULL, "server shutting down\n", false);
     } else if (orr_push_path_is(req->path.p, req->path.n)) {
         push_handle(w, c, req, body, body_len, keep);
     } else if (read && span_is(req->path, "/metrics")) {
         size_t n;
         char *text = metrics_render(srv, &n);
-        http_log_request(w, c, req, 200);
-        http_respond_simple(w, c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", text, n,
-                            keep);
+        http_log_request(&w->cw, c, req, 200);
+        http_respond_simple(&w->cw, c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8", text,
+                            n, keep);
         free(text);
     } else if (read && span_is(req->path, "/healthz")) {
         char why[200];
         bool ready = srv->backend->ops->ready(srv->backend, why, sizeof why - 1);
         if (!ready) strcat(why, "\n");
-        http_respond_text(w, c, req, ready ? 200 : 503, NULL, ready ? "ok\n" : why, keep);
+        http_respond_text(&w->cw, c, req, ready ? 200 : 503, NULL, ready ? "ok\n" : why, keep);
     } else if (read && (span_is(req->path, "/") || span_is(req->path, "/index.html"))) {
-        http_log_request(w, c, req, 200);
-        http_respond_simple(w, c, 200, NULL, "text/html; charset=utf-8", srv->index_html,
+        http_log_request(&w->cw, c, req, 200);
+        http_respond_simple(&w->cw, c, 200, NULL, "text/html; charset=utf-8", srv->index_html,
                             srv->index_html_len, keep);
     } else {
         return false;
@@ -123,17 +129,14 @@ static bool route(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_h
     int rc = orr_router_match(w->srv->router, host ? host->p : NULL, host ? host->n : 0,
                               req->path.p, req->path.n, scratch, req->path.n + 64, &hs->match);
     if (rc == ORR_ENOTFOUND || (rc == 0 && !span_is(req->method, "GET"))) {
-        http_respond_text(w, c, req, 404, NULL, "not found\n", keep);
+        http_respond_text(&w->cw, c, req, 404, NULL, "not found\n", keep);
         return false;
     }
     if (rc < 0 || !hs_query_valid(hs)) {
         hs_respond(w, c, req, 400, NULL, "malformed path or query\n", keep);
         return false;
     }
-    const orr_route_target *t = hs->match.data;
-    hs->gear = t->gear;
-    hs->callbacks = t->callbacks;
-    http_client_ip(w, c, req, hs->client_ip, sizeof hs->client_ip);
+    http_client_ip(&w->cw, c, req, hs->client_ip, sizeof hs->client_ip);
     return true;
 }
 
@@ -142,16 +145,17 @@ static bool gear_answered(orr_worker *w, orr_conn *c, const orr_http_request *re
                           const orr_handshake *hs) {
     if (!hs->resp_status) return false;
     metrics_count_handshake(w->srv, hs->resp_status);
-    http_log_request(w, c, req, hs->resp_status);
-    http_respond_simple(w, c, hs->resp_status, hs->resp_headers_len ? hs->resp_headers : NULL,
+    http_log_request(&w->cw, c, req, hs->resp_status);
+    http_respond_simple(&w->cw, c, hs->resp_status, hs->resp_headers_len ? hs->resp_headers : NULL,
                         hs->resp_ctype, hs->resp_body, hs->resp_body_len, req->keep_alive);
     return true;
 }
 
 /* The pool and its connection limit come before everything else the gear
  * does, and before the protocol checks: at the limit, even a plain GET is
- * 503. True with hs->pool set (a reference and a slot), or answered. */
-static bool admit(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_handshake *hs) {
+ * 503. True with *out set (a reference and a slot), or answered. */
+static bool admit(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_handshake *hs,
+                  orr_pool **out) {
     bool keep = req->keep_alive;
     orr_pool *pool;
     int status;
@@ -164,12 +168,12 @@ static bool admit(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_h
         return false;
     }
     if (pool_take(pool)) {
-        hs->pool = pool;
+        *out = pool;
         return true;
     }
     orr_log(ORR_LOG_ERROR, hs->ctx, "executor pool %s: ws_max_connections (%u) reached: rejected",
             pool->name, atomic_load_explicit(&pool->max, memory_order_relaxed));
-    const orr_gear *g = hs->gear->gear;
+    const orr_gear *g = target_of(hs)->gear->gear;
     if (g->ws_too_many_connections) {
         int rc = g->ws_too_many_connections(hs);
         if (rc < 0)
@@ -185,18 +189,20 @@ static bool admit(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_h
 /* The gear's connect: true to go on, false when answered (its own answer, or 500). */
 static bool run_connect(orr_worker *w, orr_conn *c, const orr_http_request *req,
                         orr_handshake *hs) {
-    if (!hs->callbacks->connect) return true;
-    int rc = hs->callbacks->connect(hs);
+    const orr_ws_callbacks *cb = target_of(hs)->r.callbacks;
+    if (!cb->connect) return true;
+    int rc = cb->connect(hs);
     if (gear_answered(w, c, req, hs)) return false;
     if (rc >= 0) return true;
-    orr_log(ORR_LOG_ERROR, hs->ctx, "gear %s: connect failed: %s", hs->gear->gear->name,
+    orr_log(ORR_LOG_ERROR, hs->ctx, "gear %s: connect failed: %s", target_of(hs)->r.gear,
             orr_strerror(rc));
     hs_respond(w, c, req, 500, NULL, "internal server error\n", req->keep_alive);
     return false;
 }
 
 /* The protocol checks (426, 400), then the 101 and the websocket phase. */
-static bool upgrade(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_handshake *hs) {
+static bool upgrade(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_handshake *hs,
+                    orr_pool **pool) {
     orr_span key;
     int rc = orr_ws_upgrade_check(req, &key);
     if (rc == ORR_HTTP_ENOUPGRADE) {
@@ -209,14 +215,14 @@ static bool upgrade(orr_worker *w, orr_conn *c, const orr_http_request *req, orr
                    req->keep_alive);
         return false;
     }
-    http_switch_protocols(w, c, key);
+    http_switch_protocols(&w->cw, c, key);
     metrics_count_handshake(w->srv, 101);
-    http_log_request(w, c, req, 101);
+    http_log_request(&w->cw, c, req, 101);
     /* The slot and the reference pass to the connection: its route now
      * names its pool, until the connection struct is freed. */
-    c->route = pools_bind(w->srv, hs->pool, hs->match.data);
-    hs->pool = NULL;
-    ws_start(w, c, hs, hs->assigns);
+    c->route = &pools_bind(w->srv, *pool, target_of(hs))->r;
+    *pool = NULL;
+    ws_start(&w->cw, c, hs, hs->assigns);
     return true;
 }
 
@@ -226,17 +232,18 @@ static bool upgrade(orr_worker *w, orr_conn *c, const orr_http_request *req, orr
  * protocol (426, 400), 101. */
 bool request_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
                     size_t body_len) {
-    c->ctx_seq = ++w->ctx_seq;
+    c->ctx_seq = ++w->cw.ctx_seq;
     c->ctx_ms = orr_wall_ms();
-    w->resp_no_body = span_is(req->method, "HEAD");
+    w->cw.resp_no_body = span_is(req->method, "HEAD");
     if (serve_own(w, c, req, body, body_len)) return false;
     orr_handshake hs;
-    hs_init(&hs, w, c, req, conn_ctx(w, c));
-    if (!route(w, c, req, &hs) || !admit(w, c, req, &hs)) {
+    orr_pool *pool = NULL;
+    hs_init(&hs, c, req, conn_ctx(&w->cw, c));
+    if (!route(w, c, req, &hs) || !admit(w, c, req, &hs, &pool)) {
         hs_release(&hs);
         return false;
     }
-    bool upgraded = run_connect(w, c, req, &hs) && upgrade(w, c, req, &hs);
-    hs_end(&hs); /* the pool and its slot are the connection's once upgraded */
+    bool upgraded = run_connect(w, c, req, &hs) && upgrade(w, c, req, &hs, &pool);
+    hs_end(&hs, &pool); /* the pool and its slot are the connection's once upgraded */
     return upgraded;
 }

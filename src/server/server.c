@@ -39,7 +39,8 @@ static int add_gears(orr_server *s, const orr_gear *const *gears, size_t n_gears
         for (size_t r = 0; r < g->n_ws_routes; r++) {
             orr_route_target *t = &s->targets[s->n_targets++];
             t->gear = &s->gears[s->n_gears - 1];
-            t->callbacks = g->ws_routes[r].callbacks;
+            t->r.callbacks = g->ws_routes[r].callbacks;
+            t->r.gear = g->name;
             char why[256];
             if (orr_router_add(s->router, g->name, g->ws_routes[r].pattern, t, why, sizeof why) < 0)
                 return orr_errf(err, errlen, -1, "gear %s: route %s: %s", g->name,
@@ -86,8 +87,11 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
     s->registry = orr_registry_new();
     pthread_mutex_init(&s->token_lock, NULL);
     snprintf(s->api_token, sizeof s->api_token, "%s", cfg->api_token);
-    atomic_init(&s->max_outbound_bytes, cfg->max_outbound_bytes);
-    atomic_init(&s->max_buffered_bytes, (size_t)cfg->max_buffered_bytes);
+    s->node.cfg = &s->cfg;
+    s->node.host = &worker_conn_host;
+    s->node.gears = &s->gear_view;
+    atomic_init(&s->node.max_outbound_bytes, cfg->max_outbound_bytes);
+    atomic_init(&s->node.max_buffered_bytes, (size_t)cfg->max_buffered_bytes);
     atomic_init(&s->accept_error_logged_s, -1);
     s->router = orr_router_new(cfg->base_domain);
     if (add_gears(s, gears, n_gears, err, errlen) < 0 || make_pools(s, err, errlen) < 0) {
@@ -170,6 +174,7 @@ int orr_server_start(orr_server *s) {
         s->backend = orr_local_backend_new(s->registry);
     }
     if (!s->backend) return -1;
+    mailbox_gear_host(s, &s->gear_view);
     for (int i = 0; i < n; i++)
         if (orr_worker_start(&s->workers[i]) < 0) return -1;
     orr_log(ORR_LOG_INFO, NULL, "orrery listening on %s:%u (%d workers, %zu gears)",
@@ -232,8 +237,9 @@ static void reload(orr_server *s) {
     }
     note_restart_keys(&s->cfg, &next);
     pools_reconfigure(s, &next);
-    atomic_store_explicit(&s->max_outbound_bytes, next.max_outbound_bytes, memory_order_relaxed);
-    atomic_store_explicit(&s->max_buffered_bytes, (size_t)next.max_buffered_bytes,
+    atomic_store_explicit(&s->node.max_outbound_bytes, next.max_outbound_bytes,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->node.max_buffered_bytes, (size_t)next.max_buffered_bytes,
                           memory_order_relaxed);
     pthread_mutex_lock(&s->token_lock);
     snprintf(s->api_token, sizeof s->api_token, "%s", next.api_token);

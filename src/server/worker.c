@@ -24,7 +24,6 @@
  * integer never collides with one). */
 #define TAG_LISTEN ((void *)(uintptr_t)1)
 
-#define RBUF_SIZE (256 * 1024)
 #define ACCEPT_BATCH 64
 
 /* The worker's inbox items (loop/xq.h): each type has its own struct and
@@ -67,35 +66,16 @@ static uint32_t list_timeout(const orr_worker *w, int list_id) {
     }
 }
 
-void worker_list_requeue(orr_worker *w, orr_conn *c, int list_id) {
-    c->list_id = (uint8_t)list_id;
-    orr_tlist_requeue(&w->lists, &c->t, list_id);
-}
-
-void worker_list_move(orr_worker *w, orr_conn *c, int list_id) {
-    c->t.since_ms = w->loop.now_ms;
-    worker_list_requeue(w, c, list_id);
-}
-
 /* ---- connections and their ids ---- */
 
 orr_conn *worker_conn_new(orr_worker *w, int fd, const struct sockaddr *sa) {
     orr_conn *c = orr_xcalloc(1, sizeof *c);
-    c->id = orr_slots_add(&w->slots, c);
-    if (!c->id) {
+    uint64_t id = orr_slots_add(&w->slots, c);
+    if (!id) {
         free(c);
         return NULL;
     }
-    c->w = w;
-    c->fd = fd;
-    c->phase = PHASE_HTTP;
-    if (sa->sa_family == AF_INET) {
-        c->addr.family = AF_INET;
-        memcpy(c->addr.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    } else if (sa->sa_family == AF_INET6) {
-        c->addr.family = AF_INET6;
-        memcpy(c->addr.bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-    }
+    conn_init(&w->cw, c, id, fd, sa);
     return c;
 }
 
@@ -104,39 +84,23 @@ orr_conn *orr_worker_find(orr_worker *w, uint64_t id) {
     return c && c->phase != PHASE_DEAD ? c : NULL;
 }
 
-void worker_conn_free_later(orr_worker *w, orr_conn *c) {
-    if (w->n_zombies == w->cap_zombies) {
-        w->cap_zombies = w->cap_zombies ? w->cap_zombies * 2 : 64;
-        w->zombies = orr_xrealloc(w->zombies, w->cap_zombies * sizeof *w->zombies);
-    }
-    w->zombies[w->n_zombies++] = c;
-}
-
 static void free_zombies(orr_worker *w) {
-    for (size_t i = 0; i < w->n_zombies; i++) {
-        orr_conn *c = w->zombies[i];
+    for (size_t i = 0; i < w->cw.n_zombies; i++) {
+        orr_conn *c = w->cw.zombies[i];
         orr_slots_remove(&w->slots, c->id);
         /* Its route points into its pool: the reference goes with it, not
          * at terminate (this loop pass may still have used the route). */
-        if (c->route) pool_unref(c->route->pool);
+        if (c->route) pool_unref(route_of(c->route)->pool);
         free(c);
     }
-    w->n_zombies = 0;
+    w->cw.n_zombies = 0;
 }
 
 /* ---- epoll interest ---- */
 
-void worker_update_events(orr_worker *w, orr_conn *c) {
-    struct epoll_event ev = {.events = 0, .data.ptr = c};
-    if (!(c->flags & CF_READ_PAUSED)) ev.events |= EPOLLIN | EPOLLRDHUP;
-    if (c->flags & CF_WANT_WRITE) ev.events |= EPOLLOUT;
-    if (orr_loop_mod(&w->loop, c->fd, ev.events, c) < 0)
-        orr_log(ORR_LOG_WARN, conn_ctx(w, c), "epoll_ctl: %s", strerror(errno));
-}
-
 static void epoll_add(orr_worker *w, int fd, uint32_t events, void *ptr) {
     if (orr_loop_add(&w->loop, fd, events, ptr) < 0)
-        orr_log(ORR_LOG_ERROR, NULL, "worker %d: epoll_ctl add: %s", w->index, strerror(errno));
+        orr_log(ORR_LOG_ERROR, NULL, "worker %d: epoll_ctl add: %s", w->cw.index, strerror(errno));
 }
 
 /* ---- accepting ---- */
@@ -154,7 +118,7 @@ static void accept_failed(orr_worker *w, int err, bool paused) {
                                                  memory_order_relaxed, memory_order_relaxed))
         return;
     orr_log(paused ? ORR_LOG_ERROR : ORR_LOG_WARN, NULL,
-            "worker %d: accept: %s%s (%llu accept errors so far)", w->index, strerror(err),
+            "worker %d: accept: %s%s (%llu accept errors so far)", w->cw.index, strerror(err),
             paused ? "; pausing accepts until the next tick" : "", (unsigned long long)n);
 }
 
@@ -183,7 +147,7 @@ static void on_accept(orr_worker *w) {
             close(fd);
             continue;
         }
-        worker_list_move(w, c, LIST_HTTP);
+        conn_list_move(&w->cw, c, LIST_HTTP);
         epoll_add(w, fd, EPOLLIN | EPOLLRDHUP, c);
     }
 }
@@ -200,11 +164,11 @@ static void stop_listening(orr_worker *w) {
 static void expire_list(orr_worker *w, int list_id) {
     uint32_t timeout = list_timeout(w, list_id);
     orr_timed *x;
-    while ((x = orr_tlist_expired(&w->lists, list_id, timeout, w->loop.now_ms)) != NULL) {
+    while ((x = orr_tlist_expired(&w->cw.lists, list_id, timeout, w->loop.now_ms)) != NULL) {
         orr_conn *c = ORR_CONTAINER_OF(x, orr_conn, t);
         /* conn_on_timeout always moves c out of this list (or kills it). */
-        conn_on_timeout(w, c);
-        if (c->list_id == list_id && c->phase != PHASE_DEAD) worker_list_move(w, c, LIST_NONE);
+        conn_on_timeout(&w->cw, c);
+        if (c->list_id == list_id && c->phase != PHASE_DEAD) conn_list_move(&w->cw, c, LIST_NONE);
     }
 }
 
@@ -219,13 +183,13 @@ static void drain_step(orr_worker *w) {
     if (due == 0 && w->drain_total) due = 1;
     while (w->drain_sent < due) {
         /* Open connections are in LIST_WS or, pinged, in LIST_WS_PINGED. */
-        orr_timed *x = orr_tlist_front(&w->lists, LIST_WS_PINGED);
-        if (!x) x = orr_tlist_front(&w->lists, LIST_WS);
+        orr_timed *x = orr_tlist_front(&w->cw.lists, LIST_WS_PINGED);
+        if (!x) x = orr_tlist_front(&w->cw.lists, LIST_WS);
         if (!x) {
             w->drain_sent = w->drain_total;
             break;
         }
-        conn_drain(w, ORR_CONTAINER_OF(x, orr_conn, t));
+        conn_drain(&w->cw, ORR_CONTAINER_OF(x, orr_conn, t));
         w->drain_sent++;
     }
 }
@@ -239,7 +203,7 @@ static void on_tick(orr_worker *w) {
     expire_list(w, LIST_WS);
     expire_list(w, LIST_WS_PINGED);
     expire_list(w, LIST_CLOSING);
-    if (budget_near(w->srv)) budget_shed(w, true);
+    if (budget_near(&w->srv->node)) budget_shed(w, true);
     if (w->draining) {
         drain_step(w);
         int64_t hard = (int64_t)w->srv->cfg.drain_ms + w->srv->cfg.close_timeout_ms;
@@ -247,14 +211,14 @@ static void on_tick(orr_worker *w) {
             /* Past drain_ms + close_timeout_ms nothing is waited for any more. */
             for (int id = LIST_HTTP; id < LIST_COUNT; id++) {
                 orr_timed *x;
-                while ((x = orr_tlist_front(&w->lists, id)) != NULL) {
+                while ((x = orr_tlist_front(&w->cw.lists, id)) != NULL) {
                     orr_conn *c = ORR_CONTAINER_OF(x, orr_conn, t);
-                    if (c->phase == PHASE_WS) conn_terminate(w, c, ORR_REASON_STOP, NULL, 0);
-                    conn_close_now(w, c);
+                    if (c->phase == PHASE_WS) conn_terminate(&w->cw, c, ORR_REASON_STOP, NULL, 0);
+                    conn_close_now(&w->cw, c);
                 }
             }
         }
-        if (w->slots.live == w->n_zombies) w->stopping = true;
+        if (w->slots.live == w->cw.n_zombies) w->stopping = true;
     }
 }
 
@@ -323,7 +287,7 @@ static orr_xq_link *run_kill(orr_xq_link *l, void *ctx) {
     orr_xq_link *next = l->next;
     orr_conn *c = orr_worker_find(w, m->conn);
     free(m);
-    if (c) ws_name_conflict(w, c);
+    if (c) ws_name_conflict(&w->cw, c);
     return next;
 }
 
@@ -376,7 +340,7 @@ static orr_xq_link *run_deliver(orr_xq_link *l, void *ctx) {
     } while (k < RUN_MAX && same_recipients(m, p));
     for (size_t i = 0; i < m->n; i++) {
         orr_conn *c = orr_worker_find(w, m->ids[i]);
-        if (c) ws_deliver_server_messages(w, c, ps, k);
+        if (c) ws_deliver_server_messages(&w->cw, c, ps, k);
     }
     for (size_t i = 0; i < k; i++) {
         atomic_fetch_sub_explicit(&w->queued_bytes, deliver_cost(run[i]->payload, run[i]->n),
@@ -409,7 +373,7 @@ bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const
     if (!m) {
         if (atomic_fetch_add_explicit(&to->mailbox_dropped, 1, memory_order_relaxed) % 10000 == 0)
             orr_log(ORR_LOG_ERROR, NULL, "worker %d: mailbox over %zu MiB: message dropped",
-                    to->index, MAILBOX_MAX_BYTES >> 20);
+                    to->cw.index, MAILBOX_MAX_BYTES >> 20);
         return false;
     }
     if (to == from) {
@@ -466,15 +430,15 @@ static void run_results(orr_worker *w) {
         orr_conn *c = orr_worker_find(w, rs[i].conn);
         bool cork = c && c->phase == PHASE_WS;
         uint32_t rx = c ? c->frames_received : 0, tx = c ? c->frames_sent : 0;
-        if (cork) out_cork(w, c);
+        if (cork) out_cork(&w->cw, c);
         for (; j < n && rs[j].conn == rs[i].conn; j++) {
             result_msg *m = ORR_CONTAINER_OF(rs[j].l, result_msg, link);
             m->res.r.name = m->res.name;
             if (c && c->phase != PHASE_DEAD) mailbox_late_result(w, c, &m->res.r);
             free(m);
         }
-        if (cork) out_uncork(w);
-        if (c) conn_count_frames(w, c, rx, tx);
+        if (cork) out_uncork(&w->cw);
+        if (c) conn_count_frames(&w->cw, c, rx, tx);
         i = j;
     }
     w->n_later = 0;
@@ -502,21 +466,22 @@ static void start_drain(orr_worker *w) {
     /* Connections between requests, or in the middle of a head, are
      * answered now: 503 for a request under way, a plain close otherwise. */
     orr_timed *x;
-    while ((x = orr_tlist_front(&w->lists, LIST_HTTP)) != NULL) {
+    while ((x = orr_tlist_front(&w->cw.lists, LIST_HTTP)) != NULL) {
         orr_conn *c = ORR_CONTAINER_OF(x, orr_conn, t);
         if (c->flags & CF_HTTP_REQ_STARTED) {
-            out_cork(w, c);
-            http_respond_simple(w, c, 503, NULL, "text/plain", "server shutting down\n", 21, false);
-            out_uncork(w);
+            out_cork(&w->cw, c);
+            http_respond_simple(&w->cw, c, 503, NULL, "text/plain", "server shutting down\n", 21,
+                                false);
+            out_uncork(&w->cw);
             /* Still unsent: it waits, bounded by the close timeout. */
             if (c->phase != PHASE_DEAD && c->list_id == LIST_HTTP)
-                worker_list_move(w, c, LIST_CLOSING);
+                conn_list_move(&w->cw, c, LIST_CLOSING);
         } else {
-            conn_close_now(w, c);
+            conn_close_now(&w->cw, c);
         }
     }
     w->drain_total =
-        orr_tlist_count(&w->lists, LIST_WS) + orr_tlist_count(&w->lists, LIST_WS_PINGED);
+        orr_tlist_count(&w->cw.lists, LIST_WS) + orr_tlist_count(&w->cw.lists, LIST_WS_PINGED);
     w->drain_sent = 0;
     arm_timer(w, 5);
     drain_step(w);
@@ -536,14 +501,14 @@ static void on_loop_tick(orr_loop *l) {
 static void on_conn_event(orr_worker *w, orr_conn *c, uint32_t events) {
     if (c->phase == PHASE_DEAD) return;
     if (events & EPOLLOUT) {
-        out_on_writable(w, c);
+        out_on_writable(&w->cw, c);
         if (c->phase == PHASE_DEAD) return;
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         /* Counts start at 0 for a connection that upgrades during this event. */
         uint32_t rx = c->route ? c->frames_received : 0, tx = c->route ? c->frames_sent : 0;
-        conn_on_readable(w, c);
-        conn_count_frames(w, c, rx, tx);
+        conn_on_readable(&w->cw, c);
+        conn_count_frames(&w->cw, c, rx, tx);
     }
 }
 
@@ -563,7 +528,7 @@ static void *worker_main(void *arg) {
         /* Deliveries between its own connections wait for the next pass:
          * it does not sleep while there are any. */
         if (orr_loop_pass(&w->loop, orr_xq_chain_empty(&w->local) ? -1 : 0) < 0) {
-            orr_log(ORR_LOG_ERROR, NULL, "worker %d: epoll_wait: %s", w->index, strerror(errno));
+            orr_log(ORR_LOG_ERROR, NULL, "worker %d: epoll_wait: %s", w->cw.index, strerror(errno));
             break;
         }
         if (!orr_xq_chain_empty(&w->local)) run_local(w);
@@ -576,10 +541,11 @@ static void *worker_main(void *arg) {
 int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
     memset(w, 0, sizeof *w);
     w->srv = srv;
-    w->index = index;
+    w->cw.node = &srv->node;
+    w->cw.loop = &w->loop;
+    w->cw.index = index;
     w->listen_fd = listen_fd;
     orr_slots_init(&w->slots, (unsigned)index);
-    orr_tlists_init(&w->lists);
     w->loop.on_inbox = on_inbox;
     w->loop.on_tick = on_loop_tick;
     w->loop.on_other = on_other;
@@ -587,12 +553,7 @@ int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
         orr_log(ORR_LOG_ERROR, NULL, "worker %d: %s", index, strerror(errno));
         return -1;
     }
-    w->rbuf_size = RBUF_SIZE;
-    w->rbuf = orr_xmalloc(RBUF_SIZE);
-    w->cork_cap = 64 * 1024;
-    w->cork = orr_xmalloc(w->cork_cap);
-    /* Counters for every possible pool; calloc'd pages cost nothing until used. */
-    w->pstats = orr_xcalloc(srv->cfg.max_pools, sizeof *w->pstats);
+    conn_worker_init(&w->cw);
     epoll_add(w, listen_fd, EPOLLIN, TAG_LISTEN);
     return 0;
 }
@@ -600,7 +561,7 @@ int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
 int orr_worker_start(orr_worker *w) {
     int rc = pthread_create(&w->thread, NULL, worker_main, w);
     if (rc != 0) {
-        orr_log(ORR_LOG_ERROR, NULL, "worker %d: pthread_create: %s", w->index, strerror(rc));
+        orr_log(ORR_LOG_ERROR, NULL, "worker %d: pthread_create: %s", w->cw.index, strerror(rc));
         return -1;
     }
     return 0;
@@ -626,12 +587,32 @@ void orr_worker_destroy(orr_worker *w) {
     orr_loop_destroy(&w->loop);
     orr_xq_drop(w->local.head);
     w->local.head = w->local.tail = NULL;
-    free(w->results);
     free(w->later);
     orr_idvec_free(&w->scratch_ids);
-    free(w->pstats);
     orr_slots_free(&w->slots);
-    free(w->zombies);
-    free(w->rbuf);
-    free(w->cork);
+    conn_worker_free(&w->cw);
 }
+
+/* ---- what connections ask of the server (conn/conn.h) ---- */
+
+static bool host_request(conn_worker *cw, orr_conn *c, const orr_http_request *req,
+                         const uint8_t *body, size_t body_len) {
+    return request_handle(worker_of(cw), c, req, body, body_len);
+}
+
+static bool host_body_wanted(conn_worker *cw, const orr_http_request *req, int *status) {
+    return push_body_wanted(worker_of(cw), req, status);
+}
+
+static void host_session_ended(conn_worker *cw, orr_conn *c) {
+    mailbox_conn_ended(worker_of(cw), c);
+}
+
+static void host_shed(conn_worker *cw, bool force) {
+    budget_shed(worker_of(cw), force);
+}
+
+const conn_host worker_conn_host = {.request = host_request,
+                                    .body_wanted = host_body_wanted,
+                                    .session_ended = host_session_ended,
+                                    .shed = host_shed};

@@ -147,7 +147,7 @@ static client connect_client(int rcvbuf) {
     cr_assert_not_null(k.c);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = k.c};
     orr_loop_add(&w->loop, sfd, ev.events, k.c);
-    worker_list_move(w, k.c, LIST_HTTP);
+    conn_list_move(&w->cw, k.c, LIST_HTTP);
     return k;
 }
 
@@ -157,12 +157,12 @@ static void client_send(client *k, const void *p, size_t n) {
     struct pollfd pf = {.fd = k->c->fd, .events = POLLIN};
     poll(&pf, 1, 1000);
     w->loop.now_ms = orr_mono_ms();
-    conn_on_readable(w, k->c);
+    conn_on_readable(&w->cw, k->c);
 }
 
 /* The worker's EPOLLOUT: it writes what waits as the socket takes it. */
 static void server_writable(client *k) {
-    if (k->c->phase != PHASE_DEAD && k->c->out_len > k->c->out_off) out_on_writable(w, k->c);
+    if (k->c->phase != PHASE_DEAD && k->c->out_len > k->c->out_off) out_on_writable(&w->cw, k->c);
 }
 
 /* Exactly n bytes the server sent, within a second (the server writing
@@ -310,13 +310,13 @@ Test(server, a_client_that_does_not_read_is_cut_at_a_frame_and_closed_1008) {
     client k = upgraded_client(4096);
     int small = 4096;
     setsockopt(k.c->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-    atomic_store(&srv->max_outbound_bytes, 100000);
+    atomic_store(&srv->node.max_outbound_bytes, 100000);
     /* Each message alone fits the cap; together they pass it. */
     for (int i = 0; i < 4 && k.c->phase == PHASE_WS; i++)
         client_text(&k, "big60000");
     cr_expect_eq(k.c->phase, PHASE_CLOSING, "closed as a slow consumer");
     cr_expect_eq(seen.why, ORR_REASON_SLOW);
-    cr_expect_eq(atomic_load(&k.c->route->pool->slow_closes), 1);
+    cr_expect_eq(atomic_load(k.c->route->slow_closes), 1);
     /* What it gets: whole 60000-byte frames, then the close 1008. */
     for (;;) {
         uint8_t p[64];
