@@ -43,48 +43,59 @@ static void on_writeback_reply(orr_redis *r, redisReply *reply, void *priv) {
         orr_log(ORR_LOG_ERROR, NULL, "cluster: redis: %.*s", (int)reply->len, reply->str);
 }
 
-static void write_one(void *arg, bool is_group, uint32_t pool_idx, const char *bytes, size_t len,
-                      uint64_t conn, int64_t since_ms) {
+/* The keys one entry's write-back names: the name's or group's key, the
+ * connection's index, the node's index, and the connection id as text. */
+typedef struct wb_keys {
+    char key[KEY_MAX], ci[KEY_MAX], ni[KEY_MAX], cs[24];
+    size_t keyl, cil, nil, csl;
+} wb_keys;
+
+/* A name as a registration this node kept through an outage (confirmed:
+ * the newer of two wins), or, for a claim Redis has not answered yet, under
+ * the ordinary rule (a live holder keeps it): the claim's own REGISTER
+ * answers its gear, and must not be outrun by a write-back that closes the
+ * holder for a claim then refused. */
+static void write_name(orr_cluster *cl, const orr_registry_entry *e, const wb_keys *k) {
+    char ss[24];
+    size_t ssl = (size_t)snprintf(ss, sizeof ss, "%" PRId64, e->since_ms);
+    /* REGISTER: 3 keys; inst, conn, since, writeback */
+    const char *argv[10] = {
+        "EVALSHA", cl->sha[SC_REGISTER],  "3", k->key, k->ci, k->ni, cl->inst, k->cs,
+        ss,        e->pending ? "0" : "1"};
+    size_t argl[10] = {7, 40, 1, k->keyl, k->cil, k->nil, cl->inst_len, k->csl, ssl, 1};
+    if (orr_redis_command(cl->cmd, on_writeback_reply, cl, 10, argv, argl) == 0) cl->outstanding++;
+}
+
+static void write_membership(orr_cluster *cl, const char *pool, size_t pl,
+                             const orr_registry_entry *e, const wb_keys *k) {
+    char gn[KEY_MAX];
+    size_t gnl = cl_pool_key(gn, "orr:gn:", pool, pl, e->bytes, e->len);
+    /* JOIN: 4 keys; inst, conn */
+    const char *argv[9] = {"EVALSHA", cl->sha[SC_JOIN], "4",  k->key, k->ci, k->ni,
+                           gn,        cl->inst,         k->cs};
+    size_t argl[9] = {7, 40, 1, k->keyl, k->cil, k->nil, gnl, cl->inst_len, k->csl};
+    if (orr_redis_command(cl->cmd, on_writeback_reply, cl, 9, argv, argl) == 0) cl->outstanding++;
+}
+
+static void write_one(void *arg, const orr_registry_entry *e) {
     writeback *wb = arg;
     orr_cluster *cl = wb->cl;
     /* Seen under the registry lock: its connection keeps the pool. */
     char pool[ORR_POOL_NAME_MAX];
-    size_t pl = cl->dv->ops->pool_name(cl->dv, pool_idx, pool, sizeof pool);
+    size_t pl = cl->dv->ops->pool_name(cl->dv, e->pool, pool, sizeof pool);
     if (!pl) return;
-    char key[KEY_MAX], ci[KEY_MAX], ni[KEY_MAX], gn[KEY_MAX], cs[24], ss[24];
-    size_t keyl = cl_pool_key(key, is_group ? "orr:g:" : "orr:u:", pool, pl, bytes, len);
-    size_t cil = cl_conn_index_key(cl, ci, conn), nil = cl_node_index_key(cl, ni);
-    size_t csl = (size_t)snprintf(cs, sizeof cs, "%" PRIu64, conn);
-    /* REGISTER: 3 keys, inst, conn, since, writeback; JOIN: 4 keys, inst, conn */
-    const char *rv[10] = {"EVALSHA", cl->sha[SC_REGISTER], "3", key, ci, ni, cl->inst, cs, ss, "1"};
-    size_t rl[10] = {7,
-                     40,
-                     1,
-                     keyl,
-                     cil,
-                     nil,
-                     cl->inst_len,
-                     csl,
-                     (size_t)snprintf(ss, sizeof ss, "%" PRId64, since_ms),
-                     1};
-    const char *jv[9] = {"EVALSHA", cl->sha[SC_JOIN], "4", key, ci, ni, gn, cl->inst, cs};
-    size_t jl[9] = {7,
-                    40,
-                    1,
-                    keyl,
-                    cil,
-                    nil,
-                    is_group ? cl_pool_key(gn, "orr:gn:", pool, pl, bytes, len) : 0,
-                    cl->inst_len,
-                    csl};
-    const char **argv = is_group ? jv : rv;
-    size_t *argl = is_group ? jl : rl;
-    if (is_group)
+    wb_keys k;
+    k.keyl = cl_pool_key(k.key, e->is_group ? "orr:g:" : "orr:u:", pool, pl, e->bytes, e->len);
+    k.cil = cl_conn_index_key(cl, k.ci, e->conn);
+    k.nil = cl_node_index_key(cl, k.ni);
+    k.csl = (size_t)snprintf(k.cs, sizeof k.cs, "%" PRIu64, e->conn);
+    if (e->is_group) {
         wb->members++;
-    else
+        write_membership(cl, pool, pl, e, &k);
+    } else {
         wb->names++;
-    if (orr_redis_command(cl->cmd, on_writeback_reply, cl, is_group ? 9 : 10, argv, argl) == 0)
-        cl->outstanding++;
+        write_name(cl, e, &k);
+    }
 }
 
 static void write_back(orr_cluster *cl) {

@@ -605,14 +605,22 @@ void orr_registry_foreach(orr_registry *r, orr_registry_visit_fn fn, void *arg) 
     for (size_t i = 0; i <= r->names.mask; i++) {
         for (hnode *e = r->names.buckets[i]; e; e = e->next) {
             reg_name *n = ORR_CONTAINER_OF(e, reg_name, key.node);
-            fn(arg, false, n->key.pool, n->key.bytes, n->key.len, n->owner->id, n->since_ms);
+            fn(arg, &(orr_registry_entry){.pending = n->pending,
+                                          .pool = n->key.pool,
+                                          .bytes = n->key.bytes,
+                                          .len = n->key.len,
+                                          .conn = n->owner->id,
+                                          .since_ms = n->since_ms});
         }
     }
     for (size_t i = 0; i <= r->members.mask; i++) {
         for (hnode *e = r->members.buckets[i]; e; e = e->next) {
             reg_member *m = ORR_CONTAINER_OF(e, reg_member, node);
-            fn(arg, true, m->group->key.pool, m->group->key.bytes, m->group->key.len, m->conn->id,
-               0);
+            fn(arg, &(orr_registry_entry){.is_group = true,
+                                          .pool = m->group->key.pool,
+                                          .bytes = m->group->key.bytes,
+                                          .len = m->group->key.len,
+                                          .conn = m->conn->id});
         }
     }
     pthread_mutex_unlock(&r->lock);

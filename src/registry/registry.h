@@ -86,11 +86,22 @@ typedef struct orr_registry_counts {
 } orr_registry_counts;
 void orr_registry_get_counts(orr_registry *r, orr_registry_counts *out);
 
-/* Calls fn for every name (is_group false, with when it was taken) and every
- * membership (is_group true, since_ms 0), under the lock: fn must not call
- * back into the registry. For a cluster writing this node's part back. */
-typedef void (*orr_registry_visit_fn)(void *arg, bool is_group, uint32_t pool, const char *bytes,
-                                      size_t len, uint64_t conn, int64_t since_ms);
+/* One entry as orr_registry_foreach shows it: a name (is_group false, with
+ * when it was taken and whether it is a claim not confirmed yet) or a
+ * membership (is_group true). */
+typedef struct orr_registry_entry {
+    bool is_group;
+    bool pending; /* a claim (orr_registry_claim) not confirmed yet */
+    uint32_t pool;
+    const char *bytes;
+    size_t len;
+    uint64_t conn;
+    int64_t since_ms; /* names: wall-clock ms; memberships: 0 */
+} orr_registry_entry;
+/* Calls fn for every name and every membership, under the lock: fn must
+ * not call back into the registry. For a cluster writing this node's part
+ * back. */
+typedef void (*orr_registry_visit_fn)(void *arg, const orr_registry_entry *e);
 void orr_registry_foreach(orr_registry *r, orr_registry_visit_fn fn, void *arg);
 /* Who holds a name and since when (wall-clock ms): 0, or ORR_ENOTFOUND. */
 int orr_registry_holder_since(orr_registry *r, uint32_t pool, const char *name, size_t len,

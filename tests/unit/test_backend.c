@@ -126,13 +126,18 @@ typedef struct node {
 
 static bool use_cluster;
 
-static void node_start(node *n, const char *id) {
+/* Its table and delivery, before its backend starts. */
+static void node_init(node *n) {
     memset(n, 0, sizeof *n);
     n->reg = orr_registry_new();
     n->dv.base.ops = &fake_ops;
     n->dv.reg = n->reg;
     pthread_mutex_init(&n->dv.lock, NULL);
     pthread_cond_init(&n->dv.cond, NULL);
+}
+
+/* Its backend, started on what its table holds: ready when this returns. */
+static void node_run(node *n, const char *id) {
     if (!use_cluster) {
         n->be = orr_local_backend_new(n->reg);
     } else {
@@ -157,6 +162,11 @@ static void node_start(node *n, const char *id) {
         usleep(5000);
     cr_assert(n->be->ops->ready(n->be, why, sizeof why), "%s: not ready: %s", n->be->ops->name,
               why);
+}
+
+static void node_start(node *n, const char *id) {
+    node_init(n);
+    node_run(n, id);
 }
 
 static void node_stop(node *n) {
@@ -416,6 +426,30 @@ Test(backend_cluster, a_name_held_on_another_node) {
     do_gone(&a, 61);
     cr_expect_eq(do_send_away(&a, 62, "nobody", "x"), ORR_ENOTFOUND);
     cr_expect_eq(do_register(&b, 71, "carol"), ORR_OK);
+    node_stop(&b);
+    node_stop(&a);
+}
+
+/* A node writes its table back when it (re)connects. A claim its table
+ * holds but Redis has not answered yet (its REGISTER in flight, or queued)
+ * is written back under the ordinary rule, not as a registration that an
+ * outage kept: it never takes the name from a live holder elsewhere, whose
+ * connection would be closed for a claim that is then refused (seen in
+ * cluster_faults: a refused claimant's write-back closed the holder 1008,
+ * and a send acknowledged in between reached the refused claimant). */
+Test(backend_cluster, a_claim_not_confirmed_yet_never_takes_a_live_holders_name) {
+    node a, b;
+    node_start(&a, "a");
+    cr_expect_eq(do_register(&a, 61, "dave"), ORR_OK);
+    usleep(5000); /* b's claim is the newer */
+    node_init(&b);
+    cr_assert_eq(orr_registry_claim(b.reg, POOL_IDX, "dave", 4, 71), 0);
+    node_run(&b, "b"); /* its write-back runs as it becomes ready */
+    cr_expect_eq(do_send_away(&b, 72, "dave", "to a"), ORR_OK);
+    cr_assert(messages_reach(&a, 1), "the live holder on node a got nothing");
+    cr_expect_eq(a.dv.msgs[0].conn, 61);
+    cr_expect_eq(b.dv.n_msgs, 0, "nothing reached the claim on b");
+    cr_expect_eq(a.dv.n_evicted, 0, "a's holder was told to close for b's claim");
     node_stop(&b);
     node_stop(&a);
 }
