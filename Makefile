@@ -3,6 +3,8 @@
 #   make run    install what is missing, build, start on 127.0.0.1:8080
 #   make test   install what is missing, build, run every test (then again under ASan+UBSan,
 #               and the cross-worker ones under TSan)
+#   make install  the server, the gear SDK and the gears echo and chat under PREFIX
+#               (default /usr/local; DESTDIR is honoured)
 #   make soak   hostile cases at full size against the ASan build (not part of make test)
 #   make fuzz-long  every fuzz target for 10M executions or 30 minutes
 BUILD      ?= build
@@ -12,9 +14,10 @@ TSAN_BUILD ?= build-tsan
 # (Criterion cannot start under TSan, Snaipe/Criterion#274: only integration tests run there.)
 TSAN_TESTS ?= ^it/.*(registry|pools|push|lifecycle|chat|cluster|budget)
 JOBS       ?= $(shell nproc)
+PREFIX     ?= /usr/local
 ARGS       ?=
 
-.PHONY: all build run test test-fast test-asan test-tsan check-layers format-check deps deps-test bench fuzz fuzz-long soak clean format
+.PHONY: all build install run test test-fast test-asan test-tsan check-layers format-check deps deps-test bench fuzz fuzz-long soak clean format
 
 all: build
 
@@ -24,6 +27,12 @@ build:
 
 deps:
 	@scripts/deps.sh
+
+# Everything under PREFIX (DESTDIR, from the environment or the command line, is
+# prepended as usual): bin/orrery, include/orrery/gear.h, lib/pkgconfig/orrery-gear.pc,
+# lib/orrery/gears/{echo,chat}.so, etc/orrery/orrery.json, lib/systemd/system/orrery.service.
+install: deps build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
 
 deps-test:
 	@scripts/deps.sh test

@@ -17,9 +17,25 @@
  *
  * Errors: functions return 0 on success and a negative ORR_E* code otherwise.
  *
- * ABI: everything is reached through functions and opaque handles, and a gear
- * exports one `orr_gear` value whose `api_version` is ORR_GEAR_API_VERSION, so
- * a gear compiled as a shared object can be loaded without change.
+ * Building and loading: a gear is a shared object that exports
+ *
+ *     const orr_gear *orr_gear_entry(void);
+ *
+ * built with `cc -shared -fPIC $(pkg-config --cflags orrery-gear) gear.c -o
+ * gear.so` and dropped into the server's gears_dir. The functions declared
+ * here are resolved from the server when the gear is loaded; link nothing
+ * else of Orrery. A C gear runs inside the server process: a gear that
+ * crashes takes every gear with it.
+ *
+ * Versions: set `.api_version = ORR_GEAR_API_VERSION` and fill the structs
+ * below with designated initializers (`.name = ...`, `.init = ...`). Within
+ * one major version, fields are only ever added at the end of orr_gear,
+ * orr_ws_callbacks and orr_ws_route, each addition raising the minor
+ * version, and functions are only added. A server reads only the fields the
+ * gear's own version had (later ones count as NULL or 0), so a gear built
+ * against an older minor version keeps loading on newer servers. A gear of
+ * another major version, or of a newer minor version than the server
+ * knows, is refused with a log line that says which.
  */
 #ifndef ORRERY_GEAR_H
 #define ORRERY_GEAR_H
@@ -31,7 +47,10 @@
 extern "C" {
 #endif
 
-#define ORR_GEAR_API_VERSION 2
+#define ORR_GEAR_API_MAJOR 3
+/* 3.1: orr_gear's on_load and on_unload; orr_strerror. */
+#define ORR_GEAR_API_MINOR 1
+#define ORR_GEAR_API_VERSION ((ORR_GEAR_API_MAJOR << 16) | ORR_GEAR_API_MINOR)
 
 /* Error codes shared by the whole API (0 is success). */
 enum {
@@ -46,6 +65,9 @@ enum {
     ORR_EFAIL = -8,     /* generic callback failure */
     ORR_ENOTSUP = -9,   /* not supported (yet) */
 };
+
+/* "ok", "would block", ...: a short text for an ORR_E* code. */
+const char *orr_strerror(int err);
 
 /* Opcodes of complete messages handed to a gear. */
 enum { ORR_TEXT = 1, ORR_BINARY = 2 };
@@ -91,9 +113,8 @@ int orr_hs_add_header(orr_handshake *hs, const char *name, const char *value);
 
 /* ---- connections ---------------------------------------------------- */
 
-/* A stable id, unique in this process for its life, that any thread may use
- * to address the connection (the registry of the next layer delivers
- * messages to it through its mailbox). */
+/* A stable id, unique in this process for its life: the registry delivers
+ * messages to the connection by it. */
 uint64_t orr_conn_id(const orr_conn *c);
 const char *orr_conn_context_id(const orr_conn *c);
 const char *orr_conn_gear_name(const orr_conn *c);
@@ -214,10 +235,10 @@ const char *orr_reason_name(orr_reason_kind kind);
 
 /*
  * Callbacks return 0 on success; a negative value means the callback failed.
- * A failed callback gets Antikythera's treatment: an error line in the log, a
- * close frame with an empty payload, and `terminate` with ERROR and the state
- * as it was before that callback (a callback that stored a new state in
- * *state before failing must free it itself).
+ * A failed callback costs its connection, and only it: an error line in the
+ * log, a close frame with an empty payload, and `terminate` with ERROR and
+ * the state as it was before that callback (a callback that stored a new
+ * state in *state before failing must free it itself).
  */
 typedef struct orr_ws_callbacks {
     /* Before the upgrade. Return 0 to accept, unless orr_hs_respond was
@@ -247,7 +268,7 @@ typedef struct orr_ws_route {
 } orr_ws_route;
 
 typedef struct orr_gear {
-    int api_version;  /* ORR_GEAR_API_VERSION */
+    int api_version;  /* ORR_GEAR_API_VERSION: the version it was built against */
     const char *name; /* [a-z][a-z0-9_]*, also its path prefix and subdomain */
     const orr_ws_route *ws_routes;
     size_t n_ws_routes;
@@ -261,7 +282,21 @@ typedef struct orr_gear {
      * call orr_hs_respond (else, or when NULL, 503 with the body
      * TooManyWebsocketConnections). */
     int (*ws_too_many_connections)(orr_handshake *hs);
+    /* Since 3.1. Optional: called once when this version of the gear is
+     * loaded, before it serves anyone, with its config: the JSON text of
+     * the server config's gear_config.<name> ("{}" when absent, `len`
+     * bytes, NUL-terminated). Non-zero refuses the load (the version in
+     * service, if any, stays). */
+    int (*on_load)(const char *config_json, size_t len);
+    /* Since 3.1. Optional: called once when this version is unloaded, after
+     * its last connection ended (an upgrade) or when the server stops. */
+    void (*on_unload)(void);
 } orr_gear;
+
+/* What a gear's shared object exports: its gear, which must stay valid
+ * (static storage) while the object is loaded. Exported even when the gear
+ * is built with -fvisibility=hidden. */
+__attribute__((visibility("default"))) const orr_gear *orr_gear_entry(void);
 
 #ifdef __cplusplus
 }

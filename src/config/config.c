@@ -176,6 +176,20 @@ static int load_hostname(orr__config_ctx *ctx, const orr__config_key *k, json_t 
     return 0;
 }
 
+/* A file system path: 1 to size - 1 bytes, no NUL. */
+static int load_path(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base) {
+    char g[80];
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return orr__config_fail_at(ctx, k->name, 1, "expected a non-empty path string, got %s",
+                                   orr__config_got(v, g, sizeof g));
+    size_t len = json_string_length(v);
+    if (len >= k->size || strlen(json_string_value(v)) != len)
+        return orr__config_fail_at(ctx, k->name, 1, "a path of at most %zu bytes (and no NUL)",
+                                   k->size - 1);
+    memcpy(orr__config_field(base, k), json_string_value(v), len + 1);
+    return 0;
+}
+
 static void show_string(const orr__config_key *k, const void *base, char *buf, size_t n) {
     snprintf(buf, n, "\"%s\"", (const char *)orr__config_cfield(base, k));
 }
@@ -369,6 +383,19 @@ static const orr__config_key config_keys[] = {
      .show = orr__config_show_pools,
      .sub = &orr__config_pool_table,
      .sub_defaults = orr__config_pool_defaults},
+    {.name = "gears_dir",
+     .type = "directory",
+     .meaning = "every *.so file there is a gear, loaded at start and on reload",
+     .offset = offsetof(orr_config, gears_dir),
+     .size = sizeof(((orr_config *)0)->gears_dir),
+     .load = load_path,
+     .show = show_string,
+     .default_note = "the build's"},
+    {.name = "gear_config",
+     .type = "{\"<gear>\": {...}}",
+     .meaning = "each gear's own config, handed to its on_load as JSON text",
+     .load = orr__config_load_gear_config,
+     .show = orr__config_show_gear_config},
     {.name = "cluster",
      .type = "{\"redis\": URL, ...}",
      .meaning = "share the registry with other nodes through Redis; absent: a single node",
@@ -413,6 +440,8 @@ void orr_config_defaults(orr_config *c) {
 }
 
 void orr_config_free(orr_config *c) {
+    free(c->gear_config);
+    c->gear_config = NULL;
     free(c->pools);
     c->pools = NULL;
     c->n_pools = 0;
@@ -420,13 +449,14 @@ void orr_config_free(orr_config *c) {
 
 int orr_config_copy(orr_config *dst, const orr_config *src) {
     if (dst == src) return 0;
-    *dst = *src; /* everything but the pools is plain data, cluster included */
+    *dst = *src; /* everything but the pools and gear_config is plain data, cluster included */
     if (src->n_pools) {
         dst->pools = orr_xmalloc(src->n_pools * sizeof *src->pools);
         memcpy(dst->pools, src->pools, src->n_pools * sizeof *src->pools);
     } else {
         dst->pools = NULL;
     }
+    dst->gear_config = src->gear_config ? orr_xstrdup(src->gear_config) : NULL;
     return 0;
 }
 

@@ -72,7 +72,15 @@ typedef struct orr_config {
     orr_pool_config *pools;        /* "pools", owned: orr_config_free; sorted by name (the */
     size_t n_pools;                /* loader sorts them), so orr_config_pool_limit can bisect */
     orr_cluster_config cluster;    /* "cluster": absent = a single node */
+    char gears_dir[1024];          /* every *.so there is a gear; "" (default): the binary's own
+                                      (build/gears in the build tree, PREFIX/lib/orrery/gears
+                                      installed) */
+    char *gear_config; /* "gear_config": the object's JSON text, owned; NULL if absent */
 } orr_config;
+
+/* The config of one gear (gear_config.<gear>) as JSON text, malloc'd
+ * (the caller frees it): "{}" when there is none. */
+char *orr_config_gear_config(const orr_config *c, const char *gear, size_t *len);
 
 /* Every key at its default: no pools (nothing to free, but orr_config_free
  * is safe on it). */

@@ -103,6 +103,9 @@ int orr__config_load_object(orr__config_ctx *ctx, const orr__config_key *keys, s
  * c->pools at it: the array c->pools had is the caller's, freed (or kept, on
  * failure) by orr_config_load, which also gives the entries still at
  * ORR__CONFIG_POOL_LIMIT_UNSET the top-level limit. */
+int orr__config_load_gear_config(orr__config_ctx *ctx, const orr__config_key *k, json_t *v,
+                                 void *base);
+void orr__config_show_gear_config(const orr__config_key *k, const void *base, char *buf, size_t n);
 int orr__config_load_pools(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base);
 void orr__config_show_pools(const orr__config_key *k, const void *base, char *buf, size_t n);
 const void *orr__config_pool_defaults(const orr_config *d, orr__config_sub_scratch *s);

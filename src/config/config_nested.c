@@ -112,6 +112,56 @@ uint32_t orr_config_pool_limit(const orr_config *c, const char *pool) {
     return p ? p->ws_max_connections : c->ws_max_connections;
 }
 
+/* ---- gear_config ---------------------------------------------------------- */
+
+/* {"<gear>": {...}, ...}: each gear's own config, handed to its on_load as
+ * JSON text. Kept as the object's text (jansson's own formatting). */
+int orr__config_load_gear_config(orr__config_ctx *ctx, const orr__config_key *k, json_t *v,
+                                 void *base) {
+    orr_config *c = base;
+    char g[80];
+    if (!json_is_object(v))
+        return orr__config_fail_at(ctx, k->name, 1,
+                                   "expected an object {\"<gear>\": {...}}, got %s",
+                                   orr__config_got(v, g, sizeof g));
+    const char *name;
+    json_t *gv;
+    ctx->path[ctx->depth++] = k->name;
+    json_object_foreach(v, name, gv) {
+        int rc = 0;
+        if (!orr_gear_name_valid(name))
+            rc = orr__config_fail_at(ctx, name, 0, "not a gear name: expected [a-z][a-z0-9_]*");
+        else if (!json_is_object(gv))
+            rc = orr__config_fail_at(ctx, name, 1, "expected the gear's config object, got %s",
+                                     orr__config_got(gv, g, sizeof g));
+        if (rc < 0) {
+            ctx->depth--;
+            return rc;
+        }
+    }
+    ctx->depth--;
+    free(c->gear_config);
+    c->gear_config = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    return c->gear_config ? 0 : orr__config_fail_at(ctx, k->name, 1, "out of memory");
+}
+
+void orr__config_show_gear_config(const orr__config_key *k, const void *base, char *buf, size_t n) {
+    (void)k;
+    const orr_config *c = base;
+    snprintf(buf, n, "%s", c->gear_config ? "{...}" : "{}");
+}
+
+char *orr_config_gear_config(const orr_config *c, const char *gear, size_t *len) {
+    char *out = NULL;
+    json_t *all = c->gear_config ? json_loads(c->gear_config, 0, NULL) : NULL;
+    json_t *one = all ? json_object_get(all, gear) : NULL;
+    if (one) out = json_dumps(one, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(all);
+    if (!out) out = orr_xstrdup("{}");
+    *len = strlen(out);
+    return out;
+}
+
 /* ---- cluster ------------------------------------------------------------- */
 
 static int load_redis(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base) {

@@ -33,6 +33,33 @@ typedef struct gear_host {
                       const void *msg, size_t msg_len);
 } gear_host;
 
+/* ---- loader.c: versions, copies, shared objects ---- */
+/* Whether a gear built against api_version can be served: 0, or
+ * ORR_EINVAL with why (another major version, or a newer minor one). */
+int gear_version_check(int api_version, char *why, size_t cap);
+/* A gear as the server keeps it: a full-size copy of what the gear's own
+ * version declared (fields added after it are zero), with its routes and
+ * their callbacks copied too. Strings still point into the gear. */
+typedef struct gear_copy {
+    orr_gear gear; /* gear.ws_routes points to routes */
+    orr_ws_route *routes;
+    orr_ws_callbacks *callbacks; /* [n_ws_routes]: routes[i].callbacks */
+} gear_copy;
+/* Checks g (version, name, routes) and copies it: 0, or ORR_EINVAL with why. */
+int gear_copy_make(const orr_gear *g, gear_copy *out, char *why, size_t cap);
+void gear_copy_free(gear_copy *c);
+
+/* A gear loaded from a shared object (its own copy of the file: two loads
+ * of one path are two objects). */
+typedef struct gear_lib gear_lib;
+/* Loads the file and checks its gear: NULL with why ("dlopen: ...", "no
+ * orr_gear_entry: not a gear", a version or shape refused). Calls no hook. */
+gear_lib *gear_lib_open(const char *path, char *why, size_t cap);
+/* Its checked copy, valid until gear_lib_close. */
+const orr_gear *gear_lib_gear(const gear_lib *l);
+/* Unloads it (calls no hook). l may be NULL. */
+void gear_lib_close(gear_lib *l);
+
 /* ---- handshake.c ---- */
 struct orr_handshake {
     orr_conn *c;

@@ -311,9 +311,13 @@ static const orr_ws_callbacks chat_callbacks = {
 
 static const orr_ws_route chat_routes[] = {{"/ws", &chat_callbacks}};
 
-const orr_gear orr_gear_chat = {
+static const orr_gear gear = {
     .api_version = ORR_GEAR_API_VERSION,
     .name = "chat",
     .ws_routes = chat_routes,
     .n_ws_routes = 1,
 };
+
+const orr_gear *orr_gear_entry(void) {
+    return &gear;
+}

@@ -13,9 +13,13 @@ static const orr_ws_callbacks echo_callbacks = {
 
 static const orr_ws_route echo_routes[] = {{"/ws", &echo_callbacks}};
 
-const orr_gear orr_gear_echo = {
+static const orr_gear gear = {
     .api_version = ORR_GEAR_API_VERSION,
     .name = "echo",
     .ws_routes = echo_routes,
     .n_ws_routes = 1,
 };
+
+const orr_gear *orr_gear_entry(void) {
+    return &gear;
+}

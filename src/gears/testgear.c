@@ -280,7 +280,7 @@ static const orr_ws_route testgear_routes[] = {
     {"/rooms/:room/*rest", &testgear_callbacks},
 };
 
-const orr_gear orr_gear_testgear = {
+static const orr_gear gear = {
     .api_version = ORR_GEAR_API_VERSION,
     .name = "testgear",
     .ws_routes = testgear_routes,
@@ -288,3 +288,7 @@ const orr_gear orr_gear_testgear = {
     .executor_pool_for_web_request = tg_pool,
     .ws_too_many_connections = tg_too_many,
 };
+
+const orr_gear *orr_gear_entry(void) {
+    return &gear;
+}

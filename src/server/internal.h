@@ -83,17 +83,23 @@ static inline orr_worker *worker_of(conn_worker *cw) {
     return ORR_CONTAINER_OF(cw, orr_worker, cw);
 }
 
-typedef struct orr_gear_entry {
-    const orr_gear *gear;
-    orr_pool *pool; /* gear:<name> */
-} orr_gear_entry;
+/* A gear in service (gears.c): linked into the program, or loaded from a
+ * file of gears_dir. */
+typedef struct served_gear {
+    const orr_gear *gear; /* its checked copy: &copy.gear, or its lib's */
+    gear_copy copy;       /* a linked gear's */
+    gear_lib *lib;        /* a loaded gear's object, or NULL */
+    char file[256];       /* its file in gears_dir; "" for a linked gear */
+    int64_t loaded_ms;    /* wall clock */
+    orr_pool *pool;       /* gear:<name> */
+} served_gear;
 
 /* What a route leads to (the router's data pointer, with pool NULL), and
  * what a connection's `route` points to: the same with its pool, interned
  * per (route, pool) so that struct orr_conn needs no pool field. */
 typedef struct orr_route_target {
     conn_route r; /* first: a connection's route points here */
-    const orr_gear_entry *gear;
+    const served_gear *gear;
     orr_pool *pool;
 } orr_route_target;
 
@@ -135,8 +141,8 @@ struct orr_server {
     char config_path[1024]; /* "" without --config */
     bool listen_overridden;
     orr_router *router;
-    orr_gear_entry *gears;
-    size_t n_gears;
+    served_gear *gears;
+    size_t n_gears, cap_gears;
     orr_route_target *targets;
     size_t n_targets;
     orr_worker *workers;
@@ -167,6 +173,13 @@ struct orr_server {
 
 /* hs_status slots */
 enum { HS_101, HS_400, HS_404, HS_426, HS_500, HS_503, HS_OTHER_4XX, HS_OTHER, HS_N };
+
+/* ---- gears.c: the gears served ---- */
+/* The linked gears (any failure is an error) and every *.so of gears_dir
+ * (a failure is logged and skipped), routed: 0, or -1 with err set. */
+int gears_load(orr_server *s, const orr_gear *const *linked, size_t n, char *err, size_t errlen);
+/* Their on_unload, then the objects go (after the workers). */
+void gears_unload(orr_server *s);
 
 /* ---- worker.c ---- */
 /* What connections ask of the server (conn/conn.h). */

@@ -20,36 +20,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* The gears and their routes: 0, or -1 with err set. */
-static int add_gears(orr_server *s, const orr_gear *const *gears, size_t n_gears, char *err,
-                     size_t errlen) {
-    s->gears = orr_xcalloc(n_gears, sizeof *s->gears);
-    size_t n_routes = 0;
-    for (size_t i = 0; i < n_gears; i++)
-        n_routes += gears[i]->n_ws_routes;
-    s->targets = orr_xcalloc(n_routes, sizeof *s->targets);
-    for (size_t i = 0; i < n_gears; i++) {
-        const orr_gear *g = gears[i];
-        if (g->api_version != ORR_GEAR_API_VERSION)
-            return orr_errf(err, errlen, -1, "gear %s: api_version %d, this server speaks %d",
-                            g->name, g->api_version, ORR_GEAR_API_VERSION);
-        if (!orr_gear_name_valid(g->name) || strcmp(g->name, "healthz") == 0)
-            return orr_errf(err, errlen, -1, "gear name '%s' is not valid", g->name);
-        s->gears[s->n_gears++].gear = g;
-        for (size_t r = 0; r < g->n_ws_routes; r++) {
-            orr_route_target *t = &s->targets[s->n_targets++];
-            t->gear = &s->gears[s->n_gears - 1];
-            t->r.callbacks = g->ws_routes[r].callbacks;
-            t->r.gear = g->name;
-            char why[256];
-            if (orr_router_add(s->router, g->name, g->ws_routes[r].pattern, t, why, sizeof why) < 0)
-                return orr_errf(err, errlen, -1, "gear %s: route %s: %s", g->name,
-                                g->ws_routes[r].pattern, why);
-        }
-    }
-    return 0;
-}
-
 /* Each gear's own pool and the pools the config lists: 0, or -1 with err set. */
 static int make_pools(orr_server *s, char *err, size_t errlen) {
     if (s->cfg.n_pools + s->n_gears > s->cfg.max_pools)
@@ -94,7 +64,7 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
     atomic_init(&s->node.max_buffered_bytes, (size_t)cfg->max_buffered_bytes);
     atomic_init(&s->accept_error_logged_s, -1);
     s->router = orr_router_new(cfg->base_domain);
-    if (add_gears(s, gears, n_gears, err, errlen) < 0 || make_pools(s, err, errlen) < 0) {
+    if (gears_load(s, gears, n_gears, err, errlen) < 0 || make_pools(s, err, errlen) < 0) {
         orr_server_free(s);
         return NULL;
     }
@@ -297,11 +267,11 @@ void orr_server_free(orr_server *s) {
     delivery_free(s->delivery);
     free(s->workers);
     orr_router_free(s->router);
-    free(s->gears);
     free(s->targets);
     free(s->index_html);
     pools_free(s);
     if (s->registry) orr_registry_free(s->registry);
+    gears_unload(s);
     pthread_mutex_destroy(&s->token_lock);
     orr_config_free(&s->cfg);
     free(s);

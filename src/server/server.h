@@ -11,8 +11,9 @@
 
 typedef struct orr_server orr_server;
 
-/* Takes a copy of cfg. Returns NULL with a reason in err. The gears must
- * outlive the server. */
+/* Takes a copy of cfg. Serves the gears given (linked into the program:
+ * they must outlive the server) and every gear in cfg->gears_dir (a file
+ * that fails is logged and skipped). Returns NULL with a reason in err. */
 orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, size_t n_gears,
                            char *err, size_t errlen);
 /* Where SIGHUP reloads the config from; `listen_overridden`: --listen was
@@ -28,10 +29,5 @@ unsigned orr_server_port(const orr_server *s);
 int orr_server_run(orr_server *s);
 void orr_server_free(orr_server *s);
 void orr_server_block_signals(void);
-
-/* The built-in gears (src/gears). */
-extern const orr_gear orr_gear_echo;
-extern const orr_gear orr_gear_testgear;
-extern const orr_gear orr_gear_chat;
 
 #endif

@@ -79,7 +79,9 @@ static inline int same_config(const orr_config *a, const orr_config *b) {
            a->max_outbound_bytes == b->max_outbound_bytes && a->max_pools == b->max_pools &&
            a->max_buffered_bytes == b->max_buffered_bytes && a->retry_after_s == b->retry_after_s &&
            strcmp(a->api_token, b->api_token) == 0 && same_pools(a, b) &&
-           same_cluster(&a->cluster, &b->cluster);
+           same_cluster(&a->cluster, &b->cluster) && strcmp(a->gears_dir, b->gears_dir) == 0 &&
+           strcmp(a->gear_config ? a->gear_config : "{}", b->gear_config ? b->gear_config : "{}") ==
+               0;
 }
 
 /* What --help prints, NUL-terminated; the caller frees it. */

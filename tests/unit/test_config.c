@@ -232,7 +232,47 @@ static const struct bad_case bad_cases[] = {
     {"api_token", "null", "got null"},
     {"pools", "[]", "expected an object {\"<pool>\": {...}}, got []"},
     {"pools", "5", "expected an object {\"<pool>\": {...}}, got 5"},
+    {"gears_dir", "\"\"", "expected a non-empty path string, got \"\""},
+    {"gears_dir", "5", "expected a non-empty path string, got 5"},
+    {"gear_config", "[]", "expected an object {\"<gear>\": {...}}, got []"},
+    {"gear_config", "\"x\"", "expected an object {\"<gear>\": {...}}, got \"x\""},
 };
+
+/* Each gear's config comes back as its own JSON text; a gear without one
+ * gets "{}"; a copy is deep. Bad entries name the gear's key. */
+Test(config, gear_config) {
+    orr_config c, d;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    cr_assert_eq(load_text("{\"gear_config\": {\"counter\": {\"start\": 5, \"name\": \"x\"},\n"
+                           "  \"chat\": {}}, \"gears_dir\": \"/opt/gears\"}\n",
+                           &c, path, err, sizeof err),
+                 0, "%s", err);
+    cr_expect_str_eq(c.gears_dir, "/opt/gears");
+    size_t len;
+    char *j = orr_config_gear_config(&c, "counter", &len);
+    cr_expect_str_eq(j, "{\"name\":\"x\",\"start\":5}");
+    cr_expect_eq(len, strlen(j));
+    free(j);
+    j = orr_config_gear_config(&c, "echo", &len);
+    cr_expect_str_eq(j, "{}");
+    free(j);
+    cr_assert_eq(orr_config_copy(&d, &c), 0);
+    orr_config_free(&c);
+    j = orr_config_gear_config(&d, "counter", &len);
+    cr_expect_str_eq(j, "{\"name\":\"x\",\"start\":5}", "the copy keeps its own text");
+    free(j);
+    orr_config_free(&d);
+
+    orr_config_defaults(&c);
+    cr_expect_eq(load_text("{\"gear_config\": {\"Bad-Name\": {}}}\n", &c, path, err, sizeof err),
+                 -1);
+    cr_expect(strstr(err, "gear_config.Bad-Name: not a gear name") != NULL, "%s", err);
+    cr_expect_eq(load_text("{\"gear_config\": {\"chat\": 5}}\n", &c, path, err, sizeof err), -1);
+    cr_expect(strstr(err, "gear_config.chat: expected the gear's config object, got 5") != NULL,
+              "%s", err);
+    orr_config_free(&c);
+}
 
 Test(config, bad_values) {
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
@@ -344,7 +384,8 @@ Test(config, unknown_key) {
              "idle_timeout_ms, ping_interval_ms, max_message_bytes, max_fragments, drain_ms, "
              "close_timeout_ms, "
              "handshake_timeout_ms, log_level, ws_max_connections, max_outbound_bytes, "
-             "max_buffered_bytes, max_pools, retry_after_s, api_token, pools, cluster)",
+             "max_buffered_bytes, max_pools, retry_after_s, api_token, pools, gears_dir, "
+             "gear_config, cluster)",
              path);
     cr_expect_str_eq(err, want);
     /* A key written with escapes is found where it is written. */
@@ -554,7 +595,7 @@ Test(config, help_lists_every_key_with_its_default) {
 
     char names[32][64];
     size_t n = help_keys(help, names);
-    cr_expect_eq(n, 19);
+    cr_expect_eq(n, 21);
     /* Every listed key is one the loader knows ([] is no key's value). */
     for (size_t i = 0; i < n; i++) {
         char text[128], path[64], err[512];
@@ -584,17 +625,20 @@ Test(config, example_file_has_every_key_at_its_default) {
     char *help = help_text();
     char names[32][64];
     size_t n = help_keys(help, names);
-    /* Every key but api_token and cluster: a secret has no place in an
-     * example, and neither "" (api_token's default) nor "no cluster" is a
-     * value a file may give. */
+    /* Every key but api_token, cluster and gears_dir: a secret has no place
+     * in an example, and neither "" (api_token's and gears_dir's default:
+     * the binary's own) nor "no cluster" is a value a file may give. */
     for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "api_token") != 0 && strcmp(names[i], "cluster") != 0)
+        if (strcmp(names[i], "api_token") != 0 && strcmp(names[i], "cluster") != 0 &&
+            strcmp(names[i], "gears_dir") != 0)
             cr_expect_not_null(json_object_get(root, names[i]), "%s lacks %s", file, names[i]);
     cr_expect_null(json_object_get(root, "api_token"));
     cr_expect_null(json_object_get(root, "cluster"), "the example must not enable a cluster");
-    cr_expect_eq(json_object_size(root), n - 2);
+    cr_expect_null(json_object_get(root, "gears_dir"));
+    cr_expect_eq(json_object_size(root), n - 3);
     free(help);
     json_decref(root);
+    orr_config_free(&c);
 }
 
 /* The columns line up, also with the long integer range and the nested row. */

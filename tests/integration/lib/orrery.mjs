@@ -238,13 +238,13 @@ export function parseLogLine(line) {
  * Start orrery with `config` (merged over { workers: 2, log_level: 'info' }).
  * If `t` (a node:test context) is given the server is killed when the test ends.
  */
-export async function startServer(t, config = {}, { args = [] } = {}) {
-  if (!BIN) throw new Error('ORRERY_BIN is not set');
+export async function startServer(t, config = {}, { args = [], bin = BIN } = {}) {
+  if (!bin) throw new Error('ORRERY_BIN is not set');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orrery-it-'));
   const cfgPath = path.join(dir, 'orrery.json');
   const cfg = { workers: 2, ...config };
   fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
-  const proc = spawn(BIN, ['--config', cfgPath, '--listen', '127.0.0.1:0', ...args], {
+  const proc = spawn(bin, ['--config', cfgPath, '--listen', '127.0.0.1:0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const srv = new Server(proc, dir);
