@@ -78,9 +78,10 @@ typedef struct orr_config {
     char *gear_config; /* "gear_config": the object's JSON text, owned; NULL if absent */
 } orr_config;
 
-/* The config of one gear (gear_config.<gear>) as JSON text, malloc'd
- * (the caller frees it): "{}" when there is none. */
-char *orr_config_gear_config(const orr_config *c, const char *gear, size_t *len);
+/* The config of one gear as JSON text, from gear_config's text (the
+ * config's gear_config, or NULL): malloc'd (the caller frees it), "{}"
+ * when there is none. */
+char *orr_config_gear_json(const char *gear_config, const char *gear, size_t *len);
 
 /* Every key at its default: no pools (nothing to free, but orr_config_free
  * is safe on it). */

@@ -151,9 +151,9 @@ void orr__config_show_gear_config(const orr__config_key *k, const void *base, ch
     snprintf(buf, n, "%s", c->gear_config ? "{...}" : "{}");
 }
 
-char *orr_config_gear_config(const orr_config *c, const char *gear, size_t *len) {
+char *orr_config_gear_json(const char *gear_config, const char *gear, size_t *len) {
     char *out = NULL;
-    json_t *all = c->gear_config ? json_loads(c->gear_config, 0, NULL) : NULL;
+    json_t *all = gear_config ? json_loads(gear_config, 0, NULL) : NULL;
     json_t *one = all ? json_object_get(all, gear) : NULL;
     if (one) out = json_dumps(one, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(all);

@@ -1,9 +1,22 @@
 /*
- * The gears served: the ones linked into the program (unit tests give
- * theirs) and every *.so file in gears_dir, loaded at start. A file that
- * fails (not a gear, a version refused, a bad name or route, a name
- * another file serves, its on_load refusing) is logged as `gear FILE: why`
- * and skipped; every other gear is served.
+ * The gears served, as versions, and the reloads that change them.
+ *
+ * Gears come from the program (unit tests link theirs) and from the *.so
+ * files of gears_dir. Each loaded gear is a version (internal.h): its code,
+ * its checked copy, its route targets. Handshakes route through a table
+ * (router + versions in service) that a reload builds anew and swaps under
+ * table_lock; a handshake takes a reference on the version it was routed to,
+ * and its connection keeps it until its struct is freed. A version out of
+ * service (its file changed or removed) is unloaded when its last
+ * connection is gone: on_unload, then dlclose. So an upgrade drops no one:
+ * open connections keep the code (and state layout) they started with, new
+ * handshakes get the new version at once.
+ *
+ * A file that fails (not a gear, a version refused, a bad name or route, a
+ * name another file serves, on_load refusing, no room for its pool) is
+ * logged as `gear FILE: why` and changes nothing. A gear's pool (gear:NAME)
+ * belongs to its name, not to a version, so names and groups survive an
+ * upgrade.
  */
 #include "common/clock.h"
 #include "common/log.h"
@@ -12,43 +25,297 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
-/* The *.so files of dir, sorted (a stable order: the log and the routes
- * are the same from one start to the next). NULL with errno. */
-static char **so_files(const char *dir, size_t *n) {
+#define BIND_CHUNK 256
+
+/* ---- files ---- */
+
+typedef struct gear_file {
+    char name[256];
+    struct stat st;
+} gear_file;
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(((const gear_file *)a)->name, ((const gear_file *)b)->name);
+}
+
+/* The *.so files of dir (regular files, not hidden), sorted: NULL with
+ * errno when dir cannot be read. */
+static gear_file *so_files(const char *dir, size_t *n) {
     DIR *d = opendir(dir);
     if (!d) return NULL;
-    char **names = NULL;
-    size_t cap = 0;
+    gear_file *fs = orr_xcalloc(1, sizeof *fs);
+    size_t cap = 1;
     *n = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
-        if (e->d_name[0] == '.' || len < 4 || strcmp(e->d_name + len - 3, ".so") != 0) continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            names = orr_xrealloc(names, cap * sizeof *names);
-        }
-        names[(*n)++] = orr_xstrdup(e->d_name);
+        if (e->d_name[0] == '.' || len < 4 || len >= sizeof fs->name ||
+            strcmp(e->d_name + len - 3, ".so") != 0)
+            continue;
+        gear_file f;
+        memcpy(f.name, e->d_name, len + 1);
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, f.name);
+        if (stat(path, &f.st) < 0 || !S_ISREG(f.st.st_mode)) continue;
+        if (*n == cap) fs = orr_xrealloc(fs, (cap *= 2) * sizeof *fs);
+        fs[(*n)++] = f;
     }
     closedir(d);
-    for (size_t i = 1; i < *n; i++) /* insertion sort: a directory of gears is short */
-        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
-            char *t = names[j];
-            names[j] = names[j - 1];
-            names[j - 1] = t;
-        }
-    if (!names) names = orr_xcalloc(1, sizeof *names);
-    return names;
+    qsort(fs, *n, sizeof *fs, by_name);
+    return fs;
 }
 
-static served_gear *served_find(orr_server *s, const char *name) {
-    for (size_t i = 0; i < s->n_gears; i++)
-        if (strcmp(s->gears[i].gear->name, name) == 0) return &s->gears[i];
+static bool same_file(const gear_version *v, const struct stat *st) {
+    int64_t mtime = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    return v->dev == (uint64_t)st->st_dev && v->ino == (uint64_t)st->st_ino &&
+           v->size == (uint64_t)st->st_size && v->mtime_ns == mtime;
+}
+
+/* "echo.so, loaded 2026-12-02T09:41:37.877Z" (or "linked"). */
+static void version_label(const gear_version *v, char *out, size_t cap) {
+    if (!v->file[0]) {
+        snprintf(out, cap, "linked");
+        return;
+    }
+    time_t sec = (time_t)(v->loaded_ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char at[40];
+    strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, cap, "%s, loaded %s.%03dZ", v->file, at, (int)(v->loaded_ms % 1000));
+}
+
+/* ---- names and counts (gears lock) ---- */
+
+static void count_load(orr_server *s, const char *label, bool ok) {
+    gear_loads *l = NULL;
+    for (size_t i = 0; i < s->n_loads && !l; i++)
+        if (strcmp(s->loads[i].label, label) == 0) l = &s->loads[i];
+    if (!l) {
+        if (s->n_loads == s->cap_loads)
+            s->loads = orr_xrealloc(s->loads, (s->cap_loads = s->cap_loads ? s->cap_loads * 2 : 8) *
+                                                  sizeof *s->loads);
+        l = &s->loads[s->n_loads++];
+        memset(l, 0, sizeof *l);
+        snprintf(l->label, sizeof l->label, "%s", label);
+    }
+    if (ok)
+        l->ok++;
+    else
+        l->error++;
+}
+
+/* The name's record, made with its pool on first use: NULL with why when
+ * no pool can be made (max_pools). */
+static gear_name *name_get(orr_server *s, const char *name, char *why, size_t cap) {
+    for (size_t i = 0; i < s->n_names; i++)
+        if (strcmp(s->names[i]->name, name) == 0) return s->names[i];
+    char pool[ORR_POOL_NAME_MAX];
+    snprintf(pool, sizeof pool, "gear:%s", name);
+    orr_pool *p = pools_add_gear(s, pool);
+    if (!p) {
+        orr_errf(why, cap, -1, "no room for its pool %s (max_pools %u)", pool, s->cfg.max_pools);
+        return NULL;
+    }
+    if (s->n_names == s->cap_names)
+        s->names = orr_xrealloc(s->names, (s->cap_names = s->cap_names ? s->cap_names * 2 : 8) *
+                                              sizeof *s->names);
+    gear_name *n = orr_xcalloc(1, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", name);
+    n->pool = p;
+    s->names[s->n_names++] = n;
+    return n;
+}
+
+/* ---- versions ---- */
+
+static gear_version *version_new(orr_server *s, const orr_gear *g, gear_name *name) {
+    gear_version *v = orr_xcalloc(1, sizeof *v);
+    v->srv = s;
+    v->gear = g;
+    v->name = name;
+    v->loaded_ms = orr_wall_ms();
+    atomic_init(&v->refs, 1);
+    size_t n = g->n_ws_routes;
+    v->targets = orr_xcalloc(n ? n : 1, sizeof *v->targets);
+    for (size_t r = 0; r < n; r++) {
+        v->targets[r].r.callbacks = g->ws_routes[r].callbacks;
+        v->targets[r].r.gear = g->name;
+        v->targets[r].version = v;
+    }
+    v->n_chunks = (s->cfg.max_pools + BIND_CHUNK - 1) / BIND_CHUNK;
+    v->binds = orr_xcalloc(n * v->n_chunks + 1, sizeof *v->binds);
+    pthread_mutex_init(&v->bind_lock, NULL);
+    atomic_fetch_add_explicit(&name->versions, 1, memory_order_relaxed);
+    return v;
+}
+
+static void version_destroy(gear_version *v) {
+    char label[320];
+    version_label(v, label, sizeof label);
+    if (v->gear->on_unload) v->gear->on_unload();
+    if (v->file[0])
+        orr_log(ORR_LOG_INFO, NULL, "gear %s: version %s unloaded", v->name->name, label);
+    size_t n = v->gear->n_ws_routes * v->n_chunks;
+    for (size_t i = 0; i < n; i++) {
+        orr_route_target *_Atomic *chunk = v->binds[i];
+        if (!chunk) continue;
+        for (size_t k = 0; k < BIND_CHUNK; k++)
+            free(chunk[k]);
+        free(chunk);
+    }
+    free(v->binds);
+    pthread_mutex_destroy(&v->bind_lock);
+    atomic_fetch_sub_explicit(&v->name->versions, 1, memory_order_relaxed);
+    free(v->targets);
+    if (v->lib)
+        gear_lib_close(v->lib);
+    else
+        gear_copy_free(&v->copy);
+    free(v);
+}
+
+static void version_ref(gear_version *v) {
+    atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+}
+
+void gears_version_unref(gear_version *v) {
+    if (v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1) version_destroy(v);
+}
+
+/* Fills b for (its route, p): the pool's fields, then the pool itself,
+ * which readers check (release: they see the fields it goes with). */
+static void bind_fill(orr_route_target *b, const orr_route_target *route, orr_pool *p) {
+    b->r = route->r;
+    b->r.pool = p->name;
+    b->r.pool_len = p->name_len;
+    b->r.pool_idx = p->idx;
+    b->r.slow_closes = &p->slow_closes;
+    b->version = route->version;
+    atomic_store_explicit(&b->pool, p, memory_order_release);
+}
+
+const orr_route_target *gears_bind(const orr_route_target *route, orr_pool *p) {
+    gear_version *v = route->version;
+    size_t slot = (size_t)(route - v->targets) * v->n_chunks + p->idx / BIND_CHUNK;
+    size_t k = p->idx % BIND_CHUNK;
+    orr_route_target *_Atomic *chunk = atomic_load_explicit(&v->binds[slot], memory_order_acquire);
+    orr_route_target *b = chunk ? atomic_load_explicit(&chunk[k], memory_order_acquire) : NULL;
+    if (b && atomic_load_explicit(&b->pool, memory_order_acquire) == p) return b;
+    /* First use of this (route, pool), or its idx was another pool's, now
+     * gone with all its connections: made (or refilled) under the lock. */
+    pthread_mutex_lock(&v->bind_lock);
+    chunk = atomic_load_explicit(&v->binds[slot], memory_order_acquire);
+    if (!chunk) {
+        chunk = orr_xcalloc(BIND_CHUNK, sizeof *chunk);
+        atomic_store_explicit(&v->binds[slot], chunk, memory_order_release);
+    }
+    b = atomic_load_explicit(&chunk[k], memory_order_acquire);
+    if (!b) {
+        b = orr_xcalloc(1, sizeof *b);
+        bind_fill(b, route, p);
+        atomic_store_explicit(&chunk[k], b, memory_order_release);
+    } else if (atomic_load_explicit(&b->pool, memory_order_acquire) != p) {
+        bind_fill(b, route, p);
+    }
+    pthread_mutex_unlock(&v->bind_lock);
+    return b;
+}
+
+/* ---- the table ---- */
+
+static gear_table *table_build(orr_server *s, gear_version **v, size_t n) {
+    gear_table *t = orr_xcalloc(1, sizeof *t);
+    t->router = orr_router_new(s->cfg.base_domain);
+    t->v = orr_xcalloc(n ? n : 1, sizeof *t->v);
+    for (size_t i = 0; i < n; i++) {
+        const orr_gear *g = v[i]->gear;
+        for (size_t r = 0; r < g->n_ws_routes; r++) {
+            char why[256]; /* checked when the version was loaded: cannot fail */
+            orr_router_add(t->router, g->name, g->ws_routes[r].pattern, &v[i]->targets[r], why,
+                           sizeof why);
+        }
+        version_ref(v[i]);
+        t->v[t->n++] = v[i];
+    }
+    return t;
+}
+
+static void table_free(gear_table *t) {
+    if (!t) return;
+    orr_router_free(t->router);
+    for (size_t i = 0; i < t->n; i++)
+        gears_version_unref(t->v[i]);
+    free(t->v);
+    free(t);
+}
+
+/* The new table in service: handshakes from now on route with it. */
+static void table_swap(orr_server *s, gear_table *next) {
+    pthread_rwlock_wrlock(&s->table_lock);
+    gear_table *old = s->table;
+    s->table = next;
+    pthread_rwlock_unlock(&s->table_lock);
+    table_free(old);
+}
+
+int gears_route(orr_server *s, const char *host, size_t host_len, const char *path, size_t path_len,
+                char *scratch, size_t scratch_len, orr_route_match *match) {
+    pthread_rwlock_rdlock(&s->table_lock);
+    int rc = orr_router_match(s->table->router, host, host_len, path, path_len, scratch,
+                              scratch_len, match);
+    if (rc == 0) version_ref(((orr_route_target *)match->data)->version);
+    pthread_rwlock_unlock(&s->table_lock);
+    return rc;
+}
+
+bool gears_serving(orr_server *s, const char *name) {
+    bool found = false;
+    pthread_rwlock_rdlock(&s->table_lock);
+    for (size_t i = 0; i < s->table->n && !found; i++)
+        found = strcmp(s->table->v[i]->gear->name, name) == 0;
+    pthread_rwlock_unlock(&s->table_lock);
+    return found;
+}
+
+void gears_foreach_route(orr_server *s,
+                         void (*fn)(void *arg, const orr_gear *g, const char *pattern,
+                                    const char *file, int64_t loaded_ms),
+                         void *arg) {
+    pthread_rwlock_rdlock(&s->table_lock);
+    for (size_t i = 0; i < s->table->n; i++) {
+        const gear_version *v = s->table->v[i];
+        for (size_t r = 0; r < v->gear->n_ws_routes; r++)
+            fn(arg, v->gear, v->gear->ws_routes[r].pattern, v->file, v->loaded_ms);
+    }
+    pthread_rwlock_unlock(&s->table_lock);
+}
+
+/* ---- loading ---- */
+
+/* The versions a start or a reload puts in service. */
+typedef struct plan {
+    gear_version **v;
+    size_t n, cap;
+} plan;
+
+static void plan_add(plan *p, gear_version *v) {
+    if (p->n == p->cap)
+        p->v = orr_xrealloc(p->v, (p->cap = p->cap ? p->cap * 2 : 8) * sizeof *p->v);
+    p->v[p->n++] = v;
+}
+
+/* The version in p serving `name`, other than `except`. */
+static gear_version *plan_named(const plan *p, const char *name, const gear_version *except) {
+    for (size_t i = 0; i < p->n; i++)
+        if (p->v[i] != except && strcmp(p->v[i]->gear->name, name) == 0) return p->v[i];
     return NULL;
 }
 
@@ -66,122 +333,261 @@ static int routes_check(orr_server *s, const orr_gear *g, char *why, size_t cap)
     return rc;
 }
 
-/* The gear's on_load with its gear_config: 0, or -1 with why. */
-static int run_on_load(orr_server *s, const orr_gear *g, char *why, size_t cap) {
-    if (!g->on_load) return 0;
+/* The checks a gear passes before it serves, in p (`replacing`: the
+ * version it would replace, whose name it may have), then its pool and its
+ * on_load with its gear_config: its name record, or NULL with why. */
+static gear_name *admit(orr_server *s, const orr_gear *g, const plan *p,
+                        const gear_version *replacing, char *why, size_t cap) {
+    const gear_version *other = plan_named(p, g->name, replacing);
+    if (other) {
+        orr_errf(why, cap, -1, "gear %s is served already (by %s)", g->name,
+                 other->file[0] ? other->file : "the program");
+        return NULL;
+    }
+    if (routes_check(s, g, why, cap) < 0) return NULL;
+    gear_name *name = name_get(s, g->name, why, cap);
+    if (!name || !g->on_load) return name;
     size_t len;
-    char *json = orr_config_gear_config(&s->cfg, g->name, &len);
+    char *json = orr_config_gear_json(s->gear_config, g->name, &len);
     int rc = g->on_load(json, len);
     free(json);
-    return rc ? orr_errf(why, cap, -1, "on_load refused it (%d)", rc) : 0;
+    if (rc) orr_errf(why, cap, -1, "on_load refused it (%d)", rc);
+    return rc ? NULL : name;
 }
 
-static served_gear *served_add(orr_server *s) {
-    if (s->n_gears == s->cap_gears) {
-        s->cap_gears = s->cap_gears ? s->cap_gears * 2 : 8;
-        s->gears = orr_xrealloc(s->gears, s->cap_gears * sizeof *s->gears);
+/* One file of gears_dir as a version (not in service yet): NULL with why. */
+static gear_version *load_file(orr_server *s, const char *dir, const gear_file *f, const plan *p,
+                               const gear_version *replacing, char *why, size_t cap) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, f->name);
+    gear_lib *lib = gear_lib_open(path, why, cap);
+    if (!lib) {
+        count_load(s, f->name, false);
+        return NULL;
     }
-    served_gear *sg = &s->gears[s->n_gears++];
-    memset(sg, 0, sizeof *sg);
-    sg->loaded_ms = orr_wall_ms();
-    return sg;
-}
-
-/* One file of gears_dir: served, or logged and skipped. */
-static void load_file(orr_server *s, const char *dir, const char *file) {
-    char path[2048], why[512];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    gear_lib *lib = gear_lib_open(path, why, sizeof why);
-    const orr_gear *g = lib ? gear_lib_gear(lib) : NULL;
-    int rc = lib ? 0 : -1;
-    if (rc == 0 && served_find(s, g->name))
-        rc = orr_errf(why, sizeof why, -1, "gear %s is served already (by %s)", g->name,
-                      served_find(s, g->name)->file[0] ? served_find(s, g->name)->file
-                                                       : "the program");
-    if (rc == 0) rc = routes_check(s, g, why, sizeof why);
-    if (rc == 0) rc = run_on_load(s, g, why, sizeof why);
-    if (rc < 0) {
-        orr_log(ORR_LOG_ERROR, NULL, "gear %s: %s", file, why);
+    const orr_gear *g = gear_lib_gear(lib);
+    gear_name *name = admit(s, g, p, replacing, why, cap);
+    count_load(s, g->name, name != NULL);
+    if (!name) {
         gear_lib_close(lib);
-        return;
+        return NULL;
     }
-    served_gear *sg = served_add(s);
-    sg->gear = g;
-    sg->lib = lib;
-    snprintf(sg->file, sizeof sg->file, "%s", file);
-    orr_log(ORR_LOG_INFO, NULL, "gear %s: loaded from %s (gear API %d.%d)", g->name, file,
-            g->api_version >> 16, g->api_version & 0xffff);
+    gear_version *v = version_new(s, g, name);
+    v->lib = lib;
+    snprintf(v->file, sizeof v->file, "%s", f->name);
+    v->dev = (uint64_t)f->st.st_dev;
+    v->ino = (uint64_t)f->st.st_ino;
+    v->size = (uint64_t)f->st.st_size;
+    v->mtime_ns = (int64_t)f->st.st_mtim.tv_sec * 1000000000 + f->st.st_mtim.tv_nsec;
+    char label[320];
+    version_label(v, label, sizeof label);
+    orr_log(ORR_LOG_INFO, NULL, "gear %s: loaded from %s (gear API %d.%d): version %s", g->name,
+            f->name, g->api_version >> 16, g->api_version & 0xffff, label);
+    return v;
 }
 
-/* A gear linked into the program: served, or an error for the caller. */
-static int add_linked(orr_server *s, const orr_gear *g, char *err, size_t errlen) {
+/* A gear linked into the program: in p, or an error for the caller. */
+static int add_linked(orr_server *s, plan *p, const orr_gear *g, char *err, size_t errlen) {
     char why[512];
     gear_copy copy;
-    if (gear_copy_make(g, &copy, why, sizeof why) < 0 ||
-        (served_find(s, copy.gear.name) &&
-         orr_errf(why, sizeof why, -1, "gear %s is linked twice", copy.gear.name)) ||
-        routes_check(s, &copy.gear, why, sizeof why) < 0 ||
-        run_on_load(s, &copy.gear, why, sizeof why) < 0) {
+    gear_name *name = NULL;
+    if (gear_copy_make(g, &copy, why, sizeof why) == 0)
+        name = admit(s, &copy.gear, p, NULL, why, sizeof why);
+    if (!name) {
         gear_copy_free(&copy);
         return orr_errf(err, errlen, -1, "gear %s: %s", g && g->name ? g->name : "?", why);
     }
-    served_gear *sg = served_add(s);
-    sg->copy = copy;
-    sg->gear = &sg->copy.gear;
+    gear_version *v = version_new(s, &copy.gear, name);
+    v->copy = copy; /* the routes and callbacks arrays move with it */
+    v->gear = &v->copy.gear;
+    plan_add(p, v);
     return 0;
-}
-
-/* The served gears' routes into the router. */
-static void route_all(orr_server *s) {
-    size_t n_routes = 0;
-    for (size_t i = 0; i < s->n_gears; i++)
-        n_routes += s->gears[i].gear->n_ws_routes;
-    s->targets = orr_xcalloc(n_routes ? n_routes : 1, sizeof *s->targets);
-    for (size_t i = 0; i < s->n_gears; i++) {
-        const orr_gear *g = s->gears[i].gear;
-        for (size_t r = 0; r < g->n_ws_routes; r++) {
-            orr_route_target *t = &s->targets[s->n_targets++];
-            t->gear = &s->gears[i];
-            t->r.callbacks = g->ws_routes[r].callbacks;
-            t->r.gear = g->name;
-            char why[256];
-            /* routes_check passed: cannot fail */
-            orr_router_add(s->router, g->name, g->ws_routes[r].pattern, t, why, sizeof why);
-        }
-    }
 }
 
 int gears_load(orr_server *s, const orr_gear *const *linked, size_t n, char *err, size_t errlen) {
-    for (size_t i = 0; i < n; i++)
-        if (add_linked(s, linked[i], err, errlen) < 0) return -1;
+    pthread_mutex_init(&s->gears_lock, NULL);
+    pthread_rwlock_init(&s->table_lock, NULL);
+    s->gear_config = s->cfg.gear_config ? orr_xstrdup(s->cfg.gear_config) : NULL;
+    plan p = {0};
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = add_linked(s, &p, linked[i], err, errlen);
     const char *dir = s->cfg.gears_dir;
-    if (dir[0]) {
+    if (rc == 0 && dir[0]) {
         size_t nf;
-        char **files = so_files(dir, &nf);
-        if (!files) return orr_errf(err, errlen, -1, "gears_dir %s: %s", dir, strerror(errno));
-        for (size_t i = 0; i < nf; i++) {
-            load_file(s, dir, files[i]);
-            free(files[i]);
+        gear_file *files = so_files(dir, &nf);
+        if (!files) rc = orr_errf(err, errlen, -1, "gears_dir %s: %s", dir, strerror(errno));
+        for (size_t i = 0; files && i < nf; i++) {
+            char why[512];
+            gear_version *v = load_file(s, dir, &files[i], &p, NULL, why, sizeof why);
+            if (v)
+                plan_add(&p, v);
+            else
+                orr_log(ORR_LOG_ERROR, NULL, "gear %s: %s", files[i].name, why);
         }
         free(files);
     }
-    /* The targets point into s->gears: no more reallocation from here. */
-    route_all(s);
-    return 0;
+    s->table = table_build(s, p.v, p.n);
+    for (size_t i = 0; i < p.n; i++) /* the table holds them now */
+        gears_version_unref(p.v[i]);
+    free(p.v);
+    return rc;
+}
+
+/* ---- reloads ---- */
+
+typedef struct reload_result {
+    json_t *loaded, *upgraded, *removed, *failed;
+    plan fresh; /* the versions it loaded: their first reference goes to the table */
+} reload_result;
+
+static const gear_file *file_named(const gear_file *fs, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(fs[i].name, name) == 0) return &fs[i];
+    return NULL;
+}
+
+static gear_version *version_of_file(const gear_table *t, const char *file) {
+    for (size_t i = 0; i < t->n; i++)
+        if (t->v[i]->file[0] && strcmp(t->v[i]->file, file) == 0) return t->v[i];
+    return NULL;
+}
+
+static void failed(reload_result *r, const char *file, const char *why) {
+    orr_log(ORR_LOG_ERROR, NULL, "gear %s: %s", file, why);
+    json_array_append_new(r->failed, json_pack("{s:s, s:s}", "file", file, "why", why));
+}
+
+/* The versions in service whose file is still there stay (changed ones
+ * only until their new version is in); a removed file's version goes. */
+static void keep_current(const gear_table *cur, const gear_file *fs, size_t nf, plan *p,
+                         reload_result *r) {
+    for (size_t i = 0; i < cur->n; i++) {
+        gear_version *v = cur->v[i];
+        if (!v->file[0] || file_named(fs, nf, v->file)) {
+            plan_add(p, v);
+            continue;
+        }
+        json_array_append_new(r->removed, json_string(v->file));
+        orr_log(ORR_LOG_INFO, NULL,
+                "gear %s: %s removed: no new handshakes; its connections run on until they end",
+                v->gear->name, v->file);
+    }
+}
+
+/* New and changed files, in order: a new version each, in p in place of
+ * the one it replaces; a failure keeps what was in service. */
+static void load_changes(orr_server *s, const gear_table *cur, const gear_file *fs, size_t nf,
+                         plan *p, reload_result *r) {
+    for (size_t i = 0; i < nf; i++) {
+        gear_version *old = version_of_file(cur, fs[i].name);
+        if (old && same_file(old, &fs[i].st)) continue;
+        char why[512];
+        gear_version *v = load_file(s, s->cfg.gears_dir, &fs[i], p, old, why, sizeof why);
+        if (!v) {
+            failed(r, fs[i].name, why);
+            continue;
+        }
+        size_t at = p->n;
+        for (size_t k = 0; old && k < p->n; k++)
+            if (p->v[k] == old) at = k;
+        if (at < p->n)
+            p->v[at] = v;
+        else
+            plan_add(p, v);
+        plan_add(&r->fresh, v);
+        json_array_append_new(old ? r->upgraded : r->loaded, json_string(fs[i].name));
+    }
+}
+
+char *gears_reload(orr_server *s) {
+    reload_result r = {json_array(), json_array(), json_array(), json_array(), {0}};
+    pthread_mutex_lock(&s->gears_lock);
+    size_t nf;
+    gear_file *fs = so_files(s->cfg.gears_dir, &nf);
+    if (!fs) {
+        failed(&r, s->cfg.gears_dir, strerror(errno));
+    } else {
+        gear_table *cur = s->table; /* only reloads replace it, under this lock */
+        plan p = {0};
+        keep_current(cur, fs, nf, &p, &r);
+        load_changes(s, cur, fs, nf, &p, &r);
+        table_swap(s, table_build(s, p.v, p.n));
+        for (size_t i = 0; i < r.fresh.n; i++) /* the table holds them now */
+            gears_version_unref(r.fresh.v[i]);
+        free(r.fresh.v);
+        free(p.v);
+    }
+    pthread_mutex_unlock(&s->gears_lock);
+    free(fs);
+    json_t *o = json_pack("{s:o, s:o, s:o, s:o}", "loaded", r.loaded, "upgraded", r.upgraded,
+                          "removed", r.removed, "failed", r.failed);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    orr_log(ORR_LOG_INFO, NULL, "gears reloaded from %s: %s", s->cfg.gears_dir, text);
+    return text;
+}
+
+void gears_set_config(orr_server *s, const char *gear_config_json) {
+    pthread_mutex_lock(&s->gears_lock);
+    free(s->gear_config);
+    s->gear_config = gear_config_json ? orr_xstrdup(gear_config_json) : NULL;
+    pthread_mutex_unlock(&s->gears_lock);
+}
+
+/* ---- metrics, the end ---- */
+
+/* A Prometheus label value: \, " and newline escaped. */
+static void label_escape(const char *in, char *out, size_t cap) {
+    size_t n = 0;
+    for (; *in && n + 3 < cap; in++) {
+        if (*in == '\\' || *in == '"') out[n++] = '\\';
+        if (*in == '\n') {
+            out[n++] = '\\';
+            out[n++] = 'n';
+            continue;
+        }
+        out[n++] = *in;
+    }
+    out[n] = '\0';
+}
+
+void gears_metrics(orr_server *s, void (*fn)(void *arg, const char *text), void *arg) {
+    char line[1600], label[600];
+    pthread_mutex_lock(&s->gears_lock);
+    fn(arg, "# HELP orrery_gear_versions Versions of each gear loaded: in service, or still "
+            "used by connections that started on them.\n# TYPE orrery_gear_versions gauge\n");
+    for (size_t i = 0; i < s->n_names; i++) {
+        snprintf(line, sizeof line, "orrery_gear_versions{gear=\"%s\"} %u\n", s->names[i]->name,
+                 atomic_load_explicit(&s->names[i]->versions, memory_order_relaxed));
+        fn(arg, line);
+    }
+    fn(arg, "# HELP orrery_gear_loads_total Gear loads by gear (its file when no gear could be "
+            "read) and result.\n# TYPE orrery_gear_loads_total counter\n");
+    for (size_t i = 0; i < s->n_loads; i++) {
+        label_escape(s->loads[i].label, label, sizeof label);
+        snprintf(line, sizeof line,
+                 "orrery_gear_loads_total{gear=\"%s\",result=\"ok\"} %llu\n"
+                 "orrery_gear_loads_total{gear=\"%s\",result=\"error\"} %llu\n",
+                 label, (unsigned long long)s->loads[i].ok, label,
+                 (unsigned long long)s->loads[i].error);
+        fn(arg, line);
+    }
+    pthread_mutex_unlock(&s->gears_lock);
 }
 
 void gears_unload(orr_server *s) {
-    for (size_t i = 0; i < s->n_gears; i++) {
-        served_gear *sg = &s->gears[i];
-        if (sg->gear->on_unload) sg->gear->on_unload();
-        if (sg->lib) {
-            orr_log(ORR_LOG_INFO, NULL, "gear %s: version %s unloaded", sg->gear->name, sg->file);
-            gear_lib_close(sg->lib);
-        } else {
-            gear_copy_free(&sg->copy);
-        }
-    }
-    free(s->gears);
-    s->gears = NULL;
-    s->n_gears = s->cap_gears = 0;
+    if (!s->names && !s->table) return; /* never loaded */
+    table_free(s->table);
+    s->table = NULL;
+    for (size_t i = 0; i < s->n_names; i++)
+        free(s->names[i]);
+    free(s->names);
+    free(s->loads);
+    free(s->gear_config);
+    s->names = NULL;
+    s->loads = NULL;
+    s->gear_config = NULL;
+    pthread_rwlock_destroy(&s->table_lock);
+    pthread_mutex_destroy(&s->gears_lock);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char head[] =
     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
@@ -120,28 +121,53 @@ static const char chat[] =
 
 static const char end[] = "</body></html>\n";
 
-char *index_page_render(const orr_server *s, size_t *len) {
-    size_t cap = sizeof head + sizeof tail + sizeof chat + sizeof end + 256;
-    for (size_t i = 0; i < s->n_gears; i++)
-        for (size_t r = 0; r < s->gears[i].gear->n_ws_routes; r++)
-            cap += 2 * (strlen(s->gears[i].gear->name) +
-                        strlen(s->gears[i].gear->ws_routes[r].pattern)) +
-                   128;
+/* The page's list, one route a line, with the version in service. */
+typedef struct page_list {
+    char *p;
+    size_t n, cap;
+} page_list;
+
+static void list_route(void *arg, const orr_gear *g, const char *pattern, const char *file,
+                       int64_t loaded_ms) {
+    page_list *l = arg;
+    size_t need = 2 * (strlen(g->name) + strlen(pattern)) + strlen(file) + 256;
+    if (l->n + need > l->cap) l->p = orr_xrealloc(l->p, l->cap = (l->n + need) * 2);
+    char version[320] = "linked";
+    if (file[0]) {
+        time_t sec = (time_t)(loaded_ms / 1000);
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        char at[40];
+        strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        snprintf(version, sizeof version, "%s, loaded %s", file, at);
+    }
+    /* Gear names and patterns are URL-safe (checked at load); a file name
+     * is any name ending in .so: escaped. */
+    l->n += (size_t)snprintf(l->p + l->n, l->cap - l->n,
+                             "<li><b>%s</b>: <a class=\"route\" href=\"#\" "
+                             "data-path=\"/%s%s\"><code>/%s%s</code></a> <small>(",
+                             g->name, g->name, pattern, g->name, pattern);
+    for (const char *c = version; *c; c++) {
+        const char *e = *c == '<' ? "&lt;" : *c == '>' ? "&gt;" : *c == '&' ? "&amp;" : NULL;
+        if (e)
+            l->n += (size_t)snprintf(l->p + l->n, l->cap - l->n, "%s", e);
+        else
+            l->p[l->n++] = *c;
+    }
+    l->n += (size_t)snprintf(l->p + l->n, l->cap - l->n, ")</small></li>\n");
+}
+
+char *index_page_render(orr_server *s, size_t *len) {
+    page_list l = {0};
+    gears_foreach_route(s, list_route, &l);
+    size_t cap = sizeof head + sizeof tail + sizeof chat + sizeof end + l.n + 1;
     char *p = orr_xmalloc(cap);
     size_t n = 0;
     memcpy(p, head, sizeof head - 1);
     n += sizeof head - 1;
-    /* Gear names and patterns are restricted to URL-safe characters
-     * (validated at start), so they need no escaping here. */
-    for (size_t i = 0; i < s->n_gears; i++) {
-        const orr_gear *g = s->gears[i].gear;
-        for (size_t r = 0; r < g->n_ws_routes; r++)
-            n += (size_t)snprintf(p + n, cap - n,
-                                  "<li><b>%s</b>: <a class=\"route\" href=\"#\" "
-                                  "data-path=\"/%s%s\"><code>/%s%s</code></a></li>\n",
-                                  g->name, g->name, g->ws_routes[r].pattern, g->name,
-                                  g->ws_routes[r].pattern);
-    }
+    if (l.n) memcpy(p + n, l.p, l.n);
+    n += l.n;
+    free(l.p);
     memcpy(p + n, tail, sizeof tail - 1);
     n += sizeof tail - 1;
     memcpy(p + n, chat, sizeof chat - 1);

@@ -83,25 +83,60 @@ static inline orr_worker *worker_of(conn_worker *cw) {
     return ORR_CONTAINER_OF(cw, orr_worker, cw);
 }
 
-/* A gear in service (gears.c): linked into the program, or loaded from a
- * file of gears_dir. */
-typedef struct served_gear {
+/* A gear name that was ever served (gears.c): its own pool, kept for the
+ * server's life, so that its names and groups outlive any version. */
+typedef struct gear_name {
+    char name[ORR_POOL_NAME_MAX];
+    orr_pool *pool;       /* gear:<name> */
+    atomic_uint versions; /* loaded now: in service, or still used by connections */
+} gear_name;
+
+typedef struct gear_version gear_version;
+
+/* What a route leads to (the router's data pointer, with pool NULL), and
+ * what a connection's `route` points to: the same with its pool, interned
+ * per (version route, pool) so that struct orr_conn needs no pool field. */
+typedef struct orr_route_target {
+    conn_route r; /* first: a connection's route points here */
+    gear_version *version;
+    orr_pool *_Atomic pool;
+} orr_route_target;
+
+/* One version of a gear (gears.c): linked into the program, or loaded from
+ * a file of gears_dir. References: the table while it is in service, each
+ * handshake routed to it, each connection on it until its struct is freed.
+ * The last one unloads it (on_unload, then the object goes). */
+struct gear_version {
+    orr_server *srv;
     const orr_gear *gear; /* its checked copy: &copy.gear, or its lib's */
     gear_copy copy;       /* a linked gear's */
     gear_lib *lib;        /* a loaded gear's object, or NULL */
     char file[256];       /* its file in gears_dir; "" for a linked gear */
     int64_t loaded_ms;    /* wall clock */
-    orr_pool *pool;       /* gear:<name> */
-} served_gear;
+    uint64_t dev, ino, size;
+    int64_t mtime_ns; /* the file's identity when loaded: a change is a new version */
+    gear_name *name;
+    atomic_uint refs;
+    orr_route_target *targets; /* [n_ws_routes]: the router's data */
+    /* Bindings (route, pool) made on demand: per route, chunks of 256 by
+     * pool idx (bind_lock makes them; reads are lock-free). */
+    orr_route_target *_Atomic *_Atomic *binds;
+    size_t n_chunks;
+    pthread_mutex_t bind_lock;
+};
 
-/* What a route leads to (the router's data pointer, with pool NULL), and
- * what a connection's `route` points to: the same with its pool, interned
- * per (route, pool) so that struct orr_conn needs no pool field. */
-typedef struct orr_route_target {
-    conn_route r; /* first: a connection's route points here */
-    const served_gear *gear;
-    orr_pool *pool;
-} orr_route_target;
+/* What handshakes route with: replaced whole by a reload (table_lock). */
+typedef struct gear_table {
+    orr_router *router;
+    gear_version **v; /* in service, one reference each */
+    size_t n;
+} gear_table;
+
+/* Loads counted per gear name (or file name, when no gear could be read). */
+typedef struct gear_loads {
+    char label[256];
+    uint64_t ok, error;
+} gear_loads;
 
 /* The server's whole route behind a connection's (c->route). */
 static inline const orr_route_target *route_of(const conn_route *r) {
@@ -112,7 +147,7 @@ static inline const orr_route_target *route_of(const conn_route *r) {
  * and the pools the config lists stay for the server's life; any other is
  * freed with its last reference, so at most max_pools are alive at once.
  * References: a handshake that picked it, a connection from its upgrade
- * until the connection struct is freed (c->route points into bindings), a
+ * until the connection struct is freed (its route names it), a
  * push request, a publication from another node (delivery.c) while it runs. */
 enum { POOL_NAME_MAX = ORR_POOL_NAME_MAX };
 struct orr_pool {
@@ -126,7 +161,6 @@ struct orr_pool {
     atomic_uint conns; /* websocket connections holding a slot */
     atomic_uint max;   /* ws_max_connections */
     atomic_uint_fast64_t rejected, slow_closes;
-    orr_route_target *bindings; /* [n_targets]: (route i, this pool) */
 };
 
 typedef struct orr_pools {
@@ -140,16 +174,18 @@ struct orr_server {
     orr_config cfg;
     char config_path[1024]; /* "" without --config */
     bool listen_overridden;
-    orr_router *router;
-    served_gear *gears;
-    size_t n_gears, cap_gears;
-    orr_route_target *targets;
-    size_t n_targets;
+    /* The gears (gears.c). */
+    pthread_mutex_t gears_lock;  /* reloads, names, loads, gear_config (one reload at a time) */
+    pthread_rwlock_t table_lock; /* table: handshakes read it, a reload swaps it */
+    gear_table *table;
+    gear_name **names;
+    size_t n_names, cap_names;
+    gear_loads *loads;
+    size_t n_loads, cap_loads;
+    char *gear_config; /* gear_config's JSON text, for on_load (SIGHUP replaces it) */
     orr_worker *workers;
     int n_workers;
-    uint16_t port;    /* actual listening port */
-    char *index_html; /* GET / */
-    size_t index_html_len;
+    uint16_t port; /* actual listening port */
     atomic_int draining;
     orr_registry *registry; /* the node's table */
     orr_backend *backend;   /* where operations go beyond it: local or cluster (start-up) */
@@ -174,11 +210,38 @@ struct orr_server {
 /* hs_status slots */
 enum { HS_101, HS_400, HS_404, HS_426, HS_500, HS_503, HS_OTHER_4XX, HS_OTHER, HS_N };
 
-/* ---- gears.c: the gears served ---- */
-/* The linked gears (any failure is an error) and every *.so of gears_dir
- * (a failure is logged and skipped), routed: 0, or -1 with err set. */
+/* ---- gears.c: the gears served, their versions, reloads ---- */
+/* At start: the linked gears (any failure is an error) and every *.so of
+ * gears_dir (a failure is logged and skipped): 0, or -1 with err set. The
+ * pools must exist (pools_init). */
 int gears_load(orr_server *s, const orr_gear *const *linked, size_t n, char *err, size_t errlen);
-/* Their on_unload, then the objects go (after the workers). */
+/* Scans gears_dir again (SIGHUP, POST /_orrery/gears/reload): new files are
+ * loaded, changed ones become a new version (connections on the old one
+ * keep it until they end), removed ones stop taking handshakes; a failure
+ * changes nothing. Returns the summary as JSON (malloc'd):
+ * {"loaded":[...],"upgraded":[...],"removed":[...],"failed":[{"file","why"}]}. */
+char *gears_reload(orr_server *s);
+/* SIGHUP: gear_config for the versions loaded from now on. */
+void gears_set_config(orr_server *s, const char *gear_config_json);
+/* Routes a handshake: 0 with *match (its data an orr_route_target) and a
+ * reference on its version for the caller (gears_version_unref), or the
+ * router's ORR_ENOTFOUND / error. */
+int gears_route(orr_server *s, const char *host, size_t host_len, const char *path, size_t path_len,
+                char *scratch, size_t scratch_len, orr_route_match *match);
+void gears_version_unref(gear_version *v);
+/* The interned target for (route, pool): what a connection's route points to. */
+const orr_route_target *gears_bind(const orr_route_target *route, orr_pool *p);
+/* Metrics lines (orrery_gear_versions, orrery_gear_loads_total), appended
+ * through fn; and the list for GET /: fn(arg, name, pattern, file, loaded_ms)
+ * for each route in service. */
+void gears_metrics(orr_server *s, void (*fn)(void *arg, const char *text), void *arg);
+void gears_foreach_route(orr_server *s,
+                         void (*fn)(void *arg, const orr_gear *g, const char *pattern,
+                                    const char *file, int64_t loaded_ms),
+                         void *arg);
+/* Whether a gear of that name is in service. */
+bool gears_serving(orr_server *s, const char *name);
+/* At the end (workers gone): every version unloads. */
 void gears_unload(orr_server *s);
 
 /* ---- worker.c ---- */
@@ -215,8 +278,6 @@ void pools_foreach(orr_server *s, void (*fn)(void *arg, const orr_pool *p), void
 /* Take a connection slot: true, or false at the limit (counted as rejected). */
 bool pool_take(orr_pool *p);
 void pool_release(orr_pool *p);
-/* The interned target for (route, pool). */
-const orr_route_target *pools_bind(orr_server *s, orr_pool *p, const orr_route_target *route);
 /* SIGHUP: the new "pools" and "ws_max_connections" apply to every pool; a
  * pool no longer listed goes once unused, a newly listed one is made. */
 void pools_reconfigure(orr_server *s, const orr_config *cfg);
@@ -290,6 +351,6 @@ bool push_body_wanted(orr_worker *w, const orr_http_request *req, int *status);
 /* The backend's answer to a push request that waited for it. */
 void push_answer(orr_worker *w, orr_conn *c, const orr_registry_result *r);
 /* ---- index_page.c: GET / ---- */
-char *index_page_render(const orr_server *s, size_t *len);
+char *index_page_render(orr_server *s, size_t *len);
 
 #endif

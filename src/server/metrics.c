@@ -183,6 +183,7 @@ char *metrics_render(orr_server *s, size_t *len) {
     render_handshakes(&b, s);
     render_memory(&b, s);
     render_registry(&b, s);
+    gears_metrics(s, emit_line, &b);
     *len = b.n;
     return b.p;
 }

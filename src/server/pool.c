@@ -9,7 +9,7 @@
  * and max_pools bounds the pools alive at once, not the names ever seen.
  * Whoever keeps a pool pointer holds a reference (see struct orr_pool):
  * a connection from its upgrade until its struct is freed, since c->route
- * points into the pool's bindings. With no connection left, the pool has
+ * names it (a (route, pool) binding, gears.c). With no connection left, the pool has
  * no registry entries either: they belong to connections and go when the
  * session ends. A gear's own pool and the listed ones stay for the server's
  * life; a gear's pool counts no references at all, so the common handshake
@@ -50,19 +50,7 @@ static orr_pool *create_locked(orr_server *s, const char *name, size_t len, unsi
     p->listed = listed_in(ps, p->name);
     atomic_init(&p->refs, refs);
     atomic_init(&p->max, limit_for(ps, p->name));
-    /* One (route, pool) target per route of every gear, made now so
-     * that binding a connection needs no lock. */
     p->idx = (uint32_t)pool_table_add(&ps->table, p->name, len);
-    p->bindings = orr_xcalloc(s->n_targets ? s->n_targets : 1, sizeof *p->bindings);
-    for (size_t i = 0; i < s->n_targets; i++) {
-        orr_route_target *b = &p->bindings[i];
-        *b = s->targets[i];
-        b->pool = p;
-        b->r.pool = p->name;
-        b->r.pool_len = p->name_len;
-        b->r.pool_idx = p->idx;
-        b->r.slow_closes = &p->slow_closes;
-    }
     ps->all[p->idx] = p;
     return p;
 }
@@ -80,7 +68,6 @@ static void free_locked(orr_server *s, orr_pool *p) {
         atomic_store_explicit(&st[p->idx].frames_in, 0, memory_order_relaxed);
         atomic_store_explicit(&st[p->idx].frames_out, 0, memory_order_relaxed);
     }
-    free(p->bindings);
     free(p);
 }
 
@@ -163,10 +150,6 @@ void pool_release(orr_pool *p) {
     atomic_fetch_sub_explicit(&p->conns, 1, memory_order_relaxed);
 }
 
-const orr_route_target *pools_bind(orr_server *s, orr_pool *p, const orr_route_target *route) {
-    return &p->bindings[route - s->targets];
-}
-
 /* Under the lock: the listed pools that do not exist yet. */
 static void create_listed_locked(orr_server *s) {
     orr_pools *ps = &s->pools;
@@ -223,7 +206,6 @@ void pools_free(orr_server *s) {
     if (!ps->all) return;
     for (uint32_t i = 0; i < ps->table.hw; i++) {
         if (!ps->all[i]) continue;
-        free(ps->all[i]->bindings);
         free(ps->all[i]);
     }
     free(ps->all);

@@ -137,6 +137,14 @@ void push_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const 
         answer(w, c, req, 405, "{\"error\":\"method not allowed\"}", keep);
         return;
     }
+    if (span_eq(req->path, "/_orrery/gears/reload")) {
+        /* gears_dir scanned again; new handshakes see the change before
+         * this answer goes out. */
+        char *json = gears_reload(w->srv);
+        answer(w, c, req, 200, json, keep);
+        free(json);
+        return;
+    }
     if (body_len > w->srv->cfg.max_message_bytes) {
         answer(w, c, req, 413, "{\"error\":\"message too large\"}", false);
         return;

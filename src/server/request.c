@@ -44,8 +44,8 @@ static void hs_end(orr_handshake *hs, orr_pool **pool) {
  * gear may not use; 500: the callback failed; 503: no room for another
  * pool). */
 static bool pick_pool(orr_worker *w, orr_handshake *hs, orr_pool **out, int *status) {
-    const orr_gear *g = target_of(hs)->gear->gear;
-    orr_pool *own = target_of(hs)->gear->pool;
+    const orr_gear *g = target_of(hs)->version->gear;
+    orr_pool *own = target_of(hs)->version->name->pool;
     *out = NULL;
     if (!g->executor_pool_for_web_request) {
         pool_ref(own); /* counts nothing for a gear's pool, but keeps the rule simple */
@@ -112,27 +112,32 @@ static bool serve_own(orr_worker *w, orr_conn *c, const orr_http_request *req, c
         if (!ready) strcat(why, "\n");
         http_respond_text(&w->cw, c, req, ready ? 200 : 503, NULL, ready ? "ok\n" : why, keep);
     } else if (read && (span_is(req->path, "/") || span_is(req->path, "/index.html"))) {
+        size_t n;
+        char *page = index_page_render(srv, &n); /* the gears in service now */
         http_log_request(&w->cw, c, req, 200);
-        http_respond_simple(&w->cw, c, 200, NULL, "text/html; charset=utf-8", srv->index_html,
-                            srv->index_html_len, keep);
+        http_respond_simple(&w->cw, c, 200, NULL, "text/html; charset=utf-8", page, n, keep);
+        free(page);
     } else {
         return false;
     }
     return true;
 }
 
-/* The route (404) and a well-formed path and query (400): false when answered. */
+/* The route (404) and a well-formed path and query (400): false when
+ * answered; true with a reference on the route's version (gears_route). */
 static bool route(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_handshake *hs) {
     bool keep = req->keep_alive;
     const orr_span *host = orr_http_header_get(req, "host");
     char *scratch = hs_alloc(hs, req->path.n + 64);
-    int rc = orr_router_match(w->srv->router, host ? host->p : NULL, host ? host->n : 0,
-                              req->path.p, req->path.n, scratch, req->path.n + 64, &hs->match);
-    if (rc == ORR_ENOTFOUND || (rc == 0 && !span_is(req->method, "GET"))) {
+    int rc = gears_route(w->srv, host ? host->p : NULL, host ? host->n : 0, req->path.p,
+                         req->path.n, scratch, req->path.n + 64, &hs->match);
+    bool get = span_is(req->method, "GET"), query_ok = rc == 0 && hs_query_valid(hs);
+    if (rc == 0 && (!get || !query_ok)) gears_version_unref(target_of(hs)->version);
+    if (rc == ORR_ENOTFOUND || (rc == 0 && !get)) {
         http_respond_text(&w->cw, c, req, 404, NULL, "not found\n", keep);
         return false;
     }
-    if (rc < 0 || !hs_query_valid(hs)) {
+    if (!query_ok) {
         hs_respond(w, c, req, 400, NULL, "malformed path or query\n", keep);
         return false;
     }
@@ -173,7 +178,7 @@ static bool admit(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_h
     }
     orr_log(ORR_LOG_ERROR, hs->ctx, "executor pool %s: ws_max_connections (%u) reached: rejected",
             pool->name, atomic_load_explicit(&pool->max, memory_order_relaxed));
-    const orr_gear *g = target_of(hs)->gear->gear;
+    const orr_gear *g = target_of(hs)->version->gear;
     if (g->ws_too_many_connections) {
         int rc = g->ws_too_many_connections(hs);
         if (rc < 0)
@@ -220,7 +225,7 @@ static bool upgrade(orr_worker *w, orr_conn *c, const orr_http_request *req, orr
     http_log_request(&w->cw, c, req, 101);
     /* The slot and the reference pass to the connection: its route now
      * names its pool, until the connection struct is freed. */
-    c->route = &pools_bind(w->srv, *pool, target_of(hs))->r;
+    c->route = &gears_bind(target_of(hs), *pool)->r;
     *pool = NULL;
     ws_start(&w->cw, c, hs, hs->assigns);
     return true;
@@ -239,11 +244,15 @@ bool request_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, con
     orr_handshake hs;
     orr_pool *pool = NULL;
     hs_init(&hs, c, req, conn_ctx(&w->cw, c));
-    if (!route(w, c, req, &hs) || !admit(w, c, req, &hs, &pool)) {
+    if (!route(w, c, req, &hs)) {
         hs_release(&hs);
         return false;
     }
-    bool upgraded = run_connect(w, c, req, &hs) && upgrade(w, c, req, &hs, &pool);
+    /* A reference on the version: the connection's once upgraded. */
+    gear_version *v = target_of(&hs)->version;
+    bool upgraded = admit(w, c, req, &hs, &pool) && run_connect(w, c, req, &hs) &&
+                    upgrade(w, c, req, &hs, &pool);
     hs_end(&hs, &pool); /* the pool and its slot are the connection's once upgraded */
+    if (!upgraded) gears_version_unref(v);
     return upgraded;
 }

@@ -20,28 +20,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Each gear's own pool and the pools the config lists: 0, or -1 with err set. */
-static int make_pools(orr_server *s, char *err, size_t errlen) {
-    if (s->cfg.n_pools + s->n_gears > s->cfg.max_pools)
-        return orr_errf(
-            err, errlen, -1,
-            "config: %zu pools listed in \"pools\" and %zu gear pools, more than max_pools (%u)",
-            s->cfg.n_pools, s->n_gears, s->cfg.max_pools);
+/* The pools the config lists, then the gears (each with its own pool): 0,
+ * or -1 with err set. A listed pool of a gear not served is said. */
+static int make_pools_and_gears(orr_server *s, const orr_gear *const *gears, size_t n_gears,
+                                char *err, size_t errlen) {
+    if (s->cfg.n_pools > s->cfg.max_pools)
+        return orr_errf(err, errlen, -1,
+                        "config: %zu pools listed in \"pools\", more than max_pools (%u)",
+                        s->cfg.n_pools, s->cfg.max_pools);
     if (pools_init(s) < 0) return orr_errf(err, errlen, -1, "out of memory");
-    for (size_t i = 0; i < s->n_gears; i++) {
-        char name[POOL_NAME_MAX];
-        snprintf(name, sizeof name, "gear:%s", s->gears[i].gear->name);
-        s->gears[i].pool = pools_add_gear(s, name);
-        if (!s->gears[i].pool)
-            return orr_errf(err, errlen, -1, "max_pools (%u) is less than the number of gears",
-                            s->cfg.max_pools);
-    }
+    if (gears_load(s, gears, n_gears, err, errlen) < 0) return -1;
     for (size_t i = 0; i < s->cfg.n_pools; i++) {
         const char *name = s->cfg.pools[i].name;
-        bool known = strncmp(name, "tenant:", 7) == 0;
-        for (size_t g = 0; g < s->n_gears && !known; g++)
-            known = strcmp(name + 5, s->gears[g].gear->name) == 0;
-        if (!known) orr_log(ORR_LOG_WARN, NULL, "config: pools: %s: no such gear here", name);
+        if (strncmp(name, "gear:", 5) == 0 && !gears_serving(s, name + 5))
+            orr_log(ORR_LOG_WARN, NULL, "config: pools: %s: no such gear here", name);
     }
     return 0;
 }
@@ -63,12 +55,10 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
     atomic_init(&s->node.max_outbound_bytes, cfg->max_outbound_bytes);
     atomic_init(&s->node.max_buffered_bytes, (size_t)cfg->max_buffered_bytes);
     atomic_init(&s->accept_error_logged_s, -1);
-    s->router = orr_router_new(cfg->base_domain);
-    if (gears_load(s, gears, n_gears, err, errlen) < 0 || make_pools(s, err, errlen) < 0) {
+    if (make_pools_and_gears(s, gears, n_gears, err, errlen) < 0) {
         orr_server_free(s);
         return NULL;
     }
-    s->index_html = index_page_render(s, &s->index_html_len);
     return s;
 }
 
@@ -145,10 +135,11 @@ int orr_server_start(orr_server *s) {
     }
     if (!s->backend) return -1;
     mailbox_gear_host(s, &s->gear_view);
+    size_t n_gears = s->table->n; /* before the workers: a reload may swap the table */
     for (int i = 0; i < n; i++)
         if (orr_worker_start(&s->workers[i]) < 0) return -1;
     orr_log(ORR_LOG_INFO, NULL, "orrery listening on %s:%u (%d workers, %zu gears)",
-            s->cfg.listen_host, port, n, s->n_gears);
+            s->cfg.listen_host, port, n, n_gears);
     return 0;
 }
 
@@ -188,9 +179,9 @@ static void note_restart_keys(const orr_config *a, const orr_config *b) {
 /* SIGHUP: read the config file again. Pool limits, max_outbound_bytes,
  * max_buffered_bytes, api_token and log_level apply at once (lowering a limit disconnects
  * nobody); a file with an error changes nothing. */
-static void reload(orr_server *s) {
+static void reload_config(orr_server *s) {
     if (!s->config_path[0]) {
-        orr_log(ORR_LOG_INFO, NULL, "SIGHUP: started without --config: nothing to reload");
+        orr_log(ORR_LOG_INFO, NULL, "SIGHUP: started without --config: no config to reload");
         return;
     }
     orr_config next;
@@ -215,8 +206,18 @@ static void reload(orr_server *s) {
     snprintf(s->api_token, sizeof s->api_token, "%s", next.api_token);
     pthread_mutex_unlock(&s->token_lock);
     orr_log_set_level(next.log_level);
+    gears_set_config(s, next.gear_config);
+    if (next.gears_dir[0] && strcmp(next.gears_dir, s->cfg.gears_dir) != 0)
+        orr_log(ORR_LOG_WARN, NULL, "SIGHUP: gears_dir changed to %s: takes a restart (still %s)",
+                next.gears_dir, s->cfg.gears_dir);
     orr_log(ORR_LOG_INFO, NULL, "SIGHUP: reloaded %s", s->config_path);
     orr_config_free(&next);
+}
+
+/* SIGHUP: the config file (if any), then gears_dir scanned again. */
+static void reload(orr_server *s) {
+    reload_config(s);
+    free(gears_reload(s));
 }
 
 int orr_server_run(orr_server *s) {
@@ -266,12 +267,9 @@ void orr_server_free(orr_server *s) {
     if (s->backend) s->backend->ops->stop(s->backend);
     delivery_free(s->delivery);
     free(s->workers);
-    orr_router_free(s->router);
-    free(s->targets);
-    free(s->index_html);
+    gears_unload(s);
     pools_free(s);
     if (s->registry) orr_registry_free(s->registry);
-    gears_unload(s);
     pthread_mutex_destroy(&s->token_lock);
     orr_config_free(&s->cfg);
     free(s);

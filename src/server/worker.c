@@ -88,9 +88,14 @@ static void free_zombies(orr_worker *w) {
     for (size_t i = 0; i < w->cw.n_zombies; i++) {
         orr_conn *c = w->cw.zombies[i];
         orr_slots_remove(&w->slots, c->id);
-        /* Its route points into its pool: the reference goes with it, not
-         * at terminate (this loop pass may still have used the route). */
-        if (c->route) pool_unref(route_of(c->route)->pool);
+        /* Its route names its pool and its gear's version: the references
+         * go with it, not at terminate (this loop pass may still have used
+         * the route). The last connection of a version out of service
+         * unloads it here. */
+        if (c->route) {
+            pool_unref(route_of(c->route)->pool);
+            gears_version_unref(route_of(c->route)->version);
+        }
         free(c);
     }
     w->cw.n_zombies = 0;
@@ -580,6 +585,7 @@ void orr_worker_destroy(orr_worker *w) {
         conn_in_free(c);
         out_free(c);
         free(c->ctl);
+        if (c->route) gears_version_unref(route_of(c->route)->version);
         free(c);
     }
     stop_listening(w);

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SLOW } from './lib/orrery.mjs';
+import { SLOW, startServer, httpRequest, openWs } from './lib/orrery.mjs';
 
 const BIN = process.env.ORRERY_BIN;
 const KEYS = {
@@ -78,8 +78,21 @@ test('an unknown flag or a missing flag argument stops the start', () => {
   }
 });
 
-test('more pools listed than max_pools (with the gear pools) stops the start', () => {
-  const r = run(['--config', '@CFG', '--listen', '127.0.0.1:0'], '{"max_pools": 3, "pools": {"tenant:a": {}}}');
+test('more pools listed than max_pools stops the start', () => {
+  const r = run(['--config', '@CFG', '--listen', '127.0.0.1:0'],
+    '{"max_pools": 1, "pools": {"tenant:a": {}, "tenant:b": {}}}');
   assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /1 pools listed in "pools" and 3 gear pools, more than max_pools \(3\)/);
+  assert.match(r.stderr, /2 pools listed in "pools", more than max_pools \(1\)/);
+});
+
+test('a gear whose pool does not fit in max_pools is refused and skipped like any failed file', async (t) => {
+  const srv = await startServer(t, { max_pools: 3, pools: { 'tenant:a': {} } });
+  // The listed pool, then chat and echo (files in order): no room for testgear's.
+  await srv.waitForLog(/error .*gear testgear\.so: no room for its pool gear:testgear \(max_pools 3\)/);
+  await srv.waitForLog(/\(2 workers, 2 gears\)/);
+  assert.equal((await httpRequest(srv.port, 'GET', '/testgear/ws')).status, 404);
+  const ws = await openWs(`ws://127.0.0.1:${srv.port}/echo/ws`);
+  ws.send('fits');
+  assert.equal((await ws.nextMessage()).data.toString(), 'fits');
+  ws.close();
 });
