@@ -190,15 +190,16 @@ void gears_version_unref(gear_version *v) {
     if (v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1) version_destroy(v);
 }
 
-/* Fills b for (its route, p): the pool's fields, then the pool itself,
- * which readers check (release: they see the fields it goes with). */
-static void bind_fill(orr_route_target *b, const orr_route_target *route, orr_pool *p) {
-    b->r = route->r;
+/* Fills b for p: the pool's fields, then the pool itself, which readers
+ * check (release: they see the fields it goes with). A refill (the idx of
+ * a pool gone with all its connections, now another pool's) writes only
+ * these: the route's part of b was set when b was made, and is read
+ * without the lock. */
+static void bind_pool(orr_route_target *b, orr_pool *p) {
     b->r.pool = p->name;
     b->r.pool_len = p->name_len;
     b->r.pool_idx = p->idx;
     b->r.slow_closes = &p->slow_closes;
-    b->version = route->version;
     atomic_store_explicit(&b->pool, p, memory_order_release);
 }
 
@@ -220,10 +221,12 @@ const orr_route_target *gears_bind(const orr_route_target *route, orr_pool *p) {
     b = atomic_load_explicit(&chunk[k], memory_order_acquire);
     if (!b) {
         b = orr_xcalloc(1, sizeof *b);
-        bind_fill(b, route, p);
+        b->r = route->r;
+        b->version = route->version;
+        bind_pool(b, p);
         atomic_store_explicit(&chunk[k], b, memory_order_release);
     } else if (atomic_load_explicit(&b->pool, memory_order_acquire) != p) {
-        bind_fill(b, route, p);
+        bind_pool(b, p);
     }
     pthread_mutex_unlock(&v->bind_lock);
     return b;

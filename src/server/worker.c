@@ -93,8 +93,12 @@ static void free_zombies(orr_worker *w) {
          * the route). The last connection of a version out of service
          * unloads it here. */
         if (c->route) {
-            pool_unref(route_of(c->route)->pool);
-            gears_version_unref(route_of(c->route)->version);
+            /* Both read before the pool may go: once it has, another
+             * worker may refill this binding for a new pool at its idx. */
+            const orr_route_target *b = route_of(c->route);
+            gear_version *v = b->version;
+            pool_unref(b->pool);
+            gears_version_unref(v);
         }
         free(c);
     }
