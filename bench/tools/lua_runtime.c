@@ -3,7 +3,8 @@
  * LuaJIT (OpenResty's luajit2), built twice from this one file:
  *
  *   cc -O2 $(pkg-config --cflags lua5.4) lua_runtime.c $(pkg-config --libs lua5.4) -o lr54
- *   cc -O2 $(pkg-config --cflags luajit) -DLUAJIT lua_runtime.c $(pkg-config --libs luajit) -o lrjit
+ *   cc -O2 $(pkg-config --cflags luajit) -DLUAJIT lua_runtime.c $(pkg-config --libs luajit) -o
+ * lrjit
  *
  * 1. A callback per message: C calls a Lua function that calls back into C
  *    with the message (what an echo gear does): ns per call.
@@ -131,8 +132,8 @@ static void probe_time(const char *what, int jit_off) {
     waitpid(pid, &st, 0);
     double t = now_s() - t0;
     if (WIFEXITED(st) && WEXITSTATUS(st) == 3)
-        printf("2. time limit %s: aborted %.1f ms after a %.0f ms limit\n", what,
-               (t - limit) * 1e3, limit * 1e3);
+        printf("2. time limit %s: aborted %.1f ms after a %.0f ms limit\n", what, (t - limit) * 1e3,
+               limit * 1e3);
     else
         printf("2. time limit %s: NOT aborted (killed by the 2 s watchdog)\n", what);
     lua_close(L);
@@ -146,8 +147,8 @@ static void probe_memory_cap(void) {
         return;
     }
     int rc = luaL_dostring(L, "local s = 'x' while true do s = s .. s end");
-    printf("3. memory cap 64 MiB: %s (\"%s\"), %zu KiB in use after", rc ? "refused" : "NOT refused",
-           rc ? lua_tostring(L, -1) : "", a.used >> 10);
+    printf("3. memory cap 64 MiB: %s (\"%s\"), %zu KiB in use after",
+           rc ? "refused" : "NOT refused", rc ? lua_tostring(L, -1) : "", a.used >> 10);
     lua_settop(L, 0);
     lua_gc(L, LUA_GCCOLLECT, 0);
     rc = luaL_dostring(L, "local t = {} for i = 1, 1000 do t[i] = i end");
