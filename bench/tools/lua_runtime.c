@@ -2,9 +2,10 @@
  * Which Lua for Lua gears (issue 12): the same probes against Lua 5.4 and
  * LuaJIT (OpenResty's luajit2), built twice from this one file:
  *
- *   cc -O2 $(pkg-config --cflags lua5.4) lua_runtime.c $(pkg-config --libs lua5.4) -o lr54
- *   cc -O2 $(pkg-config --cflags luajit) -DLUAJIT lua_runtime.c $(pkg-config --libs luajit) -o
- * lrjit
+ *   cc -O2 $(pkg-config --cflags lua5.4) lua_runtime.c \
+ *       $(pkg-config --libs lua5.4) -o lr54
+ *   cc -O2 $(pkg-config --cflags luajit) -DLUAJIT lua_runtime.c \
+ *       $(pkg-config --libs luajit) -o lrjit
  *
  * 1. A callback per message: C calls a Lua function that calls back into C
  *    with the message (what an echo gear does): ns per call.
