@@ -28,6 +28,40 @@ static int init(orr_conn *c, void **state) {
 }
 #endif
 
+#if defined(VARIANT_HOOKS)
+#include <stdio.h>
+/* Its gear_config {"mark": PATH}: on_load and on_unload each append a
+ * line to that file, so a test sees when they ran, and in which version
+ * (each version is its own object, with its own copy of `mark`). */
+static char mark[512];
+
+static void note(const char *what) {
+    FILE *f = mark[0] ? fopen(mark, "a") : NULL;
+    if (!f) return;
+    fprintf(f, "%s\n", what);
+    fclose(f);
+}
+
+static int on_load(const char *config_json, size_t len) {
+    (void)len;
+    const char *p = strstr(config_json, "\"mark\":\"");
+    if (p) {
+        p += 8;
+        size_t n = 0;
+        while (p[n] && p[n] != '"' && n < sizeof mark - 1)
+            n++;
+        memcpy(mark, p, n);
+        mark[n] = '\0';
+    }
+    note("load");
+    return 0;
+}
+
+static void on_unload(void) {
+    note("unload");
+}
+#endif
+
 #if defined(VARIANT_REFUSE)
 static int on_load(const char *config_json, size_t len) {
     (void)len;
@@ -63,6 +97,10 @@ static const orr_gear gear = {
     .n_ws_routes = 1,
 #if defined(VARIANT_REFUSE)
     .on_load = on_load,
+#endif
+#if defined(VARIANT_HOOKS)
+    .on_load = on_load,
+    .on_unload = on_unload,
 #endif
 };
 

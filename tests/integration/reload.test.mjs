@@ -184,3 +184,33 @@ test('every refusal on reload is logged and leaves the served version answering'
   assert.equal(await ask(ws, 'y'), 'v1:y');
   for (const s of [ws, echo, v2]) s.close();
 });
+
+test("on_load and on_unload run once per version, with the gear_config SIGHUP loaded", async (t) => {
+  const dir = gearsDir(t, [[TG('hooks'), 'hooks.so']]);
+  const marks = fs.mkdtempSync(path.join(os.tmpdir(), 'orrery-marks-'));
+  t.after(() => fs.rmSync(marks, { recursive: true, force: true }));
+  const [a, b] = [path.join(marks, 'a'), path.join(marks, 'b')];
+  const read = (f) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
+  const srv = await startServer(t, { gear_config: { hooks: { mark: a } } }, { args: ['--gears-dir', dir] });
+  assert.equal(read(a), 'load\n', "version 1's on_load got its gear_config");
+  const v1 = await openWs(`ws://127.0.0.1:${srv.port}/hooks/ws`);
+  assert.equal(await ask(v1, 'one'), 'one');
+
+  // A new gear_config, then a new file: SIGHUP reloads both, config first.
+  const cfgPath = path.join(srv.cfgDir, 'orrery.json');
+  const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+  cfg.gear_config.hooks.mark = b;
+  fs.writeFileSync(cfgPath, JSON.stringify(cfg));
+  deploy(dir, TG('hooks'), 'hooks.so'); // the same bytes, a new file: a new version
+  srv.proc.kill('SIGHUP');
+  await srv.waitForLog(/gears reloaded from .*"upgraded":\["hooks\.so"\]/);
+  assert.equal(read(b), 'load\n', "version 2's on_load got the new gear_config");
+  assert.equal(read(a), 'load\n', 'version 1 is still used: not unloaded');
+
+  v1.close();
+  await srv.waitForLog(/gear hooks: version hooks\.so, loaded \S+ unloaded/);
+  assert.equal(read(a), 'load\nunload\n', "version 1's on_unload ran once, in its own object");
+  srv.proc.kill('SIGTERM');
+  assert.equal((await srv.exited).code, 0);
+  assert.equal(read(b), 'load\nunload\n', "version 2's on_unload ran at the stop");
+});
