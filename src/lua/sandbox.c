@@ -1,0 +1,182 @@
+/*
+ * Sandboxed Lua states (sandbox.h): the capped allocator, the hook that
+ * enforces the time limit, and the libraries a gear may use.
+ */
+#include "lua/sandbox.h"
+
+#include "common/clock.h"
+#include "common/err.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The hook runs every HOOK_EVERY VM instructions: a few microseconds apart,
+ * so a call stops well within twice its limit. */
+#define HOOK_EVERY 1000
+
+struct orr_lua {
+    lua_State *L;
+    size_t used, cap;
+    bool refused;        /* the allocator said no during the current call */
+    int64_t deadline_ms; /* monotonic; 0: no call running */
+    bool timed_out;
+};
+
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    orr_lua *l = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        l->used -= old;
+        return NULL;
+    }
+    if (nsize > old && l->used - old + nsize > l->cap) {
+        l->refused = true;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p) {
+        l->refused = true;
+        return NULL;
+    }
+    l->used = l->used - old + nsize;
+    return p;
+}
+
+static void time_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    orr_lua *l;
+    lua_getallocf(L, (void **)&l);
+    if (l->deadline_ms && orr_mono_ms() > l->deadline_ms) {
+        l->timed_out = true;
+        luaL_error(L, "callback over its time limit");
+    }
+}
+
+/* load(chunk [, name [, mode [, env]]]) as Lua's own (upvalue 1), with
+ * the mode forced to "t": text only, never a binary chunk. */
+static int text_load(lua_State *L) {
+    int top = lua_gettop(L) >= 4 ? 4 : 3; /* an env given stays given, an absent one absent */
+    lua_settop(L, top);
+    lua_pushliteral(L, "t");
+    lua_replace(L, 3);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, top, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void set_nil(lua_State *L, const char *table, const char *field) {
+    lua_getglobal(L, table);
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, field);
+    }
+    lua_pop(L, 1);
+}
+
+/* os with time, clock and date only. */
+static void small_os(lua_State *L) {
+    luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
+    lua_newtable(L);
+    for (const char *const *f = (const char *const[]){"time", "clock", "date", NULL}; *f; f++) {
+        lua_getfield(L, -2, *f);
+        lua_setfield(L, -2, *f);
+    }
+    lua_setglobal(L, "os");
+    lua_pop(L, 1);
+}
+
+static int open_libs(lua_State *L) {
+    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
+                                    {LUA_STRLIBNAME, luaopen_string},
+                                    {LUA_TABLIBNAME, luaopen_table},
+                                    {LUA_MATHLIBNAME, luaopen_math},
+                                    {LUA_UTF8LIBNAME, luaopen_utf8},
+                                    {LUA_COLIBNAME, luaopen_coroutine},
+                                    {NULL, NULL}};
+    for (const luaL_Reg *lib = libs; lib->func; lib++) {
+        luaL_requiref(L, lib->name, lib->func, 1);
+        lua_pop(L, 1);
+    }
+    small_os(L);
+    for (const char *const *g = (const char *const[]){"dofile", "loadfile", "print", NULL}; *g;
+         g++) {
+        lua_pushnil(L);
+        lua_setglobal(L, *g);
+    }
+    set_nil(L, "string", "dump");
+    lua_getglobal(L, "load"); /* Lua's own: only text_load can reach it */
+    lua_pushcclosure(L, text_load, 1);
+    lua_setglobal(L, "load");
+    return 0;
+}
+
+orr_lua *orr_lua_new(size_t mem_cap) {
+    orr_lua *l = orr_xcalloc(1, sizeof *l);
+    l->cap = mem_cap;
+    l->L = lua_newstate(capped_alloc, l);
+    if (!l->L) {
+        free(l);
+        return NULL;
+    }
+    lua_pushcfunction(l->L, open_libs);
+    if (lua_pcall(l->L, 0, 0, 0) != LUA_OK) {
+        orr_lua_free(l);
+        return NULL;
+    }
+    lua_sethook(l->L, time_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    return l;
+}
+
+void orr_lua_free(orr_lua *l) {
+    if (!l) return;
+    lua_close(l->L);
+    free(l);
+}
+
+lua_State *orr_lua_state(orr_lua *l) {
+    return l->L;
+}
+
+size_t orr_lua_mem_used(const orr_lua *l) {
+    return l->used;
+}
+
+/* The message handler: the error and a traceback, as one string. */
+static int traceback(lua_State *L) {
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+orr_lua_status orr_lua_call(orr_lua *l, int nargs, int nresults, uint32_t timeout_ms) {
+    lua_State *L = l->L;
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    l->refused = l->timed_out = false;
+    l->deadline_ms = orr_mono_ms() + timeout_ms;
+    int rc = lua_pcall(L, nargs, nresults, base);
+    l->deadline_ms = 0;
+    lua_remove(L, base);
+    if (rc == LUA_OK) return ORR_LUA_OK;
+    orr_lua_status st = l->timed_out                     ? ORR_LUA_TIMEOUT
+                        : rc == LUA_ERRMEM || l->refused ? ORR_LUA_NOMEM
+                                                         : ORR_LUA_ERROR;
+    if (st == ORR_LUA_NOMEM || !lua_isstring(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushstring(L, st == ORR_LUA_NOMEM ? "not enough memory (the gear's memory limit)"
+                                              : "error");
+    }
+    lua_gc(L, LUA_GCCOLLECT);
+    return st;
+}
+
+orr_lua_status orr_lua_load(orr_lua *l, const char *text, size_t len, const char *name) {
+    return luaL_loadbufferx(l->L, text, len, name, "t") == LUA_OK ? ORR_LUA_OK : ORR_LUA_ERROR;
+}
