@@ -290,13 +290,15 @@ bool gears_serving(orr_server *s, const char *name) {
 
 void gears_foreach_route(orr_server *s,
                          void (*fn)(void *arg, const orr_gear *g, const char *pattern,
-                                    const char *file, int64_t loaded_ms),
+                                    const char *version),
                          void *arg) {
     pthread_rwlock_rdlock(&s->table_lock);
     for (size_t i = 0; i < s->table->n; i++) {
         const gear_version *v = s->table->v[i];
+        char label[320];
+        version_label(v, label, sizeof label);
         for (size_t r = 0; r < v->gear->n_ws_routes; r++)
-            fn(arg, v->gear, v->gear->ws_routes[r].pattern, v->file, v->loaded_ms);
+            fn(arg, v->gear, v->gear->ws_routes[r].pattern, label);
     }
     pthread_rwlock_unlock(&s->table_lock);
 }

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const char head[] =
     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
@@ -127,20 +126,10 @@ typedef struct page_list {
     size_t n, cap;
 } page_list;
 
-static void list_route(void *arg, const orr_gear *g, const char *pattern, const char *file,
-                       int64_t loaded_ms) {
+static void list_route(void *arg, const orr_gear *g, const char *pattern, const char *version) {
     page_list *l = arg;
-    size_t need = 2 * (strlen(g->name) + strlen(pattern)) + strlen(file) + 256;
+    size_t need = 2 * (strlen(g->name) + strlen(pattern)) + 5 * strlen(version) + 256;
     if (l->n + need > l->cap) l->p = orr_xrealloc(l->p, l->cap = (l->n + need) * 2);
-    char version[320] = "linked";
-    if (file[0]) {
-        time_t sec = (time_t)(loaded_ms / 1000);
-        struct tm tm;
-        gmtime_r(&sec, &tm);
-        char at[40];
-        strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        snprintf(version, sizeof version, "%s, loaded %s", file, at);
-    }
     /* Gear names and patterns are URL-safe (checked at load); a file name
      * is any name ending in .so: escaped. */
     l->n += (size_t)snprintf(l->p + l->n, l->cap - l->n,

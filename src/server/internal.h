@@ -232,12 +232,12 @@ void gears_version_unref(gear_version *v);
 /* The interned target for (route, pool): what a connection's route points to. */
 const orr_route_target *gears_bind(const orr_route_target *route, orr_pool *p);
 /* Metrics lines (orrery_gear_versions, orrery_gear_loads_total), appended
- * through fn; and the list for GET /: fn(arg, name, pattern, file, loaded_ms)
- * for each route in service. */
+ * through fn; and the list for GET /: fn(arg, gear, pattern, version) for
+ * each route in service, version as "FILE, loaded TIME" (or "linked"). */
 void gears_metrics(orr_server *s, void (*fn)(void *arg, const char *text), void *arg);
 void gears_foreach_route(orr_server *s,
                          void (*fn)(void *arg, const orr_gear *g, const char *pattern,
-                                    const char *file, int64_t loaded_ms),
+                                    const char *version),
                          void *arg);
 /* Whether a gear of that name is in service. */
 bool gears_serving(orr_server *s, const char *name);
