@@ -396,6 +396,10 @@ static const orr__config_key config_keys[] = {
      .meaning = "each gear's own config, handed to its on_load as JSON text",
      .load = orr__config_load_gear_config,
      .show = orr__config_show_gear_config},
+    INT_KEY(lua_memory_limit_mb, 1, 65536, "MiB",
+            "memory each Lua gear may hold on each worker; the callback that passes it fails"),
+    INT_KEY(lua_callback_timeout_ms, 1, 600000, "milliseconds",
+            "longest a Lua gear's callback may run; one that runs longer fails"),
     {.name = "cluster",
      .type = "{\"redis\": URL, ...}",
      .meaning = "share the registry with other nodes through Redis; absent: a single node",
@@ -435,6 +439,8 @@ void orr_config_defaults(orr_config *c) {
         .max_pools = 4096,
         .retry_after_s = 5,
         .api_token = "",
+        .lua_memory_limit_mb = 256,
+        .lua_callback_timeout_ms = 100,
         .cluster = ORR__CONFIG_CLUSTER_DEFAULTS,
     };
 }

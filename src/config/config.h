@@ -75,7 +75,9 @@ typedef struct orr_config {
     char gears_dir[1024];          /* every *.so there is a gear; "" (default): the binary's own
                                       (build/gears in the build tree, PREFIX/lib/orrery/gears
                                       installed) */
-    char *gear_config; /* "gear_config": the object's JSON text, owned; NULL if absent */
+    char *gear_config;            /* "gear_config": the object's JSON text, owned; NULL if absent */
+    uint32_t lua_memory_limit_mb; /* per Lua gear per worker, default 256 */
+    uint32_t lua_callback_timeout_ms; /* per Lua callback, default 100 */
 } orr_config;
 
 /* The config of one gear as JSON text, from gear_config's text (the

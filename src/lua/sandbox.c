@@ -69,6 +69,57 @@ static int text_load(lua_State *L) {
     return lua_gettop(L);
 }
 
+/* pcall, xpcall and coroutine.resume as Lua's own (upvalue 1), except
+ * that a call past its time limit or its memory cap stays failed: the
+ * error goes on up, so gear code cannot catch it and carry on. */
+static int stays_failed(lua_State *L, int status, lua_KContext ctx) {
+    (void)status;
+    orr_lua *l;
+    lua_getallocf(L, (void **)&l);
+    int base = (int)ctx;
+    if ((l->timed_out || l->refused) && lua_gettop(L) > base && !lua_toboolean(L, base + 1)) {
+        lua_pushvalue(L, base + 2);
+        return lua_error(L);
+    }
+    return lua_gettop(L) - base;
+}
+
+static int catching(lua_State *L) {
+    int base = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    for (int i = 1; i <= base; i++)
+        lua_pushvalue(L, i);
+    lua_callk(L, base, LUA_MULTRET, base, stays_failed);
+    return stays_failed(L, LUA_OK, base);
+}
+
+static void wrap_catching(lua_State *L, const char *table, const char *field) {
+    if (table) {
+        lua_getglobal(L, table);
+        lua_getfield(L, -1, field);
+    } else {
+        lua_getglobal(L, field);
+    }
+    lua_pushcclosure(L, catching, 1);
+    if (table) {
+        lua_setfield(L, -2, field);
+        lua_pop(L, 1);
+    } else {
+        lua_setglobal(L, field);
+    }
+}
+
+/* collectgarbage with the options that cannot stop or retune the
+ * collector (the memory cap counts on it running). */
+static int small_collectgarbage(lua_State *L) {
+    static const char *const allowed[] = {"collect", "count", "step", "isrunning", NULL};
+    luaL_checkoption(L, 1, "collect", allowed);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 static void set_nil(lua_State *L, const char *table, const char *field) {
     lua_getglobal(L, table);
     if (lua_istable(L, -1)) {
@@ -112,6 +163,12 @@ static int open_libs(lua_State *L) {
     lua_getglobal(L, "load"); /* Lua's own: only text_load can reach it */
     lua_pushcclosure(L, text_load, 1);
     lua_setglobal(L, "load");
+    wrap_catching(L, NULL, "pcall");
+    wrap_catching(L, NULL, "xpcall");
+    wrap_catching(L, "coroutine", "resume");
+    lua_getglobal(L, "collectgarbage");
+    lua_pushcclosure(L, small_collectgarbage, 1);
+    lua_setglobal(L, "collectgarbage");
     return 0;
 }
 
@@ -136,6 +193,10 @@ void orr_lua_free(orr_lua *l) {
     if (!l) return;
     lua_close(l->L);
     free(l);
+}
+
+void orr_lua_set_cap(orr_lua *l, size_t mem_cap) {
+    l->cap = mem_cap;
 }
 
 lua_State *orr_lua_state(orr_lua *l) {
@@ -173,6 +234,31 @@ orr_lua_status orr_lua_call(orr_lua *l, int nargs, int nresults, uint32_t timeou
         lua_pushstring(L, st == ORR_LUA_NOMEM ? "not enough memory (the gear's memory limit)"
                                               : "error");
     }
+    lua_gc(L, LUA_GCCOLLECT);
+    return st;
+}
+
+orr_lua_status orr_lua_resume(orr_lua *l, lua_State *co, int nargs, int *nres,
+                              uint32_t timeout_ms) {
+    l->refused = l->timed_out = false;
+    l->deadline_ms = orr_mono_ms() + timeout_ms;
+    int rc = lua_resume(co, l->L, nargs, nres);
+    l->deadline_ms = 0;
+    if (rc == LUA_OK) return ORR_LUA_OK;
+    if (rc == LUA_YIELD) return ORR_LUA_YIELD;
+    orr_lua_status st = l->timed_out                     ? ORR_LUA_TIMEOUT
+                        : rc == LUA_ERRMEM || l->refused ? ORR_LUA_NOMEM
+                                                         : ORR_LUA_ERROR;
+    lua_State *L = l->L;
+    const char *msg =
+        st == ORR_LUA_NOMEM ? "not enough memory (the gear's memory limit)" : lua_tostring(co, -1);
+    if (!msg)
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(co, -1));
+    else
+        lua_pushstring(L, msg);
+    luaL_traceback(L, co, lua_tostring(L, -1), 0);
+    lua_remove(L, -2);
+    lua_settop(co, 0);
     lua_gc(L, LUA_GCCOLLECT);
     return st;
 }

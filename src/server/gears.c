@@ -2,15 +2,18 @@
  * The gears served, as versions, and the reloads that change them.
  *
  * Gears come from the program (unit tests link theirs) and from the *.so
- * files of gears_dir. Each loaded gear is a version (internal.h): its code,
- * its checked copy, its route targets. Handshakes route through a table
+ * and *.lua files of gears_dir (Lua gears: src/luagear). Each loaded gear is a version
+ * (internal.h): its code, its checked copy, its route targets. Handshakes route through a table
  * (router + versions in service) that a reload builds anew and swaps under
  * table_lock; a handshake takes a reference on the version it was routed to,
  * and its connection keeps it until its struct is freed. A version out of
  * service (its file changed or removed) is unloaded when its last
  * connection is gone: on_unload, then dlclose. So an upgrade drops no one:
  * open connections keep the code (and state layout) they started with, new
- * handshakes get the new version at once.
+ * handshakes get the new version at once. A Lua gear goes further: its
+ * runtime (one per name) is told of each version put in service, and open
+ * connections run the new code from their next callback on, their state
+ * kept (the old version is then only their route, until they end).
  *
  * A file that fails (not a gear, a version refused, a bad name or route, a
  * name another file serves, on_load refusing, no room for its pool) is
@@ -45,9 +48,14 @@ static int by_name(const void *a, const void *b) {
     return strcmp(((const gear_file *)a)->name, ((const gear_file *)b)->name);
 }
 
-/* The *.so files of dir (regular files, not hidden), sorted: NULL with
- * errno when dir cannot be read. */
-static gear_file *so_files(const char *dir, size_t *n) {
+static bool ends_with(const char *s, size_t len, const char *suffix) {
+    size_t n = strlen(suffix);
+    return len > n && strcmp(s + len - n, suffix) == 0;
+}
+
+/* The *.so and *.lua files of dir (regular files, not hidden), sorted:
+ * NULL with errno when dir cannot be read. */
+static gear_file *gear_files(const char *dir, size_t *n) {
     DIR *d = opendir(dir);
     if (!d) return NULL;
     gear_file *fs = orr_xcalloc(1, sizeof *fs);
@@ -56,8 +64,8 @@ static gear_file *so_files(const char *dir, size_t *n) {
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
-        if (e->d_name[0] == '.' || len < 4 || len >= sizeof fs->name ||
-            strcmp(e->d_name + len - 3, ".so") != 0)
+        if (e->d_name[0] == '.' || len >= sizeof fs->name ||
+            !(ends_with(e->d_name, len, ".so") || ends_with(e->d_name, len, ".lua")))
             continue;
         gear_file f;
         memcpy(f.name, e->d_name, len + 1);
@@ -175,7 +183,9 @@ static void version_destroy(gear_version *v) {
     pthread_mutex_destroy(&v->bind_lock);
     atomic_fetch_sub_explicit(&v->name->versions, 1, memory_order_relaxed);
     free(v->targets);
-    if (v->lib)
+    if (v->lua)
+        orr_luagear_code_free(v->lua);
+    else if (v->lib)
         gear_lib_close(v->lib);
     else
         gear_copy_free(&v->copy);
@@ -317,6 +327,13 @@ static void plan_add(plan *p, gear_version *v) {
     p->v[p->n++] = v;
 }
 
+/* Lua versions of p that go into service: their runtimes' new code (open
+ * connections take it at their next callback). */
+static void lua_activate(const plan *p) {
+    for (size_t i = 0; i < p->n; i++)
+        if (p->v[i]->lua) orr_luagear_activate(p->v[i]->name->lua, p->v[i]->lua);
+}
+
 /* The version in p serving `name`, other than `except`. */
 static gear_version *plan_named(const plan *p, const char *name, const gear_version *except) {
     for (size_t i = 0; i < p->n; i++)
@@ -360,25 +377,70 @@ static gear_name *admit(orr_server *s, const orr_gear *g, const plan *p,
     return rc ? NULL : name;
 }
 
+#define LUA_FILE_MAX (16 << 20)
+
+/* A Lua file's text: malloc'd, NUL-terminated, or NULL with why. */
+static char *read_text(const char *path, size_t *len, char *why, size_t cap) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        orr_errf(why, cap, -1, "%s", strerror(errno));
+        return NULL;
+    }
+    char *text = orr_xmalloc(LUA_FILE_MAX + 1);
+    *len = fread(text, 1, LUA_FILE_MAX + 1, fp);
+    bool bad = ferror(fp) || *len > LUA_FILE_MAX;
+    fclose(fp);
+    if (bad) {
+        orr_errf(why, cap, -1, *len > LUA_FILE_MAX ? "larger than 16 MiB" : "read error");
+        free(text);
+        return NULL;
+    }
+    text[*len] = '\0';
+    return text;
+}
+
+/* A Lua file checked, as a code whose gear has a valid name: NULL with why. */
+static orr_luagear_code *lua_code(orr_server *s, const char *path, const char *file, char *why,
+                                  size_t cap) {
+    size_t len;
+    char *text = read_text(path, &len, why, cap);
+    if (!text) return NULL;
+    orr_luagear_code *code = orr_luagear_code_load(text, len, file, &s->lua_limits, why, cap);
+    free(text);
+    const char *name = code ? orr_luagear_code_gear(code)->name : "";
+    if (code && (!orr_gear_name_valid(name) || strcmp(name, "healthz") == 0)) {
+        orr_errf(why, cap, -1, "gear name '%s' is not valid ([a-z][a-z0-9_]*)", name);
+        orr_luagear_code_free(code);
+        return NULL;
+    }
+    return code;
+}
+
 /* One file of gears_dir as a version (not in service yet): NULL with why. */
 static gear_version *load_file(orr_server *s, const char *dir, const gear_file *f, const plan *p,
                                const gear_version *replacing, char *why, size_t cap) {
     char path[2048];
     snprintf(path, sizeof path, "%s/%s", dir, f->name);
-    gear_lib *lib = gear_lib_open(path, why, cap);
-    if (!lib) {
+    bool lua = ends_with(f->name, strlen(f->name), ".lua");
+    orr_luagear_code *code = lua ? lua_code(s, path, f->name, why, cap) : NULL;
+    gear_lib *lib = lua ? NULL : gear_lib_open(path, why, cap);
+    if (!code && !lib) {
         count_load(s, f->name, false);
         return NULL;
     }
-    const orr_gear *g = gear_lib_gear(lib);
+    const orr_gear *g = code ? orr_luagear_code_gear(code) : gear_lib_gear(lib);
     gear_name *name = admit(s, g, p, replacing, why, cap);
     count_load(s, g->name, name != NULL);
     if (!name) {
         gear_lib_close(lib);
+        orr_luagear_code_free(code);
         return NULL;
     }
+    if (code && !name->lua) name->lua = orr_luagear_new(name->name, s->cfg.workers, &s->lua_limits);
+    if (code) orr_luagear_code_attach(code, name->lua);
     gear_version *v = version_new(s, g, name);
     v->lib = lib;
+    v->lua = code;
     snprintf(v->file, sizeof v->file, "%s", f->name);
     v->dev = (uint64_t)f->st.st_dev;
     v->ino = (uint64_t)f->st.st_ino;
@@ -386,8 +448,12 @@ static gear_version *load_file(orr_server *s, const char *dir, const gear_file *
     v->mtime_ns = (int64_t)f->st.st_mtim.tv_sec * 1000000000 + f->st.st_mtim.tv_nsec;
     char label[320];
     version_label(v, label, sizeof label);
-    orr_log(ORR_LOG_INFO, NULL, "gear %s: loaded from %s (gear API %d.%d): version %s", g->name,
-            f->name, g->api_version >> 16, g->api_version & 0xffff, label);
+    if (code)
+        orr_log(ORR_LOG_INFO, NULL, "gear %s: loaded from %s (Lua): version %s", g->name, f->name,
+                label);
+    else
+        orr_log(ORR_LOG_INFO, NULL, "gear %s: loaded from %s (gear API %d.%d): version %s", g->name,
+                f->name, g->api_version >> 16, g->api_version & 0xffff, label);
     return v;
 }
 
@@ -413,6 +479,8 @@ int gears_load(orr_server *s, const orr_gear *const *linked, size_t n, char *err
     pthread_mutex_init(&s->gears_lock, NULL);
     pthread_rwlock_init(&s->table_lock, NULL);
     s->gear_config = s->cfg.gear_config ? orr_xstrdup(s->cfg.gear_config) : NULL;
+    s->lua_limits = (orr_luagear_limits){(size_t)s->cfg.lua_memory_limit_mb << 20,
+                                         s->cfg.lua_callback_timeout_ms};
     plan p = {0};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
@@ -420,7 +488,7 @@ int gears_load(orr_server *s, const orr_gear *const *linked, size_t n, char *err
     const char *dir = s->cfg.gears_dir;
     if (rc == 0 && dir[0]) {
         size_t nf;
-        gear_file *files = so_files(dir, &nf);
+        gear_file *files = gear_files(dir, &nf);
         if (!files) rc = orr_errf(err, errlen, -1, "gears_dir %s: %s", dir, strerror(errno));
         for (size_t i = 0; files && i < nf; i++) {
             char why[512];
@@ -432,6 +500,7 @@ int gears_load(orr_server *s, const orr_gear *const *linked, size_t n, char *err
         }
         free(files);
     }
+    lua_activate(&p);
     s->table = table_build(s, p.v, p.n);
     for (size_t i = 0; i < p.n; i++) /* the table holds them now */
         gears_version_unref(p.v[i]);
@@ -509,7 +578,7 @@ char *gears_reload(orr_server *s) {
     reload_result r = {json_array(), json_array(), json_array(), json_array(), {0}};
     pthread_mutex_lock(&s->gears_lock);
     size_t nf;
-    gear_file *fs = so_files(s->cfg.gears_dir, &nf);
+    gear_file *fs = gear_files(s->cfg.gears_dir, &nf);
     if (!fs) {
         failed(&r, s->cfg.gears_dir, strerror(errno));
     } else {
@@ -517,6 +586,7 @@ char *gears_reload(orr_server *s) {
         plan p = {0};
         keep_current(cur, fs, nf, &p, &r);
         load_changes(s, cur, fs, nf, &p, &r);
+        lua_activate(&r.fresh);
         table_swap(s, table_build(s, p.v, p.n));
         for (size_t i = 0; i < r.fresh.n; i++) /* the table holds them now */
             gears_version_unref(r.fresh.v[i]);
@@ -533,10 +603,14 @@ char *gears_reload(orr_server *s) {
     return text;
 }
 
-void gears_set_config(orr_server *s, const char *gear_config_json) {
+void gears_set_config(orr_server *s, const orr_config *next) {
     pthread_mutex_lock(&s->gears_lock);
     free(s->gear_config);
-    s->gear_config = gear_config_json ? orr_xstrdup(gear_config_json) : NULL;
+    s->gear_config = next->gear_config ? orr_xstrdup(next->gear_config) : NULL;
+    s->lua_limits = (orr_luagear_limits){(size_t)next->lua_memory_limit_mb << 20,
+                                         next->lua_callback_timeout_ms};
+    for (size_t i = 0; i < s->n_names; i++)
+        if (s->names[i]->lua) orr_luagear_set_limits(s->names[i]->lua, &s->lua_limits);
     pthread_mutex_unlock(&s->gears_lock);
 }
 
@@ -585,8 +659,10 @@ void gears_unload(orr_server *s) {
     if (!s->names && !s->table) return; /* never loaded */
     table_free(s->table);
     s->table = NULL;
-    for (size_t i = 0; i < s->n_names; i++)
+    for (size_t i = 0; i < s->n_names; i++) {
+        orr_luagear_free(s->names[i]->lua);
         free(s->names[i]);
+    }
     free(s->names);
     free(s->loads);
     free(s->gear_config);

@@ -24,6 +24,7 @@
 #include "loop/slots.h"
 #include "loop/tlist.h"
 #include "loop/xq.h"
+#include "luagear/luagear.h"
 #include "registry/backend.h"
 #include "registry/registry.h"
 #include "server/pool_table.h"
@@ -89,6 +90,7 @@ typedef struct gear_name {
     char name[ORR_POOL_NAME_MAX];
     orr_pool *pool;       /* gear:<name> */
     atomic_uint versions; /* loaded now: in service, or still used by connections */
+    orr_luagear *lua;     /* a Lua gear's runtime (its states), made by its first load */
 } gear_name;
 
 typedef struct gear_version gear_version;
@@ -108,11 +110,12 @@ typedef struct orr_route_target {
  * The last one unloads it (on_unload, then the object goes). */
 struct gear_version {
     orr_server *srv;
-    const orr_gear *gear; /* its checked copy: &copy.gear, or its lib's */
-    gear_copy copy;       /* a linked gear's */
-    gear_lib *lib;        /* a loaded gear's object, or NULL */
-    char file[256];       /* its file in gears_dir; "" for a linked gear */
-    int64_t loaded_ms;    /* wall clock */
+    const orr_gear *gear;  /* its checked copy: &copy.gear, or its lib's */
+    gear_copy copy;        /* a linked gear's */
+    gear_lib *lib;         /* a loaded gear's object, or NULL */
+    orr_luagear_code *lua; /* a Lua gear's checked code (gear points into it), or NULL */
+    char file[256];        /* its file in gears_dir; "" for a linked gear */
+    int64_t loaded_ms;     /* wall clock */
     uint64_t dev, ino, size;
     int64_t mtime_ns; /* the file's identity when loaded: a change is a new version */
     gear_name *name;
@@ -182,7 +185,8 @@ struct orr_server {
     size_t n_names, cap_names;
     gear_loads *loads;
     size_t n_loads, cap_loads;
-    char *gear_config; /* gear_config's JSON text, for on_load (SIGHUP replaces it) */
+    char *gear_config;             /* gear_config's JSON text, for on_load (SIGHUP replaces it) */
+    orr_luagear_limits lua_limits; /* lua_memory_limit_mb, lua_callback_timeout_ms */
     orr_worker *workers;
     int n_workers;
     uint16_t port; /* actual listening port */
@@ -221,8 +225,9 @@ int gears_load(orr_server *s, const orr_gear *const *linked, size_t n, char *err
  * changes nothing. Returns the summary as JSON (malloc'd):
  * {"loaded":[...],"upgraded":[...],"removed":[...],"failed":[{"file","why"}]}. */
 char *gears_reload(orr_server *s);
-/* SIGHUP: gear_config for the versions loaded from now on. */
-void gears_set_config(orr_server *s, const char *gear_config_json);
+/* SIGHUP: gear_config for the versions loaded from now on, and the Lua
+ * limits (each Lua state takes them at its next callback). */
+void gears_set_config(orr_server *s, const orr_config *next);
 /* Routes a handshake: 0 with *match (its data an orr_route_target) and a
  * reference on its version for the caller (gears_version_unref), or the
  * router's ORR_ENOTFOUND / error. */

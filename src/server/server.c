@@ -206,7 +206,7 @@ static void reload_config(orr_server *s) {
     snprintf(s->api_token, sizeof s->api_token, "%s", next.api_token);
     pthread_mutex_unlock(&s->token_lock);
     orr_log_set_level(next.log_level);
-    gears_set_config(s, next.gear_config);
+    gears_set_config(s, &next);
     if (next.gears_dir[0] && strcmp(next.gears_dir, s->cfg.gears_dir) != 0)
         orr_log(ORR_LOG_WARN, NULL, "SIGHUP: gears_dir changed to %s: takes a restart (still %s)",
                 next.gears_dir, s->cfg.gears_dir);

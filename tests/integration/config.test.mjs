@@ -87,7 +87,7 @@ test('more pools listed than max_pools stops the start', () => {
 
 test('a gear whose pool does not fit in max_pools is refused and skipped like any failed file', async (t) => {
   const srv = await startServer(t, { max_pools: 3, pools: { 'tenant:a': {} } });
-  // The listed pool, then chat and echo (files in order): no room for testgear's.
+  // The listed pool, then chat and echo (files in order): no room for luatestgear's or testgear's.
   await srv.waitForLog(/error .*gear testgear\.so: no room for its pool gear:testgear \(max_pools 3\)/);
   await srv.waitForLog(/\(2 workers, 2 gears\)/);
   assert.equal((await httpRequest(srv.port, 'GET', '/testgear/ws')).status, 404);

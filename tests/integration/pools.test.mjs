@@ -4,12 +4,12 @@
 // and SIGHUP reloading the limits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, openWs, rawRequest, upgradeHeaders, SLOW } from './lib/orrery.mjs';
+import { startServer, openWs, rawRequest, upgradeHeaders, SLOW, TESTGEAR } from './lib/orrery.mjs';
 
-const TG = 'gear:testgear';
+const TG = `gear:${TESTGEAR}`;
 
 function tgPath(name, tenant) {
-  return `/testgear/ws?name=${encodeURIComponent(name)}${tenant ? `&tenant=${encodeURIComponent(tenant)}` : ''}`;
+  return `/${TESTGEAR}/ws?name=${encodeURIComponent(name)}${tenant ? `&tenant=${encodeURIComponent(tenant)}` : ''}`;
 }
 
 /** Open a testgear client and make sure it is up (init done, answering). */
@@ -48,7 +48,7 @@ test('gear pool limit: testgear answers its JSON 503, logs the pool, counts the 
   // The third: rejected by npm ws with 503, and the body through a raw request.
   await assert.rejects(openWs(srv.wsUrl(tgPath('c'))), (e) => e.statusCode === 503);
   assertJson503(await upgrade(srv, tgPath('d')), 'raw upgrade over the limit');
-  await srv.waitForLog(/error .*executor pool gear:testgear: ws_max_connections \(2\) reached/);
+  await srv.waitForLog(new RegExp(`error .*executor pool ${TG}: ws_max_connections \\(2\\) reached`));
   assert.equal(await srv.metric('orrery_ws_rejected_total', { pool: TG }), 2);
   assert.equal(await srv.metric('orrery_ws_connections', { pool: TG }), 2, 'a rejection takes no slot');
 
@@ -87,7 +87,7 @@ test('tenant pool limit: tenant:t1 full while gear:testgear and tenant:t2 still 
   await conns(srv, 'tenant:t2', 3);
   assert.equal(await srv.metric('orrery_ws_max_connections', { pool: 'tenant:t2' }), 100);
   assert.equal(await srv.metric('orrery_ws_rejected_total', { pool: TG }), 0);
-  assert.ok(!srv.lines().some((l) => /executor pool (gear:testgear|tenant:t2): ws_max/.test(l)));
+  assert.ok(!srv.lines().some((l) => new RegExp(`executor pool (${TG}|tenant:t2): ws_max`).test(l)));
 
   t1[0].close();
   await conns(srv, 'tenant:t1', 1);

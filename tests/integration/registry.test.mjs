@@ -4,12 +4,12 @@
 // one sender and one receiver.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, openWs, rawRequest, upgradeHeaders, sleep, SLOW } from './lib/orrery.mjs';
+import { startServer, openWs, rawRequest, upgradeHeaders, sleep, SLOW, TESTGEAR } from './lib/orrery.mjs';
 
-const TG = 'gear:testgear';
+const TG = `gear:${TESTGEAR}`;
 
 function tgUrl(srv, name, tenant) {
-  return srv.wsUrl(`/testgear/ws?name=${encodeURIComponent(name)}${tenant !== undefined ? `&tenant=${encodeURIComponent(tenant)}` : ''}`);
+  return srv.wsUrl(`/${TESTGEAR}/ws?name=${encodeURIComponent(name)}${tenant !== undefined ? `&tenant=${encodeURIComponent(tenant)}` : ''}`);
 }
 
 /** Open a testgear client and wait until its init (the name's registration) is done. */
@@ -164,7 +164,7 @@ test('an invalid tenant id is 404', async (t) => {
   assert.equal(await cmd(ws, 'pool'), `tenant:${ok64}`);
   ws.close();
   for (const tenant of ['', 'a'.repeat(65), 'bad id', 'a/b', 'a:b', 'ü']) {
-    const target = `/testgear/ws?name=x&tenant=${encodeURIComponent(tenant)}`;
+    const target = `/${TESTGEAR}/ws?name=x&tenant=${encodeURIComponent(tenant)}`;
     const res = await rawRequest(srv.port, 'GET', target, upgradeHeaders(srv.port));
     assert.equal(res.status, 404, `tenant=${JSON.stringify(tenant)}`);
   }

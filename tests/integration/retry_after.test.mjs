@@ -90,8 +90,8 @@ test("a gear's connect answering 503 gets Retry-After unless it set one", async 
 });
 
 test('too many executor pools: 503 with Retry-After', async (t) => {
-  // max_pools 3 is taken by the three gears' own pools: no tenant pool fits.
-  const srv = await startServer(t, { max_pools: 3, retry_after_s: 0 });
+  // max_pools 4 is taken by the four gears' own pools: no tenant pool fits.
+  const srv = await startServer(t, { max_pools: 4, retry_after_s: 0 });
   const r = await upgrade(srv, '/testgear/ws?name=a&tenant=t1');
   assertRetryAfter(r, '0', 'too many pools');
   assert.match(r.text, /too many executor pools/);

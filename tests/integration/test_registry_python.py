@@ -1,6 +1,7 @@
 """The registry and the push API driven by another client implementation:
 Debian's python3-websockets (10.4, asyncio API) and urllib."""
 
+import os
 import asyncio
 import json
 import re
@@ -17,7 +18,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatusCode
 from orrery_harness import SLOW, Server
 
 TOKEN = "py-t0ken"
-TG = "gear:testgear"
+# testgear (C) by default, luatestgear (the same commands in Lua) with ORR_TESTGEAR.
+TESTGEAR = os.environ.get("ORR_TESTGEAR", "testgear")
+TG = "gear:" + TESTGEAR
 
 
 def T(seconds):
@@ -39,7 +42,7 @@ class RegistryTestCase(unittest.IsolatedAsyncioTestCase):
         kw.setdefault("max_size", None)
         kw.setdefault("open_timeout", T(5))
         kw.setdefault("close_timeout", T(5))
-        uri = "ws://127.0.0.1:%d/testgear/ws?%s" % (self.srv.port, urllib.parse.urlencode(q))
+        uri = "ws://127.0.0.1:%d/%s/ws?%s" % (self.srv.port, TESTGEAR, urllib.parse.urlencode(q))
         return websockets.client.connect(uri, **kw)
 
     async def client(self, name, tenant=None):
@@ -192,7 +195,7 @@ class TestPush(RegistryTestCase):
         self.assertIn("application/json", headers.get("Content-Type"))
         self.assertEqual(await self.recv(alice), "pushed to alice")
 
-        status, _, body = await self.push("gear%3Atestgear", "unique", "bob", b"\xff\x00binary")
+        status, _, body = await self.push("gear%3A" + TESTGEAR, "unique", "bob", b"\xff\x00binary")
         self.assertEqual((status, json.loads(body)), (200, {"delivered": True}))
         self.assertEqual(await self.recv(bob), b"\xff\x00binary")  # bytes: a binary frame
 

@@ -2,26 +2,26 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startServer, openWs, rawRequest, parseLogLine } from './lib/orrery.mjs';
+import { startServer, openWs, rawRequest, parseLogLine, TESTGEAR } from './lib/orrery.mjs';
 
 test('connect requires the query parameter name', async (t) => {
   const srv = await startServer(t);
-  await assert.rejects(openWs(srv.wsUrl('/testgear/ws')), (e) => e.statusCode === 400);
-  await assert.rejects(openWs(srv.wsUrl('/testgear/ws?other=1')), (e) => e.statusCode === 400);
-  assert.equal((await rawRequest(srv.port, 'GET', '/testgear/ws?nam=x')).status, 400);
-  const ws = await openWs(srv.wsUrl('/testgear/ws?name=alice'));
+  await assert.rejects(openWs(srv.wsUrl(`/${TESTGEAR}/ws`)), (e) => e.statusCode === 400);
+  await assert.rejects(openWs(srv.wsUrl(`/${TESTGEAR}/ws?other=1`)), (e) => e.statusCode === 400);
+  assert.equal((await rawRequest(srv.port, 'GET', `/${TESTGEAR}/ws?nam=x`)).status, 400);
+  const ws = await openWs(srv.wsUrl(`/${TESTGEAR}/ws?name=alice`));
   ws.send('echo:hi');
   assert.equal((await ws.nextMessage()).data.toString(), 'hi');
   ws.close();
   // URL-encoded names are fine.
-  const ws2 = await openWs(srv.wsUrl('/testgear/ws?x=1&name=b%C3%B6b+and%20c'));
+  const ws2 = await openWs(srv.wsUrl(`/${TESTGEAR}/ws?x=1&name=b%C3%B6b+and%20c`));
   ws2.close();
   await ws2.closed;
 });
 
 test('echo:<t> answers <t> as text; noop answers nothing', async (t) => {
   const srv = await startServer(t);
-  const ws = await openWs(srv.wsUrl('/testgear/ws?name=a'));
+  const ws = await openWs(srv.wsUrl(`/${TESTGEAR}/ws?name=a`));
   for (const s of ['hello', '', 'a:b:c', 'echo:nested', 'ünïcødé 🎉', 'x'.repeat(70000)]) {
     ws.send(`echo:${s}`);
     const m = await ws.nextMessage();
@@ -39,7 +39,7 @@ test('echo:<t> answers <t> as text; noop answers nothing', async (t) => {
 
 test('binary messages are echoed as binary', async (t) => {
   const srv = await startServer(t);
-  const ws = await openWs(srv.wsUrl('/testgear/ws?name=a'));
+  const ws = await openWs(srv.wsUrl(`/${TESTGEAR}/ws?name=a`));
   for (const b of [Buffer.alloc(0), Buffer.from('echo:not-a-command'), crypto.randomBytes(100000)]) {
     ws.send(b, { binary: true });
     const m = await ws.nextMessage();
@@ -52,7 +52,7 @@ test('binary messages are echoed as binary', async (t) => {
 test('close:<code>:<reason> makes the server close with that code and reason (terminate STOP)', async (t) => {
   const srv = await startServer(t);
   for (const [code, reason] of [[4000, 'bye'], [1000, ''], [1001, 'away: with colon'], [3001, 'ünï']]) {
-    const ws = await openWs(srv.wsUrl('/testgear/ws?name=c'));
+    const ws = await openWs(srv.wsUrl(`/${TESTGEAR}/ws?name=c`));
     ws.send(`close:${code}:${reason}`);
     const c = await ws.nextClose();
     assert.equal(c.code, code);
@@ -63,7 +63,7 @@ test('close:<code>:<reason> makes the server close with that code and reason (te
 
 test('frames queued before a close go out first, in order', async (t) => {
   const srv = await startServer(t);
-  const ws = await openWs(srv.wsUrl('/testgear/ws?name=c'));
+  const ws = await openWs(srv.wsUrl(`/${TESTGEAR}/ws?name=c`));
   ws.send('echo:1');
   ws.send('echo:2');
   ws.send('close:4001:done');
@@ -77,8 +77,8 @@ test('frames queued before a close go out first, in order', async (t) => {
 
 test('crash: empty close frame (1005), an error log line, DISCONNECTED reason=error; others unaffected', async (t) => {
   const srv = await startServer(t, { workers: 1 });
-  const bystander = await openWs(srv.wsUrl('/testgear/ws?name=bystander'));
-  const ws = await openWs(srv.wsUrl('/testgear/ws?name=crasher'));
+  const bystander = await openWs(srv.wsUrl(`/${TESTGEAR}/ws?name=bystander`));
+  const ws = await openWs(srv.wsUrl(`/${TESTGEAR}/ws?name=crasher`));
   ws.send('echo:before');
   assert.equal((await ws.nextMessage()).data.toString(), 'before');
   ws.send('crash');
@@ -95,7 +95,7 @@ test('crash: empty close frame (1005), an error log line, DISCONNECTED reason=er
   bystander.send('echo:still here');
   assert.equal((await bystander.nextMessage()).data.toString(), 'still here');
   // The server keeps accepting.
-  const again = await openWs(srv.wsUrl('/testgear/ws?name=crasher'));
+  const again = await openWs(srv.wsUrl(`/${TESTGEAR}/ws?name=crasher`));
   again.send('echo:ok');
   assert.equal((await again.nextMessage()).data.toString(), 'ok');
   again.close();
@@ -105,7 +105,7 @@ test('crash: empty close frame (1005), an error log line, DISCONNECTED reason=er
 
 test('registry commands answer in order, on one connection', async (t) => {
   const srv = await startServer(t);
-  const ws = await openWs(srv.wsUrl('/testgear/ws?name=r'));
+  const ws = await openWs(srv.wsUrl(`/${TESTGEAR}/ws?name=r`));
   const expect = [
     ['send:bob:hi', 'sent:false'],
     ['send:r:self', 'sent:true'],
@@ -135,7 +135,7 @@ test('registry commands answer in order, on one connection', async (t) => {
 
 test('testgear on its own host route', async (t) => {
   const srv = await startServer(t);
-  const ws = await openWs(`ws://testgear.localhost:${srv.port}/ws?name=h`, {
+  const ws = await openWs(`ws://${TESTGEAR}.localhost:${srv.port}/ws?name=h`, {
     lookup: (host, opts, cb) => (opts && opts.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4)),
   });
   ws.send('echo:host');
@@ -146,14 +146,14 @@ test('testgear on its own host route', async (t) => {
 
 test('the gear API shows connect/init the handshake: path params, query, cookies, headers, client IP', async (t) => {
   const srv = await startServer(t);
-  const url = srv.wsUrl('/testgear/rooms/r%C3%A9d/a/b%20c?name=al%20ice&x=1');
+  const url = srv.wsUrl(`/${TESTGEAR}/rooms/r%C3%A9d/a/b%20c?name=al%20ice&x=1`);
   const ws = await openWs(url, {
     headers: { Cookie: 'other=1; session="s3cr3t"', 'X-Test': 'hello', 'X-Forwarded-For': '203.0.113.9, 198.51.100.7' },
   });
   ws.send('info');
   const info = JSON.parse((await ws.nextMessage()).data.toString());
   assert.equal(info.method, 'GET');
-  assert.equal(info.path, '/testgear/rooms/r%C3%A9d/a/b%20c');
+  assert.equal(info.path, `/${TESTGEAR}/rooms/r%C3%A9d/a/b%20c`);
   assert.equal(info.query, 'name=al%20ice&x=1');
   assert.equal(info.name, 'al ice');
   assert.equal(info.room, 'réd');
@@ -166,7 +166,7 @@ test('the gear API shows connect/init the handshake: path params, query, cookies
   await ws.closed;
 
   // Without X-Forwarded-For the peer's address is the client IP; /ws has no params.
-  const ws2 = await openWs(srv.wsUrl('/testgear/ws?name=b'));
+  const ws2 = await openWs(srv.wsUrl(`/${TESTGEAR}/ws?name=b`));
   ws2.send('info');
   const info2 = JSON.parse((await ws2.nextMessage()).data.toString());
   assert.equal(info2.ip, '127.0.0.1');

@@ -385,7 +385,7 @@ Test(config, unknown_key) {
              "close_timeout_ms, "
              "handshake_timeout_ms, log_level, ws_max_connections, max_outbound_bytes, "
              "max_buffered_bytes, max_pools, retry_after_s, api_token, pools, gears_dir, "
-             "gear_config, cluster)",
+             "gear_config, lua_memory_limit_mb, lua_callback_timeout_ms, cluster)",
              path);
     cr_expect_str_eq(err, want);
     /* A key written with escapes is found where it is written. */
@@ -595,7 +595,7 @@ Test(config, help_lists_every_key_with_its_default) {
 
     char names[32][64];
     size_t n = help_keys(help, names);
-    cr_expect_eq(n, 21);
+    cr_expect_eq(n, 23);
     /* Every listed key is one the loader knows ([] is no key's value). */
     for (size_t i = 0; i < n; i++) {
         char text[128], path[64], err[512];

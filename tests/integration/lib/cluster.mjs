@@ -14,11 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import assert from 'node:assert/strict';
-import { startServer, openWs, rawRequest, httpRequest, sleep, SLOW } from './orrery.mjs';
+import { startServer, openWs, rawRequest, httpRequest, sleep, SLOW, TESTGEAR } from './orrery.mjs';
 
 const REDIS_BIN = process.env.REDIS_SERVER || '/usr/bin/redis-server';
 
-export const TG = 'gear:testgear';
+export const TG = `gear:${TESTGEAR}`;
 export const TOKEN = 'cluster-t0ken';
 
 // ---------------------------------------------------------------------------
@@ -284,7 +284,7 @@ export async function startCluster(t, n = 3, extra = {}, { redis, waitHealthy = 
 // testgear clients
 
 export function tgUrl(srv, name, tenant) {
-  return srv.wsUrl(`/testgear/ws?name=${encodeURIComponent(name)}${tenant !== undefined ? `&tenant=${encodeURIComponent(tenant)}` : ''}`);
+  return srv.wsUrl(`/${TESTGEAR}/ws?name=${encodeURIComponent(name)}${tenant !== undefined ? `&tenant=${encodeURIComponent(tenant)}` : ''}`);
 }
 
 export async function text(ws, ms = 5000) {

@@ -21,6 +21,9 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const WebSocket = require('ws');
 
+// The test gear the testgear suites drive: testgear (C) by default, or
+// luatestgear (the same commands in Lua) when ORR_TESTGEAR says so.
+export const TESTGEAR = process.env.ORR_TESTGEAR || 'testgear';
 export const SLOW = process.env.ORR_SANITIZED ? 3 : 1;
 export { sleep };
 
