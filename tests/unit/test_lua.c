@@ -177,3 +177,77 @@ Test(lua, memory_past_the_cap_fails_the_call_and_comes_back) {
     }
     expect_runs_after();
 }
+
+Test(lua, pcall_and_coroutine_resume_cannot_catch_the_limits) {
+    static const char *const timeouts[] = {
+        "while true do pcall(function() while true do end end) end",
+        "while true do xpcall(function() while true do end end, function(e) return e end) end",
+        "local co = coroutine.create(function() while true do end end) "
+        "while true do coroutine.resume(co) co = coroutine.create(function() while true do end "
+        "end) end",
+    };
+    for (size_t i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++) {
+        char out[512];
+        int64_t t0 = orr_mono_ms();
+        cr_expect_eq(run(timeouts[i], out, sizeof out, 100), ORR_LUA_TIMEOUT, "%s: %s", timeouts[i],
+                     out);
+        cr_expect_lt(orr_mono_ms() - t0, 200, "%s", timeouts[i]);
+    }
+    char out[512];
+    cr_expect_eq(run("while true do pcall(function() local t = {} for i = 1, 1e9 do t[i] = {i} end "
+                     "end) end",
+                     out, sizeof out, 5000),
+                 ORR_LUA_NOMEM, "%s", out);
+    /* An ordinary error is still caught. */
+    cr_expect_eq(run("return tostring(pcall(error, 'x'))", out, sizeof out, 100), ORR_LUA_OK);
+    cr_expect_str_eq(out, "false");
+    expect_runs_after();
+}
+
+Test(lua, collectgarbage_cannot_stop_the_collector) {
+    char out[512];
+    cr_expect_eq(run("collectgarbage('stop')", out, sizeof out, 100), ORR_LUA_ERROR);
+    cr_expect(strstr(out, "invalid option 'stop'") != NULL, "%s", out);
+    cr_expect_eq(run("collectgarbage('generational')", out, sizeof out, 100), ORR_LUA_ERROR);
+    cr_expect_eq(run("return tostring(collectgarbage('count') > 0)", out, sizeof out, 100),
+                 ORR_LUA_OK, "%s", out);
+    cr_expect_str_eq(out, "true");
+    cr_expect_eq(run("collectgarbage() return 'ok'", out, sizeof out, 100), ORR_LUA_OK, "%s", out);
+}
+
+/* A coroutine of l running text: resumed once. */
+static orr_lua_status resume_text(lua_State *co, const char *text, int *nres, uint32_t timeout) {
+    cr_assert_eq(luaL_loadstring(co, text), LUA_OK);
+    return orr_lua_resume(l, co, 0, nres, timeout);
+}
+
+Test(lua, resume_yields_finishes_and_fails_with_a_traceback) {
+    lua_State *L = orr_lua_state(l);
+    lua_State *co = lua_newthread(L);
+    int nres;
+    cr_expect_eq(resume_text(co, "local x = coroutine.yield(1) return x * 2", &nres, 100),
+                 ORR_LUA_YIELD);
+    cr_expect_eq(nres, 1);
+    lua_settop(co, 0);
+    lua_pushinteger(co, 21);
+    cr_expect_eq(orr_lua_resume(l, co, 1, &nres, 100), ORR_LUA_OK);
+    cr_expect_eq(lua_tointeger(co, -1), 42);
+    lua_settop(co, 0);
+    /* A finished coroutine runs a new function. */
+    cr_expect_eq(resume_text(co, "return 'again'", &nres, 100), ORR_LUA_OK);
+    cr_expect_str_eq(lua_tostring(co, -1), "again");
+    lua_settop(co, 0);
+    int top = lua_gettop(L);
+    cr_expect_eq(resume_text(co, "local function f() error('inner') end f()", &nres, 100),
+                 ORR_LUA_ERROR);
+    cr_expect_eq(lua_gettop(L), top + 1, "the message is on the state's own stack");
+    const char *m = lua_tostring(L, -1);
+    cr_expect(m && strstr(m, "inner") && strstr(m, "stack traceback:"), "%s", m);
+    lua_settop(L, top);
+    lua_State *co2 = lua_newthread(L);
+    int64_t t0 = orr_mono_ms();
+    cr_expect_eq(resume_text(co2, "while true do end", &nres, 100), ORR_LUA_TIMEOUT);
+    cr_expect_lt(orr_mono_ms() - t0, 200);
+    lua_settop(L, top - 1);
+    expect_runs_after();
+}
