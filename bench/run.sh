@@ -7,6 +7,9 @@
 #   bench/run.sh                 the table (about 3 minutes with the defaults)
 #   BENCH_LOADS=fanout bench/run.sh   group fan-out: Orrery with 1 and 2 workers
 #                                and Node ws, 10,000 members (about 1-2 minutes)
+#   BENCH_LOADS=lua bench/run.sh      Lua gears against C gears in Orrery (one worker,
+#                                both kinds loaded): closed loop, flood, idle RSS,
+#                                fan-out published from Lua (about 2 minutes)
 #   BENCH_LOADS=cluster bench/run.sh  Redis and 3 Orrery nodes: cross-node sends
 #                                to unique names, group fan-out over 3 nodes
 #                                (about 1 minute; needs redis-server)
@@ -19,7 +22,7 @@
 #                  orrery means Orrery with 1 and with 2 workers, ws the Node ws
 #                  fan-out peer, and lws has no fan-out peer
 #   BENCH_LOADS    which loads (closed100 closed1000 flood16 flood1k idle rate rate-burst;
-#                  fanout and cluster on request)
+#                  fanout, lua and cluster on request)
 #   BENCH_IDLE_CONNS  connections held for the RSS figure (10000)
 #   BENCH_FANOUT_MEMBERS  group members in the fanout load (10000)
 #   BENCH_FANOUT_WINDOW   publications in flight in its sustained phase (8)
@@ -58,10 +61,15 @@ TOOLS=$BUILD/bench-tools
 
 # orrery2 (Orrery with 2 workers) and wsfan (the Node ws fan-out peer) serve
 # the fanout load only.
-declare -A PORT=([orrery]=19101 [ws]=19102 [lws]=19103 [orrery2]=19104 [wsfan]=19105 [sink]=19109)
+# luac and lua (the lua load only): Orrery with one worker and the same gears
+# (C and Lua), driven through the C gears (echo, testgear) or their Lua twins
+# (bench/gears/luaecho.lua, luatestgear).
+declare -A PORT=([orrery]=19101 [ws]=19102 [lws]=19103 [orrery2]=19104 [wsfan]=19105 [sink]=19109
+    [luac]=19107 [lua]=19108)
 declare -A NAME=([orrery]="Orrery" [ws]="Node ws" [lws]="libwebsockets" [orrery2]="Orrery"
-    [wsfan]="Node ws" [sink]="echo_sink")
-declare -A WORKERS=([orrery]=1 [ws]=1 [lws]=1 [orrery2]=2 [wsfan]=1 [sink]=1)
+    [wsfan]="Node ws" [sink]="echo_sink" [luac]="C gear" [lua]="Lua gear")
+declare -A WORKERS=([orrery]=1 [ws]=1 [lws]=1 [orrery2]=2 [wsfan]=1 [sink]=1 [luac]=1 [lua]=1)
+LUA_LOADS="closed100 flood16 idle fanout"
 # A/B: BENCH_ORRERY_B=/path/to/another/orrery adds server orreryB (one worker,
 # port 19106), run like Orrery in every load it is listed in (BENCH_SERVERS;
 # in the fanout load with one worker). bench/ab.sh builds one from a commit.
@@ -76,7 +84,7 @@ fi
 
 say() { printf '%s\n' "$*" >&2; }
 # The loads of the echo table (fanout and cluster have tables of their own).
-echo_loads() { echo " $LOADS " | sed 's/ fanout / /g; s/ cluster / /g; s/^ *//; s/ *$//'; }
+echo_loads() { echo " $LOADS " | sed 's/ fanout / /g; s/ cluster / /g; s/ lua / /g; s/^ *//; s/ *$//'; }
 die() { say "bench: $*"; exit 1; }
 
 # ---- cleanup: every process this script starts is in PIDS -------------------
@@ -178,12 +186,17 @@ listening() { # listening PORT: a LISTEN socket on 127.0.0.1:PORT, seen without 
 # (such a build has no pool limit either).
 ORR_POOLS=1
 orrery_config() { # orrery_config SERVER LOAD
-    local extra=
+    local extra= pool=testgear
     [ "$2" != fanout ] || extra=', "idle_timeout_ms": 600000'
+    case $1 in luac | lua)
+        extra="$extra, \"gears_dir\": \"$OUT/lua-gears\""
+        [ "$1" = luac ] || pool=luatestgear
+        ;;
+    esac
     if [ "$ORR_POOLS" = 1 ]; then
         extra="$extra, \"ws_max_connections\": 100000"
         [ "$2" != fanout ] ||
-            extra="$extra,\n \"pools\": {\"gear:testgear\": {\"ws_max_connections\": $((FANOUT_MEMBERS + 100))}}"
+            extra="$extra,\n \"pools\": {\"gear:$pool\": {\"ws_max_connections\": $((FANOUT_MEMBERS + 100))}}"
     fi
     printf "{\"workers\": %d$extra}\n" "${WORKERS[$1]}"
 }
@@ -198,7 +211,7 @@ start_server() { # start_server NAME LOGFILE [LOAD]
     cpus=$(server_cpus "$s")
     if listening "$port"; then die "port $port is already taken (a server left over?)"; fi
     case $s in
-    orrery | orrery2 | orreryB)
+    orrery | orrery2 | orreryB | luac | lua)
         orrery_config "$s" "$load" >"$OUT/$s-$load.json"
         local bin=$BUILD/orrery
         [ "$s" != orreryB ] || bin=$ORRERY_B
@@ -257,7 +270,7 @@ stop_server() { # stop_server: SIGTERM, then SIGKILL after 10 s
 server_counts() { # server_counts NAME LOGFILE
     case $1 in
     lws | sink) sed -n 's/.*rx \([0-9]*\) tx \([0-9]*\).*/\1 \2/p' "$2" | tail -1 ;;
-    orrery | orrery2 | orreryB)
+    orrery | orrery2 | orreryB | luac | lua)
         awk '/DISCONNECTED/ {
                  for (i = 1; i <= NF; i++) {
                      if ($i ~ /^frames_received[=:]/) { split($i, a, /[=:]/); rx += a[2] }
@@ -335,10 +348,16 @@ gen() { # gen OUTFILE ERRFILE ARGS...
     forget "$pid"
 }
 
-run_one() { # run_one LOAD SERVER ROUND: one measurement, its JSON line appended to results
-    local load=$1 s=$2 round=$3 log base json line counts
-    log="$OUT/logs/$load-$s-$round.log"
-    base="$OUT/logs/$load-$s-$round.gen"
+# The Lua twin of a load's path, for server lua.
+lua_path() { # lua_path SERVER LOAD
+    [ "$1" = lua ] || return 0
+    if [ "$2" = fanout ]; then echo "--path /luatestgear/ws"; else echo "--path /luaecho/ws"; fi
+}
+
+run_one() { # run_one LOAD SERVER ROUND [TAG]: one measurement, its JSON line appended to results
+    local load=$1 s=$2 round=$3 tag=${4:-$1} log base json line counts
+    log="$OUT/logs/$tag-$s-$round.log"
+    base="$OUT/logs/$tag-$s-$round.gen"
     start_server "$s" "$log" "$load"
     # A server on both cores shares them with the generator.
     GEN_CPUS=$(server_cpus "$s")
@@ -351,12 +370,12 @@ run_one() { # run_one LOAD SERVER ROUND: one measurement, its JSON line appended
         sleep 0.5
     fi
     # shellcheck disable=SC2046
-    gen "$base.out" "$base.err" $(load_args "$load") --port "${PORT[$s]}" --server-pid "$SPID" --label "$s"
+    gen "$base.out" "$base.err" $(load_args "$load") $(lua_path "$s" "$load") --port "${PORT[$s]}" --server-pid "$SPID" --label "$s"
     stop_server
     json=$(grep '^{' "$base.out" || true)
     counts=$(server_counts "$s" "$log")
     [ -n "$json" ] || json="{\"mode\":\"$load\",\"server\":\"$s\",\"error\":\"generator failed: $(head -c 200 "$base.err" | tr '\n"' ' ')\"}"
-    line="{\"load\":\"$load\",\"round\":$round,\"workers\":${WORKERS[$s]},\"server_counts\":\"$counts\",${json#\{}"
+    line="{\"load\":\"$tag\",\"round\":$round,\"workers\":${WORKERS[$s]},\"server_counts\":\"$counts\",${json#\{}"
     echo "$line" >>"$OUT/results.jsonl"
     say "  $(printf '%-10s %-14s' "$load" "${NAME[$s]}$([ "${WORKERS[$s]}" = 1 ] || echo " x${WORKERS[$s]}")") $(grep -v '^[{r]' "$base.out" | head -1)"
     [ -n "$(grep -v '^[{r]' "$base.out" | head -1)" ] || say "             failed: $(head -c 300 "$base.err" | head -2 | tr '\n' ' ')"
@@ -839,6 +858,47 @@ gen_limits() {
     done
 }
 
+# ---- the lua load: Lua gears against C gears ----------------------------------
+# One Orrery binary, one worker, the same gears_dir (echo.so, testgear.so,
+# luaecho.lua, luatestgear.lua) for both servers: luac drives the C gears, lua
+# their Lua twins, alternating.
+run_lua() { # run_lua ROUND
+    local round=$1 load s i=0
+    mkdir -p "$OUT/lua-gears"
+    cp "$BUILD/gears/echo.so" "$BUILD/gears/testgear.so" "$BUILD/gears/luatestgear.lua" \
+        "$ROOT/bench/gears/luaecho.lua" "$OUT/lua-gears/"
+    for load in $LUA_LOADS; do
+        if [ $(((i + round) % 2)) = 0 ]; then s="luac lua"; else s="lua luac"; fi
+        i=$((i + 1))
+        for s in $s; do run_one "$load" "$s" "$round" "lua-$load"; done
+    done
+}
+
+lua_row() { # lua_row LABEL LOAD KEY FORMAT TARGET COMPARE: one row, Lua against C
+    local c l
+    c=$(figure "lua-$2" luac "$3")
+    l=$(figure "lua-$2" lua "$3")
+    printf '| %s | %s | %s | %s | %s |\n' "$1" "$(num "$4" "$c")" "$(num "$4" "$l")" \
+        "$(if [ "$6" = diff ]; then
+            [ -n "$c" ] && [ -n "$l" ] && awk -v a="$l" -v b="$c" 'BEGIN { printf "%+.2f KiB", a - b }' || echo n/a
+        else ratio "$l" "$c"; fi)" "$5"
+}
+
+print_lua() {
+    echo
+    echo "Lua gears against C gears: one Orrery, one worker (CPU $SCPU), both kinds of gear loaded; luaecho.lua against echo.so, luatestgear.lua against testgear.so; medians of $ROUNDS round(s)"
+    echo
+    echo "| figure | C gear | Lua gear | Lua/C | target |"
+    echo "|---|---|---|---|---|"
+    lua_row "closed loop, 100 conns, 16 B: msgs per server CPU-second" closed100 msgs_per_server_cpu_s "%.0f" ">= 0.60x" ratio
+    lua_row "flood, 100 conns, 16 B: msgs per server CPU-second" flood16 msgs_per_server_cpu_s "%.0f" ">= 0.60x" ratio
+    lua_row "(flood, msgs/s)" flood16 msgs_per_s "%.0f" "" ratio
+    lua_row "RSS per idle connection, KiB ($(printf "%'d" "$IDLE_CONNS") held)" idle rss_per_conn_kib "%.2f" "<= +0.5 KiB" diff
+    lua_row "fan-out to $(printf "%'d" "$FANOUT_MEMBERS") members, published from the gear: deliveries/s" fanout deliveries_per_s "%.0f" "within 10%" ratio
+    lua_row "(fan-out: deliveries per server CPU-second)" fanout msgs_per_server_cpu_s "%.0f" "" ratio
+    lua_row "(fan-out: last-member latency p50, ms)" fanout p50_ms "%.1f" "" ratio
+}
+
 main() {
     mkdir -p "$OUT/logs"
     raise_nofile
@@ -863,6 +923,10 @@ main() {
                 run_cluster "$round"
                 continue
             fi
+            if [ "$load" = lua ]; then
+                run_lua "$round"
+                continue
+            fi
             read -r -a list <<<"$(servers_for "$load")"
             [ ${#list[@]} -gt 0 ] || continue
             # Alternate: each load starts with the next server in turn.
@@ -883,6 +947,7 @@ main() {
         fi
         [[ " $LOADS " != *" fanout "* ]] || print_fanout
         [[ " $LOADS " != *" cluster "* ]] || print_cluster
+        [[ " $LOADS " != *" lua "* ]] || print_lua
         [ "$busy" -le 5 ] || echo "WARNING: the machine was not quiet ($busy% busy right after the run)."
     } | tee "$OUT/table.md"
     grep -q '"error"' "$OUT/results.jsonl" && say "bench: some runs failed; see $OUT/logs" || true

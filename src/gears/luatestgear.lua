@@ -12,7 +12,8 @@ plus the ones that test a Lua gear's isolation:
   error         a runtime error deep inside (indexing nil, three calls down)
   error:object  an error whose object is a table
 Binary messages are echoed; server messages go to the client as text
-(binary when they are not UTF-8).
+(binary when they are not UTF-8): orrery.forward, which the server runs
+without entering Lua.
 ]]
 
 local NAME_MAX = orrery.NAME_MAX
@@ -154,18 +155,14 @@ local function on_client_message(conn, st, data, kind)
   orrery.send_text(conn, "error:unknown_command")
 end
 
-local function on_server_message(conn, st, msg)
-  if not orrery.send_text(conn, msg) then orrery.send_binary(conn, msg) end
-end
-
 return {
   name = "luatestgear",
   version = "1",
   routes = {
     {pattern = "/ws", connect = connect, init = init, on_client_message = on_client_message,
-     on_server_message = on_server_message},
+     on_server_message = orrery.forward},
     {pattern = "/rooms/:room/*rest", connect = connect, init = init,
-     on_client_message = on_client_message, on_server_message = on_server_message},
+     on_client_message = on_client_message, on_server_message = orrery.forward},
   },
   executor_pool_for_web_request = function(hs)
     local tenant = hs:query("tenant")

@@ -215,6 +215,13 @@ static int traceback(lua_State *L) {
     return 1;
 }
 
+void orr_lua_push_uncapped(orr_lua *l, const char *s) {
+    size_t cap = l->cap;
+    l->cap = SIZE_MAX;
+    lua_pushstring(l->L, s);
+    l->cap = cap;
+}
+
 orr_lua_status orr_lua_call(orr_lua *l, int nargs, int nresults, uint32_t timeout_ms) {
     lua_State *L = l->L;
     int base = lua_gettop(L) - nargs;
@@ -231,8 +238,8 @@ orr_lua_status orr_lua_call(orr_lua *l, int nargs, int nresults, uint32_t timeou
                                                          : ORR_LUA_ERROR;
     if (st == ORR_LUA_NOMEM || !lua_isstring(L, -1)) {
         lua_pop(L, 1);
-        lua_pushstring(L, st == ORR_LUA_NOMEM ? "not enough memory (the gear's memory limit)"
-                                              : "error");
+        orr_lua_push_uncapped(l, st == ORR_LUA_NOMEM ? "not enough memory (the gear's memory limit)"
+                                                     : "error");
     }
     lua_gc(L, LUA_GCCOLLECT);
     return st;
@@ -250,6 +257,11 @@ orr_lua_status orr_lua_resume(orr_lua *l, lua_State *co, int nargs, int *nres,
                         : rc == LUA_ERRMEM || l->refused ? ORR_LUA_NOMEM
                                                          : ORR_LUA_ERROR;
     lua_State *L = l->L;
+    /* The message is made outside any protected call, while what failed
+     * may still hold the memory up to the cap: it is made past the cap
+     * (a few hundred bytes), and the cap is back before anything else. */
+    size_t cap = l->cap;
+    l->cap = SIZE_MAX;
     const char *msg =
         st == ORR_LUA_NOMEM ? "not enough memory (the gear's memory limit)" : lua_tostring(co, -1);
     if (!msg)
@@ -259,6 +271,7 @@ orr_lua_status orr_lua_resume(orr_lua *l, lua_State *co, int nargs, int *nres,
     luaL_traceback(L, co, lua_tostring(L, -1), 0);
     lua_remove(L, -2);
     lua_settop(co, 0);
+    l->cap = cap;
     lua_gc(L, LUA_GCCOLLECT);
     return st;
 }

@@ -56,6 +56,10 @@ orr_lua_status orr_lua_call(orr_lua *l, int nargs, int nresults, uint32_t timeou
  * and l's own stack holds one string: the error with co's traceback. */
 orr_lua_status orr_lua_resume(orr_lua *l, lua_State *co, int nargs, int *nres, uint32_t timeout_ms);
 
+/* Pushes s on l's own stack even past the cap (a message about a failure
+ * when the memory that failed is not collected yet): never raises. */
+void orr_lua_push_uncapped(orr_lua *l, const char *s);
+
 /* Compiles a chunk of text (never bytecode) as a function on the stack:
  * ORR_LUA_OK, or ORR_LUA_ERROR with the message on the stack. */
 orr_lua_status orr_lua_load(orr_lua *l, const char *text, size_t len, const char *name);

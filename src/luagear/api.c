@@ -17,6 +17,7 @@
 #include <string.h>
 
 typedef struct lg_hs {
+    uint32_t magic; /* not LG_CONN_MAGIC */
     const orr_handshake *hs;
     uint64_t epoch;
     bool writable;
@@ -58,9 +59,15 @@ static int result(lua_State *L, int rc) {
     return 2;
 }
 
-/* The connection at argument 1 (an error if it is not one or has ended). */
+/* The connection at argument 1 (an error if it is not one or has ended).
+ * Every function of the orrery table has the connections' metatable as
+ * its upvalue: checking it costs no lookup by name. */
 static lg_conn *check_conn(lua_State *L) {
-    lg_conn *lc = luaL_checkudata(L, 1, LG_CONN_META);
+    lg_conn *lc = lua_touserdata(L, 1);
+    /* Only this module makes full userdata (handshakes, connections), and
+     * gear code makes no light ones: the magic tells them apart. */
+    if (lua_type(L, 1) != LUA_TUSERDATA || lc->magic != LG_CONN_MAGIC)
+        luaL_typeerror(L, 1, "orrery connection");
     if (!lc->c) luaL_error(L, "the connection has ended");
     return lc;
 }
@@ -86,6 +93,24 @@ static int l_send_text(lua_State *L) {
 
 static int l_send_binary(lua_State *L) {
     return send_data(L, true);
+}
+
+/* forward(conn, state, msg): msg to the client as it is, text when it is
+ * UTF-8, else binary; returns nothing (the state stays). As a route's
+ * on_server_message, the server does this itself without entering Lua
+ * (callbacks.c): a group's frame is then encoded once for all members. */
+int orr__luagear_forward(lua_State *L) {
+    lg_conn *lc = check_conn(L);
+    size_t n;
+    const char *s = luaL_checklstring(L, 3, &n);
+    const lg_state *st = state_of(L);
+    const conn_worker *w = lc->c->w;
+    const void *p = s;
+    if (st && s == st->ev_str && n == st->ev_len && w->cb_msg && w->cb_msg_len == n) p = w->cb_msg;
+    int rc = orr_conn_send_text(lc->c, p, n);
+    if (rc == ORR_EINVAL) rc = orr_conn_send_binary(lc->c, p, n);
+    (void)rc; /* closing: nothing more goes out, as for any send */
+    return 0;
 }
 
 static int l_close(lua_State *L) {
@@ -301,6 +326,7 @@ static int hs_add_header(lua_State *L) {
 
 void orr__luagear_push_hs(lua_State *L, lg_state *st, const orr_handshake *hs, bool writable) {
     lg_hs *h = lua_newuserdatauv(L, sizeof *h, 0);
+    h->magic = 0;
     h->hs = hs;
     h->epoch = st->hs_epoch;
     h->writable = writable;
@@ -312,6 +338,7 @@ void orr__luagear_push_hs(lua_State *L, lg_state *st, const orr_handshake *hs, b
 static const luaL_Reg orrery_fns[] = {
     {"send_text", l_send_text},
     {"send_binary", l_send_binary},
+    {"forward", orr__luagear_forward},
     {"close", l_close},
     {"conn_id", l_conn_id},
     {"context_id", l_context_id},
@@ -358,12 +385,19 @@ static void metatable(lua_State *L, const char *name) {
 
 void orr__luagear_open_api(lua_State *L, lg_state *st) {
     *(lg_state **)lua_getextraspace(L) = st;
-    luaL_newlib(L, orrery_fns);
+    luaL_newmetatable(L, LG_CONN_META);
+    int mt = lua_gettop(L);
+    luaL_newlibtable(L, orrery_fns);
+    lua_pushvalue(L, mt);
+    luaL_setfuncs(L, orrery_fns, 1);
     lua_pushinteger(L, ORR_NAME_MAX);
     lua_setfield(L, -2, "NAME_MAX");
     lua_pushvalue(L, -1);
     lua_setglobal(L, "orrery");
-    metatable(L, LG_CONN_META);
+    lua_setfield(L, mt, "__index");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, mt, "__metatable");
+    lua_pop(L, 1);
     luaL_newlib(L, hs_fns);
     metatable(L, LG_HS_META);
 }

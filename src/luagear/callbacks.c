@@ -66,15 +66,6 @@ static lua_State *lstate(const lg_state *st) {
 
 /* ---- coroutines ---- */
 
-static lg_thread thread_get(lg_state *st) {
-    if (st->n_idle) return st->idle[--st->n_idle];
-    lua_State *L = lstate(st);
-    lg_thread t;
-    t.L = lua_newthread(L);
-    t.ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    return t;
-}
-
 static void thread_drop(lg_state *st, lg_thread t) {
     if (t.L) luaL_unref(lstate(st), LUA_REGISTRYINDEX, t.ref);
 }
@@ -128,6 +119,15 @@ static void push_conn(lua_State *L, const lg_conn *lc) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self);
 }
 
+/* Whether the route table on top of L forwards server messages as they
+ * are (on_server_message = orrery.forward). */
+static bool forwards(lua_State *L) {
+    lua_getfield(L, -1, "on_server_message");
+    bool f = lua_tocfunction(L, -1) == orr__luagear_forward;
+    lua_pop(L, 1);
+    return f;
+}
+
 /* Moves lc to its state's generation: its route's callbacks of the new
  * code (kept when the route is gone), then the gear's upgrade(state,
  * old_version), whose non-nil result is the new state. 0 or ORR_EFAIL. */
@@ -162,9 +162,9 @@ static int upgrade_conn(lua_State *L, lg_state *st, lg_conn *lc, const lg_call *
     return 0;
 }
 
-/* Resumes lc's coroutine t with nargs values on its stack. Finished: its
- * first result, when not nil, is lc's new state. Yielded by a registry
- * call: lc waits with it. */
+/* Resumes lc's coroutine t with nargs values on its stack. Finished (the
+ * driver below took the callback's result): t is ready again. Yielded by
+ * a registry call: lc waits with it. */
 static int resume(lua_State *L, lg_call *k, lg_thread t, int nargs) {
     lg_state *st = k->st;
     lg_conn *lc = k->lc;
@@ -178,13 +178,6 @@ static int resume(lua_State *L, lg_call *k, lg_thread t, int nargs) {
     st->ev_str = NULL;
     st->hs_epoch++;
     if (s == ORR_LUA_OK) {
-        if (nres > 0 && !lua_isnil(t.L, -nres)) {
-            lua_settop(t.L, lua_gettop(t.L) - nres + 1);
-            push_conn(L, lc);
-            lua_xmove(t.L, L, 1);
-            lua_setiuservalue(L, -2, 1);
-            lua_pop(L, 1);
-        }
         lua_settop(t.L, 0);
         thread_put(st, t);
         return 0;
@@ -193,86 +186,134 @@ static int resume(lua_State *L, lg_call *k, lg_thread t, int nargs) {
         lc->waiting = t;
         return 0;
     }
-    if (s == ORR_LUA_YIELD)
-        lua_pushstring(L, "coroutine.yield() outside a coroutine of the gear's own");
+    if (s == ORR_LUA_YIELD) {
+        lua_settop(t.L, 0);
+        orr_lua_push_uncapped(st->l, "coroutine.yield() outside a coroutine of the gear's own");
+    }
     log_failure(st, k, cb_names[k->kind]);
     thread_drop(st, t);
     return ORR_EFAIL;
 }
 
-/* The arguments after (conn, state) of k's callback, on L: how many. */
-/* A server message as a Lua string: the one made for the previous
+/* A server message as a Lua string on co: the one made for the previous
  * member when a group's message reaches several (the same bytes), else a
  * new one, kept for the next. */
 #define LG_CACHE_MAX 65536
 
-static void push_server_message(lua_State *L, lg_call *k) {
+static void push_server_message(lua_State *co, lg_call *k) {
     lg_state *st = k->st;
     if (k->len > LG_CACHE_MAX) {
-        lua_pushlstring(L, (const char *)k->data, k->len);
+        lua_pushlstring(co, (const char *)k->data, k->len);
         return;
     }
-    orr__luagear_push_ref(st, st->msg_slot);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, st->msg_slot);
     size_t n;
-    const char *s = lua_tolstring(L, -1, &n);
+    const char *s = lua_tolstring(co, -1, &n);
     if (s && st->msg_key == k->data && n == k->len && memcmp(s, k->data, n) == 0) return;
-    lua_pop(L, 1);
-    lua_pushlstring(L, (const char *)k->data, k->len);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, LUA_REGISTRYINDEX, st->msg_slot);
+    lua_pop(co, 1);
+    lua_pushlstring(co, (const char *)k->data, k->len);
+    lua_pushvalue(co, -1);
+    lua_rawseti(co, LUA_REGISTRYINDEX, st->msg_slot);
     st->msg_key = k->data;
     st->msg_len = k->len;
 }
 
-static int push_args(lua_State *L, lg_call *k) {
+/* The arguments after (conn, state) of k's callback, on co: how many. */
+static int push_args(lua_State *co, lg_call *k) {
     switch (k->kind) {
     case CB_CLIENT:
     case CB_SERVER:
         if (k->kind == CB_SERVER && k->direct)
-            push_server_message(L, k);
+            push_server_message(co, k);
         else
-            lua_pushlstring(L, (const char *)k->data, k->len);
+            lua_pushlstring(co, (const char *)k->data, k->len);
         if (k->direct) {
-            k->st->ev_str = lua_tostring(L, -1);
+            k->st->ev_str = lua_tostring(co, -1);
             k->st->ev_len = k->len;
         }
         if (k->kind == CB_SERVER) return 1;
-        lua_pushstring(L, k->opcode == ORR_BINARY ? "binary" : "text");
+        lua_rawgeti(co, LUA_REGISTRYINDEX, k->st->words[k->opcode == ORR_BINARY]);
         return 2;
     default:
         return 0;
     }
 }
 
-/* Starts k's callback for its connection (a missing one succeeds). */
-static int start(lua_State *L, lg_call *k) {
-    lg_state *st = k->st;
-    if (upgrade_conn(L, st, k->lc, k) < 0) return ORR_EFAIL;
-    push_conn(L, k->lc);
-    int u = lua_gettop(L);
-    lua_getiuservalue(L, u, 2);
-    if (lua_getfield(L, -1, cb_names[k->kind]) != LUA_TFUNCTION) {
-        lua_settop(L, u - 1);
-        return 0;
+/* The callback's result, in its coroutine (also after a registry call
+ * suspended it): not nil, it is the connection's new state. Stack: the
+ * connection, its route's table, the result. */
+static int driver_done(lua_State *co, int status, lua_KContext ctx) {
+    (void)status;
+    (void)ctx;
+    if (!lua_isnil(co, 3)) {
+        lua_settop(co, 3);
+        lua_setiuservalue(co, 1, 1);
     }
-    lg_thread t = thread_get(st);
-    if (!lua_checkstack(t.L, 8)) {
-        thread_drop(st, t);
-        luaL_error(L, "not enough memory");
-    }
-    lua_xmove(L, t.L, 1);
-    lua_pushvalue(L, u);
-    lua_getiuservalue(L, u, 1);
-    int n = 2 + push_args(L, k);
-    lua_xmove(L, t.L, n);
-    lua_settop(L, u - 1);
-    return resume(L, k, t, n);
+    return 0;
 }
 
-static int start_protected(lua_State *L) {
+/* A connection's callback, as its coroutine's main function (so that
+ * what may fail while it is set up, the memory cap, fails the callback):
+ * the route's function for the event, called with (conn, state, args...).
+ * A missing one succeeds. k is valid only until the first yield. */
+static int driver(lua_State *co) {
+    lg_call *k = lua_touserdata(co, 1);
+    lg_state *st = k->st;
+    lua_settop(co, 0);
+    push_conn(co, k->lc);
+    lua_getiuservalue(co, 1, 2);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, st->names[k->kind]);
+    if (lua_rawget(co, 2) != LUA_TFUNCTION) return 0;
+    lua_pushvalue(co, 1);
+    lua_getiuservalue(co, 1, 1);
+    int n = 2 + push_args(co, k);
+    lua_callk(co, n, 1, 0, driver_done);
+    return driver_done(co, LUA_OK, 0);
+}
+
+static int upgrade_protected(lua_State *L) {
     lg_call *k = lua_touserdata(L, 1);
-    k->rc = start(L, k);
+    k->rc = upgrade_conn(L, k->st, k->lc, k);
     return 0;
+}
+
+static int new_thread_protected(lua_State *L) {
+    lg_thread *t = lua_touserdata(L, 1);
+    t->L = lua_newthread(L);
+    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* A finished coroutine, or a new one: L NULL when there is no room. */
+static lg_thread thread_get(lg_state *st) {
+    if (st->n_idle) return st->idle[--st->n_idle];
+    lg_thread t = {0};
+    lua_State *L = lstate(st);
+    lua_pushcfunction(L, new_thread_protected);
+    lua_pushlightuserdata(L, &t);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        t.L = NULL;
+    }
+    return t;
+}
+
+/* Starts k's callback for its connection: its coroutine, after moving it
+ * to the gear's code in service. Needs no protected call of its own. */
+static int start(lg_call *k) {
+    lg_state *st = k->st;
+    if (k->lc->gen != st->gen && protected(st, upgrade_protected, k, "upgrade") < 0)
+        return ORR_EFAIL;
+    lg_thread t = thread_get(st);
+    if (!t.L) {
+        orr_lua_push_uncapped(st->l, "not enough memory (the gear's memory limit)");
+        log_failure(st, k, cb_names[k->kind]);
+        lua_pop(lstate(st), 1);
+        return ORR_EFAIL;
+    }
+    lua_pushcfunction(t.L, driver);
+    lua_pushlightuserdata(t.L, k);
+    return resume(lstate(st), k, t, 1);
 }
 
 /* ---- events that wait ---- */
@@ -339,7 +380,7 @@ static int drain(lg_call *k) {
                       .opcode = e->opcode,
                       .data = e->data,
                       .len = e->len};
-        int rc = protected(k->st, start_protected, &ev, cb_names[ev.kind]);
+        int rc = start(&ev);
         budget_sub(k->c->w->node, e->len);
         free(e);
         if (rc < 0) return rc;
@@ -364,7 +405,7 @@ static int message(orr_conn *c, void **state, enum lg_cb kind, int opcode, const
     if (lc->waiting.L || lc->q_head) return queue_add(&k);
     orr__luagear_refresh(lc->st);
     k.direct = d == c->w->cb_msg && n == c->w->cb_msg_len;
-    return protected(lc->st, start_protected, &k, cb_names[kind]);
+    return start(&k);
 }
 
 static int lg_client_message(orr_conn *c, void **state, int opcode, const uint8_t *d, size_t n) {
@@ -372,6 +413,14 @@ static int lg_client_message(orr_conn *c, void **state, int opcode, const uint8_
 }
 
 static int lg_server_message(orr_conn *c, void **state, const uint8_t *d, size_t n) {
+    const lg_conn *lc = *state;
+    if (lc && lc->forward && !lc->waiting.L && !lc->q_head && lc->gen == lc->st->gen &&
+        lc->st->gen == atomic_load_explicit(&lc->st->rt->gen, memory_order_relaxed)) {
+        /* orrery.forward, without entering Lua: a message the server
+         * checked as UTF-8 goes out as text, in the frame encoded once. */
+        int rc = c->w->cb_payload ? orr_conn_send_text(c, d, n) : orr_conn_send_binary(c, d, n);
+        return rc == ORR_ECLOSED ? 0 : rc;
+    }
     return message(c, state, CB_SERVER, 0, d, n);
 }
 
@@ -381,6 +430,7 @@ static int init_protected(lua_State *L) {
     lg_state *st = k->st;
     lg_conn *lc = lua_newuserdatauv(L, sizeof *lc, 2);
     memset(lc, 0, sizeof *lc);
+    lc->magic = LG_CONN_MAGIC;
     lc->st = st;
     lc->route = route_of(k->c);
     lc->gen = st->gen;
@@ -388,12 +438,12 @@ static int init_protected(lua_State *L) {
     orr__luagear_push_ref(st, st->routes);
     if (lua_getfield(L, -1, lc->route->pattern) != LUA_TTABLE)
         luaL_error(L, "route %s is not in the gear's code any more", lc->route->pattern);
+    lc->forward = forwards(L);
     lua_setiuservalue(L, -3, 2);
     lua_pop(L, 1);
     lc->self = luaL_ref(L, LUA_REGISTRYINDEX);
     lc->c = k->c;
     k->lc = lc;
-    k->rc = start(L, k);
     return 0;
 }
 
@@ -402,6 +452,7 @@ static int lg_init(orr_conn *c, void **state) {
     if (!st || !st->gen) return ORR_EFAIL;
     lg_call k = {.st = st, .c = c, .kind = CB_INIT};
     int rc = protected(st, init_protected, &k, "init");
+    if (rc == 0) rc = start(&k);
     if (k.lc) *state = k.lc;
     if (rc < 0 && k.lc) { /* the server restores the state before init: NULL */
         k.lc->orphan_next = st->orphans;

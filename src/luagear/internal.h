@@ -56,11 +56,14 @@ typedef struct lg_state {
     orr_luagear *rt;
     int worker;
     orr_lua *l;
+    size_t cap;          /* its memory cap, as last taken from the runtime */
     uint32_t gen;        /* the generation loaded (0: none yet) */
     uint32_t failed_gen; /* a newer one that did not load here (not tried again) */
     int module;          /* registry refs: the gear table, */
     int routes;          /* pattern -> route table, */
     int versions;        /* generation -> the gear's `version` */
+    int names[5];        /* the callbacks' names (callbacks.c's order), as Lua strings */
+    int words[2];        /* "text", "binary" */
     int msg_slot;        /* the last server message as a Lua string */
     const void *msg_key; /* ... and the bytes it was made from */
     size_t msg_len;
@@ -103,8 +106,12 @@ enum { LG_EV_CLIENT, LG_EV_SERVER };
 
 /* A connection's record: a userdata (user values: 1 its state, 2 its
  * route's table of callbacks) anchored by `self`. */
+#define LG_CONN_MAGIC 0x6c67636fu
+
 struct lg_conn {
-    orr_conn *c; /* NULL once terminated */
+    uint32_t magic; /* LG_CONN_MAGIC: api.c's check */
+    bool forward;   /* its route's on_server_message is orrery.forward */
+    orr_conn *c;    /* NULL once terminated */
     lg_state *st;
     const lg_route *route;
     uint32_t gen; /* the generation its callbacks come from */
@@ -130,6 +137,8 @@ void orr__luagear_push_ref(lg_state *st, int ref);
 /* The orrery table and the metatables, in a new state (st may be NULL: a
  * state that only checks a file). */
 void orr__luagear_open_api(lua_State *L, lg_state *st);
+/* orrery.forward (callbacks.c recognises it). */
+int orr__luagear_forward(lua_State *L);
 /* Pushes a handshake object for hs (writable: connect's, which may answer). */
 void orr__luagear_push_hs(lua_State *L, lg_state *st, const orr_handshake *hs, bool writable);
 

@@ -238,6 +238,16 @@ static int new_refs_protected(lua_State *L) {
     st->versions = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushboolean(L, 0);
     st->msg_slot = luaL_ref(L, LUA_REGISTRYINDEX);
+    static const char *const names[] = {"init", "on_client_message", "on_server_message",
+                                        "on_registry_result", "terminate"};
+    for (int i = 0; i < 5; i++) {
+        lua_pushstring(L, names[i]);
+        st->names[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_pushliteral(L, "text");
+    st->words[0] = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pushliteral(L, "binary");
+    st->words[1] = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
 
@@ -249,7 +259,8 @@ lg_state *orr__luagear_state(orr_luagear *rt, int worker) {
     st->rt = rt;
     st->worker = worker;
     st->module = st->routes = LUA_NOREF;
-    st->l = api_state(atomic_load(&rt->mem_cap), st);
+    st->cap = atomic_load(&rt->mem_cap);
+    st->l = api_state(st->cap, st);
     lua_State *L = st->l ? orr_lua_state(st->l) : NULL;
     if (L) {
         lua_pushcfunction(L, new_refs_protected);
@@ -298,9 +309,10 @@ static int load_protected(lua_State *L) {
 
 void orr__luagear_refresh(lg_state *st) {
     orr_luagear *rt = st->rt;
+    size_t cap = atomic_load_explicit(&rt->mem_cap, memory_order_relaxed);
+    if (cap != st->cap) orr_lua_set_cap(st->l, st->cap = cap); /* SIGHUP changed it */
     unsigned g = atomic_load_explicit(&rt->gen, memory_order_acquire);
     if (g == st->gen || g == st->failed_gen) return;
-    orr_lua_set_cap(st->l, atomic_load(&rt->mem_cap));
     pthread_mutex_lock(&rt->lock);
     lg_source *src = rt->cur;
     atomic_fetch_add(&src->refs, 1);

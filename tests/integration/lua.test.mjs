@@ -240,9 +240,11 @@ test('upgrade in place: 200 clients on version 1 get version 2 at their next mes
   const fresh = await openWs(srv.wsUrl('/luacounter/ws'));
   assert.equal(await ask(fresh, 'inc'), 'v2:1 new');
 
-  // A version that does not compile, then one whose table is wrong: logged,
-  // and version 2 goes on serving.
-  for (const [text, why] of [['return {name = ', /gear luacounter\.lua: .*unexpected symbol|gear luacounter\.lua: .*expected/], ['return {name = "luacounter", routes = {{pattern = "/ws", on_mesage = function() end}}}', /gear luacounter\.lua: route 1: unknown key 'on_mesage'/]]) {
+  // A version that does not compile, one whose table is wrong, one that
+  // never returns, one that hogs memory: logged, and version 2 goes on serving.
+  for (const [text, why] of [['return {name = ', /gear luacounter\.lua: .*unexpected symbol|gear luacounter\.lua: .*expected/], ['return {name = "luacounter", routes = {{pattern = "/ws", on_mesage = function() end}}}', /gear luacounter\.lua: route 1: unknown key 'on_mesage'/],
+    ['while true do end', /gear luacounter\.lua: .*time limit/],
+    ['local t = {} for i = 1, 1e9 do t[i] = string.rep("x", 1000) .. i end', /gear luacounter\.lua: .*(memory limit|time limit)/]]) {
     fs.writeFileSync(tmp, text);
     fs.renameSync(tmp, path.join(dir, 'luacounter.lua'));
     const r = await reload();
