@@ -129,11 +129,11 @@ static void set_nil(lua_State *L, const char *table, const char *field) {
     lua_pop(L, 1);
 }
 
-/* os with time, clock and date only. */
+/* os with time and clock only. */
 static void small_os(lua_State *L) {
     luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
     lua_newtable(L);
-    for (const char *const *f = (const char *const[]){"time", "clock", "date", NULL}; *f; f++) {
+    for (const char *const *f = (const char *const[]){"time", "clock", NULL}; *f; f++) {
         lua_getfield(L, -2, *f);
         lua_setfield(L, -2, *f);
     }

@@ -6,7 +6,7 @@
  * deadline). Gear code sees only what cannot reach outside the process:
  *
  *   base (no dofile, loadfile or print; load takes text only), string (no dump),
- *   table, math, utf8, coroutine, and os.time, os.clock, os.date.
+ *   table, math, utf8, coroutine, and os.time and os.clock.
  *
  * No io, debug, package or require, no binary chunks, no C modules. A call
  * past its time limit or memory cap cannot be caught by the code it runs

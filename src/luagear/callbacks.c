@@ -24,6 +24,7 @@
 #include "luagear/internal.h"
 
 #include <lauxlib.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,15 +118,6 @@ static int protected(lg_state *st, lua_CFunction fn, lg_call *k, const char *wha
 
 static void push_conn(lua_State *L, const lg_conn *lc) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, lc->self);
-}
-
-/* Whether the route table on top of L forwards server messages as they
- * are (on_server_message = orrery.forward). */
-static bool forwards(lua_State *L) {
-    lua_getfield(L, -1, "on_server_message");
-    bool f = lua_tocfunction(L, -1) == orr__luagear_forward;
-    lua_pop(L, 1);
-    return f;
 }
 
 /* Moves lc to its state's generation: its route's callbacks of the new
@@ -396,28 +388,65 @@ static lg_state *state_of(const orr_conn *c) {
     return st;
 }
 
+/*
+ * A connection's state slot (c->state) holds its record, with the low bit
+ * LG_BUSY set while a callback of it is suspended or messages wait: the
+ * server's state slot is in the connection's struct, which a delivery
+ * touches anyway, so the fan-out fast path below needs nothing else of
+ * the connection.
+ */
+#define LG_BUSY ((uintptr_t)1)
+
+static lg_conn *conn_of(void *state) {
+    return (lg_conn *)((uintptr_t)state & ~LG_BUSY);
+}
+
+/* After anything that may change whether lc is busy. */
+static void mark(orr_conn *c, lg_conn *lc) {
+    uintptr_t busy = lc->waiting.L || lc->q_head ? LG_BUSY : 0;
+    c->state = (void *)((uintptr_t)lc | busy);
+}
+
 static int message(orr_conn *c, void **state, enum lg_cb kind, int opcode, const uint8_t *d,
                    size_t n) {
-    lg_conn *lc = *state;
+    lg_conn *lc = conn_of(*state);
     if (!lc) return 0;
     lg_call k = {
         .st = lc->st, .lc = lc, .c = c, .kind = kind, .opcode = opcode, .data = d, .len = n};
-    if (lc->waiting.L || lc->q_head) return queue_add(&k);
-    orr__luagear_refresh(lc->st);
-    k.direct = d == c->w->cb_msg && n == c->w->cb_msg_len;
-    return start(&k);
+    int rc;
+    if (lc->waiting.L || lc->q_head) {
+        rc = queue_add(&k);
+    } else {
+        orr__luagear_refresh(lc->st);
+        k.direct = d == c->w->cb_msg && n == c->w->cb_msg_len;
+        rc = start(&k);
+    }
+    mark(c, lc);
+    return rc;
 }
 
 static int lg_client_message(orr_conn *c, void **state, int opcode, const uint8_t *d, size_t n) {
     return message(c, state, CB_CLIENT, opcode, d, n);
 }
 
+/* Whether c's server messages may be forwarded without entering Lua: its
+ * route's on_server_message is orrery.forward, in the code in service
+ * (then the connection runs that code: it started on it, or its worker
+ * has not loaded a newer one), and nothing of it waits. Reads only what
+ * every member of a group shares, and c's own struct. */
+static bool forward_now(const orr_conn *c) {
+    const lg_route *r = route_of(c);
+    if (!r->forward || !c->state || ((uintptr_t)c->state & LG_BUSY)) return false;
+    const orr_luagear *rt = r->code->rt;
+    unsigned g = atomic_load_explicit(&rt->gen, memory_order_relaxed);
+    const lg_state *st = rt->states[c->w->index];
+    return atomic_load_explicit(&r->code->gen, memory_order_relaxed) == g && st && st->gen == g;
+}
+
 static int lg_server_message(orr_conn *c, void **state, const uint8_t *d, size_t n) {
-    const lg_conn *lc = *state;
-    if (lc && lc->forward && !lc->waiting.L && !lc->q_head && lc->gen == lc->st->gen &&
-        lc->st->gen == atomic_load_explicit(&lc->st->rt->gen, memory_order_relaxed)) {
-        /* orrery.forward, without entering Lua: a message the server
-         * checked as UTF-8 goes out as text, in the frame encoded once. */
+    if (forward_now(c)) {
+        /* orrery.forward: a message the server checked as UTF-8 goes out
+         * as text, in the frame encoded once for every member. */
         int rc = c->w->cb_payload ? orr_conn_send_text(c, d, n) : orr_conn_send_binary(c, d, n);
         return rc == ORR_ECLOSED ? 0 : rc;
     }
@@ -438,7 +467,6 @@ static int init_protected(lua_State *L) {
     orr__luagear_push_ref(st, st->routes);
     if (lua_getfield(L, -1, lc->route->pattern) != LUA_TTABLE)
         luaL_error(L, "route %s is not in the gear's code any more", lc->route->pattern);
-    lc->forward = forwards(L);
     lua_setiuservalue(L, -3, 2);
     lua_pop(L, 1);
     lc->self = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -453,7 +481,7 @@ static int lg_init(orr_conn *c, void **state) {
     lg_call k = {.st = st, .c = c, .kind = CB_INIT};
     int rc = protected(st, init_protected, &k, "init");
     if (rc == 0) rc = start(&k);
-    if (k.lc) *state = k.lc;
+    if (k.lc) mark(c, k.lc);
     if (rc < 0 && k.lc) { /* the server restores the state before init: NULL */
         k.lc->orphan_next = st->orphans;
         st->orphans = k.lc;
@@ -490,11 +518,13 @@ static int result_protected(lua_State *L) {
 }
 
 static int lg_result(orr_conn *c, void **state, const orr_registry_result *r) {
-    lg_conn *lc = *state;
+    lg_conn *lc = conn_of(*state);
     if (!lc || !lc->waiting.L || lc->op != r->op) return 0; /* nobody waits for it */
     lg_call k = {.st = lc->st, .lc = lc, .c = c, .kind = CB_RESULT, .result = r};
     int rc = protected(lc->st, result_protected, &k, "a registry call's callback");
-    return rc < 0 ? rc : drain(&k);
+    if (rc == 0) rc = drain(&k);
+    mark(c, lc);
+    return rc;
 }
 
 static lg_conn *unorphan(lg_state *st, const orr_conn *c) {
@@ -537,7 +567,7 @@ static int terminate_protected(lua_State *L) {
 }
 
 static void lg_terminate(orr_conn *c, void *state, const orr_reason *reason) {
-    lg_conn *lc = state;
+    lg_conn *lc = conn_of(state);
     if (!lc) {
         lg_state *st = orr__luagear_state(route_of(c)->code->rt, c->w->index);
         lc = st ? unorphan(st, c) : NULL;

@@ -20,6 +20,7 @@ typedef struct lg_route {
     orr_ws_callbacks cb; /* first: a connection's route->callbacks points here */
     orr_luagear_code *code;
     char *pattern;
+    bool forward; /* its on_server_message is orrery.forward */
 } lg_route;
 
 struct orr_luagear_code {
@@ -32,6 +33,7 @@ struct orr_luagear_code {
     size_t len;
     char chunk[300]; /* "@FILE": the chunk name in tracebacks */
     orr_luagear *rt;
+    atomic_uint gen; /* its generation, once activated (workers read it) */
 };
 
 /* A code in service, as workers take it (refcounted: a code may be freed
@@ -110,7 +112,6 @@ enum { LG_EV_CLIENT, LG_EV_SERVER };
 
 struct lg_conn {
     uint32_t magic; /* LG_CONN_MAGIC: api.c's check */
-    bool forward;   /* its route's on_server_message is orrery.forward */
     orr_conn *c;    /* NULL once terminated */
     lg_state *st;
     const lg_route *route;

@@ -54,6 +54,6 @@ void orr_luagear_free(orr_luagear *rt);
 /* New limits (SIGHUP): each state takes them at its next callback. */
 void orr_luagear_set_limits(orr_luagear *rt, const orr_luagear_limits *lim);
 /* Puts code (attached to rt) in service: a new generation. */
-void orr_luagear_activate(orr_luagear *rt, const orr_luagear_code *code);
+void orr_luagear_activate(orr_luagear *rt, orr_luagear_code *code);
 
 #endif

@@ -76,6 +76,9 @@ static int check_routes(lua_State *L, orr_luagear_code *code, char *why, size_t 
         r->cb = orr__luagear_callbacks;
         r->code = code;
         r->pattern = orr_xstrdup(lua_tostring(L, -1));
+        lua_getfield(L, -2, "on_server_message");
+        r->forward = lua_tocfunction(L, -1) == orr__luagear_forward;
+        lua_pop(L, 1);
         code->ws_routes[i] = (orr_ws_route){r->pattern, &r->cb};
         lua_pop(L, 2);
     }
@@ -194,7 +197,7 @@ static void source_unref(lg_source *s) {
     if (s && atomic_fetch_sub(&s->refs, 1) == 1) free(s);
 }
 
-void orr_luagear_activate(orr_luagear *rt, const orr_luagear_code *code) {
+void orr_luagear_activate(orr_luagear *rt, orr_luagear_code *code) {
     lg_source *s = orr_xmalloc(sizeof *s + code->len + 1);
     atomic_init(&s->refs, 1);
     memcpy(s->chunk, code->chunk, sizeof s->chunk);
@@ -203,6 +206,7 @@ void orr_luagear_activate(orr_luagear *rt, const orr_luagear_code *code) {
     pthread_mutex_lock(&rt->lock);
     lg_source *old = rt->cur;
     s->gen = atomic_load(&rt->gen) + 1;
+    atomic_store_explicit(&code->gen, s->gen, memory_order_relaxed);
     rt->cur = s;
     atomic_store_explicit(&rt->gen, s->gen, memory_order_release);
     pthread_mutex_unlock(&rt->lock);
