@@ -122,6 +122,26 @@ class TestEcho(PyClientTestCase):
         await asyncio.gather(*(one(i) for i in range(30)))
 
 
+class TestLuaGearIsolation(PyClientTestCase):
+    """luatestgear, a Lua gear: an error (raised, deep inside, not a string),
+    an endless loop and a memory hog each close their own connection with an
+    empty close frame; another connection of the gear goes on."""
+
+    async def test_each_failure_costs_its_connection_alone(self):
+        async with self.connect("/luatestgear/ws?name=bystander") as by:
+            for cmd in ("crash", "error", "error:object", "spin", "hog"):
+                with self.subTest(cmd=cmd):
+                    ws = await self.connect("/luatestgear/ws?name=victim")
+                    await ws.send(cmd)
+                    with self.assertRaises(ConnectionClosed):
+                        await self.recv(ws, timeout=10)
+                    self.assertEqual((await self.closed(ws))[0], 1005)
+                    await by.send("echo:still here")
+                    self.assertEqual(await self.recv(by), "still here")
+        self.srv.wait_for_log(r"stack traceback:")
+        self.srv.wait_for_log(r"over its time limit")
+
+
 class TestCloseCodes(PyClientTestCase):
     async def test_client_close_is_echoed(self):
         for code, reason in ((1000, ""), (1000, "done"), (1001, "bye"), (3000, "x"), (4000, "ünï"), (4999, "")):
@@ -167,6 +187,20 @@ class TestCloseCodes(PyClientTestCase):
         with self.assertRaises(InvalidStatusCode) as cm:
             await self.connect("/testgear/ws")
         self.assertEqual(cm.exception.status_code, 400)
+
+    async def test_luatestgear_commands(self):
+        # The same commands, answered by the Lua gear.
+        async with self.connect("/luatestgear/ws?name=py") as ws:
+            await ws.send("echo:a")
+            self.assertEqual(await self.recv(ws), "a")
+            await ws.send(b"\x00\xff")
+            self.assertEqual(await self.recv(ws), b"\x00\xff")
+            for cmd, answer in (("send:x:y", "sent:false"), ("join:g", "joined:g"),
+                                ("publish:g:m", "published:1"), ("leave:g", "left:g")):
+                await ws.send(cmd)
+                self.assertEqual(await self.recv(ws), answer)
+                if cmd.startswith("publish"):
+                    self.assertEqual(await self.recv(ws), "m")
 
     async def test_unknown_route_is_404(self):
         with self.assertRaises(InvalidStatusCode) as cm:
