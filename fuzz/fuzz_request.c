@@ -59,6 +59,16 @@ static void use_request(const orr_http_request *req, const char *buf, size_t len
         orr_ws_accept_value(key.p, key.n, accept);
         check(strlen(accept) == 28);
     }
+    /* The offered subprotocols: tokens inside the buffer, then the end or
+     * a refusal, and the walk always ends. */
+    orr_ws_protocol_iter it = {.req = req};
+    orr_span tok;
+    size_t count = 0;
+    while ((st = orr_ws_protocol_next(&it, &tok)) == 1) {
+        check(tok.n > 0 && span_within(tok, buf, len));
+        check(++count <= len);
+    }
+    check(st == 0 || st == ORR_HTTP_EBAD);
 
     char *out = malloc(req->target.n + 1);
     long d = orr_url_decode(req->path.p, req->path.n, out, false);

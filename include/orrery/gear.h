@@ -48,8 +48,9 @@ extern "C" {
 #endif
 
 #define ORR_GEAR_API_MAJOR 3
-/* 3.1: orr_gear's on_load and on_unload; orr_strerror. */
-#define ORR_GEAR_API_MINOR 1
+/* 3.1: orr_gear's on_load and on_unload; orr_strerror.
+ * 3.2: orr_hs_subprotocol_at, orr_hs_select_subprotocol. */
+#define ORR_GEAR_API_MINOR 2
 #define ORR_GEAR_API_VERSION ((ORR_GEAR_API_MAJOR << 16) | ORR_GEAR_API_MINOR)
 
 /* Error codes shared by the whole API (0 is success). */
@@ -104,6 +105,16 @@ const char *orr_hs_context_id(const orr_handshake *hs);
  * orr_conn_assigns (the gear owns it; free it in `terminate`, or in
  * `connect` itself when rejecting). */
 void orr_hs_set_assigns(orr_handshake *hs, void *assigns);
+
+/* Since 3.2. The subprotocols the client offered (every
+ * Sec-WebSocket-Protocol line, as one list, in order): the i-th (from 0), or
+ * NULL past the end. A list that is not made of tokens is refused (400)
+ * before the upgrade; `connect` then sees none. */
+const char *orr_hs_subprotocol_at(const orr_handshake *hs, size_t i);
+/* Since 3.2. Inside `connect`: the subprotocol the 101 names. It must be
+ * one the client offered (exactly): otherwise ORR_EINVAL, and the
+ * handshake fails with 500 and a log line. NULL: none (the default). */
+int orr_hs_select_subprotocol(orr_handshake *hs, const char *protocol);
 
 /* Inside `connect`: answer with a plain HTTP response instead of upgrading.
  * `body` may be NULL. May be called once; headers are added before it. */

@@ -359,7 +359,7 @@ void http_client_ip(conn_worker *w, orr_conn *c, const orr_http_request *req, ch
                     size_t len);
 /* The 101 for a request whose upgrade checks passed (key: its
  * Sec-WebSocket-Key); then ws_start. */
-void http_switch_protocols(conn_worker *w, orr_conn *c, orr_span key);
+void http_switch_protocols(conn_worker *w, orr_conn *c, orr_span key, const char *protocol);
 
 /* ---- ws_conn.c: frames and messages ---- */
 void ws_on_data(conn_worker *w, orr_conn *c, uint8_t *p, size_t n);

@@ -149,8 +149,9 @@ void http_client_ip(conn_worker *w, orr_conn *c, const orr_http_request *req, ch
 }
 
 /* The 101 for a request whose upgrade checks passed (key: its
- * Sec-WebSocket-Key); frames written after it in this event follow it. */
-void http_switch_protocols(conn_worker *w, orr_conn *c, orr_span key) {
+ * Sec-WebSocket-Key; protocol: the subprotocol chosen, or NULL); frames
+ * written after it in this event follow it. */
+void http_switch_protocols(conn_worker *w, orr_conn *c, orr_span key, const char *protocol) {
     (void)c;
     char accept[29];
     orr_ws_accept_value(key.p, key.n, accept);
@@ -158,9 +159,16 @@ void http_switch_protocols(conn_worker *w, orr_conn *c, orr_span key) {
     int n =
         snprintf(head, sizeof head,
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Accept: %s\r\n\r\n",
+                 "Sec-WebSocket-Accept: %s\r\n",
                  accept);
     out_append(w, head, (size_t)n);
+    if (protocol) {
+        static const char name[] = "Sec-WebSocket-Protocol: ";
+        out_append(w, name, sizeof name - 1);
+        out_append(w, protocol, strlen(protocol));
+        out_append(w, "\r\n", 2);
+    }
+    out_append(w, "\r\n", 2);
     w->cork_frames_at = w->cork_len; /* websocket frames from here on */
 }
 

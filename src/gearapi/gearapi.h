@@ -75,7 +75,9 @@ struct orr_handshake {
     const char *resp_ctype;
     const void *resp_body;
     size_t resp_body_len;
-    struct hs_block *blocks; /* NUL-terminated copies that accessors return */
+    const char *subprotocol;         /* the gear's choice (an arena copy), or NULL */
+    const char *refused_subprotocol; /* one it chose that the client did not offer */
+    struct hs_block *blocks;         /* NUL-terminated copies that accessors return */
     size_t inline_used;
     char inline_buf[4096];
 };

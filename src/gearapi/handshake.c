@@ -5,6 +5,7 @@
  */
 #include "conn/conn.h"
 #include "gearapi/gearapi.h"
+#include "http/websocket.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -62,6 +63,33 @@ void hs_release(orr_handshake *hs) {
         b = next;
     }
     hs->blocks = NULL;
+}
+
+const char *orr_hs_subprotocol_at(const orr_handshake *hs, size_t i) {
+    orr_ws_protocol_iter it = {.req = hs->req};
+    orr_span tok, found = {NULL, 0};
+    int rc;
+    for (size_t k = 0; (rc = orr_ws_protocol_next(&it, &tok)) == 1; k++)
+        if (k == i) found = tok;
+    /* A list with an element that is not a token is refused (400): none. */
+    return rc == 0 && found.p ? hs_strndup((orr_handshake *)hs, found.p, found.n) : NULL;
+}
+
+int orr_hs_select_subprotocol(orr_handshake *hs, const char *protocol) {
+    if (!protocol) {
+        hs->subprotocol = NULL;
+        return 0;
+    }
+    size_t n = strlen(protocol);
+    orr_ws_protocol_iter it = {.req = hs->req};
+    orr_span tok;
+    while (orr_ws_protocol_next(&it, &tok) == 1)
+        if (tok.n == n && memcmp(tok.p, protocol, n) == 0) {
+            hs->subprotocol = hs_strndup(hs, protocol, n);
+            return 0;
+        }
+    hs->refused_subprotocol = hs_strndup(hs, protocol, n < 200 ? n : 200);
+    return ORR_EINVAL;
 }
 
 const char *orr_hs_method(const orr_handshake *hs) {

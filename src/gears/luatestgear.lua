@@ -44,7 +44,20 @@ local function respond_503(hs, body)
   hs:respond(503, "application/json", body)
 end
 
+-- proto=<p>: <p> if the client offered it; proto_force=<p>: <p> anyway
+-- (not offered: the server answers 500).
+local function choose_subprotocol(hs)
+  local want, i = hs:query("proto"), 1
+  while want and hs:subprotocol_at(i) do
+    if hs:subprotocol_at(i) == want then hs:select_subprotocol(want) end
+    i = i + 1
+  end
+  local force = hs:query("proto_force")
+  if force then hs:select_subprotocol(force) end
+end
+
 local function connect(hs)
+  choose_subprotocol(hs)
   if hs:query("refuse") then return respond_503(hs, '{"error":"refused"}') end
   local name = hs:query("name")
   if not name or name == "" then

@@ -20,6 +20,9 @@
  * connection holds it, the gear closes with 4009 "name taken". The pool is
  * tenant:<id> when the query has tenant=<id>, else gear:testgear; over the
  * pool's limit the answer is 503 {"error":"ws_too_many_connections"}.
+ * With proto=<p> `connect` chooses the subprotocol <p> when the client
+ * offered it; proto_force=<p> chooses <p> whether offered or not (not
+ * offered: the server answers 500).
  * With refuse=1 `connect` answers 503 {"error":"refused"} instead of
  * upgrading; with retry_after=<v> either 503 carries its own "retry-after: <v>"
  * (written in lower case: the server must recognise it in any case).
@@ -88,7 +91,17 @@ static int tg_503(orr_handshake *hs, const char *body, size_t len) {
     return orr_hs_respond(hs, 503, "application/json", body, len);
 }
 
+/* proto=<p>: <p> if the client offered it; proto_force=<p>: <p> anyway. */
+static void tg_subprotocol(orr_handshake *hs) {
+    const char *want = orr_hs_query(hs, "proto"), *p;
+    for (size_t i = 0; want && (p = orr_hs_subprotocol_at(hs, i)) != NULL; i++)
+        if (strcmp(p, want) == 0) orr_hs_select_subprotocol(hs, want);
+    const char *force = orr_hs_query(hs, "proto_force");
+    if (force) orr_hs_select_subprotocol(hs, force);
+}
+
 static int tg_connect(orr_handshake *hs) {
+    tg_subprotocol(hs);
     if (orr_hs_query(hs, "refuse")) {
         static const char body[] = "{\"error\":\"refused\"}";
         return tg_503(hs, body, sizeof body - 1);

@@ -100,3 +100,44 @@ void orr_ws_accept_value(const char *key, size_t key_len, char out[29]) {
     }
     EVP_EncodeBlock((unsigned char *)out, md, 20); /* 28 characters and a NUL */
 }
+
+/* tchar (RFC 7230 section 3.2.6). */
+static bool is_tchar(unsigned char ch) {
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static bool is_protocol_header(orr_span name) {
+    static const char want[] = "sec-websocket-protocol";
+    if (name.n != sizeof want - 1) return false;
+    for (size_t i = 0; i < name.n; i++) {
+        char ch = name.p[i];
+        if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+        if (ch != want[i]) return false;
+    }
+    return true;
+}
+
+int orr_ws_protocol_next(orr_ws_protocol_iter *it, orr_span *tok) {
+    const orr_http_request *req = it->req;
+    for (; it->header < req->n_headers; it->header++, it->at = 0) {
+        const orr_http_header *h = &req->headers[it->header];
+        if (!is_protocol_header(h->name)) continue;
+        const char *v = h->value.p;
+        size_t n = h->value.n, i = it->at;
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) /* OWS, empty elements */
+            i++;
+        if (i == n) continue;
+        size_t start = i;
+        while (i < n && is_tchar((unsigned char)v[i]))
+            i++;
+        if (i == start) return ORR_HTTP_EBAD;
+        *tok = (orr_span){v + start, i - start};
+        while (i < n && (v[i] == ' ' || v[i] == '\t'))
+            i++;
+        if (i < n && v[i] != ',') return ORR_HTTP_EBAD;
+        it->at = i;
+        return 1;
+    }
+    return 0;
+}

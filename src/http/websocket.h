@@ -19,6 +19,19 @@
  */
 int orr_ws_upgrade_check(const orr_http_request *req, orr_span *key);
 
+/*
+ * The subprotocols a request offers: every Sec-WebSocket-Protocol line, in
+ * order, as one comma-separated list (RFC 6455 section 11.3.4; empty
+ * elements are skipped, RFC 7230 section 7). Start with it zeroed and
+ * req set; each call gives the next: 1 with *tok, 0 at the end, or
+ * ORR_HTTP_EBAD when an element is not a token (400).
+ */
+typedef struct orr_ws_protocol_iter {
+    const orr_http_request *req;
+    size_t header, at;
+} orr_ws_protocol_iter;
+int orr_ws_protocol_next(orr_ws_protocol_iter *it, orr_span *tok);
+
 /* accept = base64(SHA-1(key ++ GUID)): 28 characters plus NUL. */
 void orr_ws_accept_value(const char *key, size_t key_len, char out[29]);
 

@@ -309,6 +309,17 @@ static int hs_context_id(lua_State *L) {
     return push_str(L, orr_hs_context_id(check_hs(L, false)));
 }
 
+static int hs_subprotocol_at(lua_State *L) {
+    const orr_handshake *hs = check_hs(L, false);
+    lua_Integer i = luaL_checkinteger(L, 2);
+    return push_str(L, i < 1 ? NULL : orr_hs_subprotocol_at(hs, (size_t)(i - 1)));
+}
+
+static int hs_select_subprotocol(lua_State *L) {
+    orr_handshake *hs = (orr_handshake *)check_hs(L, true);
+    return result(L, orr_hs_select_subprotocol(hs, luaL_optstring(L, 2, NULL)));
+}
+
 static int hs_respond(lua_State *L) {
     orr_handshake *hs = (orr_handshake *)check_hs(L, true);
     lua_Integer status = luaL_checkinteger(L, 2);
@@ -367,6 +378,8 @@ static const luaL_Reg hs_fns[] = {
     {"cookie", hs_cookie},
     {"client_ip", hs_client_ip},
     {"context_id", hs_context_id},
+    {"subprotocol_at", hs_subprotocol_at},
+    {"select_subprotocol", hs_select_subprotocol},
     {"respond", hs_respond},
     {"add_header", hs_add_header},
     {NULL, NULL},

@@ -198,6 +198,13 @@ static bool run_connect(orr_worker *w, orr_conn *c, const orr_http_request *req,
     if (!cb->connect) return true;
     int rc = cb->connect(hs);
     if (gear_answered(w, c, req, hs)) return false;
+    if (rc >= 0 && hs->refused_subprotocol) {
+        orr_log(ORR_LOG_ERROR, hs->ctx,
+                "gear %s: connect chose the subprotocol '%s', which the client did not offer",
+                target_of(hs)->r.gear, hs->refused_subprotocol);
+        hs_respond(w, c, req, 500, NULL, "internal server error\n", req->keep_alive);
+        return false;
+    }
     if (rc >= 0) return true;
     orr_log(ORR_LOG_ERROR, hs->ctx, "gear %s: connect failed: %s", target_of(hs)->r.gear,
             orr_strerror(rc));
@@ -220,7 +227,16 @@ static bool upgrade(orr_worker *w, orr_conn *c, const orr_http_request *req, orr
                    req->keep_alive);
         return false;
     }
-    http_switch_protocols(&w->cw, c, key);
+    orr_ws_protocol_iter it = {.req = req};
+    orr_span tok;
+    while ((rc = orr_ws_protocol_next(&it, &tok)) == 1)
+        ;
+    if (rc < 0) {
+        orr_log(ORR_LOG_INFO, hs->ctx, "Sec-WebSocket-Protocol is not a list of tokens: 400");
+        hs_respond(w, c, req, 400, NULL, "bad Sec-WebSocket-Protocol\n", req->keep_alive);
+        return false;
+    }
+    http_switch_protocols(&w->cw, c, key, hs->subprotocol);
     metrics_count_handshake(w->srv, 101);
     http_log_request(&w->cw, c, req, 101);
     /* The slot and the reference pass to the connection: its route now

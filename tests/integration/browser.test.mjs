@@ -40,3 +40,26 @@ test('the page at / lists the gears and its console echoes through a websocket',
   // The server saw a browser's handshake and a clean close from it.
   await srv.waitForLog(/DISCONNECTED .*frames_received=1 frames_sent=1 reason=remote:1000/, 5000 * SLOW);
 });
+
+test('Chromium offers subprotocols and gets the one the gear chose, from the C and the Lua testgear', async (t) => {
+  const { chromium } = require('playwright-core');
+  const srv = await startServer(t);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  await page.goto(`http://127.0.0.1:${srv.port}/`);
+  for (const g of ['testgear', 'luatestgear']) {
+    const got = await page.evaluate(async (url) => new Promise((resolve) => {
+      const ws = new WebSocket(url, ['chat.v1', 'chat.v2']);
+      ws.onopen = () => ws.send('echo:hi');
+      ws.onmessage = (e) => { resolve(`${ws.protocol} ${e.data}`); ws.close(); };
+      ws.onerror = () => resolve('error');
+    }), `ws://127.0.0.1:${srv.port}/${g}/ws?name=b&proto=chat.v2`);
+    assert.equal(got, 'chat.v2 hi', g);
+  }
+});

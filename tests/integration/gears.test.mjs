@@ -49,8 +49,8 @@ test('each refused file is logged with why and skipped; the other gears serve', 
   const srv = await startServer(t, {}, { args: ['--gears-dir', dir] });
   const why = {
     'noentry.so': /gear noentry\.so: no orr_gear_entry: not a gear/,
-    'api999.so': /gear api999\.so: built against gear API 0\.999 \(api_version 999\); this server speaks 3\.1: rebuild it/,
-    'newer_minor.so': /gear newer_minor\.so: built against gear API 3\.99, newer than this server's 3\.1/,
+    'api999.so': /gear api999\.so: built against gear API 0\.999 \(api_version 999\); this server speaks 3\.2: rebuild it/,
+    'newer_minor.so': /gear newer_minor\.so: built against gear API 3\.99, newer than this server's 3\.2/,
     'badname.so': /gear badname\.so: gear name 'Bad-Name' is not valid/,
     'badroute.so': /gear badroute\.so: route no-leading-slash: /,
     'zz_dup.so': /gear zz_dup\.so: gear echo is served already \(by echo\.so\)/,
@@ -80,7 +80,7 @@ test("a gear refused by its on_load is served once its gear_config lets it", asy
   await echoes(srv, 'refuse', 'configured');
 });
 
-test('a gear built against gear API 3.0 loads and runs on 3.1 (no field read past its struct)', async (t) => {
+test('a gear built against gear API 3.0 loads and runs on 3.2 (no field read past its struct)', async (t) => {
   const dir = gearsDir(t, [[path.join(TEST_GEARS, 'oldapi.so'), 'oldapi.so']]);
   const srv = await startServer(t, {}, { args: ['--gears-dir', dir] });
   await srv.waitForLog(/gear oldapi: loaded from oldapi\.so \(gear API 3\.0\)/);

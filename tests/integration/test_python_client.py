@@ -202,6 +202,14 @@ class TestCloseCodes(PyClientTestCase):
                 if cmd.startswith("publish"):
                     self.assertEqual(await self.recv(ws), "m")
 
+    async def test_subprotocol_chosen_by_the_gear(self):
+        for g in ("testgear", "luatestgear"):
+            with self.subTest(gear=g):
+                async with self.connect("/%s/ws?name=sp&proto=v2" % g, subprotocols=["v1", "v2"]) as ws:
+                    self.assertEqual(ws.subprotocol, "v2")
+                    await ws.send("echo:x")
+                    self.assertEqual(await self.recv(ws), "x")
+
     async def test_unknown_route_is_404(self):
         with self.assertRaises(InvalidStatusCode) as cm:
             await self.connect("/nothing/here")

@@ -137,3 +137,52 @@ Test(websocket_upgrade, accept_values) {
         cr_expect_str_eq(out, accepts[i].accept, "case %zu", i);
     }
 }
+
+typedef struct protocol_case {
+    const char *headers; /* header lines, each ending in CRLF */
+    const char *want;    /* the tokens joined with '|', or NULL: refused (400) */
+} protocol_case;
+
+static const protocol_case protocols[] = {
+    {"", ""},
+    {"Sec-WebSocket-Protocol: chat\r\n", "chat"},
+    {"Sec-WebSocket-Protocol: a, b,c\r\n", "a|b|c"},
+    {"Sec-WebSocket-Protocol: a\r\nX-Other: 1\r\nsec-websocket-protocol: b, c\r\n", "a|b|c"},
+    {"Sec-WebSocket-Protocol: , a,, \t b ,\r\n", "a|b"},
+    {"Sec-WebSocket-Protocol:\r\n", ""},
+    {"Sec-WebSocket-Protocol: ,,,\r\n", ""},
+    {"Sec-WebSocket-Protocol: x!#$%&'*+-.^_`|~9\r\n", "x!#$%&'*+-.^_`|~9"},
+    {"Sec-WebSocket-Protocol: a b\r\n", NULL},
+    {"Sec-WebSocket-Protocol: a;b\r\n", NULL},
+    {"Sec-WebSocket-Protocol: \"a\"\r\n", NULL},
+    {"Sec-WebSocket-Protocol: a/b\r\n", NULL},
+    {"Sec-WebSocket-Protocol: ok\r\nSec-WebSocket-Protocol: (x)\r\n", NULL},
+    {"Sec-WebSocket-Protocol: a\x80\r\n", NULL},
+    {"Sec-WebSocket-Protocolx: a b\r\n", ""}, /* another header */
+};
+
+Test(websocket_upgrade, subprotocol_lists) {
+    for (size_t i = 0; i < sizeof protocols / sizeof *protocols; i++) {
+        char s[1024];
+        int n = snprintf(s, sizeof s, "GET / HTTP/1.1\r\nHost: x\r\n%s\r\n", protocols[i].headers);
+        orr_http_request req;
+        cr_assert_eq(orr_http_parse_head(s, (size_t)n, &req), 0, "case %zu: parse", i);
+        orr_ws_protocol_iter it = {.req = &req};
+        orr_span tok;
+        char got[256] = "";
+        int rc;
+        /* Fed in the order the headers came, each token within the buffer. */
+        while ((rc = orr_ws_protocol_next(&it, &tok)) == 1) {
+            cr_expect(tok.n > 0 && tok.p >= s && tok.p + tok.n <= s + n, "case %zu", i);
+            size_t at = strlen(got);
+            snprintf(got + at, sizeof got - at, "%s%.*s", at ? "|" : "", (int)tok.n, tok.p);
+        }
+        if (!protocols[i].want) {
+            cr_expect_eq(rc, ORR_HTTP_EBAD, "case %zu: %s", i, protocols[i].headers);
+            cr_expect_eq(orr_http_status_of(rc), 400);
+        } else {
+            cr_expect_eq(rc, 0, "case %zu: %s", i, protocols[i].headers);
+            cr_expect_str_eq(got, protocols[i].want, "case %zu", i);
+        }
+    }
+}

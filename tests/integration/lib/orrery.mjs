@@ -302,10 +302,12 @@ export class Queue {
  * A connected client (its events queued, see attachQueue). onMessage, if
  * given, is attached before the handshake: a message that arrives in the
  * same read as the 101 is emitted before `await openWs(...)` returns, so a
- * listener attached after it would miss that one.
+ * listener attached after it would miss that one. protocols: the
+ * subprotocols to offer.
  */
-export async function openWs(url, opts = {}, onMessage = null) {
-  const ws = new WebSocket(url, { handshakeTimeout: 5000 * SLOW, ...opts });
+export async function openWs(url, opts = {}, onMessage = null, protocols = undefined) {
+  const o = { handshakeTimeout: 5000 * SLOW, ...opts };
+  const ws = protocols ? new WebSocket(url, protocols, o) : new WebSocket(url, o);
   attachQueue(ws);
   if (onMessage) ws.on('message', onMessage);
   await new Promise((resolve, reject) => {
