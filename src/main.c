@@ -61,7 +61,8 @@ static void usage(FILE *out) {
     fprintf(out, "\nsignals: SIGTERM or SIGINT drain gracefully (close 1001 to every client over "
                  "drain_ms);\n"
                  "SIGHUP reloads the config file (pools, max_outbound_bytes, max_buffered_bytes, "
-                 "api_token,\nlog_level).\n");
+                 "api_token,\nlog_level, gear_config, the Lua limits, allowed_origins, "
+                 "require_origin), then gears_dir.\n");
 }
 
 typedef struct args {

@@ -376,6 +376,21 @@ static const orr__config_key config_keys[] = {
      .size = sizeof(((orr_config *)0)->api_token),
      .load = load_token,
      .show = show_token},
+    {.name = "allowed_origins",
+     .type = "[origin, ...]",
+     .meaning = "Origins a handshake may come from (scheme://host[:port], *.example.com); "
+                "others: 403",
+     .offset = offsetof(orr_config, allowed_origins),
+     .size = sizeof(char *),
+     .load = orr__config_load_origins,
+     .show = orr__config_show_origins},
+    {.name = "require_origin",
+     .type = "true|false",
+     .meaning = "refuse (403) a handshake without Origin (a client that is not a browser)",
+     .offset = offsetof(orr_config, require_origin),
+     .size = sizeof(bool),
+     .load = orr__config_load_flag,
+     .show = orr__config_show_flag},
     {.name = "pools",
      .type = "{\"<pool>\": {...}}",
      .meaning = "limits per executor pool; <pool> is gear:<gear> or tenant:<id>",
@@ -445,24 +460,37 @@ void orr_config_defaults(orr_config *c) {
     };
 }
 
+/* A pools array and the lists it owns. */
+static void pools_free(orr_pool_config *pools, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(pools[i].allowed_origins);
+    free(pools);
+}
+
 void orr_config_free(orr_config *c) {
     free(c->gear_config);
     c->gear_config = NULL;
-    free(c->pools);
+    free(c->allowed_origins);
+    c->allowed_origins = NULL;
+    pools_free(c->pools, c->n_pools);
     c->pools = NULL;
     c->n_pools = 0;
 }
 
 int orr_config_copy(orr_config *dst, const orr_config *src) {
     if (dst == src) return 0;
-    *dst = *src; /* everything but the pools and gear_config is plain data, cluster included */
+    *dst = *src; /* everything but the pools and the strings is plain data, cluster included */
     if (src->n_pools) {
         dst->pools = orr_xmalloc(src->n_pools * sizeof *src->pools);
         memcpy(dst->pools, src->pools, src->n_pools * sizeof *src->pools);
+        for (size_t i = 0; i < src->n_pools; i++)
+            if (src->pools[i].allowed_origins)
+                dst->pools[i].allowed_origins = orr_xstrdup(src->pools[i].allowed_origins);
     } else {
         dst->pools = NULL;
     }
     dst->gear_config = src->gear_config ? orr_xstrdup(src->gear_config) : NULL;
+    dst->allowed_origins = src->allowed_origins ? orr_xstrdup(src->allowed_origins) : NULL;
     return 0;
 }
 
@@ -470,7 +498,7 @@ int orr_config_copy(orr_config *dst, const orr_config *src) {
 
 static int unknown_key(orr__config_ctx *ctx, const orr__config_key *keys, size_t n,
                        const char *name) {
-    char known[512];
+    char known[1024];
     size_t at = 0;
     known[0] = '\0';
     for (size_t i = 0; i < n; i++) {
@@ -658,10 +686,11 @@ int orr_config_load(const char *path, orr_config *c, char *err, size_t errlen) {
             for (size_t i = 0; i < next.n_pools; i++)
                 if (next.pools[i].ws_max_connections == ORR__CONFIG_POOL_LIMIT_UNSET)
                     next.pools[i].ws_max_connections = next.ws_max_connections;
-            free(c->pools);
+            pools_free(c->pools, c->n_pools);
         } else if (rc < 0 && next.pools != c->pools) {
-            free(next.pools);
+            pools_free(next.pools, next.n_pools);
         }
+        if (rc < 0 && next.allowed_origins != c->allowed_origins) free(next.allowed_origins);
         if (rc == 0) *c = next;
     }
     json_decref(root);

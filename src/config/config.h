@@ -42,6 +42,8 @@ typedef struct orr_pool_config {
     char name[ORR_POOL_NAME_MAX]; /* "gear:<gear>" or "tenant:<id>", see orr_pool_name_check */
     uint32_t ws_max_connections;  /* 0..10000000, 0 rejects everyone; default: the top-level
                                      ws_max_connections of the same load */
+    char *allowed_origins;        /* owned (orr_config_free); NULL: the top-level list */
+    int8_t require_origin;        /* -1: the top-level value */
 } orr_pool_config;
 
 /*
@@ -75,8 +77,13 @@ typedef struct orr_config {
     char gears_dir[1024];          /* every *.so there is a gear; "" (default): the binary's own
                                       (build/gears in the build tree, PREFIX/lib/orrery/gears
                                       installed) */
-    char *gear_config;            /* "gear_config": the object's JSON text, owned; NULL if absent */
-    uint32_t lua_memory_limit_mb; /* per Lua gear per worker, default 256 */
+    char *gear_config; /* "gear_config": the object's JSON text, owned; NULL if absent */
+    /* "allowed_origins": the Origins a handshake may come from, normalised,
+     * one per line (exact origins, *.example.com patterns); owned; NULL
+     * (default): any. "require_origin": refuse requests without Origin. */
+    char *allowed_origins;
+    bool require_origin;
+    uint32_t lua_memory_limit_mb;     /* per Lua gear per worker, default 256 */
     uint32_t lua_callback_timeout_ms; /* per Lua callback, default 100 */
 } orr_config;
 
@@ -84,6 +91,12 @@ typedef struct orr_config {
  * config's gear_config, or NULL): malloc'd (the caller frees it), "{}"
  * when there is none. */
 char *orr_config_gear_json(const char *gear_config, const char *gear, size_t *len);
+
+/* The Origin allowlist of a pool (NUL-terminated name: its own, else the
+ * top-level one; NULL when there is none) and whether it requires an
+ * Origin. */
+void orr_config_origin_policy(const orr_config *c, const char *pool, const char **list,
+                              bool *require);
 
 /* Every key at its default: no pools (nothing to free, but orr_config_free
  * is safe on it). */

@@ -90,6 +90,12 @@ void orr__config_show_int(const orr__config_key *k, const void *base, char *buf,
 /* Loads the members of obj into the struct at base, in file order, stopping
  * at the first error. A caller loading a nested object pushes its name on
  * ctx->path first. */
+/* config_origin.c: allowed_origins and require_origin. */
+int orr__config_load_origins(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base);
+void orr__config_show_origins(const orr__config_key *k, const void *base, char *buf, size_t n);
+int orr__config_load_flag(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base);
+void orr__config_show_flag(const orr__config_key *k, const void *base, char *buf, size_t n);
+
 int orr__config_load_object(orr__config_ctx *ctx, const orr__config_key *keys, size_t n,
                             json_t *obj, void *base);
 

@@ -29,6 +29,23 @@ static const orr__config_key pool_keys[] = {
      .max = 10000000,
      .unit = "connections",
      .default_note = "top-level"},
+    {.name = "allowed_origins",
+     .type = "[origin, ...]",
+     .meaning = "the Origins this pool's handshakes may come from (as at the top level)",
+     .offset = offsetof(orr_pool_config, allowed_origins),
+     .size = sizeof(char *),
+     .load = orr__config_load_origins,
+     .show = orr__config_show_origins,
+     .default_note = "top-level"},
+    {.name = "require_origin",
+     .type = "true|false",
+     .meaning = "refuse (403) this pool's handshakes without Origin",
+     .offset = offsetof(orr_pool_config, require_origin),
+     .size = sizeof(int8_t),
+     .load = orr__config_load_flag,
+     .show = orr__config_show_flag,
+     .min = -1, /* a tri-state: -1 is the top-level value */
+     .default_note = "top-level"},
 };
 
 const orr__config_table orr__config_pool_table = {pool_keys, ORR_ARRAY_LEN(pool_keys)};
@@ -48,6 +65,8 @@ static int load_pool(orr__config_ctx *ctx, const char *name, json_t *v, orr_pool
     _Static_assert(sizeof p->name > 7 + 64, "a pool name fits");
     memcpy(p->name, name, len + 1);
     p->ws_max_connections = ORR__CONFIG_POOL_LIMIT_UNSET;
+    p->allowed_origins = NULL;
+    p->require_origin = -1;
     ctx->path[ctx->depth++] = name;
     int rc = orr__config_load_object(ctx, pool_keys, ORR_ARRAY_LEN(pool_keys), v, p);
     ctx->depth--;
@@ -75,6 +94,8 @@ int orr__config_load_pools(orr__config_ctx *ctx, const orr__config_key *k, json_
     json_object_foreach(v, name, pv) {
         if (load_pool(ctx, name, pv, &pools[i]) < 0) {
             ctx->depth--;
+            for (size_t j = 0; j <= i; j++)
+                free(pools[j].allowed_origins);
             free(pools);
             return -1;
         }
@@ -94,7 +115,10 @@ void orr__config_show_pools(const orr__config_key *k, const void *base, char *bu
 
 /* The entries of a pool default to the top-level limit. */
 const void *orr__config_pool_defaults(const orr_config *d, orr__config_sub_scratch *s) {
-    s->pool = (orr_pool_config){.name = "", .ws_max_connections = d->ws_max_connections};
+    s->pool = (orr_pool_config){.name = "",
+                                .ws_max_connections = d->ws_max_connections,
+                                .allowed_origins = d->allowed_origins,
+                                .require_origin = d->require_origin};
     return &s->pool;
 }
 

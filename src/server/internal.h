@@ -200,6 +200,8 @@ struct orr_server {
     conn_node node;
     gear_host gear_view; /* what the gear API reaches of the node (mailbox.c fills it) */
     atomic_int_fast64_t shed_wake_ms; /* when a worker last asked the others to shed */
+    pthread_rwlock_t origin_lock;     /* origin_cfg: the allowlists (origin.c), SIGHUP swaps it */
+    orr_config origin_cfg;
     pthread_mutex_t token_lock;
     char api_token[513]; /* "" = push API off */
     /* Handshakes (requests to websocket routes) by response status. */
@@ -213,6 +215,15 @@ struct orr_server {
 
 /* hs_status slots */
 enum { HS_101, HS_400, HS_404, HS_426, HS_500, HS_503, HS_OTHER_4XX, HS_OTHER, HS_N };
+
+/* ---- origin.c: the Origin allowlist ---- */
+void origin_init(orr_server *s);
+/* SIGHUP: the lists of next from now on. */
+void origin_set(orr_server *s, const orr_config *next);
+void origin_free(orr_server *s);
+/* Whether a handshake's Origin may open a websocket in `pool`; a refusal
+ * is logged (the caller answers 403). */
+bool origin_check(orr_server *s, const orr_http_request *req, const char *pool, const char *ctx);
 
 /* ---- gears.c: the gears served, their versions, reloads ---- */
 /* At start: the linked gears (any failure is an error) and every *.so of

@@ -172,6 +172,11 @@ static bool admit(orr_worker *w, orr_conn *c, const orr_http_request *req, orr_h
                    keep);
         return false;
     }
+    if (!origin_check(w->srv, req, pool->name, hs->ctx)) {
+        hs_respond(w, c, req, 403, NULL, "origin not allowed\n", keep);
+        pool_unref(pool);
+        return false;
+    }
     if (pool_take(pool)) {
         *out = pool;
         return true;
@@ -249,8 +254,8 @@ static bool upgrade(orr_worker *w, orr_conn *c, const orr_http_request *req, orr
 
 /* Returns true when the connection switched to the websocket phase. A body
  * (only the push API takes one) was read whole beforehand. Order: the
- * server's own paths, route (404, 400), pool and limit (503), connect,
- * protocol (426, 400), 101. */
+ * server's own paths, route (404, 400), pool, Origin (403) and limit
+ * (503), connect, protocol (426, 400), 101. */
 bool request_handle(orr_worker *w, orr_conn *c, const orr_http_request *req, const uint8_t *body,
                     size_t body_len) {
     c->ctx_seq = ++w->cw.ctx_seq;

@@ -48,6 +48,7 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
     }
     s->registry = orr_registry_new();
     pthread_mutex_init(&s->token_lock, NULL);
+    origin_init(s);
     snprintf(s->api_token, sizeof s->api_token, "%s", cfg->api_token);
     s->node.cfg = &s->cfg;
     s->node.host = &worker_conn_host;
@@ -177,8 +178,8 @@ static void note_restart_keys(const orr_config *a, const orr_config *b) {
 }
 
 /* SIGHUP: read the config file again. Pool limits, max_outbound_bytes,
- * max_buffered_bytes, api_token and log_level apply at once (lowering a limit disconnects
- * nobody); a file with an error changes nothing. */
+ * max_buffered_bytes, api_token, log_level and the Origin keys apply at once (lowering a limit
+ * disconnects nobody); a file with an error changes nothing. */
 static void reload_config(orr_server *s) {
     if (!s->config_path[0]) {
         orr_log(ORR_LOG_INFO, NULL, "SIGHUP: started without --config: no config to reload");
@@ -207,6 +208,7 @@ static void reload_config(orr_server *s) {
     pthread_mutex_unlock(&s->token_lock);
     orr_log_set_level(next.log_level);
     gears_set_config(s, &next);
+    origin_set(s, &next);
     if (next.gears_dir[0] && strcmp(next.gears_dir, s->cfg.gears_dir) != 0)
         orr_log(ORR_LOG_WARN, NULL, "SIGHUP: gears_dir changed to %s: takes a restart (still %s)",
                 next.gears_dir, s->cfg.gears_dir);
@@ -271,6 +273,7 @@ void orr_server_free(orr_server *s) {
     pools_free(s);
     if (s->registry) orr_registry_free(s->registry);
     pthread_mutex_destroy(&s->token_lock);
+    origin_free(s);
     orr_config_free(&s->cfg);
     free(s);
 }

@@ -50,11 +50,18 @@ static inline void expect_prefix(const char *err, const char *path, int line, in
     cr_expect(strncmp(err, want, strlen(want)) == 0, "want prefix \"%s\", got \"%s\"", want, err);
 }
 
+/* Two optional strings (NULL: none). */
+static inline int same_text(const char *a, const char *b) {
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
 static inline int same_pools(const orr_config *a, const orr_config *b) {
     if (a->n_pools != b->n_pools) return 0;
     for (size_t i = 0; i < a->n_pools; i++)
         if (strcmp(a->pools[i].name, b->pools[i].name) != 0 ||
-            a->pools[i].ws_max_connections != b->pools[i].ws_max_connections)
+            a->pools[i].ws_max_connections != b->pools[i].ws_max_connections ||
+            !same_text(a->pools[i].allowed_origins, b->pools[i].allowed_origins) ||
+            a->pools[i].require_origin != b->pools[i].require_origin)
             return 0;
     return 1;
 }
@@ -79,7 +86,9 @@ static inline int same_config(const orr_config *a, const orr_config *b) {
            a->max_outbound_bytes == b->max_outbound_bytes && a->max_pools == b->max_pools &&
            a->max_buffered_bytes == b->max_buffered_bytes && a->retry_after_s == b->retry_after_s &&
            strcmp(a->api_token, b->api_token) == 0 && same_pools(a, b) &&
-           same_cluster(&a->cluster, &b->cluster) && strcmp(a->gears_dir, b->gears_dir) == 0 &&
+           same_text(a->allowed_origins, b->allowed_origins) &&
+           a->require_origin == b->require_origin && same_cluster(&a->cluster, &b->cluster) &&
+           strcmp(a->gears_dir, b->gears_dir) == 0 &&
            strcmp(a->gear_config ? a->gear_config : "{}", b->gear_config ? b->gear_config : "{}") ==
                0;
 }

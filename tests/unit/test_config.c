@@ -384,8 +384,9 @@ Test(config, unknown_key) {
              "idle_timeout_ms, ping_interval_ms, max_message_bytes, max_fragments, drain_ms, "
              "close_timeout_ms, "
              "handshake_timeout_ms, log_level, ws_max_connections, max_outbound_bytes, "
-             "max_buffered_bytes, max_pools, retry_after_s, api_token, pools, gears_dir, "
-             "gear_config, lua_memory_limit_mb, lua_callback_timeout_ms, cluster)",
+             "max_buffered_bytes, max_pools, retry_after_s, api_token, allowed_origins, "
+             "require_origin, pools, gears_dir, gear_config, lua_memory_limit_mb, "
+             "lua_callback_timeout_ms, cluster)",
              path);
     cr_expect_str_eq(err, want);
     /* A key written with escapes is found where it is written. */
@@ -595,13 +596,13 @@ Test(config, help_lists_every_key_with_its_default) {
 
     char names[32][64];
     size_t n = help_keys(help, names);
-    cr_expect_eq(n, 23);
-    /* Every listed key is one the loader knows ([] is no key's value). */
+    cr_expect_eq(n, 25);
+    /* Every listed key is one the loader knows ([1] is no key's value). */
     for (size_t i = 0; i < n; i++) {
         char text[128], path[64], err[512];
         orr_config c;
         orr_config_defaults(&c);
-        snprintf(text, sizeof text, "{\"%s\": []}", names[i]);
+        snprintf(text, sizeof text, "{\"%s\": [1]}", names[i]);
         cr_expect_eq(load_text(text, &c, path, err, sizeof err), -1);
         cr_expect(strstr(err, "unknown key") == NULL, "%s", err);
         cr_expect(strstr(err, names[i]) != NULL, "%s", err);
@@ -618,24 +619,36 @@ Test(config, example_file_has_every_key_at_its_default) {
     cr_assert_eq(orr_config_load(file, &c, err, sizeof err), 0, "%s", err);
     c.workers = d.workers; /* the defaults that depend on the machine */
     c.max_buffered_bytes = d.max_buffered_bytes;
-    cr_expect(same_config(&c, &d), "a value in %s is not its default", file);
+    /* But for one pool, which shows how to set an Origin allowlist. */
+    cr_assert_eq(c.n_pools, 1);
+    cr_expect_str_eq(c.pools[0].name, "gear:chat");
+    cr_expect_str_eq(c.pools[0].allowed_origins, "http://localhost:8080\nhttp://127.0.0.1:8080");
+    cr_expect_eq(c.pools[0].ws_max_connections, d.ws_max_connections);
+    orr_config shown = c;
+    shown.pools = NULL;
+    shown.n_pools = 0;
+    cr_expect(same_config(&shown, &d), "a value in %s is not its default", file);
 
     json_t *root = json_load_file(file, 0, NULL);
     cr_assert_not_null(root);
     char *help = help_text();
     char names[32][64];
     size_t n = help_keys(help, names);
-    /* Every key but api_token, cluster and gears_dir: a secret has no place
-     * in an example, and neither "" (api_token's and gears_dir's default:
-     * the binary's own) nor "no cluster" is a value a file may give. */
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(names[i], "api_token") != 0 && strcmp(names[i], "cluster") != 0 &&
-            strcmp(names[i], "gears_dir") != 0)
+    /* Every key but api_token, cluster, gears_dir and allowed_origins: a
+     * secret has no place in an example, and neither "" (api_token's and
+     * gears_dir's default: the binary's own), "no cluster" nor "no list" is
+     * a value a file may give. */
+    static const char *const absent[] = {"api_token", "cluster", "gears_dir", "allowed_origins"};
+    for (size_t i = 0; i < n; i++) {
+        bool listed = true;
+        for (size_t k = 0; k < (sizeof absent / sizeof absent[0]); k++)
+            if (strcmp(names[i], absent[k]) == 0) listed = false;
+        if (listed)
             cr_expect_not_null(json_object_get(root, names[i]), "%s lacks %s", file, names[i]);
-    cr_expect_null(json_object_get(root, "api_token"));
-    cr_expect_null(json_object_get(root, "cluster"), "the example must not enable a cluster");
-    cr_expect_null(json_object_get(root, "gears_dir"));
-    cr_expect_eq(json_object_size(root), n - 3);
+    }
+    for (size_t k = 0; k < (sizeof absent / sizeof absent[0]); k++)
+        cr_expect_null(json_object_get(root, absent[k]), "%s", absent[k]);
+    cr_expect_eq(json_object_size(root), n - (sizeof absent / sizeof absent[0]));
     free(help);
     json_decref(root);
     orr_config_free(&c);

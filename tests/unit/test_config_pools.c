@@ -241,7 +241,8 @@ Test(config, unknown_key_inside_a_pool) {
                            &c, path, err, sizeof err),
                  -1);
     snprintf(want, sizeof want,
-             "%s:3:5: pools.tenant:t.max_connections: unknown key (known: ws_max_connections)",
+             "%s:3:5: pools.tenant:t.max_connections: unknown key (known: ws_max_connections, "
+             "allowed_origins, require_origin)",
              path);
     cr_expect_str_eq(err, want);
     /* Duplicate pools (decoded names) are jansson's to refuse. */
@@ -276,4 +277,63 @@ Test(config, copy_and_free) {
     cr_expect_null(e.pools);
     cr_expect(same_config(&d, &e));
     orr_config_free(&e);
+}
+
+/* ---- allowed_origins, require_origin ------------------------------------ */
+
+Test(config, origin_lists_are_kept_normalised_at_the_top_and_per_pool) {
+    orr_config c;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    cr_assert_eq(load_text("{\"allowed_origins\": [\"HTTPS://App.Example.com:443\", "
+                           "\"*.Trusted.org\"], \"require_origin\": true,\n"
+                           " \"pools\": {\"gear:chat\": {\"allowed_origins\": [], "
+                           "\"require_origin\": false}, \"tenant:t\": {}}}",
+                           &c, path, err, sizeof err),
+                 0, "%s", err);
+    cr_expect_str_eq(c.allowed_origins, "https://app.example.com\n*.trusted.org");
+    cr_expect(c.require_origin);
+    const char *list;
+    bool require;
+    orr_config_origin_policy(&c, "gear:chat", &list, &require);
+    cr_expect_str_eq(list, "", "an empty list of its own");
+    cr_expect(!require);
+    orr_config_origin_policy(&c, "tenant:t", &list, &require);
+    cr_expect_eq(list, c.allowed_origins, "the top-level list");
+    cr_expect(require);
+    orr_config_origin_policy(&c, "tenant:other", &list, &require);
+    cr_expect_eq(list, c.allowed_origins);
+    orr_config copy;
+    orr_config_copy(&copy, &c);
+    cr_expect_str_eq(copy.allowed_origins, c.allowed_origins);
+    cr_expect_neq(copy.allowed_origins, c.allowed_origins, "a deep copy");
+    orr_config_free(&copy);
+    orr_config_free(&c);
+}
+
+Test(config, a_bad_origin_names_its_file_line_key_and_entry) {
+    static const struct {
+        const char *text, *key, *why;
+    } bad[] = {
+        {"{\"allowed_origins\": \"https://a.com\"}", "allowed_origins", "expected a list"},
+        {"{\"allowed_origins\": [1]}", "allowed_origins", "entry 1: expected a string"},
+        {"{\"allowed_origins\": [\"https://a.com\", \"https://a.com/\"]}", "allowed_origins",
+         "entry 2: \"https://a.com/\" is not an origin"},
+        {"{\"allowed_origins\": [\"*.\"]}", "allowed_origins", "entry 1: \"*.\" is not a pattern"},
+        {"{\"require_origin\": 1}", "require_origin", "expected true or false"},
+        {"{\"pools\": {\"gear:chat\": {\"allowed_origins\": [\"ftp//x\"]}}}",
+         "pools.gear:chat.allowed_origins", "entry 1: \"ftp//x\" is not an origin"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        orr_config c;
+        char path[64], err[512], want[128];
+        orr_config_defaults(&c);
+        cr_expect_eq(load_text(bad[i].text, &c, path, err, sizeof err), -1, "%s", bad[i].text);
+        snprintf(want, sizeof want, ": %s: ", bad[i].key);
+        cr_expect(strncmp(err, path, strlen(path)) == 0 && strstr(err, want) &&
+                      strstr(err, bad[i].why),
+                  "%s: %s", bad[i].text, err);
+        cr_expect_null(c.allowed_origins, "a bad file changes nothing");
+        orr_config_free(&c);
+    }
 }
