@@ -4,6 +4,7 @@
  * parsed head. Inputs are copied to exact-size allocations so that ASan sees
  * any read past the end.
  */
+#include "http/deflate_offer.h"
 #include "http/request.h"
 #include "http/websocket.h"
 
@@ -69,6 +70,16 @@ static void use_request(const orr_http_request *req, const char *buf, size_t len
         check(++count <= len);
     }
     check(st == 0 || st == ORR_HTTP_EBAD);
+    /* The permessage-deflate answer: declined, or a response that fits. */
+    orr_ws_deflate_params dp;
+    char resp[ORR_WS_DEFLATE_RESPONSE_MAX];
+    st = orr_ws_deflate_negotiate(req, &dp, resp);
+    check(st == 0 || st == 1);
+    if (st == 1) {
+        check(strncmp(resp, "permessage-deflate; ", 20) == 0 && strlen(resp) < sizeof resp);
+        check(dp.server_max_window_bits >= 9 && dp.server_max_window_bits <= 15);
+        check(dp.client_max_window_bits >= 8 && dp.client_max_window_bits <= 15);
+    }
 
     char *out = malloc(req->target.n + 1);
     long d = orr_url_decode(req->path.p, req->path.n, out, false);

@@ -24,9 +24,8 @@ static long origin_entry(orr__config_ctx *ctx, const char *key, size_t i, json_t
     size_t n = json_string_length(e);
     if (n >= 2 && s[0] == '*' && s[1] == '.') {
         if (n >= ORR_ORIGIN_MAX || !orr_origin_pattern_valid(s, n))
-            return orr__config_fail_at(ctx, key, 1,
-                                       "entry %zu: \"%.80s\" is not a pattern *.<host name>", i + 1,
-                                       s);
+            return orr__config_fail_at(
+                ctx, key, 1, "entry %zu: \"%.80s\" is not a pattern *.<host name>", i + 1, s);
         for (size_t k = 0; k < n; k++)
             out[k] = s[k] >= 'A' && s[k] <= 'Z' ? (char)(s[k] - 'A' + 'a') : s[k];
         return (long)n;

@@ -73,8 +73,8 @@ static const char *host_end(const char *h, const char *end) {
 static size_t scheme_len(const char *in, size_t n) {
     if (n == 0 || !is_alpha(in[0])) return 0;
     size_t s = 1;
-    while (s < n && (is_alpha(in[s]) || is_digit(in[s]) || in[s] == '+' || in[s] == '-' ||
-                     in[s] == '.'))
+    while (s < n &&
+           (is_alpha(in[s]) || is_digit(in[s]) || in[s] == '+' || in[s] == '-' || in[s] == '.'))
         s++;
     return s + 3 <= n && memcmp(in + s, "://", 3) == 0 ? s : 0;
 }

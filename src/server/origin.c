@@ -7,8 +7,8 @@
  * that SIGHUP replaces (origin_lock); a handshake reads it under the read
  * lock.
  */
-#include "common/log.h"
 #include "http/origin.h"
+#include "common/log.h"
 #include "server/internal.h"
 
 #include <stdio.h>
