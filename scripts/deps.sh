@@ -6,7 +6,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-pkgs="build-essential cmake pkg-config libjansson-dev libssl-dev node-llhttp libhiredis-dev liblua5.4-dev"
+pkgs="build-essential cmake pkg-config libjansson-dev libssl-dev node-llhttp libhiredis-dev liblua5.4-dev zlib1g-dev"
 if [ "${1:-}" = test ] || [ "${1:-}" = bench ]; then
   pkgs="$pkgs libcriterion-dev python3 python3-websockets nodejs npm chromium redis-server clang-format"
 fi
