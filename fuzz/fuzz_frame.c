@@ -80,13 +80,16 @@ static void check_close(const uint8_t *p, size_t len) {
         CHECK(rc == 0 && code == c);
 }
 
-static rec run(orr_ws_role role, uint64_t max, uint32_t max_frames, const uint8_t *in, size_t n,
-               feeder f) {
+/* pmd: permessage-deflate negotiated (RSV1 may start a data message). */
+static rec run(orr_ws_role role, uint64_t max, uint32_t max_frames, bool pmd, const uint8_t *in,
+               size_t n, feeder f) {
     rec r = {0};
-    r.log = malloc(n / 2 * 11 + n + 16);
+    r.log = malloc(n / 2 * 12 + n + 16);
     CHECK(r.log != NULL);
     orr_ws_reader rd;
     orr_ws_reader_init(&rd, role, max, max_frames);
+    if (pmd) orr_ws_reader_allow_compression(&rd);
+    bool msg_z = false; /* the open data message is compressed */
 
     bool in_frame = false;
     size_t frame_start = 0; /* stream offset of the current frame's header */
@@ -133,9 +136,9 @@ static rec run(orr_ws_role role, uint64_t max, uint32_t max_frames, const uint8_
                 cur_op = ch.opcode;
                 cur_len = ch.frame_len;
                 cur_got = 0;
-                uint8_t meta[11] = {ch.opcode, ch.msg_opcode, ch.fin};
+                uint8_t meta[12] = {ch.opcode, ch.msg_opcode, ch.fin, ch.compressed};
                 for (int k = 0; k < 8; k++)
-                    meta[3 + k] = (uint8_t)(ch.frame_len >> (8 * k));
+                    meta[4 + k] = (uint8_t)(ch.frame_len >> (8 * k));
                 log_put(&r, meta, sizeof meta);
                 cur_data = r.n;
                 /* A frame wholly inside this buffer comes out as one chunk. */
@@ -144,7 +147,7 @@ static rec run(orr_ws_role role, uint64_t max, uint32_t max_frames, const uint8_
                     CHECK(ch.last);
                 if (ch.opcode & 0x8) {
                     CHECK(ch.opcode <= ORR_WS_OP_PONG && ch.fin && ch.frame_len <= 125);
-                    CHECK(ch.msg_opcode == ch.opcode);
+                    CHECK(ch.msg_opcode == ch.opcode && !ch.compressed);
                 } else {
                     CHECK(ch.opcode <= ORR_WS_OP_BINARY);
                     if (ch.opcode == ORR_WS_OP_CONT) {
@@ -152,8 +155,10 @@ static rec run(orr_ws_role role, uint64_t max, uint32_t max_frames, const uint8_
                     } else {
                         CHECK(msg == 0);
                         msg = ch.opcode;
+                        msg_z = ch.compressed;
+                        CHECK(!msg_z || pmd);
                     }
-                    CHECK(ch.msg_opcode == msg);
+                    CHECK(ch.msg_opcode == msg && ch.compressed == msg_z);
                     msg_bytes += ch.frame_len;
                     CHECK(max == 0 || msg_bytes <= max);
                     msg_frames++;
@@ -165,7 +170,7 @@ static rec run(orr_ws_role role, uint64_t max, uint32_t max_frames, const uint8_
             log_put(&r, ch.data, ch.len);
             cur_got += ch.len;
             CHECK(cur_got <= cur_len);
-            if (!(cur_op & 0x8) && msg == ORR_WS_OP_TEXT) {
+            if (!(cur_op & 0x8) && msg == ORR_WS_OP_TEXT && !msg_z) {
                 text = orr_utf8_feed(text, ch.data, ch.len, NULL);
                 CHECK(text != ORR_UTF8_REJECT);
             }
@@ -176,8 +181,9 @@ static rec run(orr_ws_role role, uint64_t max, uint32_t max_frames, const uint8_
                 frame_start = pos + off + used;
                 r.done = r.n;
                 if (!(cur_op & 0x8) && ch.fin) {
-                    if (msg == ORR_WS_OP_TEXT) CHECK(text == ORR_UTF8_ACCEPT);
+                    if (msg == ORR_WS_OP_TEXT && !msg_z) CHECK(text == ORR_UTF8_ACCEPT);
                     msg = 0;
+                    msg_z = false;
                     msg_bytes = 0;
                     msg_frames = 0;
                     text = ORR_UTF8_ACCEPT;
@@ -211,14 +217,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     orr_ws_role role = (data[0] & 1) ? ORR_WS_CLIENT : ORR_WS_SERVER;
     uint64_t max = limits[(data[0] >> 1) & 7];
     uint32_t max_frames = frame_limits[data[0] >> 6];
+    bool pmd = (data[0] >> 4) & 1;
     const uint8_t *in = data + 1;
     size_t n = size - 1;
 
-    rec whole = run(role, max, max_frames, in, n, (feeder){0, 0});
-    rec bytes = run(role, max, max_frames, in, n, (feeder){1, 0});
+    rec whole = run(role, max, max_frames, pmd, in, n, (feeder){0, 0});
+    rec bytes = run(role, max, max_frames, pmd, in, n, (feeder){1, 0});
     same(&whole, &bytes);
     for (uint64_t k = 1; k <= 2; k++) {
-        rec split = run(role, max, max_frames, in, n,
+        rec split = run(role, max, max_frames, pmd, in, n,
                         (feeder){2, (data[0] >> 4) * 0x9E3779B97F4A7C15ull + k});
         same(&whole, &split);
         free(split.log);

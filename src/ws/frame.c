@@ -22,6 +22,8 @@ enum {
     F_FIN = 1,    /* the current frame has FIN set */
     F_TEXT = 2,   /* the current frame belongs to a text message: validate it */
     F_CLIENT = 4, /* we are the client: frames arrive unmasked */
+    F_PMD = 8,    /* permessage-deflate was negotiated: RSV1 may start a message */
+    F_MSG_Z = 16, /* the current data message is compressed (RSV1 on its first frame) */
 };
 
 #define HDR_MAX 14
@@ -58,19 +60,27 @@ void orr_ws_reader_init(orr_ws_reader *r, orr_ws_role role, uint64_t max_message
     if (role == ORR_WS_CLIENT) r->flags_ = F_CLIENT;
 }
 
+void orr_ws_reader_allow_compression(orr_ws_reader *r) {
+    r->flags_ |= F_PMD;
+}
+
 /* What a complete header says, for hdr_commit. */
 typedef struct hdr_info {
     uint64_t len; /* payload length */
     size_t size;  /* header length, mask key included */
 } hdr_info;
 
-/* The rules the first byte alone decides: RSV1-3 clear (no extension is
- * negotiated), a known opcode that fits the message sequence, and FIN on
- * control frames (they are never fragmented). */
+/* The rules the first byte alone decides: RSV2 and RSV3 clear, RSV1 clear
+ * too unless permessage-deflate was negotiated and the frame starts a data
+ * message (never on a continuation or a control frame, RFC 7692 section
+ * 6), a known opcode that fits the message sequence, and FIN on control
+ * frames (they are never fragmented). */
 static inline bool byte0_ok(const orr_ws_reader *r, uint8_t b0) {
     unsigned op = b0 & 0x0F;
     unsigned allowed = r->msg_opcode_ ? OPS_INSIDE : OPS_BETWEEN;
-    return !(b0 & 0x70) && (allowed >> op & 1) && (!is_control(op) || (b0 & 0x80));
+    bool rsv_ok = !(b0 & 0x70) || ((b0 & 0x70) == 0x40 && (r->flags_ & F_PMD) &&
+                                   (op == ORR_WS_OP_TEXT || op == ORR_WS_OP_BINARY));
+    return rsv_ok && (allowed >> op & 1) && (!is_control(op) || (b0 & 0x80));
 }
 
 /* Whether a frame with opcode `op` keeps the data message within the frame
@@ -149,14 +159,18 @@ static inline void hdr_commit(orr_ws_reader *r, uint8_t b0, uint64_t len, const 
     r->remaining_ = len;
     r->frame_len_ = len;
     r->mask_off_ = 0;
-    uint8_t flags = r->flags_ & F_CLIENT;
+    uint8_t flags = r->flags_ & (F_CLIENT | F_PMD | F_MSG_Z);
     if (b0 & 0x80) flags |= F_FIN;
     if (mask) memmove(r->mask_, mask, 4);
     if (!is_control(op)) {
-        if (op != ORR_WS_OP_CONT) r->msg_opcode_ = (uint8_t)op;
+        if (op != ORR_WS_OP_CONT) {
+            r->msg_opcode_ = (uint8_t)op;
+            flags = (uint8_t)((flags & ~F_MSG_Z) | (b0 & 0x40 ? F_MSG_Z : 0));
+        }
         r->msg_bytes_ += len;
         r->frames_++;
-        if (r->msg_opcode_ == ORR_WS_OP_TEXT) flags |= F_TEXT;
+        /* Compressed text is checked once inflated, by the caller. */
+        if (r->msg_opcode_ == ORR_WS_OP_TEXT && !(flags & F_MSG_Z)) flags |= F_TEXT;
     }
     r->flags_ = flags;
 }
@@ -249,7 +263,9 @@ static inline __attribute__((always_inline)) int read_payload(orr_ws_reader *r, 
     out->frame_len = r->frame_len_;
     out->data = p;
     out->len = avail;
+    out->compressed = !is_control(op) && (flags & F_MSG_Z);
     if (last && fin && !is_control(op)) {
+        r->flags_ &= (uint8_t)~F_MSG_Z;
         /* The message ends here: it must not end inside a code point. */
         if ((flags & F_TEXT) && r->utf8_ != ORR_UTF8_ACCEPT)
             return fail(r, ORR_WS_EUTF8, i + avail, consumed);

@@ -3,7 +3,8 @@
  * builds frame headers. Neither touches a socket nor allocates.
  *
  * The reader checks everything RFC 6455 asks of a frame stream: masking by
- * role, reserved bits (no extension is negotiated), opcodes, control frames
+ * role, reserved bits (RSV1 only where permessage-deflate allows it, when
+ * the caller says it was negotiated), opcodes, control frames
  * (<= 125 bytes, never fragmented, allowed between fragments), the
  * continuation sequence, the 64-bit length's top bit, the message size limit
  * (at the frame header and across fragments, before any payload is
@@ -90,6 +91,10 @@ _Static_assert(sizeof(orr_ws_reader) == 64, "orr_ws_reader is one cache line");
 void orr_ws_reader_init(orr_ws_reader *r, orr_ws_role role, uint64_t max_message_bytes,
                         uint32_t max_frames);
 
+/* permessage-deflate was negotiated (RFC 7692): a data message may start
+ * with RSV1 set, its chunks then say compressed. */
+void orr_ws_reader_allow_compression(orr_ws_reader *r);
+
 /* One step of the reader: a piece of payload of one frame. */
 typedef struct orr_ws_chunk {
     uint8_t opcode;     /* the frame's own opcode (CONT for continuations) */
@@ -100,6 +105,8 @@ typedef struct orr_ws_chunk {
     uint64_t frame_len; /* the frame's payload length from its header */
     uint8_t *data;      /* unmasked in place, inside the caller's buffer */
     size_t len;
+    bool compressed; /* a data frame of a message whose first frame had RSV1: its bytes
+                        are deflated, and its text is not UTF-8 checked here */
 } orr_ws_chunk;
 
 /*

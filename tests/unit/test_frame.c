@@ -379,3 +379,90 @@ Test(frame, strerror_names_reader_errors_only) {
     cr_expect_null(orr_ws_strerror(0));
     cr_expect_null(orr_ws_strerror(-1));
 }
+
+/* ---- permessage-deflate's RSV1 (RFC 7692 section 6) --------------------------- */
+
+/* The stream fed one byte at a time to a server reader that negotiated
+ * compression (or not): the status of the last call, the message chunks'
+ * compressed flags in seen ('z' compressed, 'p' plain, one per chunk with
+ * bytes), and the payload bytes of compressed chunks in z. */
+static int feed_pmd(const wire *w, bool negotiated, char *seen, size_t cap, uint8_t *z,
+                    size_t *zn) {
+    orr_ws_reader r;
+    orr_ws_reader_init(&r, ORR_WS_SERVER, 1 << 20, 0);
+    if (negotiated) orr_ws_reader_allow_compression(&r);
+    uint8_t *copy = malloc(w->n ? w->n : 1);
+    memcpy(copy, w->p, w->n);
+    size_t ns = 0;
+    *zn = 0;
+    int rc = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        size_t used = 0;
+        orr_ws_chunk ch;
+        rc = orr_ws_read(&r, copy + i, 1, &ch, &used);
+        if (rc < 0) break;
+        if (rc == 1 && !(ch.opcode & 0x8) && ch.len) {
+            if (ns + 1 < cap) seen[ns++] = ch.compressed ? 'z' : 'p';
+            if (ch.compressed) {
+                memcpy(z + *zn, ch.data, ch.len);
+                *zn += ch.len;
+            }
+        }
+    }
+    seen[ns] = '\0';
+    free(copy);
+    return rc;
+}
+
+Test(frame, rsv1_starts_a_compressed_message_only_when_negotiated) {
+    char seen[64];
+    uint8_t z[64];
+    size_t zn;
+    wire w = {0};
+    /* "Hello" compressed (RFC 7692 7.2.3.1): not UTF-8, not checked as text. */
+    w_frame(&w, FIN | RSV1 | TEXT, "\xf2\x48\xcd\xc9\xc9\x07\x00", 7);
+    cr_expect_geq(feed_pmd(&w, true, seen, sizeof seen, z, &zn), 0);
+    cr_expect_str_eq(seen, "zzzzzzz");
+    cr_expect(zn == 7 && memcmp(z, "\xf2\x48\xcd\xc9\xc9\x07\x00", 7) == 0);
+    cr_expect_eq(feed_pmd(&w, false, seen, sizeof seen, z, &zn), ORR_WS_EPROTO, "not negotiated");
+    /* Fragmented: RSV1 on the first frame only; a ping between keeps it;
+     * the next message, plain text, is checked as UTF-8 again. */
+    w.n = 0;
+    w_frame(&w, RSV1 | BIN, "\xf2\x48", 2);
+    W_FRAME(&w, FIN | ORR_WS_OP_PING, "p");
+    w_frame(&w, CONT, "\xcd\xc9", 2);
+    w_frame(&w, FIN | CONT, "\xc9\x07\x00", 3);
+    W_FRAME(&w, FIN | TEXT, "ok");
+    cr_expect_geq(feed_pmd(&w, true, seen, sizeof seen, z, &zn), 0);
+    cr_expect_str_eq(seen, "zzzzzzzpp");
+    cr_expect_eq(zn, 7);
+    w.n = 0;
+    W_FRAME(&w, FIN | TEXT, "ok");
+    w_frame(&w, FIN | TEXT, "\xff", 1);
+    cr_expect_eq(feed_pmd(&w, true, seen, sizeof seen, z, &zn), ORR_WS_EUTF8);
+    free(w.p);
+}
+
+Test(frame, rsv1_anywhere_else_is_a_protocol_error) {
+    char seen[64];
+    uint8_t z[64];
+    size_t zn;
+    static const struct {
+        const char *what;
+        unsigned b0[2];
+    } bad[] = {
+        {"RSV1 on a continuation", {RSV1 | BIN, FIN | RSV1 | CONT}},
+        {"RSV1 on a ping", {FIN | RSV1 | ORR_WS_OP_PING, 0}},
+        {"RSV1 on a close", {FIN | RSV1 | ORR_WS_OP_CLOSE, 0}},
+        {"RSV2", {FIN | RSV2 | TEXT, 0}},
+        {"RSV1 and RSV3", {FIN | RSV1 | RSV3 | TEXT, 0}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        wire w = {0};
+        w_frame(&w, bad[i].b0[0], "ab", 2);
+        if (bad[i].b0[1]) w_frame(&w, bad[i].b0[1], "cd", 2);
+        cr_expect_eq(feed_pmd(&w, true, seen, sizeof seen, z, &zn), ORR_WS_EPROTO, "%s",
+                     bad[i].what);
+        free(w.p);
+    }
+}
