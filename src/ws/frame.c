@@ -78,9 +78,10 @@ typedef struct hdr_info {
 static inline bool byte0_ok(const orr_ws_reader *r, uint8_t b0) {
     unsigned op = b0 & 0x0F;
     unsigned allowed = r->msg_opcode_ ? OPS_INSIDE : OPS_BETWEEN;
-    bool rsv_ok = !(b0 & 0x70) || ((b0 & 0x70) == 0x40 && (r->flags_ & F_PMD) &&
-                                   (op == ORR_WS_OP_TEXT || op == ORR_WS_OP_BINARY));
-    return rsv_ok && (allowed >> op & 1) && (!is_control(op) || (b0 & 0x80));
+    if (__builtin_expect(b0 & 0x70, 0) && !((b0 & 0x70) == 0x40 && (r->flags_ & F_PMD) &&
+                                            (op == ORR_WS_OP_TEXT || op == ORR_WS_OP_BINARY)))
+        return false;
+    return (allowed >> op & 1) && (!is_control(op) || (b0 & 0x80));
 }
 
 /* Whether a frame with opcode `op` keeps the data message within the frame
@@ -153,30 +154,34 @@ static int hdr_check(const orr_ws_reader *r, const uint8_t *h, size_t n, hdr_inf
 
 /* Enter the frame whose header has been checked. `mask` is its masking key,
  * or NULL in the client role; it may point into hdr_, which mask_ shares. */
-static inline void hdr_commit(orr_ws_reader *r, uint8_t b0, uint64_t len, const uint8_t *mask) {
+/* z: the frame may belong to a compressed message (the general path; the
+ * fast path never sees one, so its copy does no work for compression). */
+static inline __attribute__((always_inline)) void
+hdr_commit(orr_ws_reader *r, uint8_t b0, uint64_t len, const uint8_t *mask, bool z) {
     unsigned op = b0 & 0x0F;
     r->opcode_ = (uint8_t)op;
     r->remaining_ = len;
     r->frame_len_ = len;
     r->mask_off_ = 0;
-    uint8_t flags = r->flags_ & (F_CLIENT | F_PMD | F_MSG_Z);
+    uint8_t flags = r->flags_ & (z ? (F_CLIENT | F_PMD | F_MSG_Z) : (F_CLIENT | F_PMD));
     if (b0 & 0x80) flags |= F_FIN;
     if (mask) memmove(r->mask_, mask, 4);
     if (!is_control(op)) {
         if (op != ORR_WS_OP_CONT) {
             r->msg_opcode_ = (uint8_t)op;
-            flags = (uint8_t)((flags & ~F_MSG_Z) | (b0 & 0x40 ? F_MSG_Z : 0));
+            /* F_MSG_Z is clear between messages: RSV1 sets it. */
+            if (z && (b0 & 0x40)) flags |= F_MSG_Z;
         }
         r->msg_bytes_ += len;
         r->frames_++;
         /* Compressed text is checked once inflated, by the caller. */
-        if (r->msg_opcode_ == ORR_WS_OP_TEXT && !(flags & F_MSG_Z)) flags |= F_TEXT;
+        if (r->msg_opcode_ == ORR_WS_OP_TEXT && !(z && (flags & F_MSG_Z))) flags |= F_TEXT;
     }
     r->flags_ = flags;
 }
 
 static void commit_checked(orr_ws_reader *r, const uint8_t *h, const hdr_info *hi) {
-    hdr_commit(r, h[0], hi->len, (r->flags_ & F_CLIENT) ? NULL : h + hi->size - 4);
+    hdr_commit(r, h[0], hi->len, (r->flags_ & F_CLIENT) ? NULL : h + hi->size - 4, true);
 }
 
 static int fail(orr_ws_reader *r, int err, size_t at, size_t *consumed) {
@@ -233,7 +238,8 @@ static inline unsigned mask_bytes(uint8_t *p, size_t len, const uint8_t mask[4],
  * UTF-8 validator. */
 static inline __attribute__((always_inline)) int read_payload(orr_ws_reader *r, uint8_t *buf,
                                                               size_t len, size_t i,
-                                                              orr_ws_chunk *out, size_t *consumed) {
+                                                              orr_ws_chunk *out, size_t *consumed,
+                                                              bool z) {
     size_t avail = len - i;
     if (avail > r->remaining_) avail = (size_t)r->remaining_;
     /* A frame with payload reports nothing until some of it is here; only a
@@ -263,9 +269,9 @@ static inline __attribute__((always_inline)) int read_payload(orr_ws_reader *r, 
     out->frame_len = r->frame_len_;
     out->data = p;
     out->len = avail;
-    out->compressed = !is_control(op) && (flags & F_MSG_Z);
+    out->compressed = z && (flags & F_MSG_Z) && !is_control(op);
     if (last && fin && !is_control(op)) {
-        r->flags_ &= (uint8_t)~F_MSG_Z;
+        if (z && (flags & F_MSG_Z)) r->flags_ &= (uint8_t)~F_MSG_Z;
         /* The message ends here: it must not end inside a code point. */
         if ((flags & F_TEXT) && r->utf8_ != ORR_UTF8_ACCEPT)
             return fail(r, ORR_WS_EUTF8, i + avail, consumed);
@@ -295,7 +301,7 @@ static __attribute__((noinline)) int read_general(orr_ws_reader *r, uint8_t *buf
             return rc;
         }
     }
-    return read_payload(r, buf, len, i, out, consumed);
+    return read_payload(r, buf, len, i, out, consumed, true);
 }
 
 int orr_ws_read(orr_ws_reader *r, uint8_t *buf, size_t len, orr_ws_chunk *out, size_t *consumed) {
@@ -306,13 +312,15 @@ int orr_ws_read(orr_ws_reader *r, uint8_t *buf, size_t len, orr_ws_chunk *out, s
      * goes the general way, which decides it byte by byte.
      */
     if (r->remaining_ == 0 && r->hdr_len_ == 0 && len >= 6 && r->err_ == 0 &&
-        !(r->flags_ & F_CLIENT)) {
+        !(r->flags_ & (F_CLIENT | F_MSG_Z))) {
+        /* ... and no compression at all: no RSV bit, not inside a
+         * compressed message (those go the general way). */
         uint8_t b0 = buf[0], b1 = buf[1];
         unsigned plen = b1 & 0x7F;
-        if ((b1 & 0x80) && plen <= 125 && byte0_ok(r, b0) && frames_ok(r, b0 & 0x0F) &&
-            size_ok(r, b0 & 0x0F, plen)) {
-            hdr_commit(r, b0, plen, buf + 2);
-            return read_payload(r, buf, len, 6, out, consumed);
+        if ((b1 & 0x80) && plen <= 125 && !(b0 & 0x70) && byte0_ok(r, b0) &&
+            frames_ok(r, b0 & 0x0F) && size_ok(r, b0 & 0x0F, plen)) {
+            hdr_commit(r, b0, plen, buf + 2, false);
+            return read_payload(r, buf, len, 6, out, consumed, false);
         }
     }
     return read_general(r, buf, len, out, consumed);
