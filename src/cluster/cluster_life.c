@@ -559,6 +559,13 @@ orr_backend *orr_cluster_backend_start(const orr_config *cfg, uint16_t port, orr
             cc->redis_url);
     if (pthread_create(&cl->thread, NULL, cluster_main, cl) != 0) {
         orr_log(ORR_LOG_ERROR, NULL, "cluster: cannot start its thread");
+        orr_redis_free(cl->cmd);
+        orr_redis_free(cl->sub);
+        orr_redis_free(cl->pres);
+        free(cl->batch_keys);
+        orr_loop_destroy(&cl->loop);
+        pthread_mutex_destroy(&cl->lock);
+        free(cl);
         return NULL;
     }
     return &cl->base;
