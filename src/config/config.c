@@ -207,7 +207,7 @@ static void choices_text(const orr__config_key *k, int for_help, char *buf, size
     }
 }
 
-static int load_choice(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base) {
+int orr__config_load_choice(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base) {
     char g[64], list[128];
     if (json_is_string(v)) {
         for (size_t i = 0; k->choices[i]; i++) {
@@ -222,7 +222,7 @@ static int load_choice(orr__config_ctx *ctx, const orr__config_key *k, json_t *v
                                orr__config_got(v, g, sizeof g));
 }
 
-static void show_choice(const orr__config_key *k, const void *base, char *buf, size_t n) {
+void orr__config_show_choice(const orr__config_key *k, const void *base, char *buf, size_t n) {
     int value;
     memcpy(&value, orr__config_cfield(base, k), sizeof value);
     for (size_t i = 0; k->choices[i]; i++) {
@@ -299,6 +299,8 @@ static void show_token(const orr__config_key *k, const void *base, char *buf, si
         .show = orr__config_show_int, .min = lo, .max = hi, .unit = unit_                          \
     }
 
+const char *const orr__config_onoff_names[] = {"off", "on", NULL};
+const int orr__config_onoff_values[] = {0, 1};
 static const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
 static const int log_level_values[] = {ORR_LOG_DEBUG, ORR_LOG_INFO, ORR_LOG_WARN, ORR_LOG_ERROR};
 
@@ -344,8 +346,8 @@ static const orr__config_key config_keys[] = {
      .meaning = "the lowest level logged",
      .offset = offsetof(orr_config, log_level),
      .size = sizeof(int),
-     .load = load_choice,
-     .show = show_choice,
+     .load = orr__config_load_choice,
+     .show = orr__config_show_choice,
      .choices = log_level_names,
      .choice_values = log_level_values},
     INT_KEY(ws_max_connections, 0, 10000000, "connections",
@@ -391,6 +393,16 @@ static const orr__config_key config_keys[] = {
      .size = sizeof(bool),
      .load = orr__config_load_flag,
      .show = orr__config_show_flag},
+    {.name = "deflate",
+     .meaning = "permessage-deflate (RFC 7692) with clients that offer it, no context takeover",
+     .offset = offsetof(orr_config, deflate),
+     .size = sizeof(int),
+     .load = orr__config_load_choice,
+     .show = orr__config_show_choice,
+     .choices = orr__config_onoff_names,
+     .choice_values = orr__config_onoff_values},
+    INT_KEY(deflate_min_bytes, 0, 2147483648LL, "bytes",
+            "a message shorter than this goes out uncompressed"),
     {.name = "pools",
      .type = "{\"<pool>\": {...}}",
      .meaning = "limits per executor pool; <pool> is gear:<gear> or tenant:<id>",
@@ -454,6 +466,8 @@ void orr_config_defaults(orr_config *c) {
         .max_pools = 4096,
         .retry_after_s = 5,
         .api_token = "",
+        .deflate = 1,
+        .deflate_min_bytes = 1024,
         .lua_memory_limit_mb = 256,
         .lua_callback_timeout_ms = 100,
         .cluster = ORR__CONFIG_CLUSTER_DEFAULTS,
@@ -686,6 +700,11 @@ int orr_config_load(const char *path, orr_config *c, char *err, size_t errlen) {
             for (size_t i = 0; i < next.n_pools; i++)
                 if (next.pools[i].ws_max_connections == ORR__CONFIG_POOL_LIMIT_UNSET)
                     next.pools[i].ws_max_connections = next.ws_max_connections;
+            for (size_t i = 0; i < next.n_pools; i++) {
+                if (next.pools[i].deflate < 0) next.pools[i].deflate = next.deflate;
+                if (next.pools[i].deflate_min_bytes == ORR__CONFIG_POOL_LIMIT_UNSET)
+                    next.pools[i].deflate_min_bytes = next.deflate_min_bytes;
+            }
             pools_free(c->pools, c->n_pools);
         } else if (rc < 0 && next.pools != c->pools) {
             pools_free(next.pools, next.n_pools);

@@ -44,6 +44,8 @@ typedef struct orr_pool_config {
                                      ws_max_connections of the same load */
     char *allowed_origins;        /* owned (orr_config_free); NULL: the top-level list */
     int8_t require_origin;        /* -1: the top-level value */
+    int deflate;                  /* 0 off, 1 on, -1: the top-level value */
+    uint32_t deflate_min_bytes;   /* ORR__CONFIG_POOL_LIMIT_UNSET: the top-level value */
 } orr_pool_config;
 
 /*
@@ -83,7 +85,9 @@ typedef struct orr_config {
      * (default): any. "require_origin": refuse requests without Origin. */
     char *allowed_origins;
     bool require_origin;
-    uint32_t lua_memory_limit_mb;     /* per Lua gear per worker, default 256 */
+    int deflate;                  /* "deflate": 1 "on" (default), 0 "off": permessage-deflate */
+    uint32_t deflate_min_bytes;   /* messages shorter than this go out uncompressed, default 1024 */
+    uint32_t lua_memory_limit_mb; /* per Lua gear per worker, default 256 */
     uint32_t lua_callback_timeout_ms; /* per Lua callback, default 100 */
 } orr_config;
 
@@ -97,6 +101,10 @@ char *orr_config_gear_json(const char *gear_config, const char *gear, size_t *le
  * Origin. */
 void orr_config_origin_policy(const orr_config *c, const char *pool, const char **list,
                               bool *require);
+
+/* Whether a pool negotiates permessage-deflate and its deflate_min_bytes
+ * (its own, else the top-level ones). */
+void orr_config_deflate_policy(const orr_config *c, const char *pool, bool *on, uint32_t *min);
 
 /* Every key at its default: no pools (nothing to free, but orr_config_free
  * is safe on it). */

@@ -90,6 +90,12 @@ void orr__config_show_int(const orr__config_key *k, const void *base, char *buf,
 /* Loads the members of obj into the struct at base, in file order, stopping
  * at the first error. A caller loading a nested object pushes its name on
  * ctx->path first. */
+/* A choice key: one of k->choices, stored as its int from k->choice_values. */
+int orr__config_load_choice(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base);
+void orr__config_show_choice(const orr__config_key *k, const void *base, char *buf, size_t n);
+extern const char *const orr__config_onoff_names[];
+extern const int orr__config_onoff_values[];
+
 /* config_origin.c: allowed_origins and require_origin. */
 int orr__config_load_origins(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base);
 void orr__config_show_origins(const orr__config_key *k, const void *base, char *buf, size_t n);

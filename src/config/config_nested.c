@@ -46,6 +46,25 @@ static const orr__config_key pool_keys[] = {
      .show = orr__config_show_flag,
      .min = -1, /* a tri-state: -1 is the top-level value */
      .default_note = "top-level"},
+    {.name = "deflate",
+     .meaning = "permessage-deflate for this pool's connections",
+     .offset = offsetof(orr_pool_config, deflate),
+     .size = sizeof(int),
+     .load = orr__config_load_choice,
+     .show = orr__config_show_choice,
+     .choices = orr__config_onoff_names,
+     .choice_values = orr__config_onoff_values,
+     .default_note = "top-level"},
+    {.name = "deflate_min_bytes",
+     .meaning = "this pool's messages shorter than this go out uncompressed",
+     .offset = offsetof(orr_pool_config, deflate_min_bytes),
+     .size = sizeof(uint32_t),
+     .load = orr__config_load_int,
+     .show = orr__config_show_int,
+     .min = 0,
+     .max = 2147483648LL,
+     .unit = "bytes",
+     .default_note = "top-level"},
 };
 
 const orr__config_table orr__config_pool_table = {pool_keys, ORR_ARRAY_LEN(pool_keys)};
@@ -67,6 +86,8 @@ static int load_pool(orr__config_ctx *ctx, const char *name, json_t *v, orr_pool
     p->ws_max_connections = ORR__CONFIG_POOL_LIMIT_UNSET;
     p->allowed_origins = NULL;
     p->require_origin = -1;
+    p->deflate = -1;
+    p->deflate_min_bytes = ORR__CONFIG_POOL_LIMIT_UNSET;
     ctx->path[ctx->depth++] = name;
     int rc = orr__config_load_object(ctx, pool_keys, ORR_ARRAY_LEN(pool_keys), v, p);
     ctx->depth--;
@@ -118,7 +139,9 @@ const void *orr__config_pool_defaults(const orr_config *d, orr__config_sub_scrat
     s->pool = (orr_pool_config){.name = "",
                                 .ws_max_connections = d->ws_max_connections,
                                 .allowed_origins = d->allowed_origins,
-                                .require_origin = d->require_origin};
+                                .require_origin = d->require_origin,
+                                .deflate = d->deflate,
+                                .deflate_min_bytes = d->deflate_min_bytes};
     return &s->pool;
 }
 
@@ -129,6 +152,12 @@ const orr_pool_config *orr_config_pool_find(const orr_config *c, const char *poo
     if (len >= sizeof key.name) return NULL;
     memcpy(key.name, pool, len + 1);
     return bsearch(&key, c->pools, c->n_pools, sizeof *c->pools, pool_cmp);
+}
+
+void orr_config_deflate_policy(const orr_config *c, const char *pool, bool *on, uint32_t *min) {
+    const orr_pool_config *p = orr_config_pool_find(c, pool);
+    *on = (p ? p->deflate : c->deflate) != 0;
+    *min = p ? p->deflate_min_bytes : c->deflate_min_bytes;
 }
 
 uint32_t orr_config_pool_limit(const orr_config *c, const char *pool) {

@@ -33,6 +33,17 @@ void conn_worker_init(conn_worker *w) {
 }
 
 void conn_worker_free(conn_worker *w) {
+    orr_ws_inflater_free(w->inflater);
+    for (size_t i = 0; i < ORR_ARRAY_LEN(w->deflaters); i++)
+        orr_ws_deflater_free(w->deflaters[i]);
+    if (w->zin_cap) budget_sub(w->node, w->zin_cap);
+    if (w->zout_cap) budget_sub(w->node, w->zout_cap);
+    free(w->zin);
+    free(w->zout);
+    w->inflater = NULL;
+    memset(w->deflaters, 0, sizeof w->deflaters);
+    w->zin = w->zout = NULL;
+    w->zin_cap = w->zout_cap = 0;
     free(w->results);
     free(w->pstats);
     free(w->zombies);

@@ -20,6 +20,7 @@
 #include "http/request.h"
 #include "loop/loop.h"
 #include "loop/tlist.h"
+#include "ws/deflate.h"
 #include "ws/frame.h"
 
 #include <orrery/gear.h>
@@ -77,9 +78,9 @@ struct orr_conn {
     uint64_t id; /* worker:8 | slot:24 | generation:32 */
     int fd;
     uint8_t phase;
-    uint8_t reason;  /* orr_reason_kind once decided */
-    uint8_t list_id; /* which timeout list holds link */
-    uint8_t spare_;
+    uint8_t reason;       /* orr_reason_kind once decided */
+    uint8_t list_id;      /* which timeout list holds link */
+    uint8_t deflate_bits; /* permessage-deflate: the server's window bits (9..15); 0: off */
     uint16_t flags;
     uint16_t remote_code; /* the peer's close code, for the REMOTE reason */
     uint32_t ctx_seq;     /* context id: <ctx_ms as time>_<worker>_<ctx_seq> */
@@ -152,6 +153,7 @@ typedef struct conn_route {
     uint32_t pool_len;                 /* strlen(pool) */
     uint32_t pool_idx;                 /* the pool's index: registry tables, counters */
     atomic_uint_fast64_t *slow_closes; /* the pool's count of slow consumers closed */
+    atomic_uint *deflate_min;          /* the pool's deflate_min_bytes */
 } conn_route;
 
 /* Per worker, per pool: counters only that worker writes (relaxed atomics,
@@ -233,7 +235,30 @@ struct conn_worker {
     reg_pending *results;
     size_t n_results, cap_results, results_at;
     pool_stats *pstats; /* [max_pools] */
+    /* permessage-deflate (ws_deflate.c), made on first use: the inflater,
+     * a compressor per window size (9..15), and the buffers messages are
+     * inflated into (zin) and compressed into (zout). */
+    struct orr_ws_inflater *inflater;
+    struct orr_ws_deflater *deflaters[7];
+    uint8_t *zin, *zout;
+    size_t zin_cap, zout_cap;
 };
+
+/* ---- ws_deflate.c: permessage-deflate on a connection ---- */
+/* A compressed message (deflated bytes z, n) inflated into the worker's
+ * buffer, within max_message_bytes (ORR_WS_ETOOBIG) and the node's budget
+ * (ORR_ENOMEM), a valid stream (ORR_WS_EDEFLATE), UTF-8 when text
+ * (ORR_WS_EUTF8): 0 with *out, *len valid until ws_inflate_done. */
+int ws_inflate(conn_worker *w, bool text, const uint8_t *z, size_t n, const uint8_t **out,
+               size_t *len);
+void ws_inflate_done(conn_worker *w);
+/* The most bytes a compressed message of at most max bytes takes on the wire. */
+uint64_t ws_wire_limit(uint64_t max);
+/* Whether a data message of n bytes goes out compressed on c. */
+bool ws_deflates(const orr_conn *c, size_t n);
+/* A data message into the cork: compressed (RSV1) when ws_deflates, else
+ * as out_frame writes it. */
+void ws_out_data(conn_worker *w, orr_conn *c, uint8_t opcode, const void *p, size_t n);
 
 /* Sets up w's buffers (the rest is the caller's: node, loop, index). */
 void conn_worker_init(conn_worker *w);
@@ -303,6 +328,8 @@ uint8_t *out_reserve(conn_worker *w, size_t n);
 void out_append(conn_worker *w, const void *p, size_t n);
 /* A whole message (fragmented past out_frag_bytes) or a control frame. */
 void out_frame(conn_worker *w, uint8_t opcode, const void *p, size_t n);
+/* The same for a compressed message: RSV1 on its first frame. */
+void out_frame_rsv1(conn_worker *w, uint8_t opcode, const void *p, size_t n);
 void out_on_writable(conn_worker *w, orr_conn *c);
 void out_free(orr_conn *c);
 /* Unsent output as max_outbound_bytes counts it. */
@@ -359,7 +386,8 @@ void http_client_ip(conn_worker *w, orr_conn *c, const orr_http_request *req, ch
                     size_t len);
 /* The 101 for a request whose upgrade checks passed (key: its
  * Sec-WebSocket-Key); then ws_start. */
-void http_switch_protocols(conn_worker *w, orr_conn *c, orr_span key, const char *protocol);
+void http_switch_protocols(conn_worker *w, orr_conn *c, orr_span key, const char *protocol,
+                           const char *extensions);
 
 /* ---- ws_conn.c: frames and messages ---- */
 void ws_on_data(conn_worker *w, orr_conn *c, uint8_t *p, size_t n);

@@ -149,9 +149,11 @@ void http_client_ip(conn_worker *w, orr_conn *c, const orr_http_request *req, ch
 }
 
 /* The 101 for a request whose upgrade checks passed (key: its
- * Sec-WebSocket-Key; protocol: the subprotocol chosen, or NULL); frames
+ * Sec-WebSocket-Key; protocol: the subprotocol chosen, or NULL;
+ * extensions: the Sec-WebSocket-Extensions answer, or NULL); frames
  * written after it in this event follow it. */
-void http_switch_protocols(conn_worker *w, orr_conn *c, orr_span key, const char *protocol) {
+void http_switch_protocols(conn_worker *w, orr_conn *c, orr_span key, const char *protocol,
+                           const char *extensions) {
     (void)c;
     char accept[29];
     orr_ws_accept_value(key.p, key.n, accept);
@@ -166,6 +168,12 @@ void http_switch_protocols(conn_worker *w, orr_conn *c, orr_span key, const char
         static const char name[] = "Sec-WebSocket-Protocol: ";
         out_append(w, name, sizeof name - 1);
         out_append(w, protocol, strlen(protocol));
+        out_append(w, "\r\n", 2);
+    }
+    if (extensions) {
+        static const char name[] = "Sec-WebSocket-Extensions: ";
+        out_append(w, name, sizeof name - 1);
+        out_append(w, extensions, strlen(extensions));
         out_append(w, "\r\n", 2);
     }
     out_append(w, "\r\n", 2);

@@ -55,7 +55,10 @@ void out_append(conn_worker *w, const void *p, size_t n) {
     if (n) memcpy(out_reserve(w, n), p, n);
 }
 
-void out_frame(conn_worker *w, uint8_t opcode, const void *p, size_t n) {
+/* Frames of a message (fragments of out_frag_bytes), rsv: bits for the
+ * first frame's first byte (a constant in each caller's copy). */
+static inline __attribute__((always_inline)) void frames(conn_worker *w, uint8_t opcode,
+                                                         const void *p, size_t n, uint8_t rsv) {
     const uint8_t *src = p;
     if (!(opcode & 0x8) && n > w->cork_big) w->cork_big = n;
     size_t frag = opcode & 0x8 ? 125 : out_frag_bytes(w); /* control frames: at most 125 bytes */
@@ -71,7 +74,16 @@ void out_frame(conn_worker *w, uint8_t opcode, const void *p, size_t n) {
         n -= k;
         op = ORR_WS_OP_CONT;
     } while (n);
+    if (rsv) dst[0] |= rsv; /* the first frame's header starts the reserved room */
     w->cork_len -= room - (size_t)(at - dst);
+}
+
+void out_frame(conn_worker *w, uint8_t opcode, const void *p, size_t n) {
+    frames(w, opcode, p, n, 0);
+}
+
+void out_frame_rsv1(conn_worker *w, uint8_t opcode, const void *p, size_t n) {
+    frames(w, opcode, p, n, 0x40);
 }
 
 void out_free(orr_conn *c) {

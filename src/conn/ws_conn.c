@@ -119,8 +119,14 @@ void ws_start(conn_worker *w, orr_conn *c, const orr_handshake *hs, void *assign
     c->flags &= (uint16_t)~CF_HTTP_REQ_STARTED;
     /* c->route is set by the caller: the route bound to its pool. */
     c->assigns = assigns;
-    orr_ws_reader_init(&c->rd, ORR_WS_SERVER, w->node->cfg->max_message_bytes,
+    uint64_t max = w->node->cfg->max_message_bytes;
+    /* With permessage-deflate the reader bounds the bytes on the wire, which
+     * for incompressible data are a little more than the message (stored
+     * blocks): inflating bounds the message itself, and on_data_chunk
+     * holds plain messages to the exact limit. */
+    orr_ws_reader_init(&c->rd, ORR_WS_SERVER, c->deflate_bits ? ws_wire_limit(max) : max,
                        w->node->cfg->max_fragments);
+    if (c->deflate_bits) orr_ws_reader_allow_compression(&c->rd);
     conn_list_move(w, c, LIST_WS);
     orr_log(ORR_LOG_INFO, conn_ctx(w, c), "<websocket> CONNECTED gear=%s", c->route->gear);
     w->cb_hs = hs;
@@ -168,9 +174,9 @@ void ws_deliver_server_messages(conn_worker *w, orr_conn *c, const orr_payload *
 }
 
 static void fail(conn_worker *w, orr_conn *c, int err) {
-    orr_reason_kind why = err == ORR_WS_EUTF8     ? ORR_REASON_BADENCODING
-                          : err == ORR_WS_ETOOBIG ? ORR_REASON_BADSIZE
-                                                  : ORR_REASON_BADFRAME;
+    orr_reason_kind why = err == ORR_WS_EUTF8 || err == ORR_WS_EDEFLATE ? ORR_REASON_BADENCODING
+                          : err == ORR_WS_ETOOBIG                       ? ORR_REASON_BADSIZE
+                                                                        : ORR_REASON_BADFRAME;
     const char *what = orr_ws_strerror(err);
     orr_log(ORR_LOG_INFO, conn_ctx(w, c), "closing: %s", what ? what : orr_strerror(err));
     conn_in_free(c);
@@ -203,11 +209,39 @@ static void deliver(conn_worker *w, orr_conn *c, int opcode, const uint8_t *data
     run_callback(w, c, &(cb_event){.kind = CB_CLIENT, .opcode = opcode, .data = data, .len = len});
 }
 
+/* A compressed message, whole: inflated (ws_deflate.c), then delivered. */
+static void deliver_z(conn_worker *w, orr_conn *c, int opcode, const uint8_t *z, size_t n) {
+    const uint8_t *m;
+    size_t len;
+    int rc = ws_inflate(w, opcode == ORR_WS_OP_TEXT, z, n, &m, &len);
+    if (rc == ORR_ENOMEM) {
+        refuse(w, c, n); /* the node's budget has no room to inflate it */
+        return;
+    }
+    if (rc < 0) {
+        fail(w, c, rc);
+        return;
+    }
+    deliver(w, c, opcode, m, len);
+    ws_inflate_done(w);
+}
+
 static int on_data_chunk(conn_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
     bool complete = ch->fin && ch->last;
     if (c->flags & CF_CLOSE_SENT) return 0; /* after our close, data is dropped */
+    /* A plain message on a deflate connection, over the exact limit (the
+     * reader allowed compression's slack). */
+    if (!ch->compressed && c->deflate_bits &&
+        (uint64_t)c->in_len + (ch->first ? ch->frame_len : ch->len) >
+            w->node->cfg->max_message_bytes) {
+        fail(w, c, ORR_WS_ETOOBIG);
+        return 0;
+    }
     if (complete && ch->first && ch->opcode != ORR_WS_OP_CONT) {
-        deliver(w, c, ch->msg_opcode, ch->data, ch->len);
+        if (ch->compressed)
+            deliver_z(w, c, ch->msg_opcode, ch->data, ch->len);
+        else
+            deliver(w, c, ch->msg_opcode, ch->data, ch->len);
         return 0;
     }
     /* A message in pieces: collect it. The reader has already checked the
@@ -233,7 +267,10 @@ static int on_data_chunk(conn_worker *w, orr_conn *c, const orr_ws_chunk *ch) {
          * connection keeps no buffer. */
         size_t n = c->in_len;
         uint8_t *msg = conn_in_take(c);
-        deliver(w, c, ch->msg_opcode, msg, n);
+        if (ch->compressed)
+            deliver_z(w, c, ch->msg_opcode, msg, n);
+        else
+            deliver(w, c, ch->msg_opcode, msg, n);
         free(msg);
     }
     return 0;

@@ -164,6 +164,8 @@ struct orr_pool {
     atomic_uint conns; /* websocket connections holding a slot */
     atomic_uint max;   /* ws_max_connections */
     atomic_uint_fast64_t rejected, slow_closes;
+    atomic_bool deflate;     /* negotiate permessage-deflate (SIGHUP may change it) */
+    atomic_uint deflate_min; /* deflate_min_bytes */
 };
 
 typedef struct orr_pools {

@@ -50,6 +50,11 @@ static orr_pool *create_locked(orr_server *s, const char *name, size_t len, unsi
     p->listed = listed_in(ps, p->name);
     atomic_init(&p->refs, refs);
     atomic_init(&p->max, limit_for(ps, p->name));
+    bool on;
+    uint32_t min;
+    orr_config_deflate_policy(&ps->cfg, p->name, &on, &min);
+    atomic_init(&p->deflate, on);
+    atomic_init(&p->deflate_min, min);
     p->idx = (uint32_t)pool_table_add(&ps->table, p->name, len);
     ps->all[p->idx] = p;
     return p;
@@ -192,6 +197,11 @@ void pools_reconfigure(orr_server *s, const orr_config *cfg) {
                     "executor pool %s: ws_max_connections %u -> %u (%u connected)", p->name, before,
                     after, atomic_load_explicit(&p->conns, memory_order_relaxed));
         }
+        bool on;
+        uint32_t min;
+        orr_config_deflate_policy(&ps->cfg, p->name, &on, &min);
+        atomic_store_explicit(&p->deflate, on, memory_order_relaxed);
+        atomic_store_explicit(&p->deflate_min, min, memory_order_relaxed);
         /* No longer listed: it goes now if unused, else with its last reference. */
         p->listed = listed_in(ps, p->name);
         if (!p->gear && !p->listed && atomic_load_explicit(&p->refs, memory_order_acquire) == 0)

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "conn/conn.h"
 #include "gearapi/gearapi.h"
+#include "http/deflate_offer.h"
 #include "http/pool_name.h"
 #include "http/push_path.h"
 #include "http/websocket.h"
@@ -241,7 +242,12 @@ static bool upgrade(orr_worker *w, orr_conn *c, const orr_http_request *req, orr
         hs_respond(w, c, req, 400, NULL, "bad Sec-WebSocket-Protocol\n", req->keep_alive);
         return false;
     }
-    http_switch_protocols(&w->cw, c, key, hs->subprotocol);
+    char ext[ORR_WS_DEFLATE_RESPONSE_MAX];
+    orr_ws_deflate_params dp;
+    bool z = atomic_load_explicit(&(*pool)->deflate, memory_order_relaxed) &&
+             orr_ws_deflate_negotiate(req, &dp, ext) == 1;
+    c->deflate_bits = z ? dp.server_max_window_bits : 0;
+    http_switch_protocols(&w->cw, c, key, hs->subprotocol, z ? ext : NULL);
     metrics_count_handshake(w->srv, 101);
     http_log_request(&w->cw, c, req, 101);
     /* The slot and the reference pass to the connection: its route now

@@ -13,6 +13,7 @@
  */
 #include "ws/frame.h"
 
+#include "ws/deflate.h"
 #include "ws/utf8.h"
 
 #include <stdint.h>
@@ -43,6 +44,8 @@ const char *orr_ws_strerror(int err) {
         return "invalid UTF-8";
     case ORR_WS_ETOOBIG:
         return "message too big";
+    case ORR_WS_EDEFLATE:
+        return "corrupt compressed data";
     default:
         return NULL;
     }
@@ -331,6 +334,7 @@ uint16_t orr_ws_error_close_code(int err) {
     case ORR_WS_EPROTO:
         return ORR_WS_CLOSE_PROTOCOL;
     case ORR_WS_EUTF8:
+    case ORR_WS_EDEFLATE:
         return ORR_WS_CLOSE_BAD_DATA;
     case ORR_WS_ETOOBIG:
         return ORR_WS_CLOSE_TOO_BIG;

@@ -41,7 +41,7 @@ test('the page at / lists the gears and its console echoes through a websocket',
   await srv.waitForLog(/DISCONNECTED .*frames_received=1 frames_sent=1 reason=remote:1000/, 5000 * SLOW);
 });
 
-test('Chromium offers subprotocols and gets the one the gear chose, from the C and the Lua testgear', async (t) => {
+test('Chromium offers subprotocols and permessage-deflate and gets the gear\'s choice and compression, from the C and the Lua testgear', async (t) => {
   const { chromium } = require('playwright-core');
   const srv = await startServer(t);
   const browser = await chromium.launch({
@@ -56,10 +56,19 @@ test('Chromium offers subprotocols and gets the one the gear chose, from the C a
   for (const g of ['testgear', 'luatestgear']) {
     const got = await page.evaluate(async (url) => new Promise((resolve) => {
       const ws = new WebSocket(url, ['chat.v1', 'chat.v2']);
-      ws.onopen = () => ws.send('echo:hi');
-      ws.onmessage = (e) => { resolve(`${ws.protocol} ${e.data}`); ws.close(); };
+      const long = 'échos '.repeat(2000);
+      let n = 0;
+      ws.onopen = () => { ws.send('echo:hi'); ws.send(`echo:${long}`); };
+      ws.onmessage = (e) => {
+        if (++n === 1 && e.data !== 'hi') resolve(`first: ${e.data}`);
+        if (n === 2) {
+          resolve(`${ws.protocol} ${ws.extensions} ${e.data === long}`);
+          ws.close();
+        }
+      };
       ws.onerror = () => resolve('error');
     }), `ws://127.0.0.1:${srv.port}/${g}/ws?name=b&proto=chat.v2`);
-    assert.equal(got, 'chat.v2 hi', g);
+    // Chromium offers permessage-deflate, and both ways work (the long answer compressed).
+    assert.equal(got, 'chat.v2 permessage-deflate; server_no_context_takeover; client_no_context_takeover true', g);
   }
 });

@@ -18,7 +18,7 @@ function rss(srv) {
 
 /** An echo client sending every 20 ms; stop() resolves to its worst round trip (ms). */
 async function normalClient(srv) {
-  const ws = await openWs(srv.wsUrl('/echo/ws'));
+  const ws = await openWs(srv.wsUrl('/echo/ws'), { perMessageDeflate: false });
   let stopped = false;
   let worst = 0;
   let rounds = 0;
@@ -63,7 +63,7 @@ test('clients that send 15 MiB and never read: closed 1008 or refused 1013, memo
   const big = Buffer.alloc(15 * MiB, 0x61);
   const clients = [];
   for (let i = 0; i < N; i++) {
-    const ws = await openWs(srv.wsUrl('/echo/ws'), { maxPayload: 0 });
+    const ws = await openWs(srv.wsUrl('/echo/ws'), { maxPayload: 0, perMessageDeflate: false });
     ws._socket.pause(); // never reads (until the end of the test)
     ws.send(big);
     clients.push(ws);
@@ -115,7 +115,7 @@ test('clients that send 15 MiB and never read: closed 1008 or refused 1013, memo
 
 test('a client that reads gets a 15 MiB echo whole (one message may pass max_outbound_bytes)', async (t) => {
   const srv = await startServer(t, { workers: 1, max_message_bytes: 20000000, max_outbound_bytes: 65536 });
-  const ws = await openWs(srv.wsUrl('/echo/ws'), { maxPayload: 0 });
+  const ws = await openWs(srv.wsUrl('/echo/ws'), { maxPayload: 0, perMessageDeflate: false });
   const big = Buffer.alloc(15 * MiB);
   for (let i = 0; i < big.length; i += 4096) big[i] = i & 0xff;
   ws.send(big);
@@ -134,7 +134,7 @@ test('max_buffered_bytes changes on SIGHUP, and the new budget is the one defend
   assert.ok(r.ok, r.line);
   assert.equal(await srv.metric('orrery_max_buffered_bytes'), 4 * MiB);
   // A message needing an 8 MiB buffer no longer fits: 1013.
-  const ws = await openWs(srv.wsUrl('/echo/ws'), { maxPayload: 0 });
+  const ws = await openWs(srv.wsUrl('/echo/ws'), { maxPayload: 0, perMessageDeflate: false });
   ws.send(Buffer.alloc(8 * MiB));
   const ev = await ws.nextClose(10000 * SLOW);
   assert.deepEqual([ev.code, ev.reason], [1013, 'server busy: try again later']);

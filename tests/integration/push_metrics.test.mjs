@@ -10,7 +10,8 @@ const TG = 'gear:testgear';
 const TOKEN = 's3cr3t-t0ken';
 
 async function tg(srv, name, tenant) {
-  const ws = await openWs(srv.wsUrl(`/testgear/ws?name=${encodeURIComponent(name)}${tenant ? `&tenant=${tenant}` : ''}`));
+  // Volumes here are the bytes on the wire: no compression to shrink them.
+  const ws = await openWs(srv.wsUrl(`/testgear/ws?name=${encodeURIComponent(name)}${tenant ? `&tenant=${tenant}` : ''}`), { perMessageDeflate: false });
   await roundTrip(ws);
   return ws;
 }
@@ -343,7 +344,7 @@ test('metrics: exact values for a scripted session', async (t) => {
   // A scripted session: a and b on testgear, e on echo.
   const a = await openWs(srv.wsUrl('/testgear/ws?name=a'));
   const b = await openWs(srv.wsUrl('/testgear/ws?name=b'));
-  const e = await openWs(srv.wsUrl('/echo/ws'));
+  const e = await openWs(srv.wsUrl('/echo/ws'), { perMessageDeflate: false });
   assert.equal(await cmd(a, 'echo:1'), '1');                 // a: in 1, out 1
   assert.equal(await cmd(a, 'echo:2'), '2');                 // a: in 2, out 2
   assert.equal(await cmd(a, 'join:g'), 'joined:g');          // a: in 3, out 3

@@ -210,6 +210,23 @@ class TestCloseCodes(PyClientTestCase):
                     await ws.send("echo:x")
                     self.assertEqual(await self.recv(ws), "x")
 
+    async def test_permessage_deflate_negotiated_and_used(self):
+        # websockets offers permessage-deflate by default and compresses
+        # every message: the server inflates them and compresses its long
+        # answers (deflate_min_bytes, 1024) without context takeover.
+        async with self.connect("/echo/ws") as ws:
+            names = [e.name for e in ws.extensions]
+            self.assertEqual(names, ["permessage-deflate"])
+            ext = ws.extensions[0]
+            self.assertTrue(ext.remote_no_context_takeover)
+            self.assertTrue(ext.local_no_context_takeover)
+            for n in (1, 100, 5000, 300000):
+                text = ("ab\u00e9" * n)[:n]
+                await ws.send(text)
+                self.assertEqual(await self.recv(ws), text)
+                await ws.send(text.encode())
+                self.assertEqual(await self.recv(ws), text.encode())
+
     async def test_unknown_route_is_404(self):
         with self.assertRaises(InvalidStatusCode) as cm:
             await self.connect("/nothing/here")

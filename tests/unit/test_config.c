@@ -385,8 +385,8 @@ Test(config, unknown_key) {
              "close_timeout_ms, "
              "handshake_timeout_ms, log_level, ws_max_connections, max_outbound_bytes, "
              "max_buffered_bytes, max_pools, retry_after_s, api_token, allowed_origins, "
-             "require_origin, pools, gears_dir, gear_config, lua_memory_limit_mb, "
-             "lua_callback_timeout_ms, cluster)",
+             "require_origin, deflate, deflate_min_bytes, pools, gears_dir, gear_config, "
+             "lua_memory_limit_mb, lua_callback_timeout_ms, cluster)",
              path);
     cr_expect_str_eq(err, want);
     /* A key written with escapes is found where it is written. */
@@ -596,7 +596,7 @@ Test(config, help_lists_every_key_with_its_default) {
 
     char names[32][64];
     size_t n = help_keys(help, names);
-    cr_expect_eq(n, 25);
+    cr_expect_eq(n, 27);
     /* Every listed key is one the loader knows ([1] is no key's value). */
     for (size_t i = 0; i < n; i++) {
         char text[128], path[64], err[512];

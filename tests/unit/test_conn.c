@@ -61,7 +61,7 @@ static bool h_request(conn_worker *w, orr_conn *c, const orr_http_request *req, 
     if (req->path.n == 3 && memcmp(req->path.p, "/ws", 3) == 0) {
         orr_span key;
         cr_assert_eq(orr_ws_upgrade_check(req, &key), 0);
-        http_switch_protocols(w, c, key, NULL);
+        http_switch_protocols(w, c, key, NULL, NULL);
         c->route = &g_route;
         ws_start(w, c, NULL, NULL);
         return true;

@@ -1,0 +1,101 @@
+/*
+ * permessage-deflate on a connection (RFC 7692), negotiated without
+ * context takeover on either side (http/deflate_offer.h): a compressed
+ * message is inflated whole when it is complete, with the worker's one
+ * inflater, into the worker's input buffer, bounded by max_message_bytes
+ * as it inflates; a message the gear sends is compressed with the worker's
+ * compressor for the connection's window when it is at least the pool's
+ * deflate_min_bytes. A connection holds no zlib state, and the worker's
+ * two buffers are given back once they grew past 64 KiB for one message.
+ * Both buffers count in the node's memory budget while held.
+ */
+#include "conn/conn.h"
+#include "ws/deflate.h"
+#include "ws/utf8.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define STEP (16u * 1024) /* inflated bytes per inflate call */
+#define KEEP (64u * 1024) /* a buffer larger than this is freed after its message */
+
+/* Makes buf (of *cap bytes, counted) hold at least n: false when the
+ * budget has no room. */
+static bool room(conn_worker *w, uint8_t **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return true;
+    size_t next = *cap ? *cap : STEP;
+    while (next < n)
+        next *= 2;
+    if (!budget_room(w->node, next - *cap)) return false;
+    *buf = orr_xrealloc(*buf, next);
+    budget_add(w->node, next - *cap);
+    *cap = next;
+    return true;
+}
+
+static void shrink(conn_worker *w, uint8_t **buf, size_t *cap) {
+    if (*cap <= KEEP) return;
+    free(*buf);
+    budget_sub(w->node, *cap);
+    *buf = NULL;
+    *cap = 0;
+}
+
+int ws_inflate(conn_worker *w, bool text, const uint8_t *z, size_t n, const uint8_t **out,
+               size_t *len) {
+    if (!w->inflater && !(w->inflater = orr_ws_inflater_new())) return ORR_WS_EDEFLATE;
+    size_t limit = w->node->cfg->max_message_bytes, total = 0;
+    orr_ws_inflate_begin(w->inflater);
+    const uint8_t *p = z;
+    size_t left = n;
+    bool done = false;
+    while (!done) {
+        /* One byte past the limit tells a message that is too big. */
+        size_t want = total + STEP < limit + 1 ? total + STEP : limit + 1;
+        if (want <= total) return ORR_WS_ETOOBIG;
+        if (!room(w, &w->zin, &w->zin_cap, want)) return ORR_ENOMEM;
+        long got =
+            orr_ws_inflate(w->inflater, &p, &left, true, w->zin + total, want - total, &done);
+        if (got < 0) return (int)got;
+        total += (size_t)got;
+        if (total > limit) return ORR_WS_ETOOBIG;
+    }
+    if (text && !orr_utf8_valid(w->zin, total)) return ORR_WS_EUTF8;
+    *out = w->zin;
+    *len = total;
+    return 0;
+}
+
+uint64_t ws_wire_limit(uint64_t max) {
+    /* Deflate's worst case: 5 bytes per stored block of up to 64 KiB, a
+     * few more for the stream. */
+    return max + max / 8192 + 1024;
+}
+
+void ws_inflate_done(conn_worker *w) {
+    shrink(w, &w->zin, &w->zin_cap);
+}
+
+bool ws_deflates(const orr_conn *c, size_t n) {
+    return c->deflate_bits && c->route && c->route->deflate_min &&
+           n >= atomic_load_explicit(c->route->deflate_min, memory_order_relaxed);
+}
+
+/* The worker's compressor for a window of `bits` (9..15), made on first use. */
+static orr_ws_deflater *deflater(conn_worker *w, int bits) {
+    orr_ws_deflater **d = &w->deflaters[bits - 9];
+    if (!*d) *d = orr_ws_deflater_new(bits);
+    return *d;
+}
+
+void ws_out_data(conn_worker *w, orr_conn *c, uint8_t opcode, const void *p, size_t n) {
+    orr_ws_deflater *d = ws_deflates(c, n) ? deflater(w, c->deflate_bits) : NULL;
+    if (!d || !room(w, &w->zout, &w->zout_cap, orr_ws_deflate_bound(d, n))) {
+        out_frame(w, opcode, p, n);
+        return;
+    }
+    size_t zn = orr_ws_deflate(d, p, n, w->zout);
+    if (n > w->cork_big) w->cork_big = n;
+    out_frame_rsv1(w, opcode, w->zout, zn);
+    shrink(w, &w->zout, &w->zout_cap);
+}
