@@ -36,8 +36,6 @@ void conn_worker_free(conn_worker *w) {
     orr_ws_inflater_free(w->inflater);
     for (size_t i = 0; i < ORR_ARRAY_LEN(w->deflaters); i++)
         orr_ws_deflater_free(w->deflaters[i]);
-    if (w->zin_cap) budget_sub(w->node, w->zin_cap);
-    if (w->zout_cap) budget_sub(w->node, w->zout_cap);
     free(w->zin);
     free(w->zout);
     w->inflater = NULL;

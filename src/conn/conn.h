@@ -246,9 +246,9 @@ struct conn_worker {
 
 /* ---- ws_deflate.c: permessage-deflate on a connection ---- */
 /* A compressed message (deflated bytes z, n) inflated into the worker's
- * buffer, within max_message_bytes (ORR_WS_ETOOBIG) and the node's budget
- * (ORR_ENOMEM), a valid stream (ORR_WS_EDEFLATE), UTF-8 when text
- * (ORR_WS_EUTF8): 0 with *out, *len valid until ws_inflate_done. */
+ * buffer, within max_message_bytes (ORR_WS_ETOOBIG), a valid stream
+ * (ORR_WS_EDEFLATE), UTF-8 when text (ORR_WS_EUTF8): 0 with *out, *len
+ * valid until ws_inflate_done. */
 int ws_inflate(conn_worker *w, bool text, const uint8_t *z, size_t n, const uint8_t **out,
                size_t *len);
 void ws_inflate_done(conn_worker *w);

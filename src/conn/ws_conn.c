@@ -214,10 +214,6 @@ static void deliver_z(conn_worker *w, orr_conn *c, int opcode, const uint8_t *z,
     const uint8_t *m;
     size_t len;
     int rc = ws_inflate(w, opcode == ORR_WS_OP_TEXT, z, n, &m, &len);
-    if (rc == ORR_ENOMEM) {
-        refuse(w, c, n); /* the node's budget has no room to inflate it */
-        return;
-    }
     if (rc < 0) {
         fail(w, c, rc);
         return;

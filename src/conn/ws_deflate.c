@@ -6,8 +6,10 @@
  * as it inflates; a message the gear sends is compressed with the worker's
  * compressor for the connection's window when it is at least the pool's
  * deflate_min_bytes. A connection holds no zlib state, and the worker's
- * two buffers are given back once they grew past 64 KiB for one message.
- * Both buffers count in the node's memory budget while held.
+ * two buffers are given back once they grew past 64 KiB for one message:
+ * like the cork and the receive buffer, they are the worker's scratch (at
+ * most max_message_bytes each, for the message in hand), not a client's
+ * holding, so the budget does not count them.
  */
 #include "conn/conn.h"
 #include "ws/deflate.h"
@@ -19,24 +21,19 @@
 #define STEP (16u * 1024) /* inflated bytes per inflate call */
 #define KEEP (64u * 1024) /* a buffer larger than this is freed after its message */
 
-/* Makes buf (of *cap bytes, counted) hold at least n: false when the
- * budget has no room. */
-static bool room(conn_worker *w, uint8_t **buf, size_t *cap, size_t n) {
-    if (n <= *cap) return true;
+/* Makes buf (of *cap bytes) hold at least n. */
+static void room(uint8_t **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return;
     size_t next = *cap ? *cap : STEP;
     while (next < n)
         next *= 2;
-    if (!budget_room(w->node, next - *cap)) return false;
     *buf = orr_xrealloc(*buf, next);
-    budget_add(w->node, next - *cap);
     *cap = next;
-    return true;
 }
 
-static void shrink(conn_worker *w, uint8_t **buf, size_t *cap) {
+static void shrink(uint8_t **buf, size_t *cap) {
     if (*cap <= KEEP) return;
     free(*buf);
-    budget_sub(w->node, *cap);
     *buf = NULL;
     *cap = 0;
 }
@@ -53,7 +50,7 @@ int ws_inflate(conn_worker *w, bool text, const uint8_t *z, size_t n, const uint
         /* One byte past the limit tells a message that is too big. */
         size_t want = total + STEP < limit + 1 ? total + STEP : limit + 1;
         if (want <= total) return ORR_WS_ETOOBIG;
-        if (!room(w, &w->zin, &w->zin_cap, want)) return ORR_ENOMEM;
+        room(&w->zin, &w->zin_cap, want);
         long got =
             orr_ws_inflate(w->inflater, &p, &left, true, w->zin + total, want - total, &done);
         if (got < 0) return (int)got;
@@ -73,7 +70,7 @@ uint64_t ws_wire_limit(uint64_t max) {
 }
 
 void ws_inflate_done(conn_worker *w) {
-    shrink(w, &w->zin, &w->zin_cap);
+    shrink(&w->zin, &w->zin_cap);
 }
 
 bool ws_deflates(const orr_conn *c, size_t n) {
@@ -90,12 +87,13 @@ static orr_ws_deflater *deflater(conn_worker *w, int bits) {
 
 void ws_out_data(conn_worker *w, orr_conn *c, uint8_t opcode, const void *p, size_t n) {
     orr_ws_deflater *d = ws_deflates(c, n) ? deflater(w, c->deflate_bits) : NULL;
-    if (!d || !room(w, &w->zout, &w->zout_cap, orr_ws_deflate_bound(d, n))) {
+    if (!d) {
         out_frame(w, opcode, p, n);
         return;
     }
+    room(&w->zout, &w->zout_cap, orr_ws_deflate_bound(d, n));
     size_t zn = orr_ws_deflate(d, p, n, w->zout);
     if (n > w->cork_big) w->cork_big = n;
     out_frame_rsv1(w, opcode, w->zout, zn);
-    shrink(w, &w->zout, &w->zout_cap);
+    shrink(&w->zout, &w->zout_cap);
 }
