@@ -2,22 +2,11 @@
 // page at GET /: it lists the gears, and its console talks to the echo gear.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { startServer, SLOW } from './lib/orrery.mjs';
-
-const require = createRequire(import.meta.url);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+import { startServer, launchChromium, SLOW } from './lib/orrery.mjs';
 
 test('the page at / lists the gears and its console echoes through a websocket', async (t) => {
-  const { chromium } = require('playwright-core');
   const srv = await startServer(t);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  t.after(() => browser.close()); // playwright gives it a fresh temporary profile
+  const browser = await launchChromium(t);
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
@@ -42,15 +31,8 @@ test('the page at / lists the gears and its console echoes through a websocket',
 });
 
 test('Chromium offers subprotocols and permessage-deflate and gets the gear\'s choice and compression, from the C and the Lua testgear', async (t) => {
-  const { chromium } = require('playwright-core');
   const srv = await startServer(t);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  t.after(() => browser.close());
+  const browser = await launchChromium(t);
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${srv.port}/`);
   for (const g of ['testgear', 'luatestgear']) {

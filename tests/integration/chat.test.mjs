@@ -3,11 +3,7 @@
 // two users in one room, and a direct message between them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { startServer, openWs, rawRequest, SLOW } from './lib/orrery.mjs';
-
-const require = createRequire(import.meta.url);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+import { startServer, openWs, rawRequest, launchChromium, SLOW } from './lib/orrery.mjs';
 
 /** Connect as `name` and wait for the welcome; the socket gets `json(ms)` (next message, parsed). */
 async function join(srv, name) {
@@ -180,15 +176,8 @@ test('bad input is answered with an error and the connection stays usable', asyn
 });
 
 test('the page at / chats: two browsers in one room, and a direct message', async (t) => {
-  const { chromium } = require('playwright-core');
   const srv = await startServer(t);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  t.after(() => browser.close());
+  const browser = await launchChromium(t);
   const errors = [];
   const wait = { timeout: 5000 * SLOW };
 

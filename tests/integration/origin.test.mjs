@@ -7,11 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { createRequire } from 'node:module';
-import { startServer, openWs, rawRequest, upgradeHeaders, SLOW } from './lib/orrery.mjs';
-
-const require = createRequire(import.meta.url);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+import { startServer, openWs, rawRequest, upgradeHeaders, launchChromium, SLOW } from './lib/orrery.mjs';
 
 /** A raw upgrade to target with these Origin header values (none: no header). */
 async function status(srv, target, ...origins) {
@@ -87,7 +83,6 @@ test('per pool: a pool\'s own list and require_origin win over the top level; SI
 });
 
 test('Chromium: a page of another origin is refused; the chat page, its own origin listed, works', async (t) => {
-  const { chromium } = require('playwright-core');
   const srv = await startServer(t, { workers: 2 });
   assert.ok((await srv.reload({ workers: 2, allowed_origins: [`http://127.0.0.1:${srv.port}`] })).ok);
   // Another site's page, served from another port, that opens a socket to Orrery.
@@ -100,13 +95,7 @@ test('Chromium: a page of another origin is refused; the chat page, its own orig
   });
   await new Promise((resolve) => evil.listen(0, '127.0.0.1', resolve));
   t.after(() => evil.close());
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  t.after(() => browser.close());
+  const browser = await launchChromium(t);
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${evil.address().port}/`);
   await page.waitForFunction(() => document.title.startsWith('closed') || document.title === 'open', null, { timeout: 5000 * SLOW });

@@ -352,6 +352,22 @@ function describe(ev) {
   return `${ev.type} ${ev.data ? ev.data.length + ' B' : ''}`;
 }
 
+/**
+ * Debian's Chromium, headless, driven by npm playwright-core (a fresh
+ * temporary profile), closed when `t` ends.
+ */
+export async function launchChromium(t) {
+  const { chromium } = require('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  t.after(() => browser.close());
+  return browser;
+}
+
 /** Wait for a promise with a timeout. */
 export async function within(p, ms, what = 'operation') {
   let timer;
