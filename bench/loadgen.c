@@ -415,7 +415,7 @@ static int run_load(const struct lg_opts *o, struct lg_thread *ts) {
         lg_hist_merge(&r.lag, t->lag);
         if (t->errors) fprintf(stderr, "orr-loadgen: thread %d: %s\n", t->id, t->err);
     }
-    report_load(o, &r, a, b, lg_frame_size(o->size));
+    report_load(o, &r, a, b, lg_frame_size(shared.wire_len));
     return r.errors || atomic_load(&shared.interrupted) ? 1 : 0;
 }
 
@@ -668,8 +668,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "orr-loadgen: xsend set-up failed\n");
         return 1;
     }
-    for (size_t i = 0; i < o.size; i++)
-        shared.payload[i] = (uint8_t)('a' + i % 26);
+    lg_payload_fill(shared.payload, o.size, o.json);
+    if (lg_wire_init(&shared) < 0) {
+        fprintf(stderr, "orr-loadgen: cannot compress the payload\n");
+        return 1;
+    }
 
     sched_getaffinity(0, sizeof gen_cpus, &gen_cpus);
     /* The servers' cores: the union of every sampled process's affinity. */

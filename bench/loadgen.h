@@ -52,11 +52,14 @@ struct lg_opts {
     double rate;     /* rate: messages per second per connection */
     double tick;     /* rate: send in bursts every `tick` ms (0: each at its time) */
     double connect_timeout;
-    int connect_window;           /* handshakes in progress at once, per thread */
-    int verify;                   /* compare echoed payload bytes, not only lengths */
-    int spin;                     /* poll without sleeping while the load runs */
-    size_t wbuf;                  /* flood: bytes per write */
-    int server_pid;               /* 0: do not sample the server (the first of server_pids) */
+    int connect_window; /* handshakes in progress at once, per thread */
+    int verify;         /* compare echoed payload bytes, not only lengths */
+    int deflate;        /* offer permessage-deflate, send compressed (loadgen_deflate.c) */
+    int json;           /* JSON-like text payloads instead of a-z */
+    size_t pub_size;    /* fanout: bytes per delivered publication (0: just seq:ns) */
+    int spin;           /* poll without sleeping while the load runs */
+    size_t wbuf;        /* flood: bytes per write */
+    int server_pid;     /* 0: do not sample the server (the first of server_pids) */
     int server_pids[LG_MAX_PIDS]; /* --server-pid PID[=LABEL],...: every process sampled */
     const char *pid_labels[LG_MAX_PIDS];
     int n_pids;
@@ -135,7 +138,8 @@ struct lg_rx {
     uint8_t pong_pending; /* a ping arrived: answer with pong[0..pong_len) */
     uint8_t pong_len;
     uint8_t got_close;
-    uint8_t msg_op; /* opcode of the current data message */
+    uint8_t msg_op; /* opcode of the current data message, | 0x40 if compressed (RSV1) */
+    uint8_t z;      /* permessage-deflate: RSV1 may start a data message */
     uint8_t pong[125];
     /* Message mode (on_msg set): messages up to expect_len bytes are handed
      * to on_msg instead of being compared; one split across reads is
@@ -164,6 +168,7 @@ struct lg_conn {
     uint32_t gidx; /* index among all connections (rate schedule; fanout: name) */
     struct lg_rx rx;
     uint8_t *frame; /* this connection's masked frame (closed, rate) */
+    uint8_t *msg;   /* --deflate, echo modes: a message split across reads */
     char *hs;       /* handshake: the response so far, freed once open */
     uint32_t hs_len;
     char key[28];         /* Sec-WebSocket-Key, base64 of 16 random bytes */
@@ -191,6 +196,8 @@ struct lg_shared {
     struct sockaddr_in addr;                /* --port */
     struct sockaddr_in addrs[LG_MAX_PORTS]; /* --ports, addrs[0] = addr */
     uint8_t *payload;                       /* the ASCII payload every message carries */
+    uint8_t *wire;   /* what a message carries on the wire: payload, or it compressed */
+    size_t wire_len; /* (--deflate: compressed once, no context takeover, RSV1 set) */
     _Atomic int phase;
     _Atomic int threads_connected;
     _Atomic int interrupted; /* SIGINT or SIGTERM */
@@ -232,6 +239,8 @@ struct lg_thread {
     struct lg_fo_thread *fo;  /* this thread's part (loadgen_fanout.c) */
     struct lg_hist *lat_load; /* "last member got it" with the window in flight */
     int joined;               /* members whose join was answered; xsend: connections ready */
+    /* --deflate: this thread's inflater and its output (loadgen_deflate.c) */
+    struct lg_zthread *z;
     /* xsend */
     struct lg_xs_thread *xs; /* this thread's part (loadgen_xsend.c) */
     uint64_t xs_sent, xs_answered, xs_refused, xs_received, xs_lost, xs_reorder;
@@ -325,5 +334,26 @@ int lg_foreign_tasks(pid_t self, const int *servers, int n_servers, const cpu_se
  * many, or -1. */
 int lg_proc_threads(pid_t pid, struct lg_task_time *out, int max);
 double lg_foreign_cpu_s(const struct lg_task_time *a, int na, const struct lg_task_time *b, int nb);
+
+/* ---- permessage-deflate (loadgen_deflate.c) --------------------------------- */
+/* The offer every --deflate connection makes: no context takeover either way,
+ * so that one inflater per thread reads every connection's messages. */
+#define LG_DEFLATE_OFFER                                                                           \
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "                 \
+    "client_max_window_bits"
+/* n bytes of printable text: a-z, or JSON-like records (--json). */
+void lg_payload_fill(uint8_t *p, size_t n, int json);
+/* sh->wire: the payload, or (--deflate) it compressed once; 0 or -1. */
+int lg_wire_init(struct lg_shared *sh);
+/* A compressed message (RSV1) inflated with t's inflater: 0 with *out
+ * valid until the next call, or -1 (corrupt, or longer than max). */
+int lg_inflate(struct lg_thread *t, const uint8_t *p, size_t n, size_t max, const uint8_t **out,
+               size_t *len);
+/* The echo modes' message callback with --deflate (ctx: the thread): an
+ * echo must equal the payload (compressed ones inflated when verifying). */
+int lg_echo_msg(void *ctx, int opcode, const uint8_t *p, size_t n);
+/* The longest wire form of an echo the echo modes accept. */
+size_t lg_echo_max(const struct lg_opts *o);
+void lg_z_free(struct lg_thread *t);
 
 #endif

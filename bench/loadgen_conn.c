@@ -85,8 +85,9 @@ static int send_request(struct lg_thread *t, struct lg_conn *c) {
     int n = snprintf(req, sizeof req,
                      "GET %s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     o->path, name, o->host, o->ports[c->port_idx], c->key);
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     o->path, name, o->host, o->ports[c->port_idx], c->key,
+                     o->deflate ? "Sec-WebSocket-Extensions: " LG_DEFLATE_OFFER "\r\n" : "");
     if (n >= (int)sizeof req) return fail(t, c, "request too long%s", "");
     if (write(c->fd, req, (size_t)n) != n) return fail(t, c, "write: %s", strerror(errno));
     if (lg_conn_arm(t, c, 0) < 0) return fail(t, c, "epoll_ctl: %s", strerror(errno));
@@ -131,6 +132,13 @@ static int check_response(struct lg_thread *t, struct lg_conn *c) {
     if (!v) return fail(t, c, "101 without Sec-WebSocket-Accept%s", "");
     if (vlen != strlen(want) || memcmp(v, want, vlen))
         return fail(t, c, "wrong Sec-WebSocket-Accept (want %s)", want);
+    if (t->sh->o->deflate) {
+        /* The bench compares servers compressing: one that declines is an error. */
+        v = header_value(c->hs, "Sec-WebSocket-Extensions", &vlen);
+        if (!v || vlen < 18 || strncmp(v, "permessage-deflate", 18))
+            return fail(t, c, "the server declined permessage-deflate%s", "");
+        c->rx.z = 1;
+    }
     return 0;
 }
 

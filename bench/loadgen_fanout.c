@@ -7,7 +7,11 @@
  *   member     join:<g>                -> joined:<g>
  *   publisher  publish:<g>:<seq>:<ns>  -> published:<members it reached>
  *   and every member receives <seq>:<ns> as a text message, where ns is the
- *   generator's clock when the publication was sent.
+ *   generator's clock when the publication was sent. With --pub-size N,
+ *   publish:<g>:<seq>:<ns>:<pad> makes every delivery N bytes long (pad is
+ *   JSON-like text). With --deflate the server compresses deliveries: every
+ *   FO_SAMPLE-th member inflates and checks each of its messages, the
+ *   others count them (in order, as the sampled members check).
  *
  * Phases (the main thread moves them on, see loadgen.c):
  *   CONNECT  connect (loadgen_worker.c), then every member joins;
@@ -43,8 +47,9 @@
 #include <unistd.h>
 
 #define FO_RING 4096     /* publication slots; more than any window */
-#define FO_MSG_MAX 256   /* longest message a connection accepts */
+#define FO_MSG_MAX 256   /* longest message a connection accepts, beyond --pub-size */
 #define FO_FRAME_MAX 160 /* a publish frame: "publish:" + group (64) + two numbers */
+#define FO_SAMPLE 64     /* --deflate: every 64th member inflates and checks its messages */
 #define MAX_EVENTS 256
 
 struct fo_slot {
@@ -57,6 +62,8 @@ struct lg_fanout {
     uint32_t members;
     char joined[FO_MSG_MAX]; /* the answer a join must get */
     size_t joined_len;
+    size_t msg_max; /* longest message a connection accepts */
+    uint8_t *pad;   /* --pub-size: the JSON-like text after <seq>:<ns>: */
     struct fo_slot ring[FO_RING];
     _Atomic uint64_t published; /* publications sent: the next one's seq */
     _Atomic uint64_t completed; /* publications every member got */
@@ -80,6 +87,7 @@ struct lg_fo_thread {
     /* the publisher, on the thread that owns it */
     struct lg_conn *pub;
     uint8_t *out; /* publish frames not yet taken by the socket */
+    uint8_t *cmd; /* one publish command being built */
     size_t out_len, out_off;
     uint64_t answered;
     uint64_t progress;    /* completed + answered when last seen to move */
@@ -93,11 +101,15 @@ struct lg_fanout *lg_fanout_new(const struct lg_opts *o) {
     fo->members = (uint32_t)o->conns;
     fo->joined_len = (size_t)snprintf(fo->joined, sizeof fo->joined, "joined:%s", o->group);
     fo->join_t0 = UINT64_MAX;
+    fo->msg_max = FO_MSG_MAX + o->pub_size;
+    fo->pad = malloc(o->pub_size + 1);
     fo->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fo->wake_fd < 0) {
+    if (fo->wake_fd < 0 || !fo->pad) {
+        free(fo->pad);
         free(fo);
         return NULL;
     }
+    lg_payload_fill(fo->pad, o->pub_size, 1);
     return fo;
 }
 
@@ -184,14 +196,44 @@ static void complete(struct lg_thread *t, uint64_t seq, uint64_t sent) {
 
 /* A publication at a member: "<seq>:<ns>", the next one it expects, sent
  * at ns. */
+/* What follows <seq>:<ns> in a delivery is right: nothing, or with
+ * --pub-size ':' and the pad up to pub_size bytes in all. */
+static int padded(const struct lg_fanout *fo, const uint8_t *p, const uint8_t *q,
+                  const uint8_t *end) {
+    size_t prefix = (size_t)(q - p), size = fo->o->pub_size;
+    if (size <= prefix + 1) return q == end;
+    return (size_t)(end - p) == size && *q == ':' && !memcmp(q + 1, fo->pad, size - prefix - 1);
+}
+
+static int on_delivery(struct lg_thread *t, struct lg_conn *c, const uint8_t *p, size_t n);
+static int delivered(struct lg_thread *t, struct lg_conn *c, uint64_t seq, uint64_t sent);
+
+/* A compressed delivery (--deflate): a sampled member inflates and checks
+ * it, the others count it as the next one. */
+static int on_compressed(struct lg_thread *t, struct lg_conn *c, const uint8_t *p, size_t n) {
+    struct lg_fanout *fo = t->sh->fo;
+    if (c->gidx % FO_SAMPLE == 0) {
+        if (lg_inflate(t, p, n, fo->msg_max, &p, &n) < 0) {
+            set_err(t, c, "a compressed message does not inflate");
+            return LG_RX_EMSG;
+        }
+        return on_delivery(t, c, p, n);
+    }
+    uint64_t seq = c->recvd;
+    if (seq >= atomic_load(&fo->published)) {
+        set_err(t, c, "publication %" PRIu64 " was never sent", seq);
+        return LG_RX_EMSG;
+    }
+    return delivered(t, c, seq, atomic_load(&fo->ring[seq % FO_RING].sent_ns));
+}
+
 static int on_delivery(struct lg_thread *t, struct lg_conn *c, const uint8_t *p, size_t n) {
     struct lg_fanout *fo = t->sh->fo;
-    struct lg_fo_thread *ft = t->fo;
     const uint8_t *q = p, *end = p + n;
     uint64_t seq, ns;
     char txt[80];
     if (parse_u64(&q, end, &seq) < 0 || q == end || *q++ != ':' || parse_u64(&q, end, &ns) < 0 ||
-        q != end) {
+        !padded(fo, p, q, end)) {
         show(txt, sizeof txt, p, n);
         set_err(t, c, "unexpected message '%s'", txt);
         return LG_RX_EMSG;
@@ -213,9 +255,17 @@ static int on_delivery(struct lg_thread *t, struct lg_conn *c, const uint8_t *p,
         set_err(t, c, "publication %" PRIu64 " carries another send time", seq);
         return LG_RX_EMSG;
     }
+    return delivered(t, c, seq, sent);
+}
+
+/* Publication seq (sent at `sent`) reached member c. */
+static int delivered(struct lg_thread *t, struct lg_conn *c, uint64_t seq, uint64_t sent) {
+    struct lg_fanout *fo = t->sh->fo;
+    struct lg_fo_thread *ft = t->fo;
     c->recvd++;
     if (ft->now >= ft->t_ms && ft->now < ft->t_me) t->win_msgs++;
-    if (atomic_fetch_add(&s->got, 1) + 1 == fo->members) complete(t, seq, sent);
+    if (atomic_fetch_add(&fo->ring[seq % FO_RING].got, 1) + 1 == fo->members)
+        complete(t, seq, sent);
     return 0;
 }
 
@@ -247,8 +297,13 @@ static int on_msg(void *ctx, int opcode, const uint8_t *p, size_t n) {
     struct lg_fanout *fo = t->sh->fo;
     struct lg_conn *c = t->fo->cur;
     char txt[80];
-    if (opcode != 1) {
+    if ((opcode & 0x0f) != 1) {
         set_err(t, c, "a binary message");
+        return LG_RX_EMSG;
+    }
+    if (c->joined && (opcode & 0x40)) return on_compressed(t, c, p, n);
+    if (opcode & 0x40 && lg_inflate(t, p, n, fo->msg_max, &p, &n) < 0) {
+        set_err(t, c, "a compressed message does not inflate");
         return LG_RX_EMSG;
     }
     if (is_pub(fo, c)) return on_answer(t, c, p, n);
@@ -315,18 +370,19 @@ int lg_fanout_setup(struct lg_thread *t) {
         t->conns[i].fd = -1;
     ft->phase = LG_P_CONNECT;
     ft->t_ms = ft->t_me = ft->t_drain = UINT64_MAX;
-    ft->bufs = malloc((t->n > 0 ? (size_t)t->n : 1) * FO_MSG_MAX);
+    ft->bufs = malloc((t->n > 0 ? (size_t)t->n : 1) * fo->msg_max);
     if (!ft->bufs) return -1;
     for (int i = 0; i < t->n; i++) {
         struct lg_conn *c = &t->conns[i];
         uint32_t m = (uint32_t)lg_rand64();
         memcpy(c->mask, &m, 4);
-        lg_rx_init_msgs(&c->rx, FO_MSG_MAX, ft->bufs + (size_t)i * FO_MSG_MAX, on_msg, t);
+        lg_rx_init_msgs(&c->rx, fo->msg_max, ft->bufs + (size_t)i * fo->msg_max, on_msg, t);
         if (!is_pub(fo, c)) continue;
         ft->pub = c;
         fo->pub_thread = t;
-        ft->out = malloc((size_t)t->sh->o->window * FO_FRAME_MAX);
-        if (!ft->out) return -1;
+        ft->out = malloc((size_t)t->sh->o->window * (FO_FRAME_MAX + 16 + fo->msg_max));
+        ft->cmd = malloc(FO_FRAME_MAX + fo->msg_max);
+        if (!ft->out || !ft->cmd) return -1;
     }
     return 0;
 }
@@ -335,6 +391,7 @@ void lg_fanout_teardown(struct lg_thread *t) {
     if (!t->fo) return;
     free(t->fo->bufs);
     free(t->fo->out);
+    free(t->fo->cmd);
     free(t->fo);
     t->fo = NULL;
 }
@@ -399,6 +456,19 @@ int lg_fanout_join(struct lg_thread *t) {
 
 /* ---- the publisher ---------------------------------------------------------- */
 
+/* publish:<g>:<seq>:<ns>[:<pad>] into cmd (FO_FRAME_MAX + msg_max bytes):
+ * its length. */
+static size_t publication(const struct lg_fanout *fo, uint8_t *cmd, uint64_t seq, uint64_t ns) {
+    int g = snprintf((char *)cmd, FO_FRAME_MAX, "publish:%s:", fo->o->group);
+    int n =
+        g + snprintf((char *)cmd + g, FO_FRAME_MAX - (size_t)g, "%" PRIu64 ":%" PRIu64, seq, ns);
+    size_t size = fo->o->pub_size, have = (size_t)(n - g);
+    if (size <= have + 1) return (size_t)n;
+    cmd[n] = ':';
+    memcpy(cmd + n + 1, fo->pad, size - have - 1);
+    return (size_t)g + size;
+}
+
 /* Sends publications until `limit` are in flight (or `last` is reached). */
 static void publish(struct lg_thread *t, uint64_t limit, uint64_t last) {
     struct lg_fanout *fo = t->sh->fo;
@@ -414,14 +484,11 @@ static void publish(struct lg_thread *t, uint64_t limit, uint64_t last) {
     uint64_t now = lg_now_ns();
     ft->out_len = ft->out_off = 0;
     for (uint64_t i = 0; i < k; i++) {
-        char cmd[FO_FRAME_MAX];
-        int n = snprintf(cmd, sizeof cmd, "publish:%s:%" PRIu64 ":%" PRIu64, t->sh->o->group,
-                         pubd + i, now);
+        size_t n = publication(fo, ft->cmd, pubd + i, now);
         struct fo_slot *s = &fo->ring[(pubd + i) % FO_RING];
         atomic_store(&s->got, 0);
         atomic_store(&s->sent_ns, now);
-        ft->out_len +=
-            lg_frame_build(ft->out + ft->out_len, 0x1, (const uint8_t *)cmd, (size_t)n, c->mask);
+        ft->out_len += lg_frame_build(ft->out + ft->out_len, 0x1, ft->cmd, n, c->mask);
     }
     if (!fo->lat_t0) fo->lat_t0 = now;
     if (now >= ft->t_ms && now < ft->t_me) fo->win_pubs += k;

@@ -4,7 +4,8 @@
  * frame in the buffer takes the fast path, anything else goes through a
  * header accumulator. It does no I/O and allocates nothing. In the echo
  * modes it compares each message with what was sent; in message mode
- * (fanout) it hands each message to a callback instead.
+ * (fanout, and the echo modes with --deflate) it hands each message to a
+ * callback instead, its opcode | 0x40 when it came compressed (RSV1).
  */
 #include "loadgen.h"
 
@@ -68,7 +69,9 @@ static uint64_t header_len(const uint8_t *h) {
 /* Checks a frame header against what may come in the current message state. */
 static int header_check(const struct lg_rx *rx, uint8_t b0, uint8_t b1, uint64_t len) {
     uint8_t op = b0 & 0x0f;
-    if ((b0 & 0x70) || (b1 & 0x80)) return LG_RX_EPROTO;
+    if ((b0 & 0x30) || (b1 & 0x80)) return LG_RX_EPROTO;
+    /* RSV1: a compressed message, on its first frame only (RFC 7692). */
+    if ((b0 & 0x40) && !(rx->z && (op == 1 || op == 2) && !rx->in_msg)) return LG_RX_EPROTO;
     if (op >= 8) {
         if (op > 10 || !(b0 & 0x80) || len > 125) return LG_RX_EPROTO;
         return 0;
@@ -126,7 +129,7 @@ static int frame_begin(struct lg_rx *rx, const uint8_t *h) {
     int rc = header_check(rx, h[0], h[1], len);
     if (rc) return rc;
     rx->opcode = h[0] & 0x0f;
-    if (rx->opcode == 1 || rx->opcode == 2) rx->msg_op = rx->opcode;
+    if (rx->opcode == 1 || rx->opcode == 2) rx->msg_op = rx->opcode | (h[0] & 0x40);
     rx->fin = h[0] >> 7;
     rx->left = len;
     rx->ctl_len = 0;
@@ -143,11 +146,11 @@ long lg_rx_feed(struct lg_rx *rx, const uint8_t *p, size_t n) {
             size_t hs = header_size(p[1]);
             if (n >= hs) {
                 uint64_t len = header_len(p);
-                if ((p[0] == 0x81 || p[0] == 0x82) && !(p[1] & 0x80) && !rx->in_msg &&
-                    n - hs >= len) {
+                uint8_t b0 = rx->z ? p[0] & 0xbf : p[0]; /* RSV1 allowed with deflate */
+                if ((b0 == 0x81 || b0 == 0x82) && !(p[1] & 0x80) && !rx->in_msg && n - hs >= len) {
                     if (rx->on_msg) {
                         if (len > rx->expect_len) return LG_RX_ELEN;
-                        if (rx->on_msg(rx->msg_ctx, p[0] & 0x0f, p + hs, (size_t)len) < 0)
+                        if (rx->on_msg(rx->msg_ctx, p[0] & 0x4f, p + hs, (size_t)len) < 0)
                             return LG_RX_EMSG;
                     } else {
                         if (len != rx->expect_len) return LG_RX_ELEN;

@@ -33,6 +33,11 @@ static void usage(FILE *f) {
           "  --connect-window N  handshakes in progress at once per thread (64)\n"
           "  --connect-timeout S give up opening connections after S seconds (60)\n"
           "  --verify/--no-verify  compare echoed bytes, not only lengths (on, off in flood)\n"
+          "  --deflate           offer permessage-deflate (no context takeover either way) and\n"
+          "                      send every message compressed (closed, flood, fanout, idle);\n"
+          "                      compressed echoes are inflated only to verify them\n"
+          "  --json              JSON-like text payloads instead of a-z\n"
+          "  --pub-size N        fanout: bytes of every publication a member gets (0: seq:ns)\n"
           "  --spin              poll without sleeping while the load runs (see README)\n"
           "  --server-pid PID[=LABEL],...  sample these processes' CPU time (per thread too)\n"
           "                      from /proc; the first one's RSS (idle)\n"
@@ -87,6 +92,9 @@ static const struct opt_def opt_defs[] = {
     OPT("connect-timeout", OPT_DOUBLE, connect_timeout, 0.1, 3600),
     OPT("verify", OPT_SET, verify, 1, 0),
     OPT("no-verify", OPT_SET, verify, 0, 0),
+    OPT("deflate", OPT_SET, deflate, 1, 0),
+    OPT("json", OPT_SET, json, 1, 0),
+    OPT("pub-size", OPT_SIZE, pub_size, 0, 1 << 20),
     OPT("spin", OPT_SET, spin, 1, 0),
     OPT("server-pid", OPT_PIDS, server_pid, 1, 1 << 30),
     OPT("ports", OPT_PORTS, ports, 1, 65535),
@@ -219,6 +227,8 @@ void lg_parse_options(int argc, char **argv, struct lg_opts *o) {
             strlen(o->name_prefix))
         bad_option("--name-prefix: at most 24 of [A-Za-z0-9_.-], not '%s'%s", o->name_prefix, "");
     if (o->threads > o->conns) o->threads = o->conns;
+    if (o->deflate && (o->mode == LG_RATE || o->mode == LG_XSEND))
+        bad_option("--deflate: closed, flood, idle or fanout, not this mode%s%s", "", "");
     if (o->mode == LG_XSEND && o->threads > o->pairs) o->threads = o->pairs;
     /* The group goes into "publish:<g>:<seq>:<ns>", so no ':' and nothing
      * that needs escaping in a JSON line. */

@@ -345,6 +345,12 @@ static void run(struct loop *l) {
     }
 }
 
+/* The message every connection sends, masked: compressed (RSV1) with --deflate. */
+static void build(struct lg_thread *t, uint8_t *f, const uint8_t mask[4]) {
+    lg_frame_build(f, 0x1, t->sh->wire, t->sh->wire_len, mask);
+    if (t->sh->o->deflate) f[0] |= 0x40;
+}
+
 static int setup(struct lg_thread *t) {
     const struct lg_opts *o = t->sh->o;
     t->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -354,7 +360,7 @@ static int setup(struct lg_thread *t) {
     t->lat = malloc(sizeof *t->lat);
     t->lag = malloc(sizeof *t->lag);
     t->lat_load = malloc(sizeof *t->lat_load);
-    t->frame_len = lg_frame_size(o->size);
+    t->frame_len = lg_frame_size(t->sh->wire_len);
     if (t->ep < 0 || !t->rbuf || !t->lat || !t->lag || !t->lat_load) return -1;
     lg_hist_init(t->lat);
     lg_hist_init(t->lag);
@@ -372,23 +378,28 @@ static int setup(struct lg_thread *t) {
             uint32_t m = (uint32_t)lg_rand64();
             if (!(t->flood_buf[b] = malloc(t->flood_len))) return -1;
             for (size_t i = 0; i < per; i++)
-                lg_frame_build(t->flood_buf[b] + i * t->frame_len, 0x1, t->sh->payload, o->size,
-                               (const uint8_t *)&m);
+                build(t, t->flood_buf[b] + i * t->frame_len, (const uint8_t *)&m);
         }
     }
     for (int i = 0; i < t->n; i++) {
         struct lg_conn *c = &t->conns[i];
         c->fd = -1;
-        lg_rx_init(&c->rx, o->size, o->verify ? t->sh->payload : NULL);
+        if (o->deflate && o->mode != LG_IDLE) {
+            if (!(c->msg = malloc(lg_echo_max(o)))) return -1;
+            lg_rx_init_msgs(&c->rx, lg_echo_max(o), c->msg, lg_echo_msg, t);
+            c->rx.z = 1;
+        } else {
+            lg_rx_init(&c->rx, o->size, o->verify ? t->sh->payload : NULL);
+        }
         if (o->mode == LG_FLOOD) {
-            memcpy(c->mask, flood_buf_of(t, c) + t->frame_len - o->size - 4, 4);
+            memcpy(c->mask, flood_buf_of(t, c) + t->frame_len - t->sh->wire_len - 4, 4);
             continue;
         }
         uint32_t m = (uint32_t)lg_rand64();
         memcpy(c->mask, &m, 4);
         if (o->mode == LG_IDLE) continue;
         if (!(c->frame = malloc(t->frame_len))) return -1;
-        lg_frame_build(c->frame, 0x1, t->sh->payload, o->size, c->mask);
+        build(t, c->frame, c->mask);
     }
     return 0;
 }
@@ -399,6 +410,8 @@ static void teardown(struct lg_thread *t) {
         lg_conn_close(t, c);
         free(c->frame);
         free(c->fifo);
+        free(c->msg);
+        c->msg = NULL;
         c->frame = NULL;
         c->fifo = NULL;
     }
@@ -408,6 +421,7 @@ static void teardown(struct lg_thread *t) {
         free(t->flood_buf[b]);
     free(t->flood_buf);
     free(t->rbuf);
+    lg_z_free(t);
     if (t->ep >= 0) close(t->ep);
 }
 

@@ -10,6 +10,10 @@
 #   BENCH_LOADS=lua bench/run.sh      Lua gears against C gears in Orrery (one worker,
 #                                both kinds loaded): closed loop, flood, idle RSS,
 #                                fan-out published from Lua (about 2 minutes)
+#   BENCH_LOADS=deflate bench/run.sh  permessage-deflate: 1 KiB JSON-like text, closed
+#                                loop and flood against libwebsockets and Node ws
+#                                with their deflate on; Orrery's fan-out to 10,000
+#                                members with and without deflate (about 3 minutes)
 #   BENCH_LOADS=cluster bench/run.sh  Redis and 3 Orrery nodes: cross-node sends
 #                                to unique names, group fan-out over 3 nodes
 #                                (about 1 minute; needs redis-server)
@@ -22,7 +26,7 @@
 #                  orrery means Orrery with 1 and with 2 workers, ws the Node ws
 #                  fan-out peer, and lws has no fan-out peer
 #   BENCH_LOADS    which loads (closed100 closed1000 flood16 flood1k idle rate rate-burst;
-#                  fanout, lua and cluster on request)
+#                  fanout, lua, deflate and cluster on request)
 #   BENCH_IDLE_CONNS  connections held for the RSS figure (10000)
 #   BENCH_FANOUT_MEMBERS  group members in the fanout load (10000)
 #   BENCH_FANOUT_WINDOW   publications in flight in its sustained phase (8)
@@ -64,11 +68,16 @@ TOOLS=$BUILD/bench-tools
 # luac and lua (the lua load only): Orrery with one worker and the same gears
 # (C and Lua), driven through the C gears (echo, testgear) or their Lua twins
 # (bench/gears/luaecho.lua, luatestgear).
+# wsz and lwsz (the deflate load only): Node ws and libwebsockets with their
+# permessage-deflate on.
 declare -A PORT=([orrery]=19101 [ws]=19102 [lws]=19103 [orrery2]=19104 [wsfan]=19105 [sink]=19109
-    [luac]=19107 [lua]=19108)
+    [luac]=19107 [lua]=19108 [wsz]=19110 [lwsz]=19111)
 declare -A NAME=([orrery]="Orrery" [ws]="Node ws" [lws]="libwebsockets" [orrery2]="Orrery"
-    [wsfan]="Node ws" [sink]="echo_sink" [luac]="C gear" [lua]="Lua gear")
-declare -A WORKERS=([orrery]=1 [ws]=1 [lws]=1 [orrery2]=2 [wsfan]=1 [sink]=1 [luac]=1 [lua]=1)
+    [wsfan]="Node ws" [sink]="echo_sink" [luac]="C gear" [lua]="Lua gear" [wsz]="Node ws"
+    [lwsz]="libwebsockets")
+declare -A WORKERS=([orrery]=1 [ws]=1 [lws]=1 [orrery2]=2 [wsfan]=1 [sink]=1 [luac]=1 [lua]=1
+    [wsz]=1 [lwsz]=1)
+DEFLATE_LOADS="zclosed zflood"
 LUA_LOADS="closed100 flood16 idle fanout"
 # A/B: BENCH_ORRERY_B=/path/to/another/orrery adds server orreryB (one worker,
 # port 19106), run like Orrery in every load it is listed in (BENCH_SERVERS;
@@ -84,7 +93,7 @@ fi
 
 say() { printf '%s\n' "$*" >&2; }
 # The loads of the echo table (fanout and cluster have tables of their own).
-echo_loads() { echo " $LOADS " | sed 's/ fanout / /g; s/ cluster / /g; s/ lua / /g; s/^ *//; s/ *$//'; }
+echo_loads() { echo " $LOADS " | sed 's/ fanout / /g; s/ cluster / /g; s/ lua / /g; s/ deflate / /g; s/^ *//; s/ *$//'; }
 die() { say "bench: $*"; exit 1; }
 
 # ---- cleanup: every process this script starts is in PIDS -------------------
@@ -122,17 +131,17 @@ build_tools() {
     if stale "$TOOLS/orr-loadgen" "$ROOT"/bench/loadgen*.c "$ROOT/bench/loadgen.h"; then
         say "bench: building orr-loadgen"
         cc -std=gnu17 -O2 -g -Wall -Wextra -o "$TOOLS/orr-loadgen" "$ROOT"/bench/loadgen*.c \
-            -lpthread -lm -lcrypto
+            -lpthread -lm -lcrypto -lz
     fi
     LOADGEN=$TOOLS/orr-loadgen
-    if [[ " $SERVERS " == *" lws "* && -n "$(echo_loads)" ]] &&
+    if [[ " $SERVERS " == *" lws "* && ( -n "$(echo_loads)" || " $LOADS " == *" deflate "* ) ]] &&
         stale "$BUILD/bench-peers/lws_echo" "$ROOT/bench/peers/lws-echo/lws_echo.c"; then
         say "bench: building the libwebsockets peer"
         # shellcheck disable=SC2046
         cc -O2 -Wall -Wextra -o "$BUILD/bench-peers/lws_echo" \
             "$ROOT/bench/peers/lws-echo/lws_echo.c" $(pkg-config --cflags --libs libwebsockets)
     fi
-    if [[ " $SERVERS " == *" ws "* && -n "$(echo_loads)" ]] &&
+    if [[ " $SERVERS " == *" ws "* && ( -n "$(echo_loads)" || " $LOADS " == *" deflate "* ) ]] &&
         [ ! -d "$ROOT/bench/peers/ws-echo/node_modules/ws" ]; then
         say "bench: npm ci in bench/peers/ws-echo"
         (cd "$ROOT/bench/peers/ws-echo" && npm ci --no-audit --no-fund --loglevel=error >&2)
@@ -187,7 +196,7 @@ listening() { # listening PORT: a LISTEN socket on 127.0.0.1:PORT, seen without 
 ORR_POOLS=1
 orrery_config() { # orrery_config SERVER LOAD
     local extra= pool=testgear
-    [ "$2" != fanout ] || extra=', "idle_timeout_ms": 600000'
+    [[ $2 != *fanout ]] || extra=', "idle_timeout_ms": 600000'
     case $1 in luac | lua)
         extra="$extra, \"gears_dir\": \"$OUT/lua-gears\""
         [ "$1" = luac ] || pool=luatestgear
@@ -195,7 +204,7 @@ orrery_config() { # orrery_config SERVER LOAD
     esac
     if [ "$ORR_POOLS" = 1 ]; then
         extra="$extra, \"ws_max_connections\": 100000"
-        [ "$2" != fanout ] ||
+        [[ $2 != *fanout ]] ||
             extra="$extra,\n \"pools\": {\"gear:$pool\": {\"ws_max_connections\": $((FANOUT_MEMBERS + 100))}}"
     fi
     printf "{\"workers\": %d$extra}\n" "${WORKERS[$1]}"
@@ -218,16 +227,18 @@ start_server() { # start_server NAME LOGFILE [LOAD]
         taskset -c "$cpus" "$bin" --listen "127.0.0.1:$port" --config "$OUT/$s-$load.json" \
             >"$log" 2>&1 &
         ;;
-    ws)
-        PORT=$port HOST=127.0.0.1 taskset -c "$SCPU" node "$ROOT/bench/peers/ws-echo/server.js" \
-            >"$log" 2>&1 &
+    ws | wsz)
+        WS_DEFLATE=$([ "$s" = wsz ] && echo 1 || echo 0) PORT=$port HOST=127.0.0.1 \
+            taskset -c "$SCPU" node "$ROOT/bench/peers/ws-echo/server.js" >"$log" 2>&1 &
         ;;
     wsfan)
         PORT=$port HOST=127.0.0.1 taskset -c "$SCPU" node "$ROOT/bench/peers/ws-fanout/server.js" \
             >"$log" 2>&1 &
         ;;
-    lws)
-        taskset -c "$SCPU" "$BUILD/bench-peers/lws_echo" -p "$port" >"$log" 2>&1 &
+    lws | lwsz)
+        # shellcheck disable=SC2046
+        taskset -c "$SCPU" "$BUILD/bench-peers/lws_echo" -p "$port" \
+            $([ "$s" = lwsz ] && echo --deflate) >"$log" 2>&1 &
         ;;
     sink)
         taskset -c "$SCPU" "$TOOLS/echo_sink" -p "$port" "${SINK_ARGS[@]}" >"$log" 2>&1 &
@@ -269,7 +280,7 @@ stop_server() { # stop_server: SIGTERM, then SIGKILL after 10 s
 # connection (summed here if its log has them). Node ws counts nothing.
 server_counts() { # server_counts NAME LOGFILE
     case $1 in
-    lws | sink) sed -n 's/.*rx \([0-9]*\) tx \([0-9]*\).*/\1 \2/p' "$2" | tail -1 ;;
+    lws | lwsz | sink) sed -n 's/.*rx \([0-9]*\) tx \([0-9]*\).*/\1 \2/p' "$2" | tail -1 ;;
     orrery | orrery2 | orreryB | luac | lua)
         awk '/DISCONNECTED/ {
                  for (i = 1; i <= NF; i++) {
@@ -298,6 +309,15 @@ load_args() {
     # Members join, publications one at a time for latency, then the window
     # with FANOUT_WINDOW in flight; the drain only waits for what is in flight.
     fanout) echo "--mode fanout --conns $FANOUT_MEMBERS --window $FANOUT_WINDOW --lat-pubs $FANOUT_LAT_PUBS --duration $SECS --drain 10 --path /testgear/ws" ;;
+    # The deflate load: 1 KiB of JSON-like text, compressed (the client offers
+    # no context takeover either way and sends every message compressed); its
+    # fan-out publishes 1 KiB too, to members that offer deflate (zfanout) or
+    # not (jfanout); jclosed is zclosed uncompressed.
+    zclosed) echo "--mode closed --conns 100 --size 1024 --json --deflate --duration $SECS" ;;
+    zflood) echo "--mode flood --conns 100 --size 1024 --json --deflate --duration $FLOOD_SECS" ;;
+    jclosed) echo "--mode closed --conns 100 --size 1024 --json --duration $SECS" ;;
+    zfanout) echo "$(load_args fanout) --pub-size 1024 --deflate" ;;
+    jfanout) echo "$(load_args fanout) --pub-size 1024" ;;
     *) die "unknown load '$1'" ;;
     esac
 }
@@ -899,6 +919,61 @@ print_lua() {
     lua_row "(fan-out: last-member latency p50, ms)" fanout p50_ms "%.1f" "" ratio
 }
 
+# ---- the deflate load: permessage-deflate against the peers' ------------------
+# Orrery (deflate on by default), libwebsockets with its permessage-deflate
+# extension and Node ws with perMessageDeflate, alternating; then Orrery's
+# fan-out with deflate members against the same without, and its closed loop
+# on the same text uncompressed (what deflate costs).
+run_deflate() { # run_deflate ROUND
+    local round=$1 load s i=0
+    for load in $DEFLATE_LOADS; do
+        case $(((i + round) % 3)) in
+        0) s="orrery lwsz wsz" ;;
+        1) s="lwsz wsz orrery" ;;
+        *) s="wsz orrery lwsz" ;;
+        esac
+        i=$((i + 1))
+        for s in $s; do run_one "$load" "$s" "$round"; done
+    done
+    run_one jclosed orrery "$round"
+    if [ $((round % 2)) = 0 ]; then s="zfanout jfanout"; else s="jfanout zfanout"; fi
+    for load in $s; do run_one "$load" orrery "$round"; done
+}
+
+deflate_row() { # deflate_row LABEL LOAD KEY FORMAT TARGETS
+    local o l w
+    o=$(figure "$2" orrery "$3")
+    l=$(figure "$2" lwsz "$3")
+    w=$(figure "$2" wsz "$3")
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$(num "$4" "$o")" "$(num "$4" "$l")" \
+        "$(num "$4" "$w")" "$(ratio "$o" "$l")" "$(ratio "$o" "$w")" "$5"
+}
+
+orrery_row() { # orrery_row LABEL LOAD_WITH LOAD_WITHOUT KEY TARGET
+    local z j
+    z=$(figure "$2" orrery "$4")
+    j=$(figure "$3" orrery "$4")
+    printf '| %s | %s | %s | %s | %s |\n' "$1" "$(num "%.0f" "$z")" "$(num "%.0f" "$j")" "$(ratio "$z" "$j")" "$5"
+}
+
+print_deflate() {
+    echo
+    echo "permessage-deflate: 1 KiB of JSON-like text per message, sent compressed by the client (no context takeover either way) and echoed compressed; one server core ($SCPU), the generator on $GCPU; medians of $ROUNDS round(s)"
+    echo
+    echo "| figure | Orrery | libwebsockets | Node ws | Orrery/lws | Orrery/ws | target |"
+    echo "|---|---|---|---|---|---|---|"
+    deflate_row "closed loop, 100 conns: msgs per server CPU-second" zclosed msgs_per_server_cpu_s "%.0f" ">= 2x lws, >= 5x ws"
+    deflate_row "flood, 100 conns: msgs per server CPU-second" zflood msgs_per_server_cpu_s "%.0f" ">= 2x lws, >= 5x ws"
+    deflate_row "(flood: msgs/s)" zflood msgs_per_s "%.0f" ""
+    echo
+    echo "| Orrery, 1 worker, 1 KiB messages | deflate | no deflate | deflate/none | target |"
+    echo "|---|---|---|---|---|"
+    orrery_row "fan-out to $(printf "%'d" "$FANOUT_MEMBERS") members: deliveries/s" zfanout jfanout deliveries_per_s "within 20%"
+    orrery_row "(fan-out: deliveries per server CPU-second)" zfanout jfanout msgs_per_server_cpu_s ""
+    orrery_row "(fan-out: last-member latency p50, ms)" zfanout jfanout p50_ms ""
+    orrery_row "closed loop, 100 conns: msgs per server CPU-second" zclosed jclosed msgs_per_server_cpu_s ""
+}
+
 main() {
     mkdir -p "$OUT/logs"
     raise_nofile
@@ -927,6 +1002,10 @@ main() {
                 run_lua "$round"
                 continue
             fi
+            if [ "$load" = deflate ]; then
+                run_deflate "$round"
+                continue
+            fi
             read -r -a list <<<"$(servers_for "$load")"
             [ ${#list[@]} -gt 0 ] || continue
             # Alternate: each load starts with the next server in turn.
@@ -948,6 +1027,7 @@ main() {
         [[ " $LOADS " != *" fanout "* ]] || print_fanout
         [[ " $LOADS " != *" cluster "* ]] || print_cluster
         [[ " $LOADS " != *" lua "* ]] || print_lua
+        [[ " $LOADS " != *" deflate "* ]] || print_deflate
         [ "$busy" -le 5 ] || echo "WARNING: the machine was not quiet ($busy% busy right after the run)."
     } | tee "$OUT/table.md"
     grep -q '"error"' "$OUT/results.jsonl" && say "bench: some runs failed; see $OUT/logs" || true

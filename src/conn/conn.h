@@ -132,12 +132,25 @@ _Static_assert(LIST_COUNT <= ORR_TLISTS_MAX, "a worker's timeout lists fit loop/
  * every worker that delivers it. The text frame's header is encoded once,
  * in the PAYLOAD_HDR_ROOM bytes before the payload (payload.c). */
 #define PAYLOAD_HDR_ROOM 14
+/* A payload compressed for one window size (permessage-deflate without
+ * server context takeover: the same bytes suit every connection with that
+ * window), its text frame header (RSV1) encoded once too. Made by the
+ * first worker that sends it compressed, published on the payload with a
+ * compare-and-swap, immutable after, freed with the payload. */
+typedef struct payload_z {
+    struct payload_z *next;
+    uint32_t len;    /* compressed bytes */
+    uint8_t bits;    /* the window's bits (9..15) */
+    uint8_t hdr_len; /* the text frame header's length */
+    uint8_t bytes[]; /* HDR_ROOM bytes (header at the end), then the compressed bytes */
+} payload_z;
 typedef struct orr_payload {
     atomic_uint refs;
     uint32_t len;
-    bool utf8;       /* valid UTF-8: a gear may send it on as text unchecked */
-    uint8_t hdr_len; /* the text frame header's length */
-    uint8_t bytes[]; /* HDR_ROOM bytes (header at the end), then the payload */
+    bool utf8;              /* valid UTF-8: a gear may send it on as text unchecked */
+    uint8_t hdr_len;        /* the text frame header's length */
+    _Atomic(payload_z *) z; /* its compressed forms, one per window size */
+    uint8_t bytes[];        /* HDR_ROOM bytes (header at the end), then the payload */
 } orr_payload;
 /* A payload holding a copy of msg, with one reference for the caller. */
 orr_payload *payload_new(const void *msg, size_t len);
@@ -256,9 +269,11 @@ void ws_inflate_done(conn_worker *w);
 uint64_t ws_wire_limit(uint64_t max);
 /* Whether a data message of n bytes goes out compressed on c. */
 bool ws_deflates(const orr_conn *c, size_t n);
-/* A data message into the cork: compressed (RSV1) when ws_deflates, else
- * as out_frame writes it. */
-void ws_out_data(conn_worker *w, orr_conn *c, uint8_t opcode, const void *p, size_t n);
+/* A data message for which ws_deflates into the cork, compressed (RSV1).
+ * m: the shared payload p is (a server message passed on), whose
+ * compressed form is made once for every recipient, or NULL. */
+void ws_out_data(conn_worker *w, orr_conn *c, uint8_t opcode, const void *p, size_t n,
+                 const orr_payload *m);
 
 /* Sets up w's buffers (the rest is the caller's: node, loop, index). */
 void conn_worker_init(conn_worker *w);

@@ -85,8 +85,57 @@ static orr_ws_deflater *deflater(conn_worker *w, int bits) {
     return *d;
 }
 
-void ws_out_data(conn_worker *w, orr_conn *c, uint8_t opcode, const void *p, size_t n) {
-    orr_ws_deflater *d = ws_deflates(c, n) ? deflater(w, c->deflate_bits) : NULL;
+/* m's form for the window of `bits`: the one published, else compressed
+ * here and published (a worker that lost the race uses the winner's). */
+static const payload_z *payload_deflated(conn_worker *w, const orr_payload *m, int bits) {
+    _Atomic(payload_z *) *head = (_Atomic(payload_z *) *)&m->z;
+    payload_z *first = atomic_load_explicit(head, memory_order_acquire), *mine = NULL;
+    for (;;) {
+        for (payload_z *z = first; z; z = z->next)
+            if (z->bits == bits) {
+                free(mine);
+                return z;
+            }
+        if (!mine) {
+            orr_ws_deflater *d = deflater(w, bits);
+            if (!d) return NULL;
+            const uint8_t *p = m->bytes + PAYLOAD_HDR_ROOM;
+            room(&w->zout, &w->zout_cap, orr_ws_deflate_bound(d, m->len));
+            size_t zn = orr_ws_deflate(d, p, m->len, w->zout);
+            mine = orr_xmalloc(sizeof *mine + PAYLOAD_HDR_ROOM + zn);
+            mine->len = (uint32_t)zn;
+            mine->bits = (uint8_t)bits;
+            uint8_t hdr[PAYLOAD_HDR_ROOM];
+            mine->hdr_len = (uint8_t)orr_ws_header(hdr, ORR_WS_OP_TEXT, true, zn, NULL);
+            hdr[0] |= 0x40; /* RSV1: compressed */
+            memcpy(mine->bytes + PAYLOAD_HDR_ROOM - mine->hdr_len, hdr, mine->hdr_len);
+            memcpy(mine->bytes + PAYLOAD_HDR_ROOM, w->zout, zn);
+            shrink(&w->zout, &w->zout_cap);
+        }
+        mine->next = first;
+        if (atomic_compare_exchange_weak_explicit(head, &first, mine, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return mine;
+    }
+}
+
+/* A shared payload compressed: its frame as encoded once when it is text
+ * in one frame, else framed here from its compressed bytes. */
+static bool out_payload(conn_worker *w, orr_conn *c, uint8_t opcode, const orr_payload *m) {
+    const payload_z *z = payload_deflated(w, m, c->deflate_bits);
+    if (!z) return false;
+    if (m->len > w->cork_big) w->cork_big = m->len;
+    if (opcode == ORR_WS_OP_TEXT && z->len <= out_frag_bytes(w))
+        out_append(w, z->bytes + PAYLOAD_HDR_ROOM - z->hdr_len, z->hdr_len + z->len);
+    else
+        out_frame_rsv1(w, opcode, z->bytes + PAYLOAD_HDR_ROOM, z->len);
+    return true;
+}
+
+void ws_out_data(conn_worker *w, orr_conn *c, uint8_t opcode, const void *p, size_t n,
+                 const orr_payload *m) {
+    if (m && out_payload(w, c, opcode, m)) return;
+    orr_ws_deflater *d = deflater(w, c->deflate_bits);
     if (!d) {
         out_frame(w, opcode, p, n);
         return;

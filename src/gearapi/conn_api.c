@@ -64,15 +64,15 @@ static int send_data(orr_conn *c, uint8_t opcode, const void *data, size_t len) 
     if (opcode == ORR_WS_OP_TEXT && !(data == w->cb_msg && len == w->cb_msg_len) &&
         !orr_utf8_valid(data, len))
         return ORR_EINVAL;
-    if (opcode == ORR_WS_OP_TEXT && w->cb_payload && data == w->cb_msg && len == w->cb_msg_len &&
-        len <= out_frag_bytes(w) && !(c->deflate_bits && ws_deflates(c, len))) {
+    const orr_payload *m =
+        w->cb_payload && data == w->cb_msg && len == w->cb_msg_len ? w->cb_payload : NULL;
+    if (c->deflate_bits && ws_deflates(c, len)) {
+        ws_out_data(w, c, opcode, data, len, m);
+    } else if (m && opcode == ORR_WS_OP_TEXT && len <= out_frag_bytes(w)) {
         /* A server message passed on as it is: its frame was encoded once
          * for every recipient. */
-        const orr_payload *m = w->cb_payload;
         out_append(w, m->bytes + PAYLOAD_HDR_ROOM - m->hdr_len, m->hdr_len + len);
         if (len > w->cork_big) w->cork_big = len;
-    } else if (c->deflate_bits) {
-        ws_out_data(w, c, opcode, data, len);
     } else {
         out_frame(w, opcode, data, len);
     }

@@ -129,3 +129,61 @@ test('config: deflate off at the top or for a pool declines every offer; deflate
   assert.equal(inflate((await e.readFrame()).payload).toString(), 'q'.repeat(3000), 'a 9-bit window');
   e.destroy();
 });
+
+test('a publication is compressed once per window size: every member gets bytes that inflate with its own window', async (t) => {
+  // Two workers, so that members on both race to publish the compressed form.
+  const srv = await startServer(t, { workers: 2 });
+  const text = (n) => {
+    // A random block twice, 2000 bytes apart: a 15-bit window refers back to
+    // it, a 10-bit one cannot, so a member given the wrong form fails to inflate.
+    let s = '';
+    while (s.length < n) s += Math.random().toString(36).slice(2);
+    s = s.slice(0, n);
+    return `{"t":"${s}","again":"${s}"}`;
+  };
+  const members = [];
+  const join = async (ws) => {
+    await ws.send(1, Buffer.from('join:pub'));
+    assert.equal((await ws.readFrame()).payload.toString(), 'joined:pub');
+    return ws;
+  };
+  for (let i = 0; i < 4; i++) members.push({ bits: 15, ws: await join(await rawDeflate(srv, `/testgear/ws?name=w15_${i}`)) });
+  for (let i = 0; i < 4; i++) {
+    const ws = await rawDeflate(srv, `/testgear/ws?name=w10_${i}`, 'permessage-deflate; server_max_window_bits=10');
+    assert.match(ws.response.headers['sec-websocket-extensions'], /server_max_window_bits=10/);
+    members.push({ bits: 10, ws: await join(ws) });
+  }
+  for (let i = 0; i < 2; i++) members.push({ bits: 0, ws: await join(await RawWs.open(srv.port, `/testgear/ws?name=plain_${i}`)) });
+  const npm = await openWs(srv.wsUrl('/testgear/ws?name=npm'));
+  assert.equal(npm.extensions, 'permessage-deflate');
+  npm.send('join:pub');
+  assert.equal((await npm.nextMessage()).data.toString(), 'joined:pub');
+  const publisher = await openWs(srv.wsUrl('/testgear/ws?name=publisher'));
+  for (const body of [text(2000), text(30000), 'short and plain']) {
+    publisher.send(`publish:pub:${body}`);
+    assert.equal((await publisher.nextMessage()).data.toString(), `published:${members.length + 1}`);
+    const long = body.length >= 1024;
+    const wire = {};
+    for (const m of members) {
+      const f = await m.ws.readFrame();
+      assert.equal(f.opcode, 1);
+      if (!m.bits || !long) {
+        assert.equal(f.rsv, 0);
+        assert.equal(f.payload.toString(), body);
+        continue;
+      }
+      assert.equal(f.rsv, 4, `compressed for a ${m.bits}-bit member`);
+      const z = Buffer.concat([f.payload, Buffer.from([0, 0, 0xff, 0xff])]);
+      const got = zlib.inflateRawSync(z, { windowBits: m.bits, finishFlush: zlib.constants.Z_SYNC_FLUSH });
+      assert.equal(got.toString(), body, `inflates with a ${m.bits}-bit window`);
+      // The same bytes for every member with that window: one compression.
+      wire[m.bits] ??= f.payload;
+      assert.ok(wire[m.bits].equals(f.payload));
+    }
+    if (long) assert.ok(!wire[10].equals(wire[15]), 'one form per window size');
+    assert.equal((await npm.nextMessage()).data.toString(), body);
+  }
+  for (const m of members) m.ws.destroy();
+  npm.close();
+  publisher.close();
+});
