@@ -74,16 +74,22 @@ static lg_conn *check_conn(lua_State *L) {
 
 /* ---- the connection ---- */
 
+/* The bytes to send for argument arg (n bytes) on lc: the message this
+ * callback was given, sent back, is the server's own bytes, checked
+ * already (and a group's frame, encoded once). */
+static const void *bytes_to_send(lua_State *L, const lg_conn *lc, int arg, size_t *n) {
+    const char *s = luaL_checklstring(L, arg, n);
+    const lg_state *st = state_of(L);
+    const conn_worker *w = lc->c->w;
+    if (st && s == st->ev_str && *n == st->ev_len && w->cb_msg && w->cb_msg_len == *n)
+        return w->cb_msg;
+    return s;
+}
+
 static int send_data(lua_State *L, bool binary) {
     lg_conn *lc = check_conn(L);
     size_t n;
-    const char *s = luaL_checklstring(L, 2, &n);
-    const lg_state *st = state_of(L);
-    const void *p = s;
-    const conn_worker *w = lc->c->w;
-    /* The message this callback was given, sent back: the server's own
-     * bytes, checked already (and a group's frame, encoded once). */
-    if (st && s == st->ev_str && n == st->ev_len && w->cb_msg && w->cb_msg_len == n) p = w->cb_msg;
+    const void *p = bytes_to_send(L, lc, 2, &n);
     return result(L, binary ? orr_conn_send_binary(lc->c, p, n) : orr_conn_send_text(lc->c, p, n));
 }
 
@@ -102,11 +108,7 @@ static int l_send_binary(lua_State *L) {
 int orr__luagear_forward(lua_State *L) {
     lg_conn *lc = check_conn(L);
     size_t n;
-    const char *s = luaL_checklstring(L, 3, &n);
-    const lg_state *st = state_of(L);
-    const conn_worker *w = lc->c->w;
-    const void *p = s;
-    if (st && s == st->ev_str && n == st->ev_len && w->cb_msg && w->cb_msg_len == n) p = w->cb_msg;
+    const void *p = bytes_to_send(L, lc, 3, &n);
     int rc = orr_conn_send_text(lc->c, p, n);
     if (rc == ORR_EINVAL) rc = orr_conn_send_binary(lc->c, p, n);
     (void)rc; /* closing: nothing more goes out, as for any send */

@@ -207,7 +207,6 @@ static void push_server_message(lua_State *co, lg_call *k) {
     lua_pushvalue(co, -1);
     lua_rawseti(co, LUA_REGISTRYINDEX, st->msg_slot);
     st->msg_key = k->data;
-    st->msg_len = k->len;
 }
 
 /* The arguments after (conn, state) of k's callback, on co: how many. */

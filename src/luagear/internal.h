@@ -68,7 +68,6 @@ typedef struct lg_state {
     int words[2];        /* "text", "binary" */
     int msg_slot;        /* the last server message as a Lua string */
     const void *msg_key; /* ... and the bytes it was made from */
-    size_t msg_len;
     /* The event running: its coroutine (NULL in connect, terminate...),
      * its connection, the message string it was given (the gear API sends
      * that one back without a copy or a check) and whether a yield is one
