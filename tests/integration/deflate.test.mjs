@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
-import { startServer, openWs, RawWs, parseClose, SLOW } from './lib/orrery.mjs';
+import { startServer, openWs, RawWs, parseClose, deflateOff, SLOW } from './lib/orrery.mjs';
 
 const ANSWER = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
 
@@ -186,4 +186,33 @@ test('a publication is compressed once per window size: every member gets bytes 
   for (const m of members) m.ws.destroy();
   npm.close();
   publisher.close();
+});
+
+test('ORR_DEFLATE=off (the [nodeflate] variants): the 101 answers no offer, unless the config sets deflate', async (t) => {
+  const saved = process.env.ORR_DEFLATE;
+  process.env.ORR_DEFLATE = 'off';
+  let off, on;
+  try {
+    assert.ok(deflateOff());
+    off = await startServer(t);
+    on = await startServer(t, { deflate: 'on' });
+  } finally {
+    if (saved === undefined) delete process.env.ORR_DEFLATE;
+    else process.env.ORR_DEFLATE = saved;
+  }
+  const a = await rawDeflate(off);
+  assert.equal(a.response.headers['sec-websocket-extensions'], undefined, 'no Sec-WebSocket-Extensions in the 101');
+  await a.send(1, Buffer.from('x'.repeat(3000)));
+  const f = await a.readFrame();
+  assert.equal(f.rsv, 0);
+  assert.equal(f.payload.toString(), 'x'.repeat(3000));
+  a.destroy();
+  // npm ws, as the suites use it: it offers, and gets nothing.
+  const ws = await openWs(off.wsUrl('/echo/ws'));
+  assert.equal(ws.extensions, '');
+  ws.close();
+  await ws.closed;
+  const b = await rawDeflate(on);
+  assert.equal(b.response.headers['sec-websocket-extensions'], ANSWER, 'a config that says "on" keeps it');
+  b.destroy();
 });

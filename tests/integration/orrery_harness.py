@@ -5,7 +5,9 @@ from its `listening on 127.0.0.1:PORT` line), collects its stderr, and offers a
 raw-socket websocket client that can send any frame, legal or not.
 
 Environment: ORRERY_BIN (the server binary), ORR_SANITIZED=1 under ASan+UBSan
-(every timeout is multiplied by SLOW then).
+(every timeout is multiplied by SLOW then), ORR_DEFLATE=off (every config
+written gets "deflate": "off" unless it sets deflate itself: the [nodeflate]
+variants).
 """
 
 import base64
@@ -24,6 +26,7 @@ import time
 import unittest
 
 SLOW = 3 if os.environ.get("ORR_SANITIZED") else 1
+DEFLATE_OFF = os.environ.get("ORR_DEFLATE") == "off"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SHUTDOWN_REASON = "server shutting down; please reconnect"
 SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer")
@@ -45,6 +48,8 @@ class Server:
             raise RuntimeError("ORRERY_BIN is not set")
         cfg = {"workers": 2}
         cfg.update(config or {})
+        if DEFLATE_OFF:
+            cfg.setdefault("deflate", "off")
         self.dir = tempfile.mkdtemp(prefix="orrery-it-")
         self.config_path = os.path.join(self.dir, "orrery.json")
         with open(self.config_path, "w") as f:

@@ -7,7 +7,9 @@
 //   await srv.waitForLog(/DISCONNECTED .*reason=remote/);
 //
 // Environment: ORRERY_BIN (server binary, required), ORR_SANITIZED=1 under
-// ASan+UBSan (timeouts are stretched by SLOW then).
+// ASan+UBSan (timeouts are stretched by SLOW then), ORR_DEFLATE=off (every
+// config written gets "deflate": "off" unless it sets deflate itself: the
+// suites' [nodeflate] variants).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -26,6 +28,16 @@ export const WebSocket = require('ws');
 export const TESTGEAR = process.env.ORR_TESTGEAR || 'testgear';
 export const SLOW = process.env.ORR_SANITIZED ? 3 : 1;
 export { sleep };
+
+/** True in the [nodeflate] variants: servers run with permessage-deflate off. */
+export function deflateOff() {
+  return process.env.ORR_DEFLATE === 'off';
+}
+
+/** A config as it is written: with "deflate": "off" under ORR_DEFLATE=off, unless it says. */
+export function withDeflateEnv(cfg) {
+  return deflateOff() && !('deflate' in cfg) ? { ...cfg, deflate: 'off' } : cfg;
+}
 
 const BIN = process.env.ORRERY_BIN;
 
@@ -129,7 +141,7 @@ export class Server {
 
   /** Replace the config file: an object is written as JSON, a string as is. */
   writeConfig(cfg) {
-    fs.writeFileSync(this.configPath, typeof cfg === 'string' ? cfg : JSON.stringify(cfg, null, 2));
+    fs.writeFileSync(this.configPath, typeof cfg === 'string' ? cfg : JSON.stringify(withDeflateEnv(cfg), null, 2));
   }
 
   /**
@@ -245,7 +257,7 @@ export async function startServer(t, config = {}, { args = [], bin = BIN } = {})
   if (!bin) throw new Error('ORRERY_BIN is not set');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orrery-it-'));
   const cfgPath = path.join(dir, 'orrery.json');
-  const cfg = { workers: 2, ...config };
+  const cfg = withDeflateEnv({ workers: 2, ...config });
   fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
   const proc = spawn(bin, ['--config', cfgPath, '--listen', '127.0.0.1:0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
