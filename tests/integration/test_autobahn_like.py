@@ -974,8 +974,10 @@ class AutobahnCase(unittest.TestCase):
             self.fail("Autobahn would report close behavior %s\n%s" % (bclose, report()))
 
     # convenience: the common shape of a case
-    def run_case(self, cid, desc, exp, script, close_after=None, kill_after=None):
-        c = self.connect(exp)
+    def run_case(self, cid, desc, exp, script, close_after=None, kill_after=None, offers=None):
+        c = self.connect(exp, offers=offers)
+        if offers and c.pmd is None:
+            self.fail("case %s: the server declined %s" % (cid, ", ".join(o.header() for o in offers)))
         c.hold = True
         script(c)
         self.finish(c, close_after=close_after, kill_after=kill_after)
@@ -1684,6 +1686,55 @@ class TestAutobahnLike(AutobahnCase):
         self.judge(cid, desc, c, expect_echo([]), extra_note=bad or "")
         RESULTS[cid] = RESULTS[cid][:2] + (elapsed,) + RESULTS[cid][3:]
         self.assertIsNone(bad, "case %s: %s" % (cid, bad))
+
+    def test_case_12_x_rfc7692_examples(self):
+        """Not an Autobahn case: RFC 7692 section 7.2.3's compressed "Hello"s,
+        BFINAL set, empty messages, and the inflated size at the limit."""
+        def deflate(data, final=False):
+            co = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+            z = co.compress(data) + co.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+            return z if final else z[:-4]
+
+        big = b"\x00" * CONFIG["max_message_bytes"]
+        cases = [
+            ("7.2.3.1 Hello", [(1, "f248cdc9c90700", True, 4)], (b"Hello", False)),
+            ("7.2.3.1 Hello in 2 fragments", [(1, "f248cd", False, 4), (0, "c9c90700", True, 0)], (b"Hello", False)),
+            ("7.2.3.3 stored block", [(1, "000500faff48656c6c6f00", True, 4)], (b"Hello", False)),
+            ("7.2.3.4 BFINAL set", [(1, deflate(b"Hello", final=True).hex(), True, 4)], (b"Hello", False)),
+            ("7.2.3.6 empty, 0x00", [(2, "00", True, 4)], (b"", True)),
+            ("empty payload", [(2, "", True, 4)], (b"", True)),
+            ("inflates to max_message_bytes", [(2, deflate(big).hex(), True, 4)], (big, True)),
+        ]
+        for name, frames, (want, binary) in cases:
+            with self.subTest(case=name):
+                self.run_case("12.x(%s)" % name, name, expect_echo([("message", want, binary)]),
+                              lambda c, frames=frames: [c.send_frame(op, bytes.fromhex(h), fin=fin, rsv=rsv)
+                                                        for op, h, fin, rsv in frames],
+                              kill_after=10, offers=[PmdOffer()])
+
+    def test_case_12_x_hostile(self):
+        """Not an Autobahn case: a bomb past max_message_bytes (1009), a stream
+        that does not inflate (1007), RSV1 on a continuation or a ping and RSV2
+        (1002), invalid UTF-8 once inflated (1007)."""
+        def deflate(data, zdict=None):
+            co = (zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15, zdict=zdict) if zdict
+                  else zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15))
+            return (co.compress(data) + co.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+        cases = [
+            ("bomb", [(2, deflate(b"\x00" * (CONFIG["max_message_bytes"] + 1)), True, 4)], 1009),
+            ("distance too far back", [(2, deflate(b"hello world", zdict=b"hello world"), True, 4)], INVALID_PAYLOAD),
+            ("invalid UTF-8 inflated", [(1, deflate(b"a\xff"), True, 4)], INVALID_PAYLOAD),
+            ("RSV1 on a continuation", [(1, deflate(b"ab"), False, 4), (0, b"", True, 4)], PROTOCOL_ERROR),
+            ("RSV1 on a ping", [(9, b"p", True, 4)], PROTOCOL_ERROR),
+            ("RSV2 with deflate agreed", [(1, b"x", True, 2)], PROTOCOL_ERROR),
+        ]
+        for name, frames, code in cases:
+            with self.subTest(case=name):
+                self.run_case("12.x(%s)" % name, name, expect_fail(code),
+                              lambda c, frames=frames: [c.send_frame(op, p, fin=fin, rsv=rsv)
+                                                        for op, p, fin, rsv in frames],
+                              kill_after=2, offers=[PmdOffer()])
 
     def test_case_12_13_offers_and_answers(self):
         """Not an Autobahn case: the 101's answer to each of Autobahn's 13.x
