@@ -148,6 +148,7 @@ typedef struct orr_payload {
     atomic_uint refs;
     uint32_t len;
     bool utf8;              /* valid UTF-8: a gear may send it on as text unchecked */
+    bool to_name;           /* sent to a Unique name: one its holder cannot take may be parked */
     uint8_t hdr_len;        /* the text frame header's length */
     _Atomic(payload_z *) z; /* its compressed forms, one per window size */
     uint8_t bytes[];        /* HDR_ROOM bytes (header at the end), then the payload */

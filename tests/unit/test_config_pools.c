@@ -242,7 +242,8 @@ Test(config, unknown_key_inside_a_pool) {
                  -1);
     snprintf(want, sizeof want,
              "%s:3:5: pools.tenant:t.max_connections: unknown key (known: ws_max_connections, "
-             "allowed_origins, require_origin, deflate, deflate_min_bytes)",
+             "allowed_origins, require_origin, deflate, deflate_min_bytes, park_ms, "
+             "park_max_messages, park_max_bytes)",
              path);
     cr_expect_str_eq(err, want);
     /* Duplicate pools (decoded names) are jansson's to refuse. */
