@@ -889,7 +889,7 @@ bool orr_registry_park_send(orr_registry *r, uint32_t pool, const char *name, si
                             const void *msg, size_t msg_len) {
     if (!valid_name(name, len)) return false;
     pthread_mutex_lock(&r->lock);
-    reg_name *n = r->heap_n || r->names.n ? name_find(r, pool, name, len) : NULL;
+    reg_name *n = name_find(r, pool, name, len);
     bool kept = n && n->park;
     if (kept) keep(r, n, msg, msg_len, false);
     pthread_mutex_unlock(&r->lock);

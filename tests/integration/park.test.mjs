@@ -188,6 +188,23 @@ test('park_ms 0 (the default): today\'s behaviour, no parking metrics', async (t
   again.close();
 });
 
+test('SIGHUP turns parking on and off for names that park from then on', async (t) => {
+  const srv = await startServer(t, { workers: 2 });
+  const bob = await tg(srv, 'bob');
+  let alice = await tg(srv, 'alice');
+  assert.equal((await srv.reload({ workers: 2, pools: { [TG]: { park_ms: 10000 } } })).ok, true);
+  alice.close();
+  await srv.waitMetric('orrery_parked_names', { pool: TG }, 1);
+  assert.equal(await cmd(bob, 'send:alice:1'), 'sent:parked');
+  alice = await openWs(tgUrl(srv, 'alice'));
+  assert.equal((await alice.nextMessage()).data.toString(), 'bob:1');
+  assert.equal((await srv.reload({ workers: 2 })).ok, true);
+  alice.close();
+  await srv.waitMetric('orrery_registry_names', undefined, 1);
+  assert.equal(await cmd(bob, 'send:alice:2'), 'sent:false');
+  bob.close();
+});
+
 // One worker, so that alice (idle: the front of its list) gets her 1001
 // first and bob (sending all the time) a second later: meanwhile his sends
 // to her are parked. Every sequence number is delivered before her 1001 or
@@ -270,4 +287,25 @@ test('10,000 parked names: memory bounded, expiry frees them', async (t) => {
   assert.ok(full - before < 64 * 1024, `grew by ${full - before} KiB`);
   assert.equal(await srv.metric('orrery_registry_names'), 1);
   bob.close();
+});
+
+test('chat: a direct message to a user who is away waits for them (dm_sent parked)', async (t) => {
+  const srv = await startServer(t, { workers: 2, pools: { 'gear:chat': { park_ms: 10000 } } });
+  const json = async (ws) => JSON.parse((await ws.nextMessage()).data.toString());
+  const user = async (name) => {
+    const ws = await openWs(srv.wsUrl(`/chat/ws?name=${name}`));
+    assert.deepEqual(await json(ws), { type: 'welcome', name });
+    return ws;
+  };
+  const bob = await user('bob');
+  let alice = await user('alice');
+  alice.close();
+  await srv.waitMetric('orrery_parked_names', { pool: 'gear:chat' }, 1);
+  bob.send(JSON.stringify({ type: 'dm', to: 'alice', text: 'are you there?' }));
+  assert.deepEqual(await json(bob), { type: 'dm_sent', to: 'alice', delivered: false, parked: true });
+  alice = await openWs(srv.wsUrl('/chat/ws?name=alice'));
+  assert.deepEqual(await json(alice), { type: 'welcome', name: 'alice' });
+  assert.deepEqual(await json(alice), { type: 'dm', from: 'bob', text: 'are you there?' });
+  bob.close();
+  alice.close();
 });
