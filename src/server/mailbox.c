@@ -158,9 +158,7 @@ static void deliver_kept(orr_worker *w, uint64_t id, orr_park_msg *ms) {
         orr_payload *p = payload_new(m->bytes, m->len);
         p->to_name = true;
         const orr_payload *one = p;
-        if (open_for_messages(c))
-            ws_deliver_server_messages(&w->cw, c, &one, 1);
-        else
+        if (!c || !ws_deliver_server_messages(&w->cw, c, &one, 1))
             mailbox_orphans(w, id, c, &one, 1);
         payload_unref(p);
     }

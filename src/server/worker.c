@@ -354,10 +354,9 @@ static orr_xq_link *run_deliver(orr_xq_link *l, void *ctx) {
     } while (k < RUN_MAX && same_recipients(m, p));
     for (size_t i = 0; i < m->n; i++) {
         orr_conn *c = orr_worker_find(w, m->ids[i]);
-        if (c && c->phase == PHASE_WS && !(c->flags & (CF_CLOSE_SENT | CF_TERMINATED)))
-            ws_deliver_server_messages(&w->cw, c, ps, k);
-        else
-            mailbox_orphans(w, m->ids[i], c, ps, k); /* parked if sent to a name that parks */
+        /* Not taken (closing, gone): parked if sent to a name that parks. */
+        if (!c || !ws_deliver_server_messages(&w->cw, c, ps, k))
+            mailbox_orphans(w, m->ids[i], c, ps, k);
     }
     for (size_t i = 0; i < k; i++) {
         atomic_fetch_sub_explicit(&w->queued_bytes, deliver_cost(run[i]->payload, run[i]->n),
