@@ -934,22 +934,41 @@ size_t orr_registry_restore_take(orr_registry *r, uint32_t pool, const char *nam
     return k;
 }
 
+/* One parked name goes with its messages (the caller counts them). */
+static void unpark_free(orr_registry *r, reg_name *n) {
+    reg_conn *old = n->owner;
+    park_free(r, n, false);
+    htab_remove(&r->names, &n->key.node);
+    orr_list_remove(&n->by_conn);
+    free(n);
+    conn_drop_if_empty(r, old);
+}
+
 size_t orr_registry_park_expire(orr_registry *r, int64_t now_ms) {
     size_t k = 0;
     pthread_mutex_lock(&r->lock);
     while (r->heap_n && r->heap[0]->park->deadline_ms <= now_ms) {
         reg_name *n = r->heap[0];
         stats_at(r, n->key.pool)->expired += n->park->n;
-        reg_conn *old = n->owner;
-        park_free(r, n, false);
-        htab_remove(&r->names, &n->key.node);
-        orr_list_remove(&n->by_conn);
-        free(n);
-        conn_drop_if_empty(r, old);
+        unpark_free(r, n);
         k++;
     }
     pthread_mutex_unlock(&r->lock);
     return k;
+}
+
+void orr_registry_park_forget_pool(orr_registry *r, uint32_t pool) {
+    pthread_mutex_lock(&r->lock);
+    /* Picked first: each removal reorders the heap. */
+    reg_name **v = r->heap_n ? orr_xmalloc(r->heap_n * sizeof *v) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < r->heap_n; i++)
+        if (r->heap[i]->key.pool == pool) v[k++] = r->heap[i];
+    for (size_t i = 0; i < k; i++)
+        unpark_free(r, v[i]);
+    free(v);
+    if (pool < r->n_stats) r->stats[pool] = (orr_park_stats){0};
+    pthread_mutex_unlock(&r->lock);
 }
 
 void orr_registry_park_stats(orr_registry *r, uint32_t pool, orr_park_stats *out) {

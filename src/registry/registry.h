@@ -191,6 +191,10 @@ void orr_registry_msgs_free(orr_park_msg *m);
 /* Frees the parked names whose deadline is at or before now_ms (their
  * messages counted expired): how many. */
 size_t orr_registry_park_expire(orr_registry *r, int64_t now_ms);
+/* The pool at index `pool` is gone (its index may go to another): its
+ * parked names go with their messages, and its counters start again from
+ * zero. O(parked names). */
+void orr_registry_park_forget_pool(orr_registry *r, uint32_t pool);
 /* The counters of one pool (zeros for a pool that never parked). */
 void orr_registry_park_stats(orr_registry *r, uint32_t pool, orr_park_stats *out);
 

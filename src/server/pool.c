@@ -83,6 +83,8 @@ static void free_locked(orr_server *s, orr_pool *p) {
     orr_pools *ps = &s->pools;
     pool_table_remove(&ps->table, p->idx);
     ps->all[p->idx] = NULL;
+    /* Parked names are keyed by idx: none may outlive it into the next pool. */
+    orr_registry_park_forget_pool(s->registry, p->idx);
     /* No connection of this pool is left, so no worker writes these; the
      * next pool with this idx starts from zero. */
     for (int i = 0; i < s->n_workers; i++) {

@@ -251,3 +251,26 @@ Test(registry_park, ten_thousand) {
     cr_assert_eq(stats(r).expired, 10000);
     orr_registry_free(r);
 }
+
+/* A pool that goes (its index may go to another) takes its parked names
+ * and counters with it; other pools' stay. */
+Test(registry_park, forget_pool) {
+    orr_registry *r = orr_registry_new();
+    cr_assert_eq(orr_registry_register(r, 1, S("alice"), 10), 0);
+    cr_assert_eq(orr_registry_register(r, 1, S("bob"), 11), 0);
+    cr_assert_eq(orr_registry_register(r, 2, S("alice"), 12), 0);
+    for (uint64_t c = 10; c <= 12; c++)
+        orr_registry_conn_gone_park(r, c, &LIM, (int64_t)c);
+    cr_assert(orr_registry_park_send(r, 1, S("alice"), "x", 1));
+    orr_registry_park_forget_pool(r, 1);
+    cr_assert(!orr_registry_park_send(r, 1, S("alice"), "x", 1));
+    cr_assert(!orr_registry_park_send(r, 1, S("bob"), "x", 1));
+    cr_assert(orr_registry_park_send(r, 2, S("alice"), "x", 1));
+    cr_assert_eq(stats(r).names, 0);
+    cr_assert_eq(stats(r).dropped, 0);
+    cr_assert_eq(orr_registry_register(r, 1, S("alice"), 13), 0); /* fresh, nothing kept */
+    orr_park_stats st2;
+    orr_registry_park_stats(r, 2, &st2);
+    cr_assert_eq(st2.names, 1);
+    orr_registry_free(r);
+}
