@@ -16,12 +16,17 @@
  * until it holds nothing. Tables grow by doubling and shrink by halving, so
  * memory follows what is registered now, not the busiest moment so far.
  *
+ * Parked names (registry.h "parking") are names with a reg_park: park.c
+ * keeps them; the entries both files use are in registry/internal.h.
+ *
  * Names and groups may come from clients (chat rooms, user names), so they
  * are hashed with SipHash-1-3 under a random key per registry: nobody can
  * choose names that all land in one chain. Connection ids come from the
  * server and are only mixed.
  */
 #include "registry/registry.h"
+
+#include "registry/internal.h"
 
 #include "common/err.h"
 #include "common/list.h"
@@ -83,24 +88,6 @@ static inline uint64_t mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-/* ---- an intrusive chained hash table ------------------------------------
- *
- * The node lives in the entry. `pprev` points at whatever points at the
- * node (a bucket or the previous node's `next`), so removal is O(1) without
- * walking the chain. The table owns no entries: freeing them is the
- * caller's business. */
-
-typedef struct hnode {
-    struct hnode *next, **pprev;
-    uint64_t hash;
-} hnode;
-
-typedef struct htab {
-    hnode **buckets;
-    size_t mask; /* bucket count - 1; the count is a power of two */
-    size_t n;
-} htab;
-
 enum { HTAB_MIN_BUCKETS = 16 };
 
 static void htab_init(htab *t) {
@@ -142,99 +129,12 @@ static void htab_insert(htab *t, hnode *e) {
 
 /* Shrinks below one entry per eight buckets; halving leaves the load under
  * a quarter, far from the growth point, so a table never flaps. */
-static void htab_remove(htab *t, hnode *e) {
+void orr__registry_htab_remove(htab *t, hnode *e) {
     *e->pprev = e->next;
     if (e->next) e->next->pprev = e->pprev;
     t->n--;
     size_t nbuckets = t->mask + 1;
     if (nbuckets > HTAB_MIN_BUCKETS && t->n < nbuckets / 8) htab_resize(t, nbuckets / 2);
-}
-
-/* ---- entries ------------------------------------------------------------ */
-
-typedef struct reg_conn {
-    hnode node; /* in r->conns, by id */
-    uint64_t id;
-    orr_link names;  /* reg_name.by_conn */
-    orr_link groups; /* reg_member.by_conn */
-    orr_link parked; /* reg_name.by_conn of its names parked since it ended (or drained) */
-    uint32_t held;   /* names + memberships, at most ORR_REGISTRY_MAX_PER_CONN */
-} reg_conn;
-
-/* What names and groups share: their (pool, bytes) key. */
-typedef struct reg_key {
-    hnode node;
-    uint32_t pool;
-    uint16_t len;
-    const char *bytes; /* the entry's own copy, allocated with it */
-} reg_key;
-
-/* A parked or restoring name's kept messages (see registry.h). */
-typedef struct reg_park {
-    orr_park_msg *head, *tail;
-    orr_park_msg *orphan_tail; /* the last one placed by park_orphan (they go first) */
-    uint32_t n, max_n;
-    uint64_t bytes, max_bytes; /* payload bytes */
-    int64_t deadline_ms;
-    size_t heap_idx; /* in r->heap while parked */
-    bool restoring;  /* registered again: owner is the new holder */
-} reg_park;
-
-typedef struct reg_name {
-    reg_key key;      /* in r->names */
-    orr_link by_conn; /* in owner->names, or owner->parked while parked */
-    reg_conn *owner;  /* while parked: the connection that ended */
-    reg_park *park;   /* NULL: held */
-    int64_t since_ms; /* wall clock when it was taken */
-    bool pending;     /* claimed, not confirmed yet: lookups do not see it */
-    char bytes[];
-} reg_name;
-
-/* Parked: owner ended; lookups do not see it and anyone may take it. */
-static inline bool is_parked(const reg_name *n) {
-    return n->park && !n->park->restoring;
-}
-
-struct reg_member;
-
-/* The id is kept next to its membership so that members() reads one array
- * straight through. */
-typedef struct reg_slot {
-    uint64_t conn;
-    struct reg_member *m;
-} reg_slot;
-
-typedef struct reg_group {
-    reg_key key; /* in r->groups */
-    reg_slot *slots;
-    size_t n, cap;
-    char bytes[];
-} reg_group;
-
-typedef struct reg_member {
-    hnode node;       /* in r->members, by (group, conn) */
-    orr_link by_conn; /* in conn->groups */
-    reg_group *group;
-    reg_conn *conn;
-    size_t index; /* of its slot in group->slots */
-} reg_member;
-
-struct orr_registry {
-    pthread_mutex_t lock;
-    uint64_t seed[2];
-    htab names, groups, members, conns;
-    /* Parking: parked names by deadline (a min-heap), counters per pool
-     * index, and the node's memory budget (NULL: none). */
-    reg_name **heap;
-    size_t heap_n, heap_cap;
-    orr_park_stats *stats;
-    size_t n_stats;
-    atomic_size_t *budget_used;
-    const atomic_size_t *budget_max;
-};
-
-static bool valid_name(const char *s, size_t len) {
-    return s && len >= 1 && len <= ORR_NAME_MAX;
 }
 
 static uint64_t key_hash(const orr_registry *r, uint32_t pool, const char *s, size_t len) {
@@ -272,7 +172,7 @@ static void key_set(reg_key *k, uint64_t hash, uint32_t pool, char *copy, const 
 
 /* ---- connection records ---------------------------------------------- */
 
-static reg_conn *conn_find(const orr_registry *r, uint64_t id) {
+reg_conn *orr__registry_conn_find(const orr_registry *r, uint64_t id) {
     for (hnode *e = htab_chain(&r->conns, conn_hash(r, id)); e; e = e->next) {
         reg_conn *c = ORR_CONTAINER_OF(e, reg_conn, node);
         if (c->id == id) return c;
@@ -280,8 +180,8 @@ static reg_conn *conn_find(const orr_registry *r, uint64_t id) {
     return NULL;
 }
 
-static reg_conn *conn_get(orr_registry *r, uint64_t id) {
-    reg_conn *c = conn_find(r, id);
+reg_conn *orr__registry_conn_get(orr_registry *r, uint64_t id) {
+    reg_conn *c = orr__registry_conn_find(r, id);
     if (c) return c;
     c = orr_xmalloc(sizeof *c);
     c->id = id;
@@ -295,27 +195,25 @@ static reg_conn *conn_get(orr_registry *r, uint64_t id) {
 }
 
 /* A connection holding nothing has no record. */
-static void conn_drop_if_empty(orr_registry *r, reg_conn *c) {
+void orr__registry_conn_drop_if_empty(orr_registry *r, reg_conn *c) {
     if (!orr_list_empty(&c->names) || !orr_list_empty(&c->groups) || !orr_list_empty(&c->parked))
         return;
-    htab_remove(&r->conns, &c->node);
+    orr__registry_htab_remove(&r->conns, &c->node);
     free(c);
 }
 
 /* ---- names --------------------------------------------------------------- */
 
-static reg_name *name_find(const orr_registry *r, uint32_t pool, const char *s, size_t len) {
+reg_name *orr__registry_name_find(const orr_registry *r, uint32_t pool, const char *s, size_t len) {
     reg_key *k = key_find(&r->names, key_hash(r, pool, s, len), pool, s, len);
     return k ? ORR_CONTAINER_OF(k, reg_name, key) : NULL;
 }
 
-static void park_free(orr_registry *r, reg_name *n, bool dropped);
-
 /* A parked name counts in no connection's held entries. */
 static void name_remove(orr_registry *r, reg_name *n) {
     if (!is_parked(n)) n->owner->held--;
-    if (n->park) park_free(r, n, true);
-    htab_remove(&r->names, &n->key.node);
+    if (n->park) orr__registry_park_free(r, n, true);
+    orr__registry_htab_remove(&r->names, &n->key.node);
     orr_list_remove(&n->by_conn);
     free(n);
 }
@@ -369,11 +267,11 @@ static void member_remove(orr_registry *r, reg_member *m) {
     reg_group *g = m->group;
     m->conn->held--;
     group_pop(g, m);
-    htab_remove(&r->members, &m->node);
+    orr__registry_htab_remove(&r->members, &m->node);
     orr_list_remove(&m->by_conn);
     free(m);
     if (g->n == 0) {
-        htab_remove(&r->groups, &g->key.node);
+        orr__registry_htab_remove(&r->groups, &g->key.node);
         group_free(g);
     }
 }
@@ -439,20 +337,18 @@ void orr_registry_free(orr_registry *r) {
     free(r);
 }
 
-static int unpark_locked(orr_registry *r, reg_name *n, uint64_t conn);
-
 static int register_locked(orr_registry *r, uint32_t pool, const char *s, size_t len, uint64_t conn,
                            bool pending) {
     uint64_t hash = key_hash(r, pool, s, len);
     reg_key *k = key_find(&r->names, hash, pool, s, len);
     reg_name *taken = k ? ORR_CONTAINER_OF(k, reg_name, key) : NULL;
-    if (taken && is_parked(taken) && !pending) return unpark_locked(r, taken, conn);
+    if (taken && is_parked(taken) && !pending) return orr__registry_unpark(r, taken, conn);
     if (taken) return taken->owner->id == conn ? 0 : ORR_ETAKEN;
-    reg_conn *held = conn_find(r, conn);
+    reg_conn *held = orr__registry_conn_find(r, conn);
     if (held && held->held >= ORR_REGISTRY_MAX_PER_CONN) return ORR_ENOMEM;
     reg_name *n = orr_xmalloc(sizeof *n + len);
     key_set(&n->key, hash, pool, n->bytes, s, len);
-    n->owner = conn_get(r, conn);
+    n->owner = orr__registry_conn_get(r, conn);
     n->owner->held++;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -466,7 +362,7 @@ static int register_locked(orr_registry *r, uint32_t pool, const char *s, size_t
 
 static int take(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn,
                 bool pending) {
-    if (!valid_name(name, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
     int rc = register_locked(r, pool, name, len, conn, pending);
     pthread_mutex_unlock(&r->lock);
@@ -485,9 +381,9 @@ int orr_registry_claim(orr_registry *r, uint32_t pool, const char *name, size_t 
 
 int orr_registry_confirm(orr_registry *r, uint32_t pool, const char *name, size_t len,
                          uint64_t conn) {
-    if (!valid_name(name, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
-    reg_name *n = name_find(r, pool, name, len);
+    reg_name *n = orr__registry_name_find(r, pool, name, len);
     bool mine = n && !is_parked(n) && n->owner->id == conn;
     if (mine) n->pending = false;
     pthread_mutex_unlock(&r->lock);
@@ -496,17 +392,17 @@ int orr_registry_confirm(orr_registry *r, uint32_t pool, const char *name, size_
 
 static int unregister_locked(orr_registry *r, uint32_t pool, const char *s, size_t len,
                              uint64_t conn) {
-    reg_name *n = name_find(r, pool, s, len);
+    reg_name *n = orr__registry_name_find(r, pool, s, len);
     if (!n || is_parked(n) || n->owner->id != conn) return ORR_ENOTFOUND;
     reg_conn *c = n->owner;
     name_remove(r, n);
-    conn_drop_if_empty(r, c);
+    orr__registry_conn_drop_if_empty(r, c);
     return 0;
 }
 
 int orr_registry_unregister(orr_registry *r, uint32_t pool, const char *name, size_t len,
                             uint64_t conn) {
-    if (!valid_name(name, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
     int rc = unregister_locked(r, pool, name, len, conn);
     pthread_mutex_unlock(&r->lock);
@@ -515,9 +411,9 @@ int orr_registry_unregister(orr_registry *r, uint32_t pool, const char *name, si
 
 int orr_registry_lookup(orr_registry *r, uint32_t pool, const char *name, size_t len,
                         uint64_t *conn) {
-    if (!valid_name(name, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
-    reg_name *n = name_find(r, pool, name, len);
+    reg_name *n = orr__registry_name_find(r, pool, name, len);
     if (n && (n->pending || n->park)) n = NULL;
     if (n && conn) *conn = n->owner->id;
     pthread_mutex_unlock(&r->lock);
@@ -532,7 +428,7 @@ static int join_locked(orr_registry *r, uint32_t pool, const char *s, size_t len
         g = ORR_CONTAINER_OF(k, reg_group, key);
         if (member_find(r, g, conn)) return 0;
     }
-    reg_conn *held = conn_find(r, conn);
+    reg_conn *held = orr__registry_conn_find(r, conn);
     if (held && held->held >= ORR_REGISTRY_MAX_PER_CONN) return ORR_ENOMEM;
     if (!k) {
         g = orr_xmalloc(sizeof *g + len);
@@ -543,7 +439,7 @@ static int join_locked(orr_registry *r, uint32_t pool, const char *s, size_t len
     }
     reg_member *m = orr_xmalloc(sizeof *m);
     m->group = g;
-    m->conn = conn_get(r, conn);
+    m->conn = orr__registry_conn_get(r, conn);
     m->conn->held++;
     m->node.hash = member_hash(r, g, conn);
     orr_list_push_back(&m->conn->groups, &m->by_conn);
@@ -554,7 +450,7 @@ static int join_locked(orr_registry *r, uint32_t pool, const char *s, size_t len
 
 int orr_registry_join(orr_registry *r, uint32_t pool, const char *group, size_t len,
                       uint64_t conn) {
-    if (!valid_name(group, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(group, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
     int rc = join_locked(r, pool, group, len, conn);
     pthread_mutex_unlock(&r->lock);
@@ -567,13 +463,13 @@ static int leave_locked(orr_registry *r, uint32_t pool, const char *s, size_t le
     if (!m) return ORR_ENOTFOUND;
     reg_conn *c = m->conn;
     member_remove(r, m);
-    conn_drop_if_empty(r, c);
+    orr__registry_conn_drop_if_empty(r, c);
     return 0;
 }
 
 int orr_registry_leave(orr_registry *r, uint32_t pool, const char *group, size_t len,
                        uint64_t conn) {
-    if (!valid_name(group, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(group, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
     int rc = leave_locked(r, pool, group, len, conn);
     pthread_mutex_unlock(&r->lock);
@@ -593,7 +489,7 @@ static void idvec_reserve(orr_idvec *v, size_t extra) {
 
 size_t orr_registry_members(orr_registry *r, uint32_t pool, const char *group, size_t len,
                             orr_idvec *out) {
-    if (!valid_name(group, len)) return 0;
+    if (!orr__registry_valid_name(group, len)) return 0;
     pthread_mutex_lock(&r->lock);
     reg_group *g = group_find(r, pool, group, len);
     size_t n = g ? g->n : 0;
@@ -607,19 +503,16 @@ size_t orr_registry_members(orr_registry *r, uint32_t pool, const char *group, s
     return n;
 }
 
-static size_t park_names_locked(orr_registry *r, reg_conn *c, const orr_park_limits *lim,
-                                int64_t now_ms);
-
 static void conn_gone_locked(orr_registry *r, uint64_t conn, const orr_park_limits *lim,
                              int64_t now_ms) {
-    reg_conn *c = conn_find(r, conn);
+    reg_conn *c = orr__registry_conn_find(r, conn);
     if (!c) return;
-    if (lim && lim->park_ms) park_names_locked(r, c, lim, now_ms);
+    if (lim && lim->park_ms) orr__registry_park_names(r, c, lim, now_ms);
     for (orr_link *l; (l = orr_list_front(&c->names));)
         name_remove(r, ORR_CONTAINER_OF(l, reg_name, by_conn));
     for (orr_link *l; (l = orr_list_front(&c->groups));)
         member_remove(r, ORR_CONTAINER_OF(l, reg_member, by_conn));
-    conn_drop_if_empty(r, c);
+    orr__registry_conn_drop_if_empty(r, c);
 }
 
 void orr_registry_conn_gone(orr_registry *r, uint64_t conn) {
@@ -655,328 +548,6 @@ void orr_idvec_free(orr_idvec *v) {
     v->n = v->cap = 0;
 }
 
-/* ---- parking (registry.h) --------------------------------------------- */
-
-static orr_park_stats *stats_at(orr_registry *r, uint32_t pool) {
-    if (pool >= r->n_stats) {
-        size_t n = r->n_stats ? r->n_stats : 16;
-        while (n <= pool)
-            n *= 2;
-        r->stats = orr_xrealloc(r->stats, n * sizeof *r->stats);
-        memset(r->stats + r->n_stats, 0, (n - r->n_stats) * sizeof *r->stats);
-        r->n_stats = n;
-    }
-    return &r->stats[pool];
-}
-
-/* The heap of parked names, smallest deadline first; each park knows its
- * index so that a name taken again leaves it in O(log n). */
-static bool heap_less(const orr_registry *r, size_t a, size_t b) {
-    return r->heap[a]->park->deadline_ms < r->heap[b]->park->deadline_ms;
-}
-
-static void heap_swap(orr_registry *r, size_t a, size_t b) {
-    reg_name *t = r->heap[a];
-    r->heap[a] = r->heap[b];
-    r->heap[b] = t;
-    r->heap[a]->park->heap_idx = a;
-    r->heap[b]->park->heap_idx = b;
-}
-
-static void heap_up(orr_registry *r, size_t i) {
-    while (i > 0 && heap_less(r, i, (i - 1) / 2)) {
-        heap_swap(r, i, (i - 1) / 2);
-        i = (i - 1) / 2;
-    }
-}
-
-static void heap_down(orr_registry *r, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-        if (l < r->heap_n && heap_less(r, l, m)) m = l;
-        if (l + 1 < r->heap_n && heap_less(r, l + 1, m)) m = l + 1;
-        if (m == i) return;
-        heap_swap(r, i, m);
-        i = m;
-    }
-}
-
-static void heap_push(orr_registry *r, reg_name *n) {
-    if (r->heap_n == r->heap_cap) {
-        r->heap_cap = r->heap_cap ? 2 * r->heap_cap : 64;
-        r->heap = orr_xrealloc(r->heap, r->heap_cap * sizeof *r->heap);
-    }
-    n->park->heap_idx = r->heap_n;
-    r->heap[r->heap_n++] = n;
-    heap_up(r, r->heap_n - 1);
-}
-
-static void heap_remove(orr_registry *r, reg_name *n) {
-    size_t i = n->park->heap_idx, last = --r->heap_n;
-    if (i != last) {
-        heap_swap(r, i, last);
-        heap_down(r, i);
-        heap_up(r, i);
-    }
-    /* A heap a quarter full gives memory back (10,000 names that expire). */
-    if (r->heap_cap > 64 && r->heap_n < r->heap_cap / 4) {
-        r->heap_cap /= 2;
-        r->heap = orr_xrealloc(r->heap, r->heap_cap * sizeof *r->heap);
-    }
-}
-
-/* ---- kept messages and the memory budget ---- */
-
-static size_t msg_cost(size_t len) {
-    return sizeof(orr_park_msg) + len;
-}
-
-static bool over_budget(const orr_registry *r, size_t len) {
-    if (!r->budget_used) return false;
-    size_t max = atomic_load_explicit(r->budget_max, memory_order_relaxed);
-    size_t used = atomic_load_explicit(r->budget_used, memory_order_relaxed);
-    return used + msg_cost(len) > max - max / 8;
-}
-
-static void charge(orr_registry *r, size_t len, bool add) {
-    if (!r->budget_used) return;
-    if (add)
-        atomic_fetch_add_explicit(r->budget_used, msg_cost(len), memory_order_relaxed);
-    else
-        atomic_fetch_sub_explicit(r->budget_used, msg_cost(len), memory_order_relaxed);
-}
-
-static void drop_oldest(orr_registry *r, reg_park *p, orr_park_stats *st) {
-    orr_park_msg *m = p->head;
-    p->head = m->next;
-    if (!p->head) p->tail = NULL;
-    if (p->orphan_tail == m) p->orphan_tail = NULL;
-    p->n--;
-    p->bytes -= m->len;
-    charge(r, m->len, false);
-    free(m);
-    st->dropped++;
-    st->kept--;
-}
-
-/* Keeps a copy of msg for n: after the other orphans (messages that were
- * on their way to its old holder: sent before any that came to the parked
- * name), or last. Past a cap the oldest go; one alone over max_bytes, or
- * one the budget has no room for, is not kept (all counted dropped). */
-static void keep(orr_registry *r, reg_name *n, const void *msg, size_t len, bool orphan) {
-    reg_park *p = n->park;
-    orr_park_stats *st = stats_at(r, n->key.pool);
-    if (len > p->max_bytes || over_budget(r, len)) {
-        st->dropped++;
-        return;
-    }
-    while (p->head && (p->n + 1 > p->max_n || p->bytes + len > p->max_bytes))
-        drop_oldest(r, p, st);
-    orr_park_msg *m = orr_xmalloc(sizeof *m + len);
-    m->len = (uint32_t)len;
-    if (len) memcpy(m->bytes, msg, len);
-    charge(r, len, true);
-    st->kept++;
-    p->n++;
-    p->bytes += len;
-    orr_park_msg **at = !orphan          ? (p->tail ? &p->tail->next : &p->head)
-                        : p->orphan_tail ? &p->orphan_tail->next
-                                         : &p->head;
-    m->next = *at;
-    *at = m;
-    if (!m->next) p->tail = m;
-    if (orphan) p->orphan_tail = m;
-}
-
-void orr_registry_msgs_free(orr_park_msg *m) {
-    while (m) {
-        orr_park_msg *next = m->next;
-        free(m);
-        m = next;
-    }
-}
-
-/* The end of n's parking: its messages go (counted dropped if asked). */
-static void park_free(orr_registry *r, reg_name *n, bool dropped) {
-    reg_park *p = n->park;
-    orr_park_stats *st = stats_at(r, n->key.pool);
-    if (dropped) st->dropped += p->n;
-    st->kept -= p->n;
-    for (orr_park_msg *m = p->head; m; m = m->next)
-        charge(r, m->len, false);
-    orr_registry_msgs_free(p->head);
-    if (!p->restoring) {
-        heap_remove(r, n);
-        st->names--;
-    }
-    free(p);
-    n->park = NULL;
-}
-
-/* ---- the states of a name ---- */
-
-/* A name c holds (or restores) becomes parked, owned by c until it is
- * taken again or expires. */
-static void park_one(orr_registry *r, reg_conn *c, reg_name *n, const orr_park_limits *lim,
-                     int64_t now_ms) {
-    if (!n->park) {
-        n->park = orr_xcalloc(1, sizeof *n->park);
-    }
-    reg_park *p = n->park;
-    p->restoring = false;
-    p->orphan_tail = NULL;
-    p->max_n = lim->max_messages ? lim->max_messages : 1;
-    p->max_bytes = lim->max_bytes;
-    p->deadline_ms = now_ms + lim->park_ms;
-    orr_list_remove(&n->by_conn);
-    orr_list_push_back(&c->parked, &n->by_conn);
-    c->held--;
-    heap_push(r, n);
-    stats_at(r, n->key.pool)->names++;
-}
-
-static size_t park_names_locked(orr_registry *r, reg_conn *c, const orr_park_limits *lim,
-                                int64_t now_ms) {
-    size_t k = 0;
-    for (orr_link *l; (l = orr_list_front(&c->names)); k++)
-        park_one(r, c, ORR_CONTAINER_OF(l, reg_name, by_conn), lim, now_ms);
-    return k;
-}
-
-/* A parked name taken by conn: held at once when it kept nothing, else
- * restoring until conn's worker has taken its messages. */
-static int unpark_locked(orr_registry *r, reg_name *n, uint64_t conn) {
-    reg_conn *held = conn_find(r, conn);
-    if (held && held->held >= ORR_REGISTRY_MAX_PER_CONN) return ORR_ENOMEM;
-    heap_remove(r, n);
-    stats_at(r, n->key.pool)->names--;
-    reg_conn *old = n->owner;
-    orr_list_remove(&n->by_conn);
-    conn_drop_if_empty(r, old);
-    n->owner = conn_get(r, conn);
-    n->owner->held++;
-    orr_list_push_back(&n->owner->names, &n->by_conn);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    n->since_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (!n->park->head) {
-        free(n->park);
-        n->park = NULL;
-        return 0;
-    }
-    n->park->restoring = true;
-    return ORR_REGISTRY_RESTORING;
-}
-
-void orr_registry_park_budget(orr_registry *r, atomic_size_t *used, const atomic_size_t *max) {
-    pthread_mutex_lock(&r->lock);
-    r->budget_used = used;
-    r->budget_max = max;
-    pthread_mutex_unlock(&r->lock);
-}
-
-size_t orr_registry_park_names(orr_registry *r, uint64_t conn, const orr_park_limits *lim,
-                               int64_t now_ms) {
-    if (!lim || !lim->park_ms) return 0;
-    pthread_mutex_lock(&r->lock);
-    reg_conn *c = conn_find(r, conn);
-    size_t k = c ? park_names_locked(r, c, lim, now_ms) : 0;
-    pthread_mutex_unlock(&r->lock);
-    return k;
-}
-
-bool orr_registry_park_send(orr_registry *r, uint32_t pool, const char *name, size_t len,
-                            const void *msg, size_t msg_len) {
-    if (!valid_name(name, len)) return false;
-    pthread_mutex_lock(&r->lock);
-    reg_name *n = name_find(r, pool, name, len);
-    bool kept = n && n->park;
-    if (kept) keep(r, n, msg, msg_len, false);
-    pthread_mutex_unlock(&r->lock);
-    return kept;
-}
-
-bool orr_registry_park_orphan(orr_registry *r, uint64_t conn, const orr_park_limits *lim,
-                              int64_t now_ms, const void *msg, size_t msg_len) {
-    pthread_mutex_lock(&r->lock);
-    reg_conn *c = conn_find(r, conn);
-    if (c && lim && lim->park_ms) park_names_locked(r, c, lim, now_ms);
-    orr_link *l = c ? orr_list_front(&c->parked) : NULL;
-    if (l) keep(r, ORR_CONTAINER_OF(l, reg_name, by_conn), msg, msg_len, true);
-    pthread_mutex_unlock(&r->lock);
-    return l != NULL;
-}
-
-size_t orr_registry_restore_take(orr_registry *r, uint32_t pool, const char *name, size_t len,
-                                 uint64_t conn, orr_park_msg **out) {
-    *out = NULL;
-    if (!valid_name(name, len)) return 0;
-    pthread_mutex_lock(&r->lock);
-    reg_name *n = name_find(r, pool, name, len);
-    size_t k = 0;
-    if (n && n->park && n->park->restoring && n->owner->id == conn) {
-        reg_park *p = n->park;
-        k = p->n;
-        if (k) {
-            *out = p->head;
-            for (orr_park_msg *m = p->head; m; m = m->next)
-                charge(r, m->len, false);
-            stats_at(r, pool)->delivered += k;
-            stats_at(r, pool)->kept -= k;
-            p->head = p->tail = p->orphan_tail = NULL;
-            p->n = 0;
-            p->bytes = 0;
-        } else {
-            park_free(r, n, false); /* now held: lookups find it */
-        }
-    }
-    pthread_mutex_unlock(&r->lock);
-    return k;
-}
-
-/* One parked name goes with its messages (the caller counts them). */
-static void unpark_free(orr_registry *r, reg_name *n) {
-    reg_conn *old = n->owner;
-    park_free(r, n, false);
-    htab_remove(&r->names, &n->key.node);
-    orr_list_remove(&n->by_conn);
-    free(n);
-    conn_drop_if_empty(r, old);
-}
-
-size_t orr_registry_park_expire(orr_registry *r, int64_t now_ms) {
-    size_t k = 0;
-    pthread_mutex_lock(&r->lock);
-    while (r->heap_n && r->heap[0]->park->deadline_ms <= now_ms) {
-        reg_name *n = r->heap[0];
-        stats_at(r, n->key.pool)->expired += n->park->n;
-        unpark_free(r, n);
-        k++;
-    }
-    pthread_mutex_unlock(&r->lock);
-    return k;
-}
-
-void orr_registry_park_forget_pool(orr_registry *r, uint32_t pool) {
-    pthread_mutex_lock(&r->lock);
-    /* Picked first: each removal reorders the heap. */
-    reg_name **v = r->heap_n ? orr_xmalloc(r->heap_n * sizeof *v) : NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < r->heap_n; i++)
-        if (r->heap[i]->key.pool == pool) v[k++] = r->heap[i];
-    for (size_t i = 0; i < k; i++)
-        unpark_free(r, v[i]);
-    free(v);
-    if (pool < r->n_stats) r->stats[pool] = (orr_park_stats){0};
-    pthread_mutex_unlock(&r->lock);
-}
-
-void orr_registry_park_stats(orr_registry *r, uint32_t pool, orr_park_stats *out) {
-    pthread_mutex_lock(&r->lock);
-    *out = pool < r->n_stats ? r->stats[pool] : (orr_park_stats){0};
-    pthread_mutex_unlock(&r->lock);
-}
-
 /* ---- walking everything (a cluster writes the node's part back) ----- */
 
 void orr_registry_foreach(orr_registry *r, orr_registry_visit_fn fn, void *arg) {
@@ -1008,9 +579,9 @@ void orr_registry_foreach(orr_registry *r, orr_registry_visit_fn fn, void *arg) 
 
 int orr_registry_holder_since(orr_registry *r, uint32_t pool, const char *name, size_t len,
                               uint64_t *conn, int64_t *since_ms) {
-    if (!valid_name(name, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
-    reg_name *n = name_find(r, pool, name, len);
+    reg_name *n = orr__registry_name_find(r, pool, name, len);
     if (n && is_parked(n)) n = NULL;
     if (n) {
         *conn = n->owner->id;
