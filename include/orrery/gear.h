@@ -49,8 +49,11 @@ extern "C" {
 
 #define ORR_GEAR_API_MAJOR 3
 /* 3.1: orr_gear's on_load and on_unload; orr_strerror.
- * 3.2: orr_hs_subprotocol_at, orr_hs_select_subprotocol. */
-#define ORR_GEAR_API_MINOR 2
+ * 3.2: orr_hs_subprotocol_at, orr_hs_select_subprotocol.
+ * 3.3: a send's result may say "parked" (ORR_OK with count 0, see
+ *      orr_registry_result; ORR_SEND_PARKED). Nothing changes for older
+ *      gears: they see ORR_OK, which it is (the message is kept). */
+#define ORR_GEAR_API_MINOR 3
 #define ORR_GEAR_API_VERSION ((ORR_GEAR_API_MAJOR << 16) | ORR_GEAR_API_MINOR)
 
 /* Error codes shared by the whole API (0 is success). */
@@ -168,7 +171,13 @@ const char *orr_conn_pool(const orr_conn *c);
  * cluster registry when the round trip completes. Results arrive in the
  * order the operations were started. `tag` is passed back unchanged.
  *
- * A connection that ends leaves all its names and groups.
+ * A connection that ends leaves all its names and groups. In an executor
+ * pool with parking on (the server's `park_ms`), its Unique names are
+ * *parked* instead: for park_ms, messages sent to them are kept (up to the
+ * pool's caps, oldest dropped first) and the send answers ORR_OK with
+ * count 0 (parked); the next connection that registers the name (never
+ * refused with ETAKEN for a parked name) gets them first through its
+ * on_server_message, in order, before any live message.
  */
 #define ORR_NAME_MAX 255
 
@@ -187,12 +196,17 @@ typedef struct orr_registry_result {
      * ORR_ENOTFOUND (send: nobody holds the name; leave: not a member),
      * ORR_EAGAIN (the registry could not be reached; nothing happened). */
     int status;
-    /* publish: the number of members it was sent to; send: 1 if sent. */
+    /* publish: the number of members it was sent to; send (status ORR_OK):
+     * 1 if delivered to the name's holder, ORR_SEND_PARKED (0) if the name
+     * is parked and the message kept for its next holder (since 3.3). */
     uint64_t count;
     const char *name; /* the name or group as given (not NUL-terminated) */
     size_t name_len;
     uint64_t tag;
 } orr_registry_result;
+
+/* A send's count when the name is parked (see above). */
+#define ORR_SEND_PARKED 0
 
 /* Take `name` for this connection: OK (also when it holds it already) or
  * ETAKEN. A connection may hold several names. */
@@ -200,7 +214,8 @@ int orr_unique_register(orr_conn *c, const char *name, size_t name_len, uint64_t
 /* Give up a name this connection holds: OK, or ENOTFOUND when it does not
  * hold it. */
 int orr_unique_unregister(orr_conn *c, const char *name, size_t name_len, uint64_t tag);
-/* Send bytes to the connection holding `name`: OK (count 1) or ENOTFOUND. */
+/* Send bytes to the connection holding `name`: OK (count 1: delivered;
+ * count ORR_SEND_PARKED: parked, kept for its next holder) or ENOTFOUND. */
 int orr_unique_send(orr_conn *c, const char *name, size_t name_len, const void *msg, size_t len,
                     uint64_t tag);
 /* Join a group (OK, also when already a member) or leave it (OK or

@@ -403,6 +403,13 @@ static const orr__config_key config_keys[] = {
      .choice_values = orr__config_onoff_values},
     INT_KEY(deflate_min_bytes, 0, 2147483648LL, "bytes",
             "a message shorter than this goes out uncompressed"),
+    INT_KEY(park_ms, 0, 86400000, "milliseconds",
+            "a Unique name whose connection ends keeps its messages this long for its next "
+            "holder; 0: off"),
+    INT_KEY(park_max_messages, 1, 1000000, "messages",
+            "messages a parked name keeps; past it the oldest go (counted dropped)"),
+    INT_KEY(park_max_bytes, 1, 2147483648LL, "bytes",
+            "payload bytes a parked name keeps; past it the oldest go (counted dropped)"),
     {.name = "pools",
      .type = "{\"<pool>\": {...}}",
      .meaning = "limits per executor pool; <pool> is gear:<gear> or tenant:<id>",
@@ -470,8 +477,19 @@ void orr_config_defaults(orr_config *c) {
         .deflate_min_bytes = 1024,
         .lua_memory_limit_mb = 256,
         .lua_callback_timeout_ms = 100,
+        .park_ms = 0,
+        .park_max_messages = 256,
+        .park_max_bytes = 262144,
         .cluster = ORR__CONFIG_CLUSTER_DEFAULTS,
     };
+}
+
+/* A pool's parking keys it does not give are the top-level ones. */
+static void fill_park(orr_pool_config *p, const orr_config *c) {
+    if (p->park_ms == ORR__CONFIG_POOL_LIMIT_UNSET) p->park_ms = c->park_ms;
+    if (p->park_max_messages == ORR__CONFIG_POOL_LIMIT_UNSET)
+        p->park_max_messages = c->park_max_messages;
+    if (p->park_max_bytes == ORR__CONFIG_POOL_LIMIT_UNSET) p->park_max_bytes = c->park_max_bytes;
 }
 
 /* A pools array and the lists it owns. */
@@ -704,6 +722,7 @@ int orr_config_load(const char *path, orr_config *c, char *err, size_t errlen) {
                 if (next.pools[i].deflate < 0) next.pools[i].deflate = next.deflate;
                 if (next.pools[i].deflate_min_bytes == ORR__CONFIG_POOL_LIMIT_UNSET)
                     next.pools[i].deflate_min_bytes = next.deflate_min_bytes;
+                fill_park(&next.pools[i], &next);
             }
             pools_free(c->pools, c->n_pools);
         } else if (rc < 0 && next.pools != c->pools) {

@@ -46,6 +46,9 @@ typedef struct orr_pool_config {
     int8_t require_origin;        /* -1: the top-level value */
     int deflate;                  /* 0 off, 1 on, -1: the top-level value */
     uint32_t deflate_min_bytes;   /* ORR__CONFIG_POOL_LIMIT_UNSET: the top-level value */
+    uint32_t park_ms;             /* these three: ORR__CONFIG_POOL_LIMIT_UNSET: the top-level */
+    uint32_t park_max_messages;
+    uint32_t park_max_bytes;
 } orr_pool_config;
 
 /*
@@ -89,6 +92,11 @@ typedef struct orr_config {
     uint32_t deflate_min_bytes;   /* messages shorter than this go out uncompressed, default 1024 */
     uint32_t lua_memory_limit_mb; /* per Lua gear per worker, default 256 */
     uint32_t lua_callback_timeout_ms; /* per Lua callback, default 100 */
+    /* Parking (a Unique name whose connection ends keeps its messages for
+     * its next holder): how long, 0 (default): never; the caps per name. */
+    uint32_t park_ms;           /* 0..86400000 */
+    uint32_t park_max_messages; /* default 256 */
+    uint32_t park_max_bytes;    /* default 262144 */
 } orr_config;
 
 /* The config of one gear as JSON text, from gear_config's text (the
@@ -105,6 +113,11 @@ void orr_config_origin_policy(const orr_config *c, const char *pool, const char 
 /* Whether a pool negotiates permessage-deflate and its deflate_min_bytes
  * (its own, else the top-level ones). */
 void orr_config_deflate_policy(const orr_config *c, const char *pool, bool *on, uint32_t *min);
+
+/* A pool's parking: park_ms (0: off) and its caps (its own, else the
+ * top-level ones). */
+void orr_config_park_policy(const orr_config *c, const char *pool, uint32_t *park_ms,
+                            uint32_t *max_messages, uint32_t *max_bytes);
 
 /* Every key at its default: no pools (nothing to free, but orr_config_free
  * is safe on it). */

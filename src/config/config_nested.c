@@ -65,6 +65,37 @@ static const orr__config_key pool_keys[] = {
      .max = 2147483648LL,
      .unit = "bytes",
      .default_note = "top-level"},
+    {.name = "park_ms",
+     .meaning = "how long this pool's Unique names keep their messages once their connection "
+                "ends; 0: not kept",
+     .offset = offsetof(orr_pool_config, park_ms),
+     .size = sizeof(uint32_t),
+     .load = orr__config_load_int,
+     .show = orr__config_show_int,
+     .min = 0,
+     .max = 86400000,
+     .unit = "milliseconds",
+     .default_note = "top-level"},
+    {.name = "park_max_messages",
+     .meaning = "messages one parked name of this pool keeps (the oldest go past it)",
+     .offset = offsetof(orr_pool_config, park_max_messages),
+     .size = sizeof(uint32_t),
+     .load = orr__config_load_int,
+     .show = orr__config_show_int,
+     .min = 1,
+     .max = 1000000,
+     .unit = "messages",
+     .default_note = "top-level"},
+    {.name = "park_max_bytes",
+     .meaning = "payload bytes one parked name of this pool keeps (the oldest go past it)",
+     .offset = offsetof(orr_pool_config, park_max_bytes),
+     .size = sizeof(uint32_t),
+     .load = orr__config_load_int,
+     .show = orr__config_show_int,
+     .min = 1,
+     .max = 2147483648LL,
+     .unit = "bytes",
+     .default_note = "top-level"},
 };
 
 const orr__config_table orr__config_pool_table = {pool_keys, ORR_ARRAY_LEN(pool_keys)};
@@ -88,6 +119,7 @@ static int load_pool(orr__config_ctx *ctx, const char *name, json_t *v, orr_pool
     p->require_origin = -1;
     p->deflate = -1;
     p->deflate_min_bytes = ORR__CONFIG_POOL_LIMIT_UNSET;
+    p->park_ms = p->park_max_messages = p->park_max_bytes = ORR__CONFIG_POOL_LIMIT_UNSET;
     ctx->path[ctx->depth++] = name;
     int rc = orr__config_load_object(ctx, pool_keys, ORR_ARRAY_LEN(pool_keys), v, p);
     ctx->depth--;
@@ -141,7 +173,10 @@ const void *orr__config_pool_defaults(const orr_config *d, orr__config_sub_scrat
                                 .allowed_origins = d->allowed_origins,
                                 .require_origin = d->require_origin,
                                 .deflate = d->deflate,
-                                .deflate_min_bytes = d->deflate_min_bytes};
+                                .deflate_min_bytes = d->deflate_min_bytes,
+                                .park_ms = d->park_ms,
+                                .park_max_messages = d->park_max_messages,
+                                .park_max_bytes = d->park_max_bytes};
     return &s->pool;
 }
 
@@ -158,6 +193,14 @@ void orr_config_deflate_policy(const orr_config *c, const char *pool, bool *on, 
     const orr_pool_config *p = orr_config_pool_find(c, pool);
     *on = (p ? p->deflate : c->deflate) != 0;
     *min = p ? p->deflate_min_bytes : c->deflate_min_bytes;
+}
+
+void orr_config_park_policy(const orr_config *c, const char *pool, uint32_t *park_ms,
+                            uint32_t *max_messages, uint32_t *max_bytes) {
+    const orr_pool_config *p = orr_config_pool_find(c, pool);
+    *park_ms = p ? p->park_ms : c->park_ms;
+    *max_messages = p ? p->park_max_messages : c->park_max_messages;
+    *max_bytes = p ? p->park_max_bytes : c->park_max_bytes;
 }
 
 uint32_t orr_config_pool_limit(const orr_config *c, const char *pool) {

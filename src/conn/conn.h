@@ -148,6 +148,7 @@ typedef struct orr_payload {
     atomic_uint refs;
     uint32_t len;
     bool utf8;              /* valid UTF-8: a gear may send it on as text unchecked */
+    bool to_name;           /* sent to a Unique name: one its holder cannot take may be parked */
     uint8_t hdr_len;        /* the text frame header's length */
     _Atomic(payload_z *) z; /* its compressed forms, one per window size */
     uint8_t bytes[];        /* HDR_ROOM bytes (header at the end), then the payload */
@@ -409,8 +410,10 @@ void ws_on_data(conn_worker *w, orr_conn *c, uint8_t *p, size_t n);
 /* The websocket phase begins (c->route set): the gear's init runs with hs
  * as orr_conn_handshake's answer; assigns are the gear's, from connect. */
 void ws_start(conn_worker *w, orr_conn *c, const orr_handshake *hs, void *assigns);
-/* Hand messages from its mailbox to the gear, in order, in one write. */
-void ws_deliver_server_messages(conn_worker *w, orr_conn *c, const orr_payload *const *ms,
+/* Hand messages from its mailbox to the gear, in order, in one write:
+ * false when c takes none of them (closing, or a slow consumer closed now:
+ * the caller may park them). */
+bool ws_deliver_server_messages(conn_worker *w, orr_conn *c, const orr_payload *const *ms,
                                 size_t n);
 /* Run on_registry_result (inside the cork of the callback that started it). */
 void ws_run_result(conn_worker *w, orr_conn *c, const orr_registry_result *r);

@@ -25,6 +25,8 @@ const char *http_status_text(int status) {
         return "OK";
     case 201:
         return "Created";
+    case 202:
+        return "Accepted";
     case 204:
         return "No Content";
     case 301:

@@ -14,6 +14,7 @@ orr_payload *payload_new(const void *msg, size_t len) {
     atomic_init(&m->refs, 1);
     m->len = (uint32_t)len;
     m->utf8 = orr_utf8_valid(msg, len);
+    m->to_name = false;
     atomic_init(&m->z, NULL);
     uint8_t hdr[PAYLOAD_HDR_ROOM];
     m->hdr_len = (uint8_t)orr_ws_header(hdr, ORR_WS_OP_TEXT, true, len, NULL);

@@ -149,14 +149,14 @@ void ws_name_conflict(conn_worker *w, orr_conn *c) {
     out_uncork(w);
 }
 
-void ws_deliver_server_messages(conn_worker *w, orr_conn *c, const orr_payload *const *ms,
+bool ws_deliver_server_messages(conn_worker *w, orr_conn *c, const orr_payload *const *ms,
                                 size_t n) {
-    if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
+    if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return false;
     /* What the socket has not taken: past the cap, its client is not
      * reading (the batch below is one event: out_uncork checks it). */
     if (out_over_cap(w, c)) {
         out_slow_consumer(w, c);
-        return;
+        return false;
     }
     uint32_t rx = c->frames_received, tx = c->frames_sent;
     out_cork(w, c);
@@ -171,6 +171,7 @@ void ws_deliver_server_messages(conn_worker *w, orr_conn *c, const orr_payload *
     }
     out_uncork(w);
     conn_count_frames(w, c, rx, tx);
+    return true;
 }
 
 static void fail(conn_worker *w, orr_conn *c, int err) {

@@ -31,6 +31,10 @@ typedef struct gear_host {
     /* Delivers msg to the members of `group` of r's pool on this node: how many. */
     size_t (*publish)(conn_worker *w, const conn_route *r, const char *group, size_t len,
                       const void *msg, size_t msg_len);
+    /* c took `name`, parked with kept messages (ORR_REGISTRY_RESTORING):
+     * they reach it after the running callback and its results, before
+     * any live message (the server's restore item). */
+    void (*restore)(conn_worker *w, orr_conn *c, const char *name, size_t len);
 } gear_host;
 
 /* ---- loader.c: versions, copies, shared objects ---- */

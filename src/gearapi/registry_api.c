@@ -52,8 +52,12 @@ static orr_reg_req req_of(const orr_conn *c, orr_rq_kind kind, orr_registry_op o
  * after the running callback), or later through the worker's inbox. */
 static void finish(conn_worker *w, orr_conn *c, const orr_reg_req *rq) {
     orr_backend *be = w->node->gears->backend;
-    if (be->ops->submit(be, rq) == ORR_RQ_KEPT) return;
-    push_result(w, c, rq->op, rq->status, rq->count, rq->name, rq->name_len, rq->tag);
+    int k = be->ops->submit(be, rq);
+    if (k == ORR_RQ_KEPT) return;
+    /* Parked: kept for the name's next holder (OK, count 0). */
+    int status = k == ORR_RQ_PARKED ? ORR_OK : rq->status;
+    push_result(w, c, rq->op, status, k == ORR_RQ_PARKED ? 0 : rq->count, rq->name, rq->name_len,
+                rq->tag);
 }
 
 /* ---- the gear API ---- */
@@ -94,6 +98,10 @@ int orr_unique_register(orr_conn *c, const char *name, size_t len, uint64_t tag)
     conn_worker *w = c->w;
     orr_backend *be = w->node->gears->backend;
     rc = be->ops->take_name(be, c->route->pool_idx, name, len, c->id);
+    if (rc == ORR_REGISTRY_RESTORING) {
+        w->node->gears->restore(w, c, name, len);
+        rc = 0;
+    }
     if (rc == 0) c->flags |= CF_REGISTRY;
     /* Refused on this node already: nothing to claim beyond it. */
     orr_reg_req rq = req_of(c, rc == 0 ? ORR_RQ_REGISTER : ORR_RQ_ANSWER, ORR_OP_UNIQUE_REGISTER,
@@ -119,6 +127,7 @@ int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, 
     if (h->local_holder(w, c->route, name, len, &to)) {
         /* Held on this node: delivered without asking the backend. */
         orr_payload *m = payload_new(msg, msg_len);
+        m->to_name = true;
         rc = h->post(w, to, m) ? 0 : ORR_EAGAIN;
         payload_unref(m);
         rq = req_of(c, ORR_RQ_ANSWER, ORR_OP_UNIQUE_SEND, rc, rc == 0, name, len, tag);

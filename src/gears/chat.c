@@ -13,13 +13,20 @@
  *                                         {"type":"message","room":R,"from":name,"text":T},
  *                                         the sender {"type":"said","room":R,"count":N}
  *   {"type":"dm","to":N,"text":T}      -> N gets {"type":"dm","from":name,"text":T},
- *                                         the sender {"type":"dm_sent","to":N,"delivered":bool}
+ *                                         the sender {"type":"dm_sent","to":N,"delivered":bool},
+ *                                         plus "parked":true when N is away
+ *                                         and the message waits for it
  *
  * Rooms are 1..64 bytes, texts at most 4000 bytes; one connection may be in
  * at most 9,999 rooms (too_many_rooms). Bad input is answered
  * with {"type":"error","error":<word>} and never closes the connection.
  * Room R is the registry group "room:R". Anyone may say something in a room
  * without being in it (the count tells how many heard it).
+ *
+ * Direct messages survive a reconnect when the gear's pool parks (the
+ * example config sets "park_ms" for gear:chat): a user whose page lost its
+ * connection (a deploy's 1001, a network change) and comes back within
+ * park_ms gets what was sent to it meanwhile, in order.
  *
  * State per connection is the name only: every registry result carries the
  * name or group it was about, which is all the answer needs, so no list of
@@ -263,6 +270,9 @@ static int on_room_result(orr_conn *c, const orr_registry_result *r) {
 static int on_dm_result(orr_conn *c, const orr_registry_result *r) {
     if (r->status != ORR_OK && r->status != ORR_ENOTFOUND)
         return send_error_about(c, "registry_unavailable", "to", r->name, r->name_len);
+    if (r->status == ORR_OK && r->count == ORR_SEND_PARKED)
+        return send_json(c, json_pack("{s:s,s:s#,s:b,s:b}", "type", "dm_sent", "to", r->name,
+                                      r->name_len, "delivered", 0, "parked", 1));
     return send_json(c, json_pack("{s:s,s:s#,s:b}", "type", "dm_sent", "to", r->name, r->name_len,
                                   "delivered", r->status == ORR_OK));
 }

@@ -5,7 +5,7 @@ tenant:<id>; refuse=1 answers 503 {"error":"refused"}; retry_after=<v> adds
 that retry-after to either 503), same routes (/ws, /rooms/:room/*rest), same
 text commands and answers:
   echo:<t>  noop  close:<code>:<reason>  crash  info  send:<to>:<text>
-  join:<g>  leave:<g>  publish:<g>:<text>  unregister:<n>  pool
+  join:<g>  leave:<g>  publish:<g>:<text>  unregister:<n>  register:<n>  pool
 plus the ones that test a Lua gear's isolation:
   spin          an endless loop (the time limit stops it)
   hog           allocates without end (the memory limit stops it)
@@ -106,8 +106,8 @@ end
 function commands.send(conn, st, arg)
   local to, text = split(arg)
   if not to or not valid_name(to) then return orrery.send_text(conn, "error:bad_name") end
-  local ok = orrery.unique_send(conn, to, st.name .. ":" .. text)
-  orrery.send_text(conn, ok and "sent:true" or "sent:false")
+  local ok, how = orrery.unique_send(conn, to, st.name .. ":" .. text)
+  orrery.send_text(conn, not ok and "sent:false" or how == "parked" and "sent:parked" or "sent:true")
 end
 
 function commands.join(conn, st, g)
@@ -128,6 +128,12 @@ function commands.publish(conn, st, arg)
   local n, err = orrery.group_publish(conn, g, text)
   if not n then error("publish: " .. err) end
   orrery.send_text(conn, "published:" .. n)
+end
+
+function commands.register(conn, st, n)
+  if not valid_name(n) then return orrery.send_text(conn, "error:bad_name") end
+  local ok = orrery.unique_register(conn, n)
+  orrery.send_text(conn, (ok and "registered:" or "taken:") .. n)
 end
 
 function commands.unregister(conn, st, n)

@@ -6,11 +6,13 @@
  *   close:<code>:<reason>    -> the gear closes with that code and reason
  *   crash                    -> the callback fails (client sees an empty close)
  *   info                     -> JSON of what its handshake saw (the gear API's accessors)
- *   send:<to>:<text>         -> sends "<name>:<text>" to the Unique name <to>; sent:true|sent:false
+ *   send:<to>:<text>         -> sends "<name>:<text>" to the Unique name <to>;
+ *                               sent:true|sent:parked|sent:false
  *   join:<g>                 -> joined:<g>
  *   leave:<g>                -> left:<g> | not_in_group:<g>
  *   publish:<g>:<text>       -> sends <text> to every member of <g>; published:<count>
  *   unregister:<n>           -> gives up the Unique name <n>: unregistered:<n> | not_registered:<n>
+ *   register:<n>             -> takes the Unique name <n> too: registered:<n> | taken:<n>
  *   pool                     -> its executor pool
  * Anything else answers error:unknown_command. Binary messages are echoed;
  * server messages are forwarded to the client as text (binary when they are
@@ -154,11 +156,14 @@ static int tg_result(orr_conn *c, void **state, const orr_registry_result *r) {
     (void)state;
     switch (r->op) {
     case ORR_OP_UNIQUE_REGISTER:
+        if (r->tag == 1) /* the register: command */
+            return reply2(c, r->status == ORR_OK ? "registered:" : "taken:", r->name, r->name_len);
         if (r->status == ORR_ETAKEN) return orr_conn_close(c, 4009, "name taken", 10);
         return r->status == ORR_OK ? 0 : r->status;
     case ORR_OP_UNIQUE_SEND:
-        return r->status == ORR_OK ? orr_conn_send_text(c, "sent:true", 9)
-                                   : orr_conn_send_text(c, "sent:false", 10);
+        if (r->status != ORR_OK) return orr_conn_send_text(c, "sent:false", 10);
+        return r->count == ORR_SEND_PARKED ? orr_conn_send_text(c, "sent:parked", 11)
+                                           : orr_conn_send_text(c, "sent:true", 9);
     case ORR_OP_GROUP_JOIN:
         return reply2(c, r->status == ORR_OK ? "joined:" : "error:join_failed:", r->name,
                       r->name_len);
@@ -258,6 +263,10 @@ static int tg_message(orr_conn *c, void **state, int opcode, const uint8_t *d, s
     if (starts_with(d, n, "join:")) return tg_group(c, d + 5, n - 5, 1);
     if (starts_with(d, n, "leave:")) return tg_group(c, d + 6, n - 6, 0);
     if (starts_with(d, n, "publish:")) return tg_publish(c, d, n);
+    if (starts_with(d, n, "register:")) {
+        if (n == 9 || n - 9 > ORR_NAME_MAX) return bad_name(c);
+        return orr_unique_register(c, (const char *)d + 9, n - 9, 1);
+    }
     if (starts_with(d, n, "unregister:")) {
         if (n == 11 || n - 11 > ORR_NAME_MAX) return bad_name(c);
         return orr_unique_unregister(c, (const char *)d + 11, n - 11, 0);

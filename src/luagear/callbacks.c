@@ -489,14 +489,18 @@ static int lg_init(orr_conn *c, void **state) {
 }
 
 /* The result a suspended callback waits for, as its registry call returns
- * it: true | nil, why (publish: the count). */
+ * it: true | nil, why (publish: the count; a send to a parked name: true,
+ * "parked"). */
 static int push_result(lua_State *L, const orr_registry_result *r) {
     if (r->status == ORR_OK) {
-        if (r->op == ORR_OP_GROUP_PUBLISH)
+        if (r->op == ORR_OP_GROUP_PUBLISH) {
             lua_pushinteger(L, (lua_Integer)r->count);
-        else
-            lua_pushboolean(L, 1);
-        return 1;
+            return 1;
+        }
+        lua_pushboolean(L, 1);
+        if (r->op != ORR_OP_UNIQUE_SEND || r->count != ORR_SEND_PARKED) return 1;
+        lua_pushliteral(L, "parked");
+        return 2;
     }
     lua_pushnil(L);
     lua_pushstring(L, r->status == ORR_ETAKEN      ? "taken"

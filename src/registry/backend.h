@@ -61,6 +61,12 @@ typedef struct orr_reg_req {
 
 /* submit's answer: the backend completes the request later. */
 #define ORR_RQ_KEPT 1
+/* submit's answer to a SEND: the name is parked and the message kept (the
+ * result is ORR_OK with count 0, registry.h "parking"). */
+#define ORR_RQ_PARKED 2
+/* pool_idx of a request whose pool has no index on this node (nothing of
+ * it is here). */
+#define ORR_RQ_NO_POOL UINT32_MAX
 
 /* ---- what a backend may do to connections ---- */
 
@@ -98,12 +104,14 @@ typedef struct orr_backend orr_backend;
 typedef struct orr_backend_ops {
     const char *name;
     /* A connection takes a name in the node's table: 0 or its error.
-     * local: registered; cluster: claimed until Redis confirms, so that a
+     * local: registered (ORR_REGISTRY_RESTORING: a parked name with kept
+     * messages, registry.h); cluster: claimed until Redis confirms, so that a
      * claim that may be refused never receives a message sent to it. */
     int (*take_name)(orr_backend *b, uint32_t pool, const char *name, size_t len, uint64_t conn);
     /* The operation rq after the node's table: 0 when rq's own status and
-     * count are the answer (the caller hands it on; nothing was kept), or
-     * ORR_RQ_KEPT when the backend took a copy and completes it later
+     * count are the answer (the caller hands it on; nothing was kept),
+     * ORR_RQ_PARKED for a SEND to a parked name (answered ORR_OK, count 0),
+     * or ORR_RQ_KEPT when the backend took a copy and completes it later
      * through the delivery interface, results for each connection in the
      * order it submitted them. Any thread. */
     int (*submit)(orr_backend *b, const orr_reg_req *rq);

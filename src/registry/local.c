@@ -1,7 +1,8 @@
 /*
  * The single-node registry backend: the node's table is the whole
  * registry, so every operation is answered by the table at once and
- * nothing waits (backend.h).
+ * nothing waits (backend.h). Parked names live in the table too
+ * (registry.h): a send nobody holds may find one.
  */
 #include "registry/backend.h"
 
@@ -14,10 +15,13 @@ static int local_take_name(orr_backend *b, uint32_t pool, const char *name, size
     return orr_registry_register(b->reg, pool, name, len, conn);
 }
 
+/* The table's answer is the answer, except for a send to a name nobody
+ * holds: a parked one keeps the message. */
 static int local_submit(orr_backend *b, const orr_reg_req *rq) {
-    (void)b;
-    (void)rq;
-    return 0; /* the table's answer is the answer */
+    if (rq->kind == ORR_RQ_SEND && rq->pool_idx != ORR_RQ_NO_POOL &&
+        orr_registry_park_send(b->reg, rq->pool_idx, rq->name, rq->name_len, rq->msg, rq->msg_len))
+        return ORR_RQ_PARKED;
+    return 0;
 }
 
 static bool local_holder_valid(orr_backend *b, int64_t now_ms) {

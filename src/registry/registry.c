@@ -16,12 +16,17 @@
  * until it holds nothing. Tables grow by doubling and shrink by halving, so
  * memory follows what is registered now, not the busiest moment so far.
  *
+ * Parked names (registry.h "parking") are names with a reg_park: park.c
+ * keeps them; the entries both files use are in registry/internal.h.
+ *
  * Names and groups may come from clients (chat rooms, user names), so they
  * are hashed with SipHash-1-3 under a random key per registry: nobody can
  * choose names that all land in one chain. Connection ids come from the
  * server and are only mixed.
  */
 #include "registry/registry.h"
+
+#include "registry/internal.h"
 
 #include "common/err.h"
 #include "common/list.h"
@@ -83,24 +88,6 @@ static inline uint64_t mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-/* ---- an intrusive chained hash table ------------------------------------
- *
- * The node lives in the entry. `pprev` points at whatever points at the
- * node (a bucket or the previous node's `next`), so removal is O(1) without
- * walking the chain. The table owns no entries: freeing them is the
- * caller's business. */
-
-typedef struct hnode {
-    struct hnode *next, **pprev;
-    uint64_t hash;
-} hnode;
-
-typedef struct htab {
-    hnode **buckets;
-    size_t mask; /* bucket count - 1; the count is a power of two */
-    size_t n;
-} htab;
-
 enum { HTAB_MIN_BUCKETS = 16 };
 
 static void htab_init(htab *t) {
@@ -142,73 +129,12 @@ static void htab_insert(htab *t, hnode *e) {
 
 /* Shrinks below one entry per eight buckets; halving leaves the load under
  * a quarter, far from the growth point, so a table never flaps. */
-static void htab_remove(htab *t, hnode *e) {
+void orr__registry_htab_remove(htab *t, hnode *e) {
     *e->pprev = e->next;
     if (e->next) e->next->pprev = e->pprev;
     t->n--;
     size_t nbuckets = t->mask + 1;
     if (nbuckets > HTAB_MIN_BUCKETS && t->n < nbuckets / 8) htab_resize(t, nbuckets / 2);
-}
-
-/* ---- entries ------------------------------------------------------------ */
-
-typedef struct reg_conn {
-    hnode node; /* in r->conns, by id */
-    uint64_t id;
-    orr_link names;  /* reg_name.by_conn */
-    orr_link groups; /* reg_member.by_conn */
-    uint32_t held;   /* names + memberships, at most ORR_REGISTRY_MAX_PER_CONN */
-} reg_conn;
-
-/* What names and groups share: their (pool, bytes) key. */
-typedef struct reg_key {
-    hnode node;
-    uint32_t pool;
-    uint16_t len;
-    const char *bytes; /* the entry's own copy, allocated with it */
-} reg_key;
-
-typedef struct reg_name {
-    reg_key key;      /* in r->names */
-    orr_link by_conn; /* in owner->names */
-    reg_conn *owner;
-    int64_t since_ms; /* wall clock when it was taken */
-    bool pending;     /* claimed, not confirmed yet: lookups do not see it */
-    char bytes[];
-} reg_name;
-
-struct reg_member;
-
-/* The id is kept next to its membership so that members() reads one array
- * straight through. */
-typedef struct reg_slot {
-    uint64_t conn;
-    struct reg_member *m;
-} reg_slot;
-
-typedef struct reg_group {
-    reg_key key; /* in r->groups */
-    reg_slot *slots;
-    size_t n, cap;
-    char bytes[];
-} reg_group;
-
-typedef struct reg_member {
-    hnode node;       /* in r->members, by (group, conn) */
-    orr_link by_conn; /* in conn->groups */
-    reg_group *group;
-    reg_conn *conn;
-    size_t index; /* of its slot in group->slots */
-} reg_member;
-
-struct orr_registry {
-    pthread_mutex_t lock;
-    uint64_t seed[2];
-    htab names, groups, members, conns;
-};
-
-static bool valid_name(const char *s, size_t len) {
-    return s && len >= 1 && len <= ORR_NAME_MAX;
 }
 
 static uint64_t key_hash(const orr_registry *r, uint32_t pool, const char *s, size_t len) {
@@ -246,7 +172,7 @@ static void key_set(reg_key *k, uint64_t hash, uint32_t pool, char *copy, const 
 
 /* ---- connection records ---------------------------------------------- */
 
-static reg_conn *conn_find(const orr_registry *r, uint64_t id) {
+reg_conn *orr__registry_conn_find(const orr_registry *r, uint64_t id) {
     for (hnode *e = htab_chain(&r->conns, conn_hash(r, id)); e; e = e->next) {
         reg_conn *c = ORR_CONTAINER_OF(e, reg_conn, node);
         if (c->id == id) return c;
@@ -254,8 +180,8 @@ static reg_conn *conn_find(const orr_registry *r, uint64_t id) {
     return NULL;
 }
 
-static reg_conn *conn_get(orr_registry *r, uint64_t id) {
-    reg_conn *c = conn_find(r, id);
+reg_conn *orr__registry_conn_get(orr_registry *r, uint64_t id) {
+    reg_conn *c = orr__registry_conn_find(r, id);
     if (c) return c;
     c = orr_xmalloc(sizeof *c);
     c->id = id;
@@ -263,27 +189,31 @@ static reg_conn *conn_get(orr_registry *r, uint64_t id) {
     c->node.hash = conn_hash(r, id);
     orr_list_init(&c->names);
     orr_list_init(&c->groups);
+    orr_list_init(&c->parked);
     htab_insert(&r->conns, &c->node);
     return c;
 }
 
 /* A connection holding nothing has no record. */
-static void conn_drop_if_empty(orr_registry *r, reg_conn *c) {
-    if (!orr_list_empty(&c->names) || !orr_list_empty(&c->groups)) return;
-    htab_remove(&r->conns, &c->node);
+void orr__registry_conn_drop_if_empty(orr_registry *r, reg_conn *c) {
+    if (!orr_list_empty(&c->names) || !orr_list_empty(&c->groups) || !orr_list_empty(&c->parked))
+        return;
+    orr__registry_htab_remove(&r->conns, &c->node);
     free(c);
 }
 
 /* ---- names --------------------------------------------------------------- */
 
-static reg_name *name_find(const orr_registry *r, uint32_t pool, const char *s, size_t len) {
+reg_name *orr__registry_name_find(const orr_registry *r, uint32_t pool, const char *s, size_t len) {
     reg_key *k = key_find(&r->names, key_hash(r, pool, s, len), pool, s, len);
     return k ? ORR_CONTAINER_OF(k, reg_name, key) : NULL;
 }
 
+/* A parked name counts in no connection's held entries. */
 static void name_remove(orr_registry *r, reg_name *n) {
-    n->owner->held--;
-    htab_remove(&r->names, &n->key.node);
+    if (!is_parked(n)) n->owner->held--;
+    if (n->park) orr__registry_park_free(r, n, true);
+    orr__registry_htab_remove(&r->names, &n->key.node);
     orr_list_remove(&n->by_conn);
     free(n);
 }
@@ -337,11 +267,11 @@ static void member_remove(orr_registry *r, reg_member *m) {
     reg_group *g = m->group;
     m->conn->held--;
     group_pop(g, m);
-    htab_remove(&r->members, &m->node);
+    orr__registry_htab_remove(&r->members, &m->node);
     orr_list_remove(&m->by_conn);
     free(m);
     if (g->n == 0) {
-        htab_remove(&r->groups, &g->key.node);
+        orr__registry_htab_remove(&r->groups, &g->key.node);
         group_free(g);
     }
 }
@@ -378,7 +308,12 @@ static void htab_free_all(htab *t, void (*free_entry)(hnode *)) {
 }
 
 static void free_name(hnode *e) {
-    free(ORR_CONTAINER_OF(e, reg_name, key.node));
+    reg_name *n = ORR_CONTAINER_OF(e, reg_name, key.node);
+    if (n->park) {
+        orr_registry_msgs_free(n->park->head);
+        free(n->park);
+    }
+    free(n);
 }
 static void free_group(hnode *e) {
     group_free(ORR_CONTAINER_OF(e, reg_group, key.node));
@@ -396,6 +331,8 @@ void orr_registry_free(orr_registry *r) {
     htab_free_all(&r->members, free_member);
     htab_free_all(&r->groups, free_group);
     htab_free_all(&r->conns, free_conn);
+    free(r->heap);
+    free(r->stats);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -404,17 +341,20 @@ static int register_locked(orr_registry *r, uint32_t pool, const char *s, size_t
                            bool pending) {
     uint64_t hash = key_hash(r, pool, s, len);
     reg_key *k = key_find(&r->names, hash, pool, s, len);
-    if (k) return ORR_CONTAINER_OF(k, reg_name, key)->owner->id == conn ? 0 : ORR_ETAKEN;
-    reg_conn *held = conn_find(r, conn);
+    reg_name *taken = k ? ORR_CONTAINER_OF(k, reg_name, key) : NULL;
+    if (taken && is_parked(taken) && !pending) return orr__registry_unpark(r, taken, conn);
+    if (taken) return taken->owner->id == conn ? 0 : ORR_ETAKEN;
+    reg_conn *held = orr__registry_conn_find(r, conn);
     if (held && held->held >= ORR_REGISTRY_MAX_PER_CONN) return ORR_ENOMEM;
     reg_name *n = orr_xmalloc(sizeof *n + len);
     key_set(&n->key, hash, pool, n->bytes, s, len);
-    n->owner = conn_get(r, conn);
+    n->owner = orr__registry_conn_get(r, conn);
     n->owner->held++;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     n->since_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     n->pending = pending;
+    n->park = NULL;
     orr_list_push_back(&n->owner->names, &n->by_conn);
     htab_insert(&r->names, &n->key.node);
     return 0;
@@ -422,7 +362,7 @@ static int register_locked(orr_registry *r, uint32_t pool, const char *s, size_t
 
 static int take(orr_registry *r, uint32_t pool, const char *name, size_t len, uint64_t conn,
                 bool pending) {
-    if (!valid_name(name, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
     int rc = register_locked(r, pool, name, len, conn, pending);
     pthread_mutex_unlock(&r->lock);
@@ -441,10 +381,10 @@ int orr_registry_claim(orr_registry *r, uint32_t pool, const char *name, size_t 
 
 int orr_registry_confirm(orr_registry *r, uint32_t pool, const char *name, size_t len,
                          uint64_t conn) {
-    if (!valid_name(name, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
-    reg_name *n = name_find(r, pool, name, len);
-    bool mine = n && n->owner->id == conn;
+    reg_name *n = orr__registry_name_find(r, pool, name, len);
+    bool mine = n && !is_parked(n) && n->owner->id == conn;
     if (mine) n->pending = false;
     pthread_mutex_unlock(&r->lock);
     return mine ? 0 : ORR_ENOTFOUND;
@@ -452,17 +392,17 @@ int orr_registry_confirm(orr_registry *r, uint32_t pool, const char *name, size_
 
 static int unregister_locked(orr_registry *r, uint32_t pool, const char *s, size_t len,
                              uint64_t conn) {
-    reg_name *n = name_find(r, pool, s, len);
-    if (!n || n->owner->id != conn) return ORR_ENOTFOUND;
+    reg_name *n = orr__registry_name_find(r, pool, s, len);
+    if (!n || is_parked(n) || n->owner->id != conn) return ORR_ENOTFOUND;
     reg_conn *c = n->owner;
     name_remove(r, n);
-    conn_drop_if_empty(r, c);
+    orr__registry_conn_drop_if_empty(r, c);
     return 0;
 }
 
 int orr_registry_unregister(orr_registry *r, uint32_t pool, const char *name, size_t len,
                             uint64_t conn) {
-    if (!valid_name(name, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
     int rc = unregister_locked(r, pool, name, len, conn);
     pthread_mutex_unlock(&r->lock);
@@ -471,10 +411,10 @@ int orr_registry_unregister(orr_registry *r, uint32_t pool, const char *name, si
 
 int orr_registry_lookup(orr_registry *r, uint32_t pool, const char *name, size_t len,
                         uint64_t *conn) {
-    if (!valid_name(name, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
-    reg_name *n = name_find(r, pool, name, len);
-    if (n && n->pending) n = NULL;
+    reg_name *n = orr__registry_name_find(r, pool, name, len);
+    if (n && (n->pending || n->park)) n = NULL;
     if (n && conn) *conn = n->owner->id;
     pthread_mutex_unlock(&r->lock);
     return n ? 0 : ORR_ENOTFOUND;
@@ -488,7 +428,7 @@ static int join_locked(orr_registry *r, uint32_t pool, const char *s, size_t len
         g = ORR_CONTAINER_OF(k, reg_group, key);
         if (member_find(r, g, conn)) return 0;
     }
-    reg_conn *held = conn_find(r, conn);
+    reg_conn *held = orr__registry_conn_find(r, conn);
     if (held && held->held >= ORR_REGISTRY_MAX_PER_CONN) return ORR_ENOMEM;
     if (!k) {
         g = orr_xmalloc(sizeof *g + len);
@@ -499,7 +439,7 @@ static int join_locked(orr_registry *r, uint32_t pool, const char *s, size_t len
     }
     reg_member *m = orr_xmalloc(sizeof *m);
     m->group = g;
-    m->conn = conn_get(r, conn);
+    m->conn = orr__registry_conn_get(r, conn);
     m->conn->held++;
     m->node.hash = member_hash(r, g, conn);
     orr_list_push_back(&m->conn->groups, &m->by_conn);
@@ -510,7 +450,7 @@ static int join_locked(orr_registry *r, uint32_t pool, const char *s, size_t len
 
 int orr_registry_join(orr_registry *r, uint32_t pool, const char *group, size_t len,
                       uint64_t conn) {
-    if (!valid_name(group, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(group, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
     int rc = join_locked(r, pool, group, len, conn);
     pthread_mutex_unlock(&r->lock);
@@ -523,13 +463,13 @@ static int leave_locked(orr_registry *r, uint32_t pool, const char *s, size_t le
     if (!m) return ORR_ENOTFOUND;
     reg_conn *c = m->conn;
     member_remove(r, m);
-    conn_drop_if_empty(r, c);
+    orr__registry_conn_drop_if_empty(r, c);
     return 0;
 }
 
 int orr_registry_leave(orr_registry *r, uint32_t pool, const char *group, size_t len,
                        uint64_t conn) {
-    if (!valid_name(group, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(group, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
     int rc = leave_locked(r, pool, group, len, conn);
     pthread_mutex_unlock(&r->lock);
@@ -549,7 +489,7 @@ static void idvec_reserve(orr_idvec *v, size_t extra) {
 
 size_t orr_registry_members(orr_registry *r, uint32_t pool, const char *group, size_t len,
                             orr_idvec *out) {
-    if (!valid_name(group, len)) return 0;
+    if (!orr__registry_valid_name(group, len)) return 0;
     pthread_mutex_lock(&r->lock);
     reg_group *g = group_find(r, pool, group, len);
     size_t n = g ? g->n : 0;
@@ -563,27 +503,37 @@ size_t orr_registry_members(orr_registry *r, uint32_t pool, const char *group, s
     return n;
 }
 
-static void conn_gone_locked(orr_registry *r, uint64_t conn) {
-    reg_conn *c = conn_find(r, conn);
+static void conn_gone_locked(orr_registry *r, uint64_t conn, const orr_park_limits *lim,
+                             int64_t now_ms) {
+    reg_conn *c = orr__registry_conn_find(r, conn);
     if (!c) return;
+    if (lim && lim->park_ms) orr__registry_park_names(r, c, lim, now_ms);
     for (orr_link *l; (l = orr_list_front(&c->names));)
         name_remove(r, ORR_CONTAINER_OF(l, reg_name, by_conn));
     for (orr_link *l; (l = orr_list_front(&c->groups));)
         member_remove(r, ORR_CONTAINER_OF(l, reg_member, by_conn));
-    conn_drop_if_empty(r, c);
+    orr__registry_conn_drop_if_empty(r, c);
 }
 
 void orr_registry_conn_gone(orr_registry *r, uint64_t conn) {
     pthread_mutex_lock(&r->lock);
-    conn_gone_locked(r, conn);
+    conn_gone_locked(r, conn, NULL, 0);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void orr_registry_conn_gone_park(orr_registry *r, uint64_t conn, const orr_park_limits *lim,
+                                 int64_t now_ms) {
+    pthread_mutex_lock(&r->lock);
+    conn_gone_locked(r, conn, lim, now_ms);
     pthread_mutex_unlock(&r->lock);
 }
 
 void orr_registry_get_counts(orr_registry *r, orr_registry_counts *out) {
     pthread_mutex_lock(&r->lock);
-    out->names = r->names.n;
+    out->names = r->names.n - r->heap_n;
     out->groups = r->groups.n;
     out->memberships = r->members.n;
+    out->parked = r->heap_n;
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -605,6 +555,7 @@ void orr_registry_foreach(orr_registry *r, orr_registry_visit_fn fn, void *arg) 
     for (size_t i = 0; i <= r->names.mask; i++) {
         for (hnode *e = r->names.buckets[i]; e; e = e->next) {
             reg_name *n = ORR_CONTAINER_OF(e, reg_name, key.node);
+            if (is_parked(n)) continue;
             fn(arg, &(orr_registry_entry){.pending = n->pending,
                                           .pool = n->key.pool,
                                           .bytes = n->key.bytes,
@@ -628,9 +579,10 @@ void orr_registry_foreach(orr_registry *r, orr_registry_visit_fn fn, void *arg) 
 
 int orr_registry_holder_since(orr_registry *r, uint32_t pool, const char *name, size_t len,
                               uint64_t *conn, int64_t *since_ms) {
-    if (!valid_name(name, len)) return ORR_EINVAL;
+    if (!orr__registry_valid_name(name, len)) return ORR_EINVAL;
     pthread_mutex_lock(&r->lock);
-    reg_name *n = name_find(r, pool, name, len);
+    reg_name *n = orr__registry_name_find(r, pool, name, len);
+    if (n && is_parked(n)) n = NULL;
     if (n) {
         *conn = n->owner->id;
         *since_ms = n->since_ms;

@@ -166,7 +166,14 @@ struct orr_pool {
     atomic_uint_fast64_t rejected, slow_closes;
     atomic_bool deflate;     /* negotiate permessage-deflate (SIGHUP may change it) */
     atomic_uint deflate_min; /* deflate_min_bytes */
+    /* Parking (SIGHUP may change it): 0 for a pool that may go (a tenant
+     * pool not listed: the registry keys parked names by idx) and on a
+     * cluster (single node only for now). */
+    atomic_uint park_ms, park_max_messages, park_max_bytes;
 };
+
+/* p's parking now: true (and *lim) when its names park. */
+bool pool_park_limits(const orr_pool *p, orr_park_limits *lim);
 
 typedef struct orr_pools {
     pthread_mutex_t lock; /* table, all, each pool's `listed` and last reference */
@@ -319,6 +326,17 @@ bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_
                           uint64_t *to);
 /* The connection's session ended: release its slot, forget its names. */
 void mailbox_conn_ended(orr_worker *w, orr_conn *c);
+/* Parking (registry/registry.h), on c's worker: before the drain's 1001,
+ * c's names are parked (a pool that parks), so that what is sent to them
+ * from now on is kept, not lost with the close. */
+void mailbox_park_for_drain(orr_worker *w, orr_conn *c);
+/* Messages for connection id that it cannot take (c: closing; NULL: gone):
+ * those sent to a name are kept for its parked name, in front. */
+void mailbox_orphans(orr_worker *w, uint64_t id, orr_conn *c, const orr_payload *const *ps,
+                     size_t n);
+/* The restore item: id took `name`, parked with kept messages; hands them
+ * over until none is left, when the name becomes held. */
+void mailbox_restore(orr_worker *w, uint64_t id, uint32_t pool, const char *name, size_t len);
 /* The gear API's view of the node, once the backend is chosen. */
 void mailbox_gear_host(orr_server *s, gear_host *h);
 
@@ -336,6 +354,9 @@ orr_xq_link *worker_result_msg(uint64_t conn, const orr_registry_result *r);
 orr_xq_link *worker_deliver_msg(orr_worker *to, orr_payload *p, const uint64_t *ids, size_t n);
 void worker_post_chain(orr_worker *w, orr_xq_chain *c);
 void worker_post_kill(orr_worker *to, uint64_t conn);
+/* Queues mailbox_restore on w itself (its local list: after the running
+ * callback and its results). */
+void worker_post_restore(orr_worker *w, uint64_t conn, uint32_t pool, const char *name, size_t len);
 /* Ask a worker to shed output for the budget now (budget.c). */
 void worker_post_shed(orr_worker *to);
 /* A result the backend completed later: to the gear, or to a push

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "conn/conn.h"
 #include "server/internal.h"
+#include "server/worker.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,7 @@ bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, c
     uint64_t to;
     if (!mailbox_local_holder(w, pool, name, len, &to)) return false;
     orr_payload *m = payload_new(msg, msg_len);
+    m->to_name = true;
     bool ok = mailbox_post(w->srv, w, &to, 1, m) == 1;
     payload_unref(m);
     return ok;
@@ -121,9 +123,65 @@ void mailbox_late_result(orr_worker *w, orr_conn *c, const orr_registry_result *
     if (own) out_uncork(&w->cw);
 }
 
+/* ---- parking (registry/registry.h) ---- */
+
+/* c's pool parks: its limits. */
+static bool parks(const orr_conn *c, orr_park_limits *lim) {
+    return c->route && pool_park_limits(route_of(c->route)->pool, lim);
+}
+
+void mailbox_park_for_drain(orr_worker *w, orr_conn *c) {
+    orr_park_limits lim;
+    if ((c->flags & CF_REGISTRY) && parks(c, &lim))
+        orr_registry_park_names(w->srv->registry, c->id, &lim, w->loop.now_ms);
+}
+
+void mailbox_orphans(orr_worker *w, uint64_t id, orr_conn *c, const orr_payload *const *ps,
+                     size_t n) {
+    orr_park_limits lim;
+    if (c && !parks(c, &lim)) return;
+    for (size_t i = 0; i < n; i++)
+        if (ps[i]->to_name)
+            orr_registry_park_orphan(w->srv->registry, id, c ? &lim : NULL, w->loop.now_ms,
+                                     ps[i]->bytes + PAYLOAD_HDR_ROOM, ps[i]->len);
+}
+
+static bool open_for_messages(const orr_conn *c) {
+    return c && c->phase == PHASE_WS && !(c->flags & (CF_CLOSE_SENT | CF_TERMINATED));
+}
+
+/* Hands kept messages to c one at a time: if c closes on the way, the rest
+ * are parked again, first (they were sent before anything kept since). */
+static void deliver_kept(orr_worker *w, uint64_t id, orr_park_msg *ms) {
+    for (orr_park_msg *m = ms; m; m = m->next) {
+        orr_conn *c = orr_worker_find(w, id);
+        orr_payload *p = payload_new(m->bytes, m->len);
+        p->to_name = true;
+        const orr_payload *one = p;
+        if (!c || !ws_deliver_server_messages(&w->cw, c, &one, 1))
+            mailbox_orphans(w, id, c, &one, 1);
+        payload_unref(p);
+    }
+}
+
+void mailbox_restore(orr_worker *w, uint64_t id, uint32_t pool, const char *name, size_t len) {
+    orr_park_msg *ms;
+    while (open_for_messages(orr_worker_find(w, id)) &&
+           orr_registry_restore_take(w->srv->registry, pool, name, len, id, &ms) > 0) {
+        deliver_kept(w, id, ms);
+        orr_registry_msgs_free(ms);
+    }
+    /* Not open any more: its end parks the name again, messages kept. */
+}
+
 void mailbox_conn_ended(orr_worker *w, orr_conn *c) {
     if (c->flags & CF_REGISTRY) {
-        orr_registry_conn_gone(w->srv->registry, c->id);
+        /* In a pool that parks, its names keep their messages for park_ms. */
+        orr_park_limits lim;
+        if (parks(c, &lim))
+            orr_registry_conn_gone_park(w->srv->registry, c->id, &lim, w->loop.now_ms);
+        else
+            orr_registry_conn_gone(w->srv->registry, c->id);
         c->flags &= (uint16_t)~CF_REGISTRY;
         orr_reg_req rq = {.kind = ORR_RQ_GONE, .conn = c->id};
         w->srv->backend->ops->submit(w->srv->backend, &rq);
@@ -143,6 +201,10 @@ static bool gh_post(conn_worker *cw, uint64_t to, orr_payload *m) {
     return mailbox_post(w->srv, w, &to, 1, m) == 1;
 }
 
+static void gh_restore(conn_worker *cw, orr_conn *c, const char *name, size_t len) {
+    worker_post_restore(worker_of(cw), c->id, c->route->pool_idx, name, len);
+}
+
 static size_t gh_publish(conn_worker *cw, const conn_route *r, const char *group, size_t len,
                          const void *msg, size_t msg_len) {
     return mailbox_publish(worker_of(cw), route_of(r)->pool, group, len, msg, msg_len);
@@ -153,5 +215,6 @@ void mailbox_gear_host(orr_server *s, gear_host *h) {
                      .backend = s->backend,
                      .local_holder = gh_local_holder,
                      .post = gh_post,
-                     .publish = gh_publish};
+                     .publish = gh_publish,
+                     .restore = gh_restore};
 }

@@ -62,6 +62,8 @@ typedef struct pool_row {
     char name[POOL_NAME_MAX];
     unsigned conns, max;
     uint64_t rejected, slow_closes, frames_in, frames_out;
+    bool parks; /* park_ms set, or it parked names before */
+    orr_park_stats park;
 } pool_row;
 
 typedef struct pool_rows {
@@ -83,11 +85,36 @@ static void add_row(void *arg, const orr_pool *p) {
     r->rejected = atomic_load_explicit(&p->rejected, memory_order_relaxed);
     r->slow_closes = atomic_load_explicit(&p->slow_closes, memory_order_relaxed);
     r->frames_in = r->frames_out = 0;
+    orr_registry_park_stats(rows->s->registry, p->idx, &r->park);
+    r->parks = atomic_load_explicit(&p->park_ms, memory_order_relaxed) != 0 || r->park.names ||
+               r->park.delivered || r->park.expired || r->park.dropped;
     for (int wi = 0; wi < rows->s->n_workers; wi++) {
         const pool_stats *ps = rows->s->workers[wi].cw.pstats;
         if (!ps) continue;
         r->frames_in += atomic_load_explicit(&ps[p->idx].frames_in, memory_order_relaxed);
         r->frames_out += atomic_load_explicit(&ps[p->idx].frames_out, memory_order_relaxed);
+    }
+}
+
+/* Parking, for the pools that park (or did). */
+static void render_parking(sbuf *b, const pool_row *r, size_t n) {
+    family(b, "orrery_parked_names", "gauge",
+           "Unique names parked (their connection ended) and keeping messages, per pool.");
+    for (size_t i = 0; i < n; i++)
+        if (r[i].parks)
+            sb_printf(b, "orrery_parked_names{pool=\"%s\"} %llu\n", r[i].name,
+                      (unsigned long long)r[i].park.names);
+    family(b, "orrery_parked_messages_total", "counter",
+           "Messages kept for parked names: handed to the name's next holder (delivered), "
+           "still kept when the name expired (expired), or dropped past a cap (dropped).");
+    for (size_t i = 0; i < n; i++) {
+        if (!r[i].parks) continue;
+        sb_printf(b, "orrery_parked_messages_total{pool=\"%s\",result=\"delivered\"} %llu\n",
+                  r[i].name, (unsigned long long)r[i].park.delivered);
+        sb_printf(b, "orrery_parked_messages_total{pool=\"%s\",result=\"expired\"} %llu\n",
+                  r[i].name, (unsigned long long)r[i].park.expired);
+        sb_printf(b, "orrery_parked_messages_total{pool=\"%s\",result=\"dropped\"} %llu\n",
+                  r[i].name, (unsigned long long)r[i].park.dropped);
     }
 }
 
@@ -121,6 +148,7 @@ static void render_pools(sbuf *b, orr_server *s) {
     for (size_t i = 0; i < n; i++)
         sb_printf(b, "orrery_ws_slow_consumer_closes_total{pool=\"%s\"} %llu\n", r[i].name,
                   (unsigned long long)r[i].slow_closes);
+    render_parking(b, r, n);
     free(rows.v);
 }
 

@@ -34,6 +34,23 @@ static bool listed_in(const orr_pools *ps, const char *name) {
     return orr_config_pool_find(&ps->cfg, name) != NULL;
 }
 
+/* Under the lock (gear and listed settle whether it may park). */
+static void set_park(const orr_pools *ps, orr_pool *p) {
+    uint32_t ms, n, bytes;
+    orr_config_park_policy(&ps->cfg, p->name, &ms, &n, &bytes);
+    if (ps->cfg.cluster.enabled || !(p->gear || p->listed)) ms = 0;
+    atomic_store_explicit(&p->park_max_messages, n, memory_order_relaxed);
+    atomic_store_explicit(&p->park_max_bytes, bytes, memory_order_relaxed);
+    atomic_store_explicit(&p->park_ms, ms, memory_order_relaxed);
+}
+
+bool pool_park_limits(const orr_pool *p, orr_park_limits *lim) {
+    lim->park_ms = atomic_load_explicit(&p->park_ms, memory_order_relaxed);
+    lim->max_messages = atomic_load_explicit(&p->park_max_messages, memory_order_relaxed);
+    lim->max_bytes = atomic_load_explicit(&p->park_max_bytes, memory_order_relaxed);
+    return lim->park_ms != 0;
+}
+
 /* Under the lock: a new pool with `refs` references, or NULL past max_pools. */
 static orr_pool *create_locked(orr_server *s, const char *name, size_t len, unsigned refs) {
     orr_pools *ps = &s->pools;
@@ -55,6 +72,7 @@ static orr_pool *create_locked(orr_server *s, const char *name, size_t len, unsi
     orr_config_deflate_policy(&ps->cfg, p->name, &on, &min);
     atomic_init(&p->deflate, on);
     atomic_init(&p->deflate_min, min);
+    set_park(ps, p);
     p->idx = (uint32_t)pool_table_add(&ps->table, p->name, len);
     ps->all[p->idx] = p;
     return p;
@@ -65,6 +83,8 @@ static void free_locked(orr_server *s, orr_pool *p) {
     orr_pools *ps = &s->pools;
     pool_table_remove(&ps->table, p->idx);
     ps->all[p->idx] = NULL;
+    /* Parked names are keyed by idx: none may outlive it into the next pool. */
+    orr_registry_park_forget_pool(s->registry, p->idx);
     /* No connection of this pool is left, so no worker writes these; the
      * next pool with this idx starts from zero. */
     for (int i = 0; i < s->n_workers; i++) {
@@ -97,7 +117,10 @@ orr_pool *pools_add_gear(orr_server *s, const char *name) {
      * nothing runs yet). */
     int64_t idx = pool_table_find(&ps->table, name, strlen(name));
     orr_pool *p = idx >= 0 ? ps->all[idx] : create_locked(s, name, strlen(name), 0);
-    if (p) p->gear = true;
+    if (p) {
+        p->gear = true;
+        set_park(ps, p);
+    }
     pthread_mutex_unlock(&ps->lock);
     return p;
 }
@@ -204,6 +227,7 @@ void pools_reconfigure(orr_server *s, const orr_config *cfg) {
         atomic_store_explicit(&p->deflate_min, min, memory_order_relaxed);
         /* No longer listed: it goes now if unused, else with its last reference. */
         p->listed = listed_in(ps, p->name);
+        set_park(ps, p);
         if (!p->gear && !p->listed && atomic_load_explicit(&p->refs, memory_order_acquire) == 0)
             free_locked(s, p);
     }

@@ -2,6 +2,8 @@
  * The push API: a backend reaches connections without writing a gear.
  *
  *   POST /_orrery/pools/<pool>/unique/<name>/messages  -> 200 {"delivered":true}
+ *                                      202 {"delivered":false,"parked":true} (kept for the
+ *                                          name's next holder: its pool parks)
  *                                                         404 {"delivered":false}
  *   POST /_orrery/pools/<pool>/groups/<group>/messages -> 200 {"count":N}
  *
@@ -84,23 +86,29 @@ static void answer(orr_worker *w, orr_conn *c, const orr_http_request *req, int 
     http_respond_simple(&w->cw, c, status, extra, "application/json", json, strlen(json), keep);
 }
 
-/* What the node cannot answer alone goes to the registry backend: 0 when
- * rq's own outcome is the answer, or true when the backend kept it. Then
- * the request waits (reads paused, what followed it kept) for the answer,
- * which push_answer writes. */
-static bool backend_keeps(orr_worker *w, orr_conn *c, const orr_reg_req *rq) {
+/* What the node cannot answer alone goes to the registry backend: its
+ * answer (0: rq's own outcome; ORR_RQ_PARKED), or ORR_RQ_KEPT when the
+ * backend kept it. Then the request waits (reads paused, what followed it
+ * kept) for the answer, which push_answer writes. */
+static int backend_submit(orr_worker *w, orr_conn *c, const orr_reg_req *rq) {
     orr_backend *be = w->srv->backend;
-    if (be->ops->submit(be, rq) != ORR_RQ_KEPT) return false;
+    int k = be->ops->submit(be, rq);
+    if (k != ORR_RQ_KEPT) return k;
     c->flags |= CF_HTTP_WAIT | CF_READ_PAUSED;
     conn_update_events(&w->cw, c);
-    return true;
+    return k;
 }
+
+static const char parked_json[] = "{\"delivered\":false,\"parked\":true}";
 
 void push_answer(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
     bool keep = r->tag != 0;
     int status = 200;
     char json[48];
-    if (r->op == ORR_OP_UNIQUE_SEND) {
+    if (r->op == ORR_OP_UNIQUE_SEND && r->status == ORR_OK && r->count == 0) {
+        status = 202; /* parked */
+        snprintf(json, sizeof json, "%s", parked_json);
+    } else if (r->op == ORR_OP_UNIQUE_SEND) {
         status = r->status == ORR_OK ? 200 : 404;
         snprintf(json, sizeof json, "{\"delivered\":%s}", r->status == ORR_OK ? "true" : "false");
     } else {
@@ -168,7 +176,7 @@ static void deliver(orr_worker *w, orr_conn *c, const orr_http_request *req,
     orr_reg_req rq = {.conn = c->id,
                       .reply_to = c->id,
                       .tag = keep,
-                      .pool_idx = p ? p->idx : 0,
+                      .pool_idx = p ? p->idx : ORR_RQ_NO_POOL,
                       .pool = pool,
                       .pool_len = pool_n,
                       .name = name,
@@ -185,14 +193,18 @@ static void deliver(orr_worker *w, orr_conn *c, const orr_http_request *req,
             rq.kind = ORR_RQ_SEND;
             rq.op = ORR_OP_UNIQUE_SEND;
             rq.status = ORR_ENOTFOUND;
-            if (!backend_keeps(w, c, &rq)) answer(w, c, req, 404, "{\"delivered\":false}", keep);
+            int k = backend_submit(w, c, &rq);
+            if (k == ORR_RQ_PARKED)
+                answer(w, c, req, 202, parked_json, keep);
+            else if (k != ORR_RQ_KEPT)
+                answer(w, c, req, 404, "{\"delivered\":false}", keep);
         }
     } else {
         size_t count = p ? mailbox_publish(w, p, name, name_n, body, body_len) : 0;
         rq.kind = ORR_RQ_PUBLISH;
         rq.op = ORR_OP_GROUP_PUBLISH;
         rq.count = rq.local_count = count;
-        if (!backend_keeps(w, c, &rq)) {
+        if (backend_submit(w, c, &rq) != ORR_RQ_KEPT) {
             char json[48];
             snprintf(json, sizeof json, "{\"count\":%zu}", count);
             answer(w, c, req, 200, json, keep);

@@ -38,6 +38,14 @@ static int make_pools_and_gears(orr_server *s, const orr_gear *const *gears, siz
     return 0;
 }
 
+/* Whether any pool (or the top level) sets park_ms. */
+static bool parking_configured(const orr_config *c) {
+    bool on = c->park_ms != 0;
+    for (size_t i = 0; i < c->n_pools; i++)
+        on = on || c->pools[i].park_ms != 0;
+    return on;
+}
+
 orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, size_t n_gears,
                            char *err, size_t errlen) {
     orr_server *s = orr_xcalloc(1, sizeof *s);
@@ -47,6 +55,8 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
         return NULL;
     }
     s->registry = orr_registry_new();
+    /* Kept messages of parked names count in the memory budget. */
+    orr_registry_park_budget(s->registry, &s->node.buffered, &s->node.max_buffered_bytes);
     pthread_mutex_init(&s->token_lock, NULL);
     origin_init(s);
     snprintf(s->api_token, sizeof s->api_token, "%s", cfg->api_token);
@@ -129,6 +139,10 @@ int orr_server_start(orr_server *s) {
     s->port = port;
     /* The registry backend: the one place that knows which there is. */
     if (s->cfg.cluster.enabled) {
+        if (parking_configured(&s->cfg))
+            orr_log(ORR_LOG_WARN, NULL,
+                    "park_ms is set but parking is single-node only for now: with \"cluster\", "
+                    "names are not parked (today's behaviour)");
         s->delivery = delivery_new(s);
         s->backend = orr_cluster_backend_start(&s->cfg, port, s->registry, s->delivery);
     } else {
@@ -222,6 +236,18 @@ static void reload(orr_server *s) {
     free(gears_reload(s));
 }
 
+/* On one node, what parked names still keep ends with the process: said. */
+static void log_parked(void *arg, const orr_pool *p) {
+    orr_server *s = arg;
+    orr_park_stats st;
+    orr_registry_park_stats(s->registry, p->idx, &st);
+    if (st.names || st.kept)
+        orr_log(ORR_LOG_WARN, NULL,
+                "executor pool %s: exiting with %llu parked names keeping %llu messages "
+                "(parking is single-node for now: they end with this node)",
+                p->name, (unsigned long long)st.names, (unsigned long long)st.kept);
+}
+
 int orr_server_run(orr_server *s) {
     sigset_t set;
     sigemptyset(&set);
@@ -258,6 +284,7 @@ int orr_server_run(orr_server *s) {
     /* The connections that ended last have their names to give back. */
     s->backend->ops->stop(s->backend);
     s->backend = NULL;
+    pools_foreach(s, log_parked, s);
     orr_log(ORR_LOG_INFO, NULL, "drained; exiting");
     return 0;
 }

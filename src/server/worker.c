@@ -198,7 +198,10 @@ static void drain_step(orr_worker *w) {
             w->drain_sent = w->drain_total;
             break;
         }
-        conn_drain(&w->cw, ORR_CONTAINER_OF(x, orr_conn, t));
+        orr_conn *c = ORR_CONTAINER_OF(x, orr_conn, t);
+        /* Its names park before its 1001: a send from now on is kept. */
+        mailbox_park_for_drain(w, c);
+        conn_drain(&w->cw, c);
         w->drain_sent++;
     }
 }
@@ -213,6 +216,8 @@ static void on_tick(orr_worker *w) {
     expire_list(w, LIST_WS_PINGED);
     expire_list(w, LIST_CLOSING);
     if (budget_near(&w->srv->node)) budget_shed(w, true);
+    /* Parked names past their deadline (a heap: nothing due costs one look). */
+    if (w->cw.index == 0) orr_registry_park_expire(w->srv->registry, w->loop.now_ms);
     if (w->draining) {
         drain_step(w);
         int64_t hard = (int64_t)w->srv->cfg.drain_ms + w->srv->cfg.close_timeout_ms;
@@ -349,7 +354,9 @@ static orr_xq_link *run_deliver(orr_xq_link *l, void *ctx) {
     } while (k < RUN_MAX && same_recipients(m, p));
     for (size_t i = 0; i < m->n; i++) {
         orr_conn *c = orr_worker_find(w, m->ids[i]);
-        if (c) ws_deliver_server_messages(&w->cw, c, ps, k);
+        /* Not taken (closing, gone): parked if sent to a name that parks. */
+        if (!c || !ws_deliver_server_messages(&w->cw, c, ps, k))
+            mailbox_orphans(w, m->ids[i], c, ps, k);
     }
     for (size_t i = 0; i < k; i++) {
         atomic_fetch_sub_explicit(&w->queued_bytes, deliver_cost(run[i]->payload, run[i]->n),
@@ -392,6 +399,38 @@ bool worker_post_deliver(orr_worker *to, orr_worker *from, orr_payload *p, const
     }
     orr_xq_push_one(&to->loop.inbox, m);
     return true;
+}
+
+/* A parked name taken again with kept messages: they go to its new holder
+ * from the local list, after the callback that took it and its results. */
+typedef struct restore_msg {
+    orr_xq_link link;
+    uint64_t conn;
+    uint32_t pool;
+    uint16_t len;
+    char name[];
+} restore_msg;
+
+static orr_xq_link *run_restore(orr_xq_link *l, void *ctx) {
+    restore_msg *m = ORR_CONTAINER_OF(l, restore_msg, link);
+    orr_xq_link *next = l->next;
+    mailbox_restore(ctx, m->conn, m->pool, m->name, m->len);
+    free(m);
+    return next;
+}
+
+static const orr_xq_type restore_type = {run_restore, drop_free};
+
+void worker_post_restore(orr_worker *w, uint64_t conn, uint32_t pool, const char *name,
+                         size_t len) {
+    restore_msg *m = orr_xmalloc(sizeof *m + len);
+    m->link.next = NULL;
+    m->link.type = &restore_type;
+    m->conn = conn;
+    m->pool = pool;
+    m->len = (uint16_t)len;
+    memcpy(m->name, name, len);
+    orr_xq_chain_add(&w->local, &m->link);
 }
 
 /* Registry results a backend completed later: gathered while a list runs

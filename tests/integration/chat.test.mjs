@@ -230,3 +230,37 @@ test('the page at / chats: two browsers in one room, and a direct message', asyn
   await alice.locator('#chat-log .sys', { hasText: 'closed: 1000 bye' }).waitFor(wait);
   assert.deepEqual(errors, []);
 });
+
+// A deploy: the node drains (1001) and a new one takes its port. The page
+// reconnects by itself after a random 0.2-2.2 s (trying again while nothing
+// answers), with its name and its rooms.
+test('the page reconnects by itself after a 1001, with its name and rooms', async (t) => {
+  const first = await startServer(t, { drain_ms: 200 });
+  const browser = await launchChromium(t);
+  const wait = { timeout: 10000 * SLOW };
+  async function user(name) {
+    const page = await browser.newPage();
+    await page.goto(first.url('/'));
+    await page.fill('#chat-name', name);
+    await page.click('#chat-connect');
+    await page.locator('#chat-log .sys', { hasText: `connected as ${name}` }).waitFor(wait);
+    await page.fill('#chat-room', 'lobby');
+    await page.click('#chat-join');
+    await page.locator('#chat-log .sys', { hasText: 'joined lobby' }).waitFor(wait);
+    return page;
+  }
+  const alice = await user('alice');
+  const bob = await user('bob');
+  first.signal('SIGTERM');
+  await first.waitExit(10000 * SLOW);
+  await alice.locator('#chat-log .sys', { hasText: 'closed: 1001' }).waitFor(wait);
+  await startServer(t, {}, { args: ['--listen', `127.0.0.1:${first.port}`] });
+  for (const [page, name] of [[alice, 'alice'], [bob, 'bob']]) {
+    await page.locator('#chat-log .sys', { hasText: 'reconnecting in' }).first().waitFor(wait);
+    await page.locator('#chat-log .sys', { hasText: `connected as ${name}` }).nth(1).waitFor(wait);
+    await page.locator('#chat-log .sys', { hasText: 'joined lobby' }).nth(1).waitFor(wait);
+  }
+  await bob.fill('#chat-text', 'back again');
+  await bob.click('#chat-send');
+  await alice.locator('#chat-log .in', { hasText: '[lobby] bob: back again' }).waitFor(wait);
+});

@@ -49,8 +49,8 @@ test('each refused file is logged with why and skipped; the other gears serve', 
   const srv = await startServer(t, {}, { args: ['--gears-dir', dir] });
   const why = {
     'noentry.so': /gear noentry\.so: no orr_gear_entry: not a gear/,
-    'api999.so': /gear api999\.so: built against gear API 0\.999 \(api_version 999\); this server speaks 3\.2: rebuild it/,
-    'newer_minor.so': /gear newer_minor\.so: built against gear API 3\.99, newer than this server's 3\.2/,
+    'api999.so': /gear api999\.so: built against gear API 0\.999 \(api_version 999\); this server speaks 3\.3: rebuild it/,
+    'newer_minor.so': /gear newer_minor\.so: built against gear API 3\.99, newer than this server's 3\.3/,
     'badname.so': /gear badname\.so: gear name 'Bad-Name' is not valid/,
     'badroute.so': /gear badroute\.so: route no-leading-slash: /,
     'zz_dup.so': /gear zz_dup\.so: gear echo is served already \(by echo\.so\)/,

@@ -145,7 +145,7 @@ test('every refusal on reload is logged and leaves the served version answering'
   const cases = [
     ['noentry', /no orr_gear_entry: not a gear/],
     ['api999', /built against gear API 0\.999/],
-    ['newer_minor', /newer than this server's 3\.2/],
+    ['newer_minor', /newer than this server's 3\.3/],
     ['badname', /gear name 'Bad-Name' is not valid/],
     ['badroute', /route no-leading-slash: /],
     ['dup', /gear echo is served already \(by echo\.so\)/],

@@ -53,7 +53,7 @@ test('an out-of-tree gear built against the installed SDK is served by the insta
   // The author's side: pkg-config and nothing else.
   const env = { ...process.env, PKG_CONFIG_PATH: path.join(prefix, 'lib/pkgconfig') };
   assert.equal(run('pkg-config', ['--cflags', 'orrery-gear'], { env }).trim(), `-I${prefix}/include`);
-  assert.equal(run('pkg-config', ['--modversion', 'orrery-gear'], { env }).trim(), '3.2');
+  assert.equal(run('pkg-config', ['--modversion', 'orrery-gear'], { env }).trim(), '3.3');
   const work = path.join(tmp, 'author');
   fs.cpSync(path.join(SRC, 'examples/gears/counter'), work, { recursive: true });
   fs.rmSync(path.join(work, 'counter.so'), { force: true });
@@ -66,7 +66,7 @@ test('an out-of-tree gear built against the installed SDK is served by the insta
   // The installed binary finds its gears next to itself: no --gears-dir.
   const srv = await startServer(t, { gear_config: { counter: { start: 100 } } },
     { bin: path.join(prefix, 'bin/orrery') });
-  await srv.waitForLog(/gear counter: loaded from counter\.so \(gear API 3\.2\)/);
+  await srv.waitForLog(/gear counter: loaded from counter\.so \(gear API 3\.3\)/);
   await srv.waitForLog(/\(2 workers, 3 gears\)/);
   assert.equal((await httpRequest(srv.port, 'GET', '/testgear/ws')).status, 404, 'testgear is not installed');
 

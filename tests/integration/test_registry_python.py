@@ -240,3 +240,27 @@ class TestPushOff(RegistryTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestParking(RegistryTestCase):
+    """Parking (park_ms): a name whose client goes keeps its messages, by
+    send and by push, and the client that comes back gets them in order."""
+
+    config = {"workers": 2, "api_token": TOKEN, "pools": {TG: {"park_ms": 10000}}}
+
+    async def test_reconnect_gets_what_was_sent_meanwhile(self):
+        bob = await self.client("bob")
+        alice = await self.client("alice")
+        await alice.close()
+        await self.wait_metric("orrery_parked_names", 1, {"pool": TG})
+        self.assertEqual(await self.cmd(bob, "send:alice:1"), "sent:parked")
+        status, _, body = await self.push(TG, "unique", "alice", "2")
+        self.assertEqual((status, json.loads(body)), (202, {"delivered": False, "parked": True}))
+        self.assertEqual(await self.cmd(bob, "send:alice:3"), "sent:parked")
+        alice = await self.connect("alice")
+        self.addAsyncCleanup(alice.close)
+        self.assertEqual([await self.recv(alice) for _ in range(3)], ["bob:1", "2", "bob:3"])
+        self.assertEqual(await self.cmd(bob, "send:alice:4"), "sent:true")
+        self.assertEqual(await self.recv(alice), "bob:4")
+        self.assertEqual(self.metric("orrery_parked_messages_total",
+                                     {"pool": TG, "result": "delivered"}), 3)

@@ -12,7 +12,7 @@ endforeach()
 # cluster against a redis-server of its own, through a fake delivery interface.
 find_package(OpenSSL REQUIRED)
 orr_unit_test(test_backend ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_backend.c)
-target_sources(test_backend PRIVATE ${PROJECT_SOURCE_DIR}/src/registry/registry.c
+target_sources(test_backend PRIVATE ${PROJECT_SOURCE_DIR}/src/registry/registry.c ${PROJECT_SOURCE_DIR}/src/registry/park.c
   ${PROJECT_SOURCE_DIR}/src/registry/local.c ${PROJECT_SOURCE_DIR}/src/cluster/cluster.c
   ${PROJECT_SOURCE_DIR}/src/cluster/cluster_life.c ${PROJECT_SOURCE_DIR}/src/cluster/redis.c
   ${PROJECT_SOURCE_DIR}/src/loop/xq.c ${PROJECT_SOURCE_DIR}/src/loop/loop.c)

@@ -374,7 +374,7 @@ Test(config, first_error_in_file_order) {
 
 Test(config, unknown_key) {
     orr_config c;
-    char path[64], err[512], want[512];
+    char path[64], err[1024], want[1024];
     orr_config_defaults(&c);
     cr_expect_eq(load_text("{\n  \"listen\": \"127.0.0.1:1\",\n    \"listen_port\": 5\n}", &c, path,
                            err, sizeof err),
@@ -385,7 +385,8 @@ Test(config, unknown_key) {
              "close_timeout_ms, "
              "handshake_timeout_ms, log_level, ws_max_connections, max_outbound_bytes, "
              "max_buffered_bytes, max_pools, retry_after_s, api_token, allowed_origins, "
-             "require_origin, deflate, deflate_min_bytes, pools, gears_dir, gear_config, "
+             "require_origin, deflate, deflate_min_bytes, park_ms, park_max_messages, "
+             "park_max_bytes, pools, gears_dir, gear_config, "
              "lua_memory_limit_mb, lua_callback_timeout_ms, cluster)",
              path);
     cr_expect_str_eq(err, want);
@@ -596,7 +597,7 @@ Test(config, help_lists_every_key_with_its_default) {
 
     char names[32][64];
     size_t n = help_keys(help, names);
-    cr_expect_eq(n, 27);
+    cr_expect_eq(n, 30);
     /* Every listed key is one the loader knows ([1] is no key's value). */
     for (size_t i = 0; i < n; i++) {
         char text[128], path[64], err[512];
@@ -624,6 +625,9 @@ Test(config, example_file_has_every_key_at_its_default) {
     cr_expect_str_eq(c.pools[0].name, "gear:chat");
     cr_expect_str_eq(c.pools[0].allowed_origins, "http://localhost:8080\nhttp://127.0.0.1:8080");
     cr_expect_eq(c.pools[0].ws_max_connections, d.ws_max_connections);
+    /* And turns parking on for the chat's direct messages. */
+    cr_expect_eq(c.pools[0].park_ms, 30000);
+    cr_expect_eq(c.pools[0].park_max_messages, d.park_max_messages);
     orr_config shown = c;
     shown.pools = NULL;
     shown.n_pools = 0;

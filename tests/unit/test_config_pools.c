@@ -242,7 +242,8 @@ Test(config, unknown_key_inside_a_pool) {
                  -1);
     snprintf(want, sizeof want,
              "%s:3:5: pools.tenant:t.max_connections: unknown key (known: ws_max_connections, "
-             "allowed_origins, require_origin, deflate, deflate_min_bytes)",
+             "allowed_origins, require_origin, deflate, deflate_min_bytes, park_ms, "
+             "park_max_messages, park_max_bytes)",
              path);
     cr_expect_str_eq(err, want);
     /* Duplicate pools (decoded names) are jansson's to refuse. */
@@ -336,4 +337,36 @@ Test(config, a_bad_origin_names_its_file_line_key_and_entry) {
         cr_expect_null(c.allowed_origins, "a bad file changes nothing");
         orr_config_free(&c);
     }
+}
+
+/* Parking: top-level defaults (off, 256 messages, 256 KiB), a pool's
+ * missing key is the top-level one, errors name the pool's key. */
+Test(config, park_keys_per_pool) {
+    orr_config c;
+    char path[64], err[512];
+    orr_config_defaults(&c);
+    cr_expect_eq(c.park_ms, 0);
+    cr_expect_eq(c.park_max_messages, 256);
+    cr_expect_eq(c.park_max_bytes, 262144);
+    cr_assert_eq(load_text("{\"park_max_messages\": 9, \"pools\": {\"gear:a\": {\"park_ms\": 500},"
+                           " \"gear:b\": {\"park_max_bytes\": 7}}}",
+                           &c, path, err, sizeof err),
+                 0, "%s", err);
+    uint32_t ms, n, bytes;
+    orr_config_park_policy(&c, "gear:a", &ms, &n, &bytes);
+    cr_expect(ms == 500 && n == 9 && bytes == 262144, "%u %u %u", ms, n, bytes);
+    orr_config_park_policy(&c, "gear:b", &ms, &n, &bytes);
+    cr_expect(ms == 0 && n == 9 && bytes == 7, "%u %u %u", ms, n, bytes);
+    orr_config_park_policy(&c, "tenant:x", &ms, &n, &bytes);
+    cr_expect(ms == 0 && n == 9 && bytes == 262144, "%u %u %u", ms, n, bytes);
+    orr_config_free(&c);
+
+    orr_config_defaults(&c);
+    cr_expect_eq(load_text("{\"pools\": {\"gear:a\": {\n  \"park_max_messages\": 0}}}", &c, path,
+                           err, sizeof err),
+                 -1);
+    expect_prefix(err, path, 2, 24, "pools.gear:a.park_max_messages");
+    cr_expect_eq(load_text("{\"park_ms\": 86400001}", &c, path, err, sizeof err), -1);
+    expect_prefix(err, path, 1, 13, "park_ms");
+    orr_config_free(&c);
 }
