@@ -156,6 +156,14 @@ static void on_accept(orr_worker *w) {
             close(fd);
             continue;
         }
+        if (w->cw.tls && conn_tls_start(&w->cw, c) < 0) {
+            orr_log(ORR_LOG_WARN, NULL, "worker %d: TLS: cannot start a handshake: closed",
+                    w->cw.index);
+            orr_slots_remove(&w->slots, c->id);
+            close(fd);
+            free(c);
+            continue;
+        }
         conn_list_move(&w->cw, c, LIST_HTTP);
         epoll_add(w, fd, EPOLLIN | EPOLLRDHUP, c);
     }
@@ -563,6 +571,7 @@ int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
         return -1;
     }
     conn_worker_init(&w->cw);
+    w->cw.tls = srv->tls;
     epoll_add(w, listen_fd, EPOLLIN, TAG_LISTEN);
     return 0;
 }
@@ -585,6 +594,7 @@ void orr_worker_destroy(orr_worker *w) {
     for (uint32_t i = 0; i < w->slots.n; i++) {
         orr_conn *c = w->slots.items[i];
         if (!c) continue;
+        if (c->flags & CF_TLS) conn_tls_end(&w->cw, c);
         if (c->fd >= 0) close(c->fd);
         conn_in_free(c);
         out_free(c);
