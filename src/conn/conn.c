@@ -48,8 +48,11 @@ void conn_worker_free(conn_worker *w) {
     free(w->rbuf);
     free(w->cork);
     free(w->tls_conns);
+    free(w->tls_kicks);
     w->tls_conns = NULL;
+    w->tls_kicks = NULL;
     w->tls_cap = 0;
+    w->n_tls_kicks = w->cap_tls_kicks = 0;
     w->results = NULL;
     w->pstats = NULL;
     w->zombies = NULL;
@@ -86,6 +89,7 @@ void conn_update_events(conn_worker *w, orr_conn *c) {
     if (c->flags & CF_WANT_WRITE) events |= EPOLLOUT;
     if (orr_loop_mod(w->loop, c->fd, events, c) < 0)
         orr_log(ORR_LOG_WARN, conn_ctx(w, c), "epoll_ctl: %s", strerror(errno));
+    if ((c->flags & (CF_TLS | CF_READ_PAUSED)) == CF_TLS) conn_tls_resumed(w, c);
 }
 
 /* Never inside its own callback: the worker frees it after the loop pass. */

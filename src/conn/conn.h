@@ -266,6 +266,11 @@ struct conn_worker {
     orr_tls *tls;
     orr_tls_conn **tls_conns;
     uint32_t tls_cap;
+    /* TLS connections whose reads resumed with records already inside
+     * OpenSSL (no readiness will come for them): read after the epoll
+     * batch, by id (the worker runs them, conn_tls_kicked). */
+    uint64_t *tls_kicks;
+    size_t n_tls_kicks, cap_tls_kicks;
 };
 
 /* ---- tls_conn.c: a TLS connection's handshake and input ---- */
@@ -282,6 +287,11 @@ void conn_tls_on_readable(conn_worker *w, orr_conn *c);
 void conn_tls_on_writable(conn_worker *w, orr_conn *c);
 /* Its TLS goes (when it is closed). */
 void conn_tls_end(conn_worker *w, orr_conn *c);
+/* Reads resumed (conn_update_events): if records wait inside its TLS,
+ * queue it on w->tls_kicks. */
+void conn_tls_resumed(conn_worker *w, orr_conn *c);
+/* For the worker, with one id taken off w->tls_kicks: read what waits. */
+void conn_tls_kicked(conn_worker *w, orr_conn *c);
 /* send(2), or its TLS equivalent: for output.c. */
 static inline ssize_t conn_write(conn_worker *w, orr_conn *c, const void *p, size_t n) {
     if (c->flags & CF_TLS) return orr_tls_write(conn_tls_of(w, c), p, n);

@@ -4,6 +4,11 @@
  * worker's receive buffer and handed to the phase as plain reads are.
  * Writes go through conn_write (conn.h). handshake_timeout_ms runs from the
  * accept (LIST_HTTP), through the handshake, to the end of the first head.
+ *
+ * OpenSSL reads ahead (one read(2) per readiness), so records may wait
+ * inside it while the socket is not readable: a readable event reads until
+ * none waits, and a connection whose reads were paused with some waiting is
+ * queued on the worker's tls_kicks when they resume.
  */
 #include "common/log.h"
 #include "conn/conn.h"
@@ -72,12 +77,11 @@ void conn_tls_on_writable(conn_worker *w, orr_conn *c) {
     if (handshake(w, c)) conn_tls_on_readable(w, c);
 }
 
-void conn_tls_on_readable(conn_worker *w, orr_conn *c) {
-    if ((c->flags & CF_TLS_HS) && !handshake(w, c)) return;
+/* Records until none waits inside OpenSSL (at most one read(2) of the
+ * socket's bytes: the socket stays readable while more wait in it). */
+static void read_records(conn_worker *w, orr_conn *c) {
     orr_tls_conn *s = conn_tls_of(w, c);
-    /* One record a read; a few, then the other connections get their turn
-     * (the socket stays readable while records wait in it). */
-    for (int round = 0; round < 16; round++) {
+    do {
         ssize_t n = orr_tls_read(s, w->rbuf, w->rbuf_size);
         if (n == ORR_EAGAIN) return;
         if (n <= 0) {
@@ -85,5 +89,24 @@ void conn_tls_on_readable(conn_worker *w, orr_conn *c) {
             return;
         }
         if (!conn_input(w, c, (size_t)n)) return;
+    } while (orr_tls_pending(s));
+}
+
+void conn_tls_on_readable(conn_worker *w, orr_conn *c) {
+    if ((c->flags & CF_TLS_HS) && !handshake(w, c)) return;
+    read_records(w, c);
+}
+
+void conn_tls_resumed(conn_worker *w, orr_conn *c) {
+    if ((c->flags & CF_TLS_HS) || !orr_tls_pending(conn_tls_of(w, c))) return;
+    if (w->n_tls_kicks == w->cap_tls_kicks) {
+        w->cap_tls_kicks = w->cap_tls_kicks ? w->cap_tls_kicks * 2 : 16;
+        w->tls_kicks = orr_xrealloc(w->tls_kicks, w->cap_tls_kicks * sizeof *w->tls_kicks);
     }
+    w->tls_kicks[w->n_tls_kicks++] = c->id;
+}
+
+void conn_tls_kicked(conn_worker *w, orr_conn *c) {
+    if (c->phase == PHASE_DEAD || !(c->flags & CF_TLS) || (c->flags & CF_READ_PAUSED)) return;
+    if (orr_tls_pending(conn_tls_of(w, c))) read_records(w, c);
 }

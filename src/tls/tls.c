@@ -64,6 +64,8 @@ static SSL_CTX *ctx_base(void) {
      * part-way and resume from the backlog, which moves when it grows. */
     SSL_CTX_set_mode(x, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* One read(2) per readiness, not two per record (header, then body). */
+    SSL_CTX_set_read_ahead(x, 1);
     SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(x, 1);
     SSL_CTX_set_alpn_select_cb(x, alpn_select, NULL);
@@ -196,6 +198,10 @@ ssize_t orr_tls_read(orr_tls_conn *s, void *buf, size_t n) {
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return ORR_EAGAIN;
     if (e == SSL_ERROR_ZERO_RETURN) return 0;
     return ORR_TLS_EIO;
+}
+
+int orr_tls_pending(const orr_tls_conn *s) {
+    return SSL_has_pending(s);
 }
 
 /* errno for a failed write. */

@@ -55,11 +55,15 @@ void orr_tls_conn_free(orr_tls_conn *s);
  * (wants to read), ORR_TLS_EWANT_WRITE, or ORR_TLS_EHANDSHAKE with why. */
 int orr_tls_handshake(orr_tls_conn *s, char *why, size_t n);
 
-/* At most one record's plaintext into buf (n at least 16 KiB: a record
- * never stays half-read, so nothing waits inside OpenSSL without the
- * socket being readable). Returns the bytes, 0 at the end (close_notify or
- * the TCP connection's end), ORR_EAGAIN, or ORR_TLS_EIO. */
+/* One record's plaintext into buf (n at least 16 KiB, so that none is
+ * left half-read). Returns the bytes, 0 at the end (close_notify or the TCP
+ * connection's end), ORR_EAGAIN, or ORR_TLS_EIO. Reads ahead: one read(2)
+ * takes what the socket has, and records may then wait inside OpenSSL with
+ * the socket no longer readable: see orr_tls_pending. */
 ssize_t orr_tls_read(orr_tls_conn *s, void *buf, size_t n);
+/* Whether bytes read from the socket wait inside OpenSSL (read them before
+ * waiting for readiness again). */
+int orr_tls_pending(const orr_tls_conn *s);
 
 /* Like send(2): the bytes of buf taken (encrypted and written), or -1 with
  * errno (EAGAIN: none could be; EPIPE, ECONNRESET, EPROTO). After a short
