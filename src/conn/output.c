@@ -146,6 +146,12 @@ bool out_over_cap(const conn_worker *w, const orr_conn *c) {
 static size_t backlog_cut(orr_conn *c) {
     size_t keep_end = c->out_safe < c->out_len ? c->out_safe : c->out_len;
     if (keep_end < c->out_off) keep_end = c->out_off;
+    /* On TLS a write that stopped part-way may hold a record of the bytes
+     * from out_off, and its retry must offer them all: keep whole frames up
+     * to a record past out_off. */
+    if ((c->flags & CF_TLS) && keep_end - c->out_off < ORR_TLS_RECORD_MAX)
+        keep_end =
+            boundary_after(c->out, keep_end, c->out_len, c->out_off + ORR_TLS_RECORD_MAX, SIZE_MAX);
     size_t dropped = c->out_len - keep_end, keep = keep_end - c->out_off;
     if (!dropped) return 0;
     if (!keep) {

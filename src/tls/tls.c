@@ -15,9 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The most plaintext one record carries. */
-#define RECORD_MAX 16384
-
 struct orr_tls {
     pthread_mutex_t lock; /* guards ctx: handshakes take a reference under it */
     SSL_CTX *ctx;
@@ -190,7 +187,7 @@ int orr_tls_handshake(orr_tls_conn *s, char *why, size_t n) {
 
 ssize_t orr_tls_read(orr_tls_conn *s, void *buf, size_t n) {
     size_t k = 0;
-    if (n > RECORD_MAX * 4) n = RECORD_MAX * 4;
+    if (n > ORR_TLS_RECORD_MAX * 4) n = ORR_TLS_RECORD_MAX * 4;
     ERR_clear_error();
     if (SSL_read_ex(s, buf, n, &k) == 1) return (ssize_t)k;
     int e = SSL_get_error(s, 0);

@@ -23,6 +23,10 @@ typedef struct orr_tls orr_tls;
 /* One connection's TLS: an OpenSSL SSL (only its worker touches it). */
 typedef struct ssl_st orr_tls_conn;
 
+/* The most plaintext one record carries: what a write OpenSSL could not
+ * finish may hold, encrypted, of the bytes it was offered. */
+#define ORR_TLS_RECORD_MAX 16384
+
 /* Which file an error is about. */
 enum { ORR_TLS_CERT = 1, ORR_TLS_KEY = 2 };
 

@@ -138,6 +138,37 @@ test('wss echo with npm ws (the test CA trusted), TLS 1.3 and 1.2, ALPN http/1.1
   await srv.waitForLog(/TLS handshake from 127\.0\.0\.1 failed: no application protocol: closed/);
 });
 
+test('backlogs over TLS: a 15 MiB echo to a client that reads, a slow consumer closed 1008 with its close frame readable', async (t) => {
+  const srv = await startTls(t, { workers: 1, max_message_bytes: 20000000, max_outbound_bytes: 65536, idle_timeout_ms: 3000 });
+  const ws = await openWs(srv.wssUrl('/echo/ws'), { ca, maxPayload: 0, perMessageDeflate: false });
+  const big = crypto.randomBytes(15 << 20);
+  ws.send(big);
+  assert.ok((await ws.nextMessage(20000 * SLOW)).data.equals(big), 'the echo is the message');
+  ws.send('after');
+  assert.equal((await ws.nextMessage()).data.toString(), 'after');
+  ws.close();
+
+  // A client that stops reading while it sends: its echoes back up past
+  // max_outbound_bytes (after the kernel's buffers, megabytes on loopback),
+  // with OpenSSL holding a record it could not write; closed 1008 when more
+  // output comes, or at the idle timeout.
+  const slow = await openWs(srv.wssUrl('/echo/ws'), { ca, perMessageDeflate: false });
+  slow._socket.pause();
+  const chunk = crypto.randomBytes(7000);
+  for (let i = 0; i < 2000; i++) slow.send(chunk);
+  await srv.waitForLog(/warn .*slow consumer: \d+ bytes unsent \(max_outbound_bytes 65536\): closing 1008/, 10000);
+  slow._socket.resume();
+  let ev;
+  let echoes = 0;
+  while ((ev = await slow.next(10000)).type === 'message') {
+    assert.ok(ev.data.equals(chunk), 'whole echoes only');
+    echoes++;
+  }
+  assert.deepEqual([ev.type, ev.code, ev.reason], ['close', 1008, 'slow consumer']);
+  assert.ok(echoes < 2000, `${echoes} echoes`);
+  assert.ok(!/write: /.test(srv.stderr), srv.stderr);
+});
+
 test('a TLS 1.0/1.1-only client is refused with a log line', async (t) => {
   const srv = await startTls(t);
   const r = await probe(srv.port, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' });
