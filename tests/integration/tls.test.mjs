@@ -139,8 +139,9 @@ test('wss echo with npm ws (the test CA trusted), TLS 1.3 and 1.2, ALPN http/1.1
 });
 
 test('backlogs over TLS: a 15 MiB echo to a client that reads, a slow consumer closed 1008 with its close frame readable', async (t) => {
-  const srv = await startTls(t, { workers: 1, max_message_bytes: 20000000, max_outbound_bytes: 65536, idle_timeout_ms: 3000 });
-  const ws = await openWs(srv.wssUrl('/echo/ws'), { ca, maxPayload: 0, perMessageDeflate: false });
+  const cfg = { workers: 1, max_message_bytes: 20000000, max_outbound_bytes: 65536 };
+  const big1 = await startTls(t, cfg);
+  const ws = await openWs(big1.wssUrl('/echo/ws'), { ca, maxPayload: 0, perMessageDeflate: false });
   const big = crypto.randomBytes(15 << 20);
   ws.send(big);
   assert.ok((await ws.nextMessage(20000 * SLOW)).data.equals(big), 'the echo is the message');
@@ -152,6 +153,7 @@ test('backlogs over TLS: a 15 MiB echo to a client that reads, a slow consumer c
   // max_outbound_bytes (after the kernel's buffers, megabytes on loopback),
   // with OpenSSL holding a record it could not write; closed 1008 when more
   // output comes, or at the idle timeout.
+  const srv = await startTls(t, { ...cfg, idle_timeout_ms: 3000 * SLOW });
   const slow = await openWs(srv.wssUrl('/echo/ws'), { ca, perMessageDeflate: false });
   slow._socket.pause();
   const chunk = crypto.randomBytes(7000);
