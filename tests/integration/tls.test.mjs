@@ -273,8 +273,9 @@ test('garbage before and during the handshake is closed with a log line; others 
   await Promise.all(Array.from({ length: 200 }, (_, i) => rawTcp(srv.port, (s) => {
     s.write(i % 2 ? crypto.randomBytes(65536) : Buffer.concat([hello, crypto.randomBytes(65536)]));
   })));
+  // (ASan keeps freed memory in quarantine: a looser bound there.)
   const grown = rssKiB(srv.proc.pid) - rss0;
-  assert.ok(grown < 32 * 1024, `RSS grew ${grown} KiB`);
+  assert.ok(grown < (process.env.ORR_SANITIZED ? 160 : 32) * 1024, `RSS grew ${grown} KiB`);
 
   ws.send('unaffected');
   assert.equal((await ws.nextMessage()).data.toString(), 'unaffected');
