@@ -12,7 +12,7 @@ ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 # The tests whose servers pass messages between worker threads: run again under TSan.
 # (Criterion cannot start under TSan, Snaipe/Criterion#274: only integration tests run there.)
-TSAN_TESTS ?= ^it/.*(registry|pools|push|lifecycle|chat|cluster|budget|reload|lua|deflate|park)
+TSAN_TESTS ?= ^it/.*(registry|pools|push|lifecycle|chat|cluster|budget|reload|lua|deflate|park|tls)
 # Not the [nodeflate] variants (which the pattern's "deflate" matches too): with deflate off a
 # connection takes the cross-thread paths the plain runs of those suites already take under TSan.
 TSAN_EXCLUDE ?= \[nodeflate\]

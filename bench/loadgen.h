@@ -58,6 +58,7 @@ struct lg_opts {
     int json;           /* JSON-like text payloads instead of a-z */
     size_t pub_size;    /* fanout: bytes per delivered publication (0: just seq:ns) */
     int spin;           /* poll without sleeping while the load runs */
+    int tls;            /* wss://: a TLS handshake (unverified) before the upgrade */
     size_t wbuf;        /* flood: bytes per write */
     int server_pid;     /* 0: do not sample the server (the first of server_pids) */
     int server_pids[LG_MAX_PIDS]; /* --server-pid PID[=LABEL],...: every process sampled */
@@ -160,6 +161,7 @@ enum lg_state { LG_S_IDLE, LG_S_CONNECTING, LG_S_UPGRADING, LG_S_OPEN, LG_S_FAIL
 
 struct lg_conn {
     int fd;
+    struct ssl_st *ssl; /* --tls: the connection's TLS (loadgen_conn.c), else NULL */
     uint8_t state;
     uint8_t out_armed; /* EPOLLOUT is in the interest set */
     uint8_t joined;    /* fanout: the member's join was answered; xsend: ready bits */
@@ -298,6 +300,10 @@ void lg_conn_lost(struct lg_thread *t, struct lg_conn *c, const char *why);
  * open, 0 if still in progress, -1 if it failed (t->err says why). */
 int lg_conn_progress(struct lg_thread *t, struct lg_conn *c, uint32_t events);
 void lg_conn_close(struct lg_thread *t, struct lg_conn *c);
+/* send(2) and recv(2), through the connection's TLS with --tls (errno
+ * EAGAIN when nothing could move; recv returns 0 at the end). */
+ssize_t lg_send(struct lg_conn *c, const void *p, size_t n);
+ssize_t lg_recv(struct lg_conn *c, void *p, size_t n);
 int lg_conn_arm(struct lg_thread *t, struct lg_conn *c, int want_out);
 
 /* loadgen_proc.c */

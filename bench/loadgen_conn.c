@@ -9,9 +9,12 @@
 #include "loadgen.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,11 +68,57 @@ int lg_conn_start(struct lg_thread *t, struct lg_conn *c) {
     return 0;
 }
 
+/* --tls: one client context for every thread (no verification: a bench). */
+static SSL_CTX *tls_ctx;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void tls_init(void) {
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                  SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+}
+
+/* The TLS handshake, blocking (connections are set up before the load). */
+static int tls_handshake(struct lg_thread *t, struct lg_conn *c) {
+    pthread_once(&tls_once, tls_init);
+    c->ssl = SSL_new(tls_ctx);
+    if (!c->ssl) return fail(t, c, "SSL_new%s", "");
+    SSL_set_fd(c->ssl, c->fd);
+    SSL_set_tlsext_host_name(c->ssl, t->sh->o->host);
+    int fl = fcntl(c->fd, F_GETFL);
+    fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);
+    int r = SSL_connect(c->ssl);
+    fcntl(c->fd, F_SETFL, fl);
+    if (r != 1) return fail(t, c, "TLS handshake failed%s", "");
+    return 0;
+}
+
+ssize_t lg_send(struct lg_conn *c, const void *p, size_t n) {
+    if (!c->ssl) return send(c->fd, p, n, MSG_NOSIGNAL);
+    size_t k = 0;
+    if (SSL_write_ex(c->ssl, p, n, &k) == 1) return (ssize_t)k;
+    int e = SSL_get_error(c->ssl, 0);
+    errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : EPIPE;
+    return -1;
+}
+
+ssize_t lg_recv(struct lg_conn *c, void *p, size_t n) {
+    if (!c->ssl) return recv(c->fd, p, n, 0);
+    size_t k = 0;
+    if (SSL_read_ex(c->ssl, p, n, &k) == 1) return (ssize_t)k;
+    int e = SSL_get_error(c->ssl, 0);
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : ECONNRESET;
+    return -1;
+}
+
 static int send_request(struct lg_thread *t, struct lg_conn *c) {
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err) return fail(t, c, "connect: %s", strerror(err));
+    if (t->sh->o->tls && tls_handshake(t, c) < 0) return -1;
     const struct lg_opts *o = t->sh->o;
     char req[1024], name[128] = "";
     const char *sep = strchr(o->path, '?') ? "&" : "?";
@@ -89,7 +138,7 @@ static int send_request(struct lg_thread *t, struct lg_conn *c) {
                      o->path, name, o->host, o->ports[c->port_idx], c->key,
                      o->deflate ? "Sec-WebSocket-Extensions: " LG_DEFLATE_OFFER "\r\n" : "");
     if (n >= (int)sizeof req) return fail(t, c, "request too long%s", "");
-    if (write(c->fd, req, (size_t)n) != n) return fail(t, c, "write: %s", strerror(errno));
+    if (lg_send(c, req, (size_t)n) != n) return fail(t, c, "write: %s", strerror(errno));
     if (lg_conn_arm(t, c, 0) < 0) return fail(t, c, "epoll_ctl: %s", strerror(errno));
     c->hs = malloc(HS_MAX);
     if (!c->hs) return fail(t, c, "out of memory%s", "");
@@ -143,7 +192,7 @@ static int check_response(struct lg_thread *t, struct lg_conn *c) {
 }
 
 static int read_response(struct lg_thread *t, struct lg_conn *c) {
-    ssize_t n = read(c->fd, c->hs + c->hs_len, HS_MAX - 1 - c->hs_len);
+    ssize_t n = lg_recv(c, c->hs + c->hs_len, HS_MAX - 1 - c->hs_len);
     if (n < 0) return errno == EAGAIN ? 0 : fail(t, c, "read: %s", strerror(errno));
     if (n == 0) return fail(t, c, "closed during the handshake%s", "");
     c->hs_len += (uint32_t)n;
@@ -183,6 +232,8 @@ void lg_conn_lost(struct lg_thread *t, struct lg_conn *c, const char *why) {
  * TIME_WAIT on the client side would only get in the way of the next run. */
 void lg_conn_close(struct lg_thread *t, struct lg_conn *c) {
     (void)t;
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     if (c->fd >= 0) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);

@@ -39,6 +39,8 @@ static void usage(FILE *f) {
           "  --json              JSON-like text payloads instead of a-z\n"
           "  --pub-size N        fanout: bytes of every publication a member gets (0: seq:ns)\n"
           "  --spin              poll without sleeping while the load runs (see README)\n"
+          "  --tls               wss://: a TLS handshake (certificate not verified) first\n"
+          "                      (closed, flood, rate and idle modes)\n"
           "  --server-pid PID[=LABEL],...  sample these processes' CPU time (per thread too)\n"
           "                      from /proc; the first one's RSS (idle)\n"
           "  --label NAME        copied into the JSON line as \"server\"\n"
@@ -96,6 +98,7 @@ static const struct opt_def opt_defs[] = {
     OPT("json", OPT_SET, json, 1, 0),
     OPT("pub-size", OPT_SIZE, pub_size, 0, 1 << 20),
     OPT("spin", OPT_SET, spin, 1, 0),
+    OPT("tls", OPT_SET, tls, 1, 0),
     OPT("server-pid", OPT_PIDS, server_pid, 1, 1 << 30),
     OPT("ports", OPT_PORTS, ports, 1, 65535),
     OPT("pairs", OPT_INT, pairs, 1, 100000),

@@ -68,7 +68,7 @@ static uint64_t fifo_pop(struct lg_conn *c) {
 static int tx_flush(struct loop *l, struct lg_conn *c) {
     size_t flen = l->t->frame_len;
     while (c->pending) {
-        ssize_t n = send(c->fd, c->frame + c->tx_off, flen - c->tx_off, MSG_NOSIGNAL);
+        ssize_t n = lg_send(c, c->frame + c->tx_off, flen - c->tx_off);
         if (n < 0) {
             if (errno == EAGAIN) break;
             lost(l, c, strerror(errno));
@@ -107,7 +107,7 @@ static int flood_write(struct loop *l, struct lg_conn *c) {
         if (!rem) return lg_conn_arm(t, c, 0);
         want = t->frame_len - rem;
     }
-    ssize_t n = send(c->fd, flood_buf_of(t, c) + c->tx_off, want, MSG_NOSIGNAL);
+    ssize_t n = lg_send(c, flood_buf_of(t, c) + c->tx_off, want);
     if (n < 0) {
         if (errno == EAGAIN) return 0;
         lost(l, c, strerror(errno));
@@ -132,7 +132,7 @@ static void answer_ping(struct loop *l, struct lg_conn *c) {
     if (c->pending || (l->o->mode == LG_FLOOD && c->bytes_sent % l->t->frame_len)) return;
     uint8_t f[140];
     size_t n = lg_frame_build(f, 0xA, c->rx.pong, c->rx.pong_len, c->mask);
-    if (send(c->fd, f, n, MSG_NOSIGNAL) != (ssize_t)n) lost(l, c, "could not answer a ping");
+    if (lg_send(c, f, n) != (ssize_t)n) lost(l, c, "could not answer a ping");
 }
 
 static void on_echoes(struct loop *l, struct lg_conn *c, long k, uint64_t now) {
@@ -155,7 +155,7 @@ static void on_echoes(struct loop *l, struct lg_conn *c, long k, uint64_t now) {
 }
 
 static void on_readable(struct loop *l, struct lg_conn *c) {
-    ssize_t n = recv(c->fd, l->t->rbuf, l->t->rbuf_size, 0);
+    ssize_t n = lg_recv(c, l->t->rbuf, l->t->rbuf_size);
     if (n <= 0) {
         if (n < 0 && errno == EAGAIN) return;
         lost(l, c, n ? strerror(errno) : "closed by the server");

@@ -131,7 +131,7 @@ build_tools() {
     if stale "$TOOLS/orr-loadgen" "$ROOT"/bench/loadgen*.c "$ROOT/bench/loadgen.h"; then
         say "bench: building orr-loadgen"
         cc -std=gnu17 -O2 -g -Wall -Wextra -o "$TOOLS/orr-loadgen" "$ROOT"/bench/loadgen*.c \
-            -lpthread -lm -lcrypto -lz
+            -lpthread -lm -lssl -lcrypto -lz
     fi
     LOADGEN=$TOOLS/orr-loadgen
     if [[ " $SERVERS " == *" lws "* && ( -n "$(echo_loads)" || " $LOADS " == *" deflate "* ) ]] &&

@@ -62,7 +62,7 @@ static void usage(FILE *out) {
                  "drain_ms);\n"
                  "SIGHUP reloads the config file (pools, max_outbound_bytes, max_buffered_bytes, "
                  "api_token,\nlog_level, gear_config, the Lua limits, allowed_origins, "
-                 "require_origin, deflate), then gears_dir.\n");
+                 "require_origin, deflate) and tls's certificate and key files, then gears_dir.\n");
 }
 
 typedef struct args {

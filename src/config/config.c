@@ -71,23 +71,39 @@ const char *orr__config_got(const json_t *v, char *buf, size_t n) {
     return buf;
 }
 
-static int vfail_at(orr__config_ctx *ctx, const char *key, int at_value, const char *fmt,
-                    va_list ap) {
+/* The path down to key, and key's position (value or key): 0, or -1 when
+ * the walk cannot find it. */
+static int locate(orr__config_ctx *ctx, const char *key, int at_value, char *name, size_t n,
+                  orr__jsonpos *p) {
     const char *path[ORR__JSONPOS_MAX_PATH + 1];
-    char name[512], why[768];
     orr__jsonpos kpos, vpos;
-
     memcpy(path, ctx->path, ctx->depth * sizeof *path);
     path[ctx->depth] = key;
-    dotted(name, sizeof name, path, ctx->depth + 1);
+    dotted(name, n, path, ctx->depth + 1);
+    if (orr__jsonpos_find(ctx->text, ctx->len, path, ctx->depth + 1, &kpos, &vpos) != 0) return -1;
+    *p = at_value ? vpos : kpos;
+    return 0;
+}
+
+static int vfail_at(orr__config_ctx *ctx, const char *key, int at_value, const char *fmt,
+                    va_list ap) {
+    char name[512], why[768];
+    orr__jsonpos p;
     vsnprintf(why, sizeof why, fmt, ap);
-    if (orr__jsonpos_find(ctx->text, ctx->len, path, ctx->depth + 1, &kpos, &vpos) == 0) {
-        orr__jsonpos p = at_value ? vpos : kpos;
+    if (locate(ctx, key, at_value, name, sizeof name, &p) == 0)
         snprintf(ctx->err, ctx->errlen, "%s:%u:%u: %s: %s", ctx->file, p.line, p.col, name, why);
-    } else {
+    else
         snprintf(ctx->err, ctx->errlen, "%s: %s: %s", ctx->file, name, why);
-    }
     return -1;
+}
+
+void orr__config_where(orr__config_ctx *ctx, const char *key, char *buf, size_t n) {
+    char name[512];
+    orr__jsonpos p;
+    if (locate(ctx, key, 1, name, sizeof name, &p) == 0)
+        snprintf(buf, n, "%s:%u:%u", ctx->file, p.line, p.col);
+    else
+        snprintf(buf, n, "%s", ctx->file);
 }
 
 /* Reports "FILE:LINE:COL: path.key: why" at the key or at its value, and
@@ -441,6 +457,14 @@ static const orr__config_key config_keys[] = {
      .show = orr__config_show_cluster,
      .sub = &orr__config_cluster_table,
      .sub_defaults = orr__config_cluster_defaults},
+    {.name = "tls",
+     .type = "{\"cert\": PATH, \"key\": PATH}",
+     .meaning = "serve TLS 1.2/1.3 (wss://, https://) with this PEM certificate and key; "
+                "SIGHUP reads both again; absent: plain TCP",
+     .load = orr__config_load_tls,
+     .show = orr__config_show_tls,
+     .sub = &orr__config_tls_table,
+     .sub_defaults = orr__config_tls_defaults},
 };
 
 /* A quarter of physical memory (1 GiB if unknown), at least the key's minimum. */

@@ -37,6 +37,15 @@ typedef struct orr_cluster_config {
                                     refused, default 100000, 100..100000000 */
 } orr_cluster_config;
 
+/* "tls": the listener speaks TLS (wss://, https://) with this pair. */
+typedef struct orr_tls_config {
+    bool enabled;       /* the file has a "tls" object */
+    char cert[1024];    /* "cert": PEM certificate (chain, leaf first), readable at load */
+    char key[1024];     /* "key": its PEM private key, unencrypted, readable at load */
+    char cert_at[1200]; /* "FILE:LINE:COL" of each value in the file, for what only */
+    char key_at[1200];  /* OpenSSL can tell (a key that does not match, at start-up or SIGHUP) */
+} orr_tls_config;
+
 /* One entry of "pools": the limits of one executor pool. */
 typedef struct orr_pool_config {
     char name[ORR_POOL_NAME_MAX]; /* "gear:<gear>" or "tenant:<id>", see orr_pool_name_check */
@@ -79,6 +88,7 @@ typedef struct orr_config {
     orr_pool_config *pools;        /* "pools", owned: orr_config_free; sorted by name (the */
     size_t n_pools;                /* loader sorts them), so orr_config_pool_limit can bisect */
     orr_cluster_config cluster;    /* "cluster": absent = a single node */
+    orr_tls_config tls;            /* "tls": absent = plain TCP */
     char gears_dir[1024];          /* every *.so there is a gear; "" (default): the binary's own
                                       (build/gears in the build tree, PREFIX/lib/orrery/gears
                                       installed) */

@@ -43,6 +43,7 @@ typedef struct orr__config_table {
 typedef union orr__config_sub_scratch {
     orr_pool_config pool;
     orr_cluster_config cluster;
+    orr_tls_config tls;
 } orr__config_sub_scratch;
 
 struct orr__config_key {
@@ -82,6 +83,9 @@ const char *orr__config_got(const json_t *v, char *buf, size_t n);
  * path is ctx->path, then key), and returns -1. */
 int orr__config_fail_at(orr__config_ctx *ctx, const char *key, int at_value, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* "FILE:LINE:COL" of key's value (the path is ctx->path, then key) into
+ * buf, or "FILE" when it cannot be found. */
+void orr__config_where(orr__config_ctx *ctx, const char *key, char *buf, size_t n);
 
 /* An integer key: k->min..k->max, stored in k->size bytes (4 or 8). */
 int orr__config_load_int(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base);
@@ -132,5 +136,14 @@ int orr__config_load_cluster(orr__config_ctx *ctx, const orr__config_key *k, jso
 void orr__config_show_cluster(const orr__config_key *k, const void *base, char *buf, size_t n);
 const void *orr__config_cluster_defaults(const orr_config *d, orr__config_sub_scratch *s);
 extern const orr__config_table orr__config_cluster_table;
+
+/* ---- config_tls.c: "tls" ---------------------------------------------- */
+
+/* "tls" over an orr_config: {"cert": PATH, "key": PATH}, both required and
+ * readable; it replaces the caller's whole. */
+int orr__config_load_tls(orr__config_ctx *ctx, const orr__config_key *k, json_t *v, void *base);
+void orr__config_show_tls(const orr__config_key *k, const void *base, char *buf, size_t n);
+const void *orr__config_tls_defaults(const orr_config *d, orr__config_sub_scratch *s);
+extern const orr__config_table orr__config_tls_table;
 
 #endif

@@ -20,6 +20,7 @@
 #include "http/request.h"
 #include "loop/loop.h"
 #include "loop/tlist.h"
+#include "tls/tls.h"
 #include "ws/deflate.h"
 #include "ws/frame.h"
 
@@ -28,6 +29,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 typedef struct conn_worker conn_worker;
 typedef struct conn_node conn_node;
@@ -57,6 +60,8 @@ enum {
         1 << 10, /* it took a name or joined a group: the registry forgets it at the end */
     CF_HTTP_BODY = 1 << 11, /* `in` holds a request head and its body, still arriving */
     CF_HTTP_WAIT = 1 << 12, /* a push request waits for the backend; `in` holds input after it */
+    CF_TLS = 1 << 13,       /* reads and writes go through its TLS (conn_tls_of), not the socket */
+    CF_TLS_HS = 1 << 14,    /* its TLS handshake is not done yet */
 };
 
 /* The peer's address in binary, formatted only when needed. */
@@ -256,7 +261,43 @@ struct conn_worker {
     struct orr_ws_deflater *deflaters[7];
     uint8_t *zin, *zout;
     size_t zin_cap, zout_cap;
+    /* TLS (tls_conn.c): the node's certificate, or NULL for plain TCP; each
+     * TLS connection's SSL by its id's slot, so that struct orr_conn stays
+     * within its budget. */
+    orr_tls *tls;
+    orr_tls_conn **tls_conns;
+    uint32_t tls_cap;
+    /* TLS connections whose reads resumed with records already inside
+     * OpenSSL (no readiness will come for them): read after the epoll
+     * batch, by id (the worker runs them, conn_tls_kicked). */
+    uint64_t *tls_kicks;
+    size_t n_tls_kicks, cap_tls_kicks;
 };
+
+/* ---- tls_conn.c: a TLS connection's handshake and input ---- */
+/* The TLS of a connection flagged CF_TLS. */
+static inline orr_tls_conn *conn_tls_of(const conn_worker *w, const orr_conn *c) {
+    return w->tls_conns[(uint32_t)(c->id >> 32) & 0xffffffu];
+}
+/* A new connection on a TLS listener: its handshake starts (CF_TLS |
+ * CF_TLS_HS). Returns 0, or -1 when OpenSSL cannot make one. */
+int conn_tls_start(conn_worker *w, orr_conn *c);
+/* Readable: the handshake's next step, then records to plaintext. */
+void conn_tls_on_readable(conn_worker *w, orr_conn *c);
+/* Writable during the handshake. */
+void conn_tls_on_writable(conn_worker *w, orr_conn *c);
+/* Its TLS goes (when it is closed). */
+void conn_tls_end(conn_worker *w, orr_conn *c);
+/* Reads resumed (conn_update_events): if records wait inside its TLS,
+ * queue it on w->tls_kicks. */
+void conn_tls_resumed(conn_worker *w, orr_conn *c);
+/* For the worker, with one id taken off w->tls_kicks: read what waits. */
+void conn_tls_kicked(conn_worker *w, orr_conn *c);
+/* send(2), or its TLS equivalent: for output.c. */
+static inline ssize_t conn_write(conn_worker *w, orr_conn *c, const void *p, size_t n) {
+    if (c->flags & CF_TLS) return orr_tls_write(conn_tls_of(w, c), p, n);
+    return send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
 
 /* ---- ws_deflate.c: permessage-deflate on a connection ---- */
 /* A compressed message (deflated bytes z, n) inflated into the worker's
@@ -372,6 +413,11 @@ void conn_terminate(conn_worker *w, orr_conn *c, orr_reason_kind why, const char
 const char *conn_ctx(conn_worker *w, const orr_conn *c);
 const char *conn_ip(conn_worker *w, const orr_conn *c, char *buf, size_t len);
 void conn_on_readable(conn_worker *w, orr_conn *c);
+/* n bytes read into w->rbuf, handled by the connection's phase: false when
+ * reading stops here (it died, its reads are paused). */
+bool conn_input(conn_worker *w, orr_conn *c, size_t n);
+/* EOF or a reset: the peer is gone. */
+void conn_peer_gone(conn_worker *w, orr_conn *c);
 void conn_on_timeout(conn_worker *w, orr_conn *c);
 void conn_drain(conn_worker *w, orr_conn *c);
 /* The input buffer, counted in the budget: freed, grown to cap (contents

@@ -388,7 +388,10 @@ static void read_heads(conn_worker *w, orr_conn *c, uint8_t *p, size_t n) {
 void http_on_data(conn_worker *w, orr_conn *c, uint8_t *p, size_t n) {
     if (!(c->flags & CF_HTTP_REQ_STARTED)) {
         c->flags |= CF_HTTP_REQ_STARTED;
-        conn_list_move(w, c, LIST_HTTP); /* the head's time starts at its first byte */
+        /* The head's time starts at its first byte; on TLS the first head's
+         * counts from the accept, through the TLS handshake (no request has
+         * set ctx_ms yet). */
+        if (!(c->flags & CF_TLS) || c->ctx_ms) conn_list_move(w, c, LIST_HTTP);
     }
     if (c->flags & CF_HTTP_BODY) {
         bool upgraded = false;

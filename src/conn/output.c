@@ -146,6 +146,12 @@ bool out_over_cap(const conn_worker *w, const orr_conn *c) {
 static size_t backlog_cut(orr_conn *c) {
     size_t keep_end = c->out_safe < c->out_len ? c->out_safe : c->out_len;
     if (keep_end < c->out_off) keep_end = c->out_off;
+    /* On TLS a write that stopped part-way may hold a record of the bytes
+     * from out_off, and its retry must offer them all: keep whole frames up
+     * to a record past out_off. */
+    if ((c->flags & CF_TLS) && keep_end - c->out_off < ORR_TLS_RECORD_MAX)
+        keep_end =
+            boundary_after(c->out, keep_end, c->out_len, c->out_off + ORR_TLS_RECORD_MAX, SIZE_MAX);
     size_t dropped = c->out_len - keep_end, keep = keep_end - c->out_off;
     if (!dropped) return 0;
     if (!keep) {
@@ -181,6 +187,7 @@ static void after_flush(conn_worker *w, orr_conn *c) {
     /* Let the client read what was sent before the connection goes: closing
      * with unread input would reset it. Input is dropped until EOF or the
      * close timeout. */
+    if (c->flags & CF_TLS) orr_tls_close_notify(conn_tls_of(w, c));
     shutdown(c->fd, SHUT_WR);
     c->flags |= CF_LINGER;
     c->flags &= (uint16_t)~CF_CLOSE_AFTER_FLUSH;
@@ -238,7 +245,7 @@ void out_uncork(conn_worker *w) {
             if (w->cork_frames_at && c->phase != PHASE_HTTP)
                 c->out_safe = (uint32_t)(before + w->cork_frames_at);
         } else {
-            ssize_t r = send(c->fd, w->cork, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t r = conn_write(w, c, w->cork, n);
             if (r < 0) {
                 if (errno != EAGAIN && errno != EINTR) {
                     socket_failed(w, c, errno);
@@ -275,9 +282,12 @@ shrink:
 }
 
 void out_on_writable(conn_worker *w, orr_conn *c) {
+    if (c->flags & CF_TLS_HS) {
+        conn_tls_on_writable(w, c);
+        return;
+    }
     while (c->out_len > c->out_off) {
-        ssize_t r =
-            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t r = conn_write(w, c, c->out + c->out_off, c->out_len - c->out_off);
         if (r < 0) {
             if (errno == EAGAIN) {
                 /* Keep out_safe at a boundary at or after what was sent. */

@@ -29,6 +29,7 @@
 #include "registry/registry.h"
 #include "server/pool_table.h"
 #include "server/server.h"
+#include "tls/tls.h"
 #include "ws/frame.h"
 
 #include <netinet/in.h>
@@ -213,6 +214,7 @@ struct orr_server {
     orr_config origin_cfg;
     pthread_mutex_t token_lock;
     char api_token[513]; /* "" = push API off */
+    orr_tls *tls;        /* the listener's certificate (tls), or NULL: plain TCP */
     /* Handshakes (requests to websocket routes) by response status. */
     atomic_uint_fast64_t hs_status[8];
     /* Failed accepts (out of descriptors or memory): every one counted, at

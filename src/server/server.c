@@ -46,6 +46,41 @@ static bool parking_configured(const orr_config *c) {
     return on;
 }
 
+/* The listener's certificate and key, when the config has "tls": a file
+ * OpenSSL refuses is an error at its key's place in the config. */
+static int tls_make(orr_server *s, char *err, size_t errlen) {
+    const orr_tls_config *t = &s->cfg.tls;
+    if (!t->enabled) return 0;
+    char why[512];
+    int which = 0;
+    s->tls = orr_tls_new(t->cert, t->key, &which, why, sizeof why);
+    if (s->tls) return 0;
+    snprintf(err, errlen, "%s: tls.%s: %s", which == ORR_TLS_KEY ? t->key_at : t->cert_at,
+             which == ORR_TLS_KEY ? "key" : "cert", why);
+    return -1;
+}
+
+/* SIGHUP: both files read again (new handshakes use them); a bad one is
+ * logged and the pair in service kept. */
+static void tls_reload(orr_server *s, const orr_config *next) {
+    if (next->tls.enabled != s->cfg.tls.enabled)
+        orr_log(ORR_LOG_WARN, NULL, "SIGHUP: tls turned %s; it takes effect after a restart",
+                next->tls.enabled ? "on" : "off");
+    else
+        s->cfg.tls = next->tls; /* read only here and at start: new paths apply now */
+    if (!s->tls) return;
+    const orr_tls_config *t = &s->cfg.tls;
+    char why[512];
+    int which = 0;
+    if (orr_tls_reload(s->tls, t->cert, t->key, &which, why, sizeof why) < 0) {
+        orr_log(ORR_LOG_ERROR, NULL, "SIGHUP: %s: tls.%s: %s; keeping the certificate in service",
+                which == ORR_TLS_KEY ? t->key_at : t->cert_at,
+                which == ORR_TLS_KEY ? "key" : "cert", why);
+        return;
+    }
+    orr_log(ORR_LOG_INFO, NULL, "SIGHUP: TLS certificate %s and key %s loaded", t->cert, t->key);
+}
+
 orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, size_t n_gears,
                            char *err, size_t errlen) {
     orr_server *s = orr_xcalloc(1, sizeof *s);
@@ -66,7 +101,7 @@ orr_server *orr_server_new(const orr_config *cfg, const orr_gear *const *gears, 
     atomic_init(&s->node.max_outbound_bytes, cfg->max_outbound_bytes);
     atomic_init(&s->node.max_buffered_bytes, (size_t)cfg->max_buffered_bytes);
     atomic_init(&s->accept_error_logged_s, -1);
-    if (make_pools_and_gears(s, gears, n_gears, err, errlen) < 0) {
+    if (tls_make(s, err, errlen) < 0 || make_pools_and_gears(s, gears, n_gears, err, errlen) < 0) {
         orr_server_free(s);
         return NULL;
     }
@@ -193,7 +228,7 @@ static void note_restart_keys(const orr_config *a, const orr_config *b) {
 
 /* SIGHUP: read the config file again. Pool limits, max_outbound_bytes,
  * max_buffered_bytes, api_token, log_level and the Origin keys apply at once (lowering a limit
- * disconnects nobody); a file with an error changes nothing. */
+ * disconnects nobody), the TLS files are read again; a file with an error changes nothing. */
 static void reload_config(orr_server *s) {
     if (!s->config_path[0]) {
         orr_log(ORR_LOG_INFO, NULL, "SIGHUP: started without --config: no config to reload");
@@ -223,6 +258,7 @@ static void reload_config(orr_server *s) {
     orr_log_set_level(next.log_level);
     gears_set_config(s, &next);
     origin_set(s, &next);
+    tls_reload(s, &next);
     if (next.gears_dir[0] && strcmp(next.gears_dir, s->cfg.gears_dir) != 0)
         orr_log(ORR_LOG_WARN, NULL, "SIGHUP: gears_dir changed to %s: takes a restart (still %s)",
                 next.gears_dir, s->cfg.gears_dir);
@@ -301,6 +337,7 @@ void orr_server_free(orr_server *s) {
     if (s->registry) orr_registry_free(s->registry);
     pthread_mutex_destroy(&s->token_lock);
     origin_free(s);
+    orr_tls_free(s->tls);
     orr_config_free(&s->cfg);
     free(s);
 }

@@ -156,6 +156,14 @@ static void on_accept(orr_worker *w) {
             close(fd);
             continue;
         }
+        if (w->cw.tls && conn_tls_start(&w->cw, c) < 0) {
+            orr_log(ORR_LOG_WARN, NULL, "worker %d: TLS: cannot start a handshake: closed",
+                    w->cw.index);
+            orr_slots_remove(&w->slots, c->id);
+            close(fd);
+            free(c);
+            continue;
+        }
         conn_list_move(&w->cw, c, LIST_HTTP);
         epoll_add(w, fd, EPOLLIN | EPOLLRDHUP, c);
     }
@@ -569,16 +577,31 @@ static void on_other(orr_loop *l, void *ptr, uint32_t events) {
         on_conn_event(w, ptr, events);
 }
 
+/* TLS connections whose reads resumed with records waiting inside OpenSSL
+ * (conn_tls_resumed): the ones queued before this call, read now; those
+ * they queue wait for the next pass. */
+static void run_tls_kicks(orr_worker *w) {
+    size_t n = w->cw.n_tls_kicks;
+    for (size_t i = 0; i < n; i++) {
+        orr_conn *c = orr_worker_find(w, w->cw.tls_kicks[i]);
+        if (c) conn_tls_kicked(&w->cw, c);
+    }
+    w->cw.n_tls_kicks -= n;
+    memmove(w->cw.tls_kicks, w->cw.tls_kicks + n, w->cw.n_tls_kicks * sizeof *w->cw.tls_kicks);
+}
+
 static void *worker_main(void *arg) {
     orr_worker *w = arg;
     arm_timer(w, tick_period(&w->srv->cfg));
     while (!w->stopping) {
         /* Deliveries between its own connections wait for the next pass:
-         * it does not sleep while there are any. */
-        if (orr_loop_pass(&w->loop, orr_xq_chain_empty(&w->local) ? -1 : 0) < 0) {
+         * it does not sleep while there are any (nor while TLS records wait). */
+        bool busy = !orr_xq_chain_empty(&w->local) || w->cw.n_tls_kicks;
+        if (orr_loop_pass(&w->loop, busy ? 0 : -1) < 0) {
             orr_log(ORR_LOG_ERROR, NULL, "worker %d: epoll_wait: %s", w->cw.index, strerror(errno));
             break;
         }
+        if (w->cw.n_tls_kicks) run_tls_kicks(w);
         if (!orr_xq_chain_empty(&w->local)) run_local(w);
         free_zombies(w);
         if (w->draining && w->slots.live == 0) w->stopping = true;
@@ -602,6 +625,7 @@ int orr_worker_init(orr_worker *w, orr_server *srv, int index, int listen_fd) {
         return -1;
     }
     conn_worker_init(&w->cw);
+    w->cw.tls = srv->tls;
     epoll_add(w, listen_fd, EPOLLIN, TAG_LISTEN);
     return 0;
 }
@@ -624,6 +648,7 @@ void orr_worker_destroy(orr_worker *w) {
     for (uint32_t i = 0; i < w->slots.n; i++) {
         orr_conn *c = w->slots.items[i];
         if (!c) continue;
+        if (c->flags & CF_TLS) conn_tls_end(&w->cw, c);
         if (c->fd >= 0) close(c->fd);
         conn_in_free(c);
         out_free(c);

@@ -387,7 +387,7 @@ Test(config, unknown_key) {
              "max_buffered_bytes, max_pools, retry_after_s, api_token, allowed_origins, "
              "require_origin, deflate, deflate_min_bytes, park_ms, park_max_messages, "
              "park_max_bytes, pools, gears_dir, gear_config, "
-             "lua_memory_limit_mb, lua_callback_timeout_ms, cluster)",
+             "lua_memory_limit_mb, lua_callback_timeout_ms, cluster, tls)",
              path);
     cr_expect_str_eq(err, want);
     /* A key written with escapes is found where it is written. */
@@ -597,7 +597,7 @@ Test(config, help_lists_every_key_with_its_default) {
 
     char names[32][64];
     size_t n = help_keys(help, names);
-    cr_expect_eq(n, 30);
+    cr_expect_eq(n, 31);
     /* Every listed key is one the loader knows ([1] is no key's value). */
     for (size_t i = 0; i < n; i++) {
         char text[128], path[64], err[512];
@@ -638,11 +638,12 @@ Test(config, example_file_has_every_key_at_its_default) {
     char *help = help_text();
     char names[32][64];
     size_t n = help_keys(help, names);
-    /* Every key but api_token, cluster, gears_dir and allowed_origins: a
-     * secret has no place in an example, and neither "" (api_token's and
-     * gears_dir's default: the binary's own), "no cluster" nor "no list" is
-     * a value a file may give. */
-    static const char *const absent[] = {"api_token", "cluster", "gears_dir", "allowed_origins"};
+    /* Every key but api_token, cluster, gears_dir, allowed_origins and tls:
+     * a secret has no place in an example, and neither "" (api_token's and
+     * gears_dir's default: the binary's own), "no cluster", "no list" nor
+     * "plain TCP" is a value a file may give. */
+    static const char *const absent[] = {"api_token", "cluster", "gears_dir", "allowed_origins",
+                                         "tls"};
     for (size_t i = 0; i < n; i++) {
         bool listed = true;
         for (size_t k = 0; k < (sizeof absent / sizeof absent[0]); k++)

@@ -366,15 +366,17 @@ function describe(ev) {
 
 /**
  * Debian's Chromium, headless, driven by npm playwright-core (a fresh
- * temporary profile), closed when `t` ends.
+ * temporary profile), closed when `t` ends. extraArgs: more command-line
+ * flags (e.g. --ignore-certificate-errors-spki-list=... for a test cert).
  */
-export async function launchChromium(t) {
+export async function launchChromium(t, extraArgs = []) {
   const { chromium } = require('playwright-core');
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...extraArgs],
   });
   t.after(() => browser.close());
   return browser;
