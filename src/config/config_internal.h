@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /*
  * Whether s is a host name: dot-separated labels of ASCII letters, digits and
@@ -136,6 +137,15 @@ int orr__config_load_cluster(orr__config_ctx *ctx, const orr__config_key *k, jso
 void orr__config_show_cluster(const orr__config_key *k, const void *base, char *buf, size_t n);
 const void *orr__config_cluster_defaults(const orr_config *d, orr__config_sub_scratch *s);
 extern const orr__config_table orr__config_cluster_table;
+
+/* A choice key's names: "a", "b" for messages, a|b for --help. */
+void orr__config_choices_text(const orr__config_key *k, int for_help, char *buf, size_t n);
+
+/* ---- config_help.c: --help ---------------------------------------------- */
+
+/* The table of keys (and of their object keys' entries), with their
+ * defaults, as --help prints it. */
+void orr__config_print_table(FILE *out, const orr__config_key *keys, size_t n);
 
 /* ---- config_tls.c: "tls" ---------------------------------------------- */
 
