@@ -14,8 +14,9 @@ TSAN_BUILD ?= build-tsan
 # (Criterion cannot start under TSan, Snaipe/Criterion#274: only integration tests run there.)
 TSAN_TESTS ?= ^it/.*(registry|pools|push|lifecycle|chat|cluster|budget|reload|lua|deflate|park|tls)
 # Not the [nodeflate] variants (which the pattern's "deflate" matches too): with deflate off a
-# connection takes the cross-thread paths the plain runs of those suites already take under TSan.
-TSAN_EXCLUDE ?= \[nodeflate\]
+# connection takes the cross-thread paths the plain runs of those suites already take under TSan;
+# nor deflate_memory, which measures RSS (deflate.test.mjs has the cross-thread fan-out).
+TSAN_EXCLUDE ?= \[nodeflate\]|deflate_memory
 JOBS       ?= $(shell nproc)
 PREFIX     ?= /usr/local
 ARGS       ?=
