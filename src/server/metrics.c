@@ -62,6 +62,7 @@ typedef struct pool_row {
     char name[POOL_NAME_MAX];
     unsigned conns, max;
     uint64_t rejected, slow_closes, frames_in, frames_out;
+    uint32_t idx;
     bool parks; /* park_ms set, or it parked names before */
     orr_park_stats park;
 } pool_row;
@@ -85,9 +86,8 @@ static void add_row(void *arg, const orr_pool *p) {
     r->rejected = atomic_load_explicit(&p->rejected, memory_order_relaxed);
     r->slow_closes = atomic_load_explicit(&p->slow_closes, memory_order_relaxed);
     r->frames_in = r->frames_out = 0;
-    orr_registry_park_stats(rows->s->registry, p->idx, &r->park);
-    r->parks = atomic_load_explicit(&p->park_ms, memory_order_relaxed) != 0 || r->park.names ||
-               r->park.delivered || r->park.expired || r->park.dropped;
+    r->idx = p->idx;
+    r->parks = atomic_load_explicit(&p->park_ms, memory_order_relaxed) != 0;
     for (int wi = 0; wi < rows->s->n_workers; wi++) {
         const pool_stats *ps = rows->s->workers[wi].cw.pstats;
         if (!ps) continue;
@@ -122,6 +122,14 @@ static void render_parking(sbuf *b, const pool_row *r, size_t n) {
 static void render_pools(sbuf *b, orr_server *s) {
     pool_rows rows = {.s = s};
     pools_foreach(s, add_row, &rows);
+    /* The parking counters take the registry's lock: not under the pools' one, which the
+     * cluster thread takes while holding the registry's (write_back -> dv_pool_name). */
+    for (size_t i = 0; i < rows.n; i++) {
+        pool_row *w = &rows.v[i];
+        orr_registry_park_stats(s->registry, w->idx, &w->park);
+        w->parks =
+            w->parks || w->park.names || w->park.delivered || w->park.expired || w->park.dropped;
+    }
     const pool_row *r = rows.v;
     size_t n = rows.n;
     family(b, "orrery_ws_connections", "gauge", "Websocket connections open, per executor pool.");

@@ -272,16 +272,40 @@ static void reload(orr_server *s) {
     free(gears_reload(s));
 }
 
-/* On one node, what parked names still keep ends with the process: said. */
-static void log_parked(void *arg, const orr_pool *p) {
-    orr_server *s = arg;
-    orr_park_stats st;
-    orr_registry_park_stats(s->registry, p->idx, &st);
-    if (st.names || st.kept)
-        orr_log(ORR_LOG_WARN, NULL,
-                "executor pool %s: exiting with %llu parked names keeping %llu messages "
-                "(parking is single-node for now: they end with this node)",
-                p->name, (unsigned long long)st.names, (unsigned long long)st.kept);
+/* On one node, what parked names still keep ends with the process: said. The pools are
+ * listed first and the registry asked after, not under the pools' lock (the cluster thread
+ * takes that one while holding the registry's). */
+typedef struct parked_pools {
+    struct {
+        uint32_t idx;
+        char name[POOL_NAME_MAX];
+    } * v;
+    size_t n, cap;
+} parked_pools;
+
+static void list_pool(void *arg, const orr_pool *p) {
+    parked_pools *pp = arg;
+    if (pp->n == pp->cap) {
+        pp->cap = pp->cap ? pp->cap * 2 : 16;
+        pp->v = orr_xrealloc(pp->v, pp->cap * sizeof *pp->v);
+    }
+    pp->v[pp->n].idx = p->idx;
+    memcpy(pp->v[pp->n++].name, p->name, POOL_NAME_MAX);
+}
+
+static void log_parked(orr_server *s) {
+    parked_pools pp = {0};
+    pools_foreach(s, list_pool, &pp);
+    for (size_t i = 0; i < pp.n; i++) {
+        orr_park_stats st;
+        orr_registry_park_stats(s->registry, pp.v[i].idx, &st);
+        if (st.names || st.kept)
+            orr_log(ORR_LOG_WARN, NULL,
+                    "executor pool %s: exiting with %llu parked names keeping %llu messages "
+                    "(parking is single-node for now: they end with this node)",
+                    pp.v[i].name, (unsigned long long)st.names, (unsigned long long)st.kept);
+    }
+    free(pp.v);
 }
 
 int orr_server_run(orr_server *s) {
@@ -320,7 +344,7 @@ int orr_server_run(orr_server *s) {
     /* The connections that ended last have their names to give back. */
     s->backend->ops->stop(s->backend);
     s->backend = NULL;
-    pools_foreach(s, log_parked, s);
+    log_parked(s);
     orr_log(ORR_LOG_INFO, NULL, "drained; exiting");
     return 0;
 }

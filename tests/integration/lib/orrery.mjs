@@ -9,7 +9,8 @@
 // Environment: ORRERY_BIN (server binary, required), ORR_SANITIZED=1 under
 // ASan+UBSan (timeouts are stretched by SLOW then), ORR_DEFLATE=off (every
 // config written gets "deflate": "off" unless it sets deflate itself: the
-// suites' [nodeflate] variants).
+// suites' [nodeflate] variants), ORR_TEE=FILE (every server's stderr is appended there
+// as it comes: what a server said before a test gave up on it).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -66,6 +67,10 @@ export class Server {
     this.exited = new Promise((resolve) => {
       proc.on('exit', (code, signal) => {
         this.exit = { code, signal, at: performance.now() };
+        // Said at once: a test that then waits on this server until CTest's timeout
+        // would otherwise end without the reason.
+        const report = SANITIZER_REPORT.exec(this.stderr);
+        if (report) process.stderr.write(`orrery exited (${code ?? signal}) after a sanitizer report:\n${this.stderr.slice(Math.max(0, report.index - 200))}\n`);
         resolve(this.exit);
       });
     });
@@ -73,6 +78,7 @@ export class Server {
     proc.stderr.setEncoding('utf8');
     proc.stdout.setEncoding('utf8');
     proc.stderr.on('data', (d) => {
+      if (process.env.ORR_TEE) fs.appendFileSync(process.env.ORR_TEE, d);
       this.stderr += d;
       this._wake();
     });
