@@ -102,6 +102,9 @@ typedef struct pending {
 } pending;
 
 static void on_reply(orr_redis *r, redisReply *reply, void *priv);
+static void on_park_reply(orr_cluster *cl, orr_cl_req *rq, const redisReply *a);
+static void park_count(orr_cluster *cl, const char *pool, size_t pool_len, uint64_t delivered,
+                       uint64_t expired, uint64_t dropped);
 
 /* "EVALSHA <sha> <nkeys>" in argv[0..3); nk holds the number's text. */
 static void eval_head(const orr_cluster *cl, int script, size_t nkeys, const char **argv,
@@ -158,7 +161,14 @@ void cl_handle_down(orr_cluster *cl, orr_cl_req *rq) {
     case ORR_RQ_ANSWER:
         answer(cl, rq, rq->op, rq->status, rq->count);
         break;
+    case ORR_RQ_PARK: /* not parked: the 1001 goes anyway (today's behaviour) */
+    case ORR_RQ_ORPHAN:
+        atomic_fetch_add_explicit(&cl->park_failures, 1, memory_order_relaxed);
+        answer(cl, rq, rq->op, ORR_OK, 0);
+        break;
     default:
+        if (rq->kind == ORR_RQ_GONE && rq->park.park_ms)
+            atomic_fetch_add_explicit(&cl->park_failures, 1, memory_order_relaxed);
         answer(cl, rq, rq->op, rq->status, rq->count);
         break; /* rewritten from the local table on return */
     }
@@ -207,6 +217,21 @@ static int eval_publish(orr_cluster *cl, orr_cl_req *rq) {
     return cl_eval(cl, SC_PUBLISH, rq, 1, kv, kl, 4);
 }
 
+/* GONE, PARK, ORPHAN: inst, conn, the pool's parking (park_ms 0: none), and
+ * ORPHAN's message. */
+static int eval_park(orr_cluster *cl, orr_cl_req *rq, const char *conn, size_t cn) {
+    char pms[16], pn[16], pb[24];
+    const char *kv[6] = {cl->inst, conn, pms, pn, pb, rq->msg};
+    size_t kl[6] = {cl->inst_len,
+                    cn,
+                    (size_t)snprintf(pms, sizeof pms, "%" PRIu32, rq->park.park_ms),
+                    (size_t)snprintf(pn, sizeof pn, "%" PRIu32, rq->park.max_messages),
+                    (size_t)snprintf(pb, sizeof pb, "%" PRIu64, rq->park.max_bytes),
+                    rq->msg_len};
+    int script = rq->kind == ORR_RQ_GONE ? SC_GONE : rq->kind == ORR_RQ_PARK ? SC_PARK : SC_ORPHAN;
+    return cl_eval(cl, script, rq, 0, kv, kl, rq->kind == ORR_RQ_ORPHAN ? 6 : 5);
+}
+
 void cl_handle_req(orr_cluster *cl, orr_cl_req *rq) {
     answer_slot(cl, rq);
     if (rq->kind == ORR_RQ_ANSWER) { /* known on this node already */
@@ -233,10 +258,8 @@ void cl_handle_req(orr_cluster *cl, orr_cl_req *rq) {
         rc = eval_group(cl, rq, conn, cn);
     } else if (rq->kind == ORR_RQ_PUBLISH) {
         rc = eval_publish(cl, rq);
-    } else if (rq->kind == ORR_RQ_GONE) {
-        const char *kv[2] = {cl->inst, conn};
-        size_t kl[2] = {cl->inst_len, cn};
-        rc = cl_eval(cl, SC_GONE, rq, 0, kv, kl, 2);
+    } else if (rq->kind == ORR_RQ_GONE || rq->kind == ORR_RQ_PARK || rq->kind == ORR_RQ_ORPHAN) {
+        rc = eval_park(cl, rq, conn, cn);
     }
     if (rc < 0) cl_handle_down(cl, rq);
 }
@@ -249,11 +272,21 @@ typedef struct send_batch {
     orr_cl_req *rq[];
 } send_batch;
 
+/* Parking's counters of rq's pool (metrics). */
+static void park_count(orr_cluster *cl, const char *pool, size_t pool_len, uint64_t delivered,
+                       uint64_t expired, uint64_t dropped) {
+    if (!delivered && !expired && !dropped) return;
+    orr_park_stats add = {.delivered = delivered, .expired = expired, .dropped = dropped};
+    cl->dv->ops->park_count(cl->dv, pool, pool_len, &add, -1);
+}
+
+/* v: the script's answer (scripts.h SEND); 2 and more: parked (ORR_OK, count 0). */
 static void answer_send(orr_cluster *cl, orr_cl_req *rq, bool ok, long long v) {
     if (!ok) atomic_fetch_add_explicit(&cl->send_failures, 1, memory_order_relaxed);
-    if (v > 0) atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
+    if (v == 1) atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
     if (v < 0) atomic_fetch_add_explicit(&cl->inbox_full, 1, memory_order_relaxed);
-    answer(cl, rq, ORR_OP_UNIQUE_SEND, v > 0 ? ORR_OK : ORR_ENOTFOUND, v > 0);
+    if (v >= 2) park_count(cl, rq->pool, rq->pool_len, 0, 0, (uint64_t)(v - 2));
+    answer(cl, rq, ORR_OP_UNIQUE_SEND, v > 0 ? ORR_OK : ORR_ENOTFOUND, v == 1);
     cl_req_free(rq);
 }
 
@@ -307,6 +340,110 @@ void cl_flush_sends(orr_cluster *cl) {
     free(b);
 }
 
+/* ---- parking's answers ---- */
+
+static long long int_at(const redisReply *a, size_t i) {
+    return i < a->elements && a->element[i]->type == REDIS_REPLY_INTEGER ? a->element[i]->integer
+                                                                         : 0;
+}
+
+/* rq's answer waits until this node has taken its inbox up to count w: what
+ * was queued there before (for the parked connection; the kept messages of
+ * a name just taken) reaches the workers first. */
+static void hold(orr_cluster *cl, orr_cl_req *rq, long long w) {
+    rq->wait_w = w > 0 ? (uint64_t)w : 0;
+    rq->wait_until = cl->loop.now_ms + cl->close_timeout_ms;
+    rq->held_next = cl->held;
+    cl->held = rq;
+    cl_release_held(cl, false);
+}
+
+void cl_release_held(orr_cluster *cl, bool all) {
+    uint64_t taken = strtoull(cl->taken_w, NULL, 10);
+    for (orr_cl_req **at = &cl->held; *at;) {
+        orr_cl_req *rq = *at;
+        if (all || taken >= rq->wait_w || cl->loop.now_ms >= rq->wait_until) {
+            *at = rq->held_next;
+            answer(cl, rq, rq->op, rq->status, rq->count);
+            cl_req_free(rq);
+        } else {
+            at = &rq->held_next;
+        }
+    }
+    flush_answers(cl);
+}
+
+/* The array answers: REGISTER of a parked name {1, moved, expired, w}; PARK
+ * {parked, w}; ORPHAN {kept/handed on/lost, dropped, pool}. */
+static void on_park_reply(orr_cluster *cl, orr_cl_req *rq, const redisReply *a) {
+    if (rq->kind == ORR_RQ_REGISTER) {
+        long long moved = int_at(a, 1);
+        park_count(cl, rq->pool, rq->pool_len, (uint64_t)moved, (uint64_t)int_at(a, 2), 0);
+        rq->op = ORR_OP_UNIQUE_REGISTER;
+        rq->status = ORR_OK;
+        rq->count = 0;
+        if (moved > 0) {
+            hold(cl, rq, int_at(a, 3));
+            return;
+        }
+        answer(cl, rq, rq->op, rq->status, rq->count);
+    } else if (rq->kind == ORR_RQ_PARK) {
+        rq->status = ORR_OK;
+        hold(cl, rq, int_at(a, 1));
+        return;
+    } else if (rq->kind == ORR_RQ_ORPHAN) {
+        long long what = int_at(a, 0), dropped = int_at(a, 1);
+        const redisReply *pool = a->elements > 2 ? a->element[2] : NULL;
+        if (pool && pool->type == REDIS_REPLY_STRING && pool->len < ORR_POOL_NAME_MAX)
+            park_count(cl, pool->str, pool->len, 0, 0, (uint64_t)dropped + (what == 0));
+    }
+    cl_req_free(rq);
+    flush_answers(cl);
+}
+
+/* ---- the sweep ---- */
+
+static void on_sweep_reply(orr_redis *r, redisReply *reply, void *priv) {
+    (void)r;
+    orr_cluster *cl = priv;
+    cl->outstanding--;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) return;
+    const redisReply *out = reply->element[0], *h = reply->element[1];
+    for (size_t i = 0; out->type == REDIS_REPLY_ARRAY && i + 1 < out->elements; i += 2) {
+        const redisReply *p = out->element[i], *n = out->element[i + 1];
+        if (p->type == REDIS_REPLY_STRING && n->type == REDIS_REPLY_INTEGER && n->integer > 0)
+            park_count(cl, p->str, p->len, 0, (uint64_t)n->integer, 0);
+    }
+    if (h->type != REDIS_REPLY_ARRAY) return;
+    /* The gauge: every pool with parked names now, and 0 for the ones that had some. */
+    orr_park_stats none = {0};
+    size_t n_new = 0;
+    char(*now)[ORR_POOL_NAME_MAX] = orr_xcalloc(h->elements / 2 + 1, sizeof *now);
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const redisReply *p = h->element[i], *v = h->element[i + 1];
+        if (p->type != REDIS_REPLY_STRING || p->len >= ORR_POOL_NAME_MAX) continue;
+        long long k = v->type == REDIS_REPLY_STRING ? strtoll(v->str, NULL, 10) : 0;
+        cl->dv->ops->park_count(cl->dv, p->str, p->len, &none, k > 0 ? k : 0);
+        memcpy(now[n_new++], p->str, p->len);
+    }
+    for (size_t i = 0; i < cl->n_park_pools; i++) {
+        bool still = false;
+        for (size_t j = 0; j < n_new && !still; j++)
+            still = strcmp(cl->park_pools[i], now[j]) == 0;
+        if (!still)
+            cl->dv->ops->park_count(cl->dv, cl->park_pools[i], strlen(cl->park_pools[i]), &none, 0);
+    }
+    free(cl->park_pools);
+    cl->park_pools = now;
+    cl->n_park_pools = n_new;
+}
+
+void cl_sweep(orr_cluster *cl) {
+    const char *argv[3] = {"EVALSHA", cl->sha[SC_SWEEP], "0"};
+    size_t argl[3] = {7, 40, 1};
+    if (orr_redis_command(cl->cmd, on_sweep_reply, cl, 3, argv, argl) == 0) cl->outstanding++;
+}
+
 static void on_reply(orr_redis *r, redisReply *reply, void *priv) {
     (void)r;
     pending *p = priv;
@@ -317,8 +454,16 @@ static void on_reply(orr_redis *r, redisReply *reply, void *priv) {
     if (!rq) return;
     if (reply && reply->type == REDIS_REPLY_ERROR)
         orr_log(ORR_LOG_ERROR, NULL, "cluster: redis: %.*s", (int)reply->len, reply->str);
+    if (reply && reply->type == REDIS_REPLY_ARRAY) {
+        on_park_reply(cl, rq, reply);
+        return;
+    }
     bool ok = reply && reply->type == REDIS_REPLY_INTEGER;
     long long v = ok ? reply->integer : 0;
+    if (rq->kind == ORR_RQ_PARK || rq->kind == ORR_RQ_ORPHAN) { /* lost on the way */
+        cl_handle_down(cl, rq);
+        return;
+    }
     switch (rq->kind) {
     case ORR_RQ_REGISTER:
         /* Lost on the way: it stands locally and is written back. */
@@ -468,5 +613,6 @@ static void on_inbox(orr_redis *r, redisReply *reply, void *priv) {
             cl->box_seen = true;
         }
     }
+    if (cl->held) cl_release_held(cl, false);
     cl_read_inbox(cl);
 }

@@ -41,6 +41,10 @@ typedef struct orr_cl_req {
     orr_registry_op op;    /* ANSWER, UNREGISTER, LEAVE: the result known already */
     int status;
     uint64_t count;
+    orr_park_limits park; /* GONE, PARK, ORPHAN */
+    uint64_t wait_w;      /* held until the inbox is read up to this count (PARK, REGISTER) */
+    int64_t wait_until;   /* ... or this monotonic ms passes */
+    struct orr_cl_req *held_next;
     uint16_t name_len;
     uint8_t pool_len;
     char pool[ORR_POOL_NAME_MAX];
@@ -99,6 +103,12 @@ struct orr_cluster {
     bool box_seen;   /* the inbox exists in Redis (an entry was read from it) */
     char cap[24];    /* inbox_max_messages, as text for the scripts */
     size_t cap_len;
+    /* Answers that wait until the inbox was read far enough (cl_hold). */
+    orr_cl_req *held;
+    /* Pools the last sweep reported parked names for (their gauge goes to 0
+     * when they have none left). */
+    char (*park_pools)[ORR_POOL_NAME_MAX];
+    size_t n_park_pools;
     /* The lease: this node's liveness key is known to hold until
      * lease_until (monotonic ms; 0: lapsed or not yet known). Workers read
      * it: past it they do not act as holders of this node's names. */
@@ -108,7 +118,7 @@ struct orr_cluster {
     bool restoring;  /* its write-back is under way */
     /* metrics */
     atomic_uint_fast64_t sent, received, send_failures, reaped, conflicts, lapses, restores,
-        inbox_full, inbox_waits, inbox_lost;
+        inbox_full, inbox_waits, inbox_lost, park_failures;
 };
 
 /* ---- cluster.c ---- */
@@ -132,6 +142,12 @@ void cl_handle_req(orr_cluster *cl, orr_cl_req *rq);
 void cl_flush_sends(orr_cluster *cl);
 /* Answer a request as Redis being away allows, and free it. */
 void cl_handle_down(orr_cluster *cl, orr_cl_req *rq);
+/* Answers held for the inbox (PARK, a REGISTER that moved kept messages)
+ * whose count was read, or whose time is up, go (after each inbox read and
+ * each tick). */
+void cl_release_held(orr_cluster *cl, bool all);
+/* Parked names past their deadline go (SC_SWEEP); the gauge is refreshed. */
+void cl_sweep(orr_cluster *cl);
 
 /* Hand the results and messages gathered in this loop pass to their workers. */
 static inline void cl_flush_posts(orr_cluster *cl) {

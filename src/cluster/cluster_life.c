@@ -287,6 +287,7 @@ static void reap(orr_cluster *cl) {
     const char *argv[5] = {"EVALSHA", cl->sha[SC_REAP], "0", cl->inst, "0"};
     size_t argl[5] = {7, 40, 1, cl->inst_len, 1};
     if (orr_redis_command(cl->cmd, on_reap_reply, cl, 5, argv, argl) == 0) cl->outstanding++;
+    cl_sweep(cl);
 }
 
 /* ---- connection state ---- */
@@ -407,6 +408,7 @@ static void on_tick(orr_loop *loop) {
     orr_redis_tick(cl->sub, cl->loop.now_ms);
     orr_redis_tick(cl->pres, cl->loop.now_ms);
     check_lease(cl);
+    if (cl->held) cl_release_held(cl, false);
     if (!atomic_load_explicit(&cl->ready, memory_order_relaxed)) return;
     if (cl->loop.now_ms >= cl->next_beat) {
         heartbeat(cl);
@@ -486,6 +488,7 @@ static int cl_take_name(orr_backend *b, uint32_t pool, const char *name, size_t 
 
 static const orr_backend_ops cluster_ops = {
     .name = "cluster",
+    .parks_shared = true,
     .take_name = cl_take_name,
     .submit = cl_submit,
     .holder_valid = cl_holder_valid,
@@ -579,6 +582,7 @@ static void cl_stop(orr_backend *b) {
     orr_redis_free(cl->cmd);
     orr_redis_free(cl->sub);
     orr_redis_free(cl->pres);
+    cl_release_held(cl, true);
     cl_flush_posts(cl); /* answers to what was still in flight (the workers free them) */
     orr_xq_drop(orr_xq_take(&cl->loop.inbox));
     for (cl_answer *a = cl->ans_head, *next; a; a = next) { /* answers nobody will get now */
@@ -588,6 +592,7 @@ static void cl_stop(orr_backend *b) {
     for (size_t i = 0; i < cl->n_batch; i++)
         cl_req_free(cl->batch[i]);
     free(cl->batch_keys);
+    free(cl->park_pools);
     orr_loop_destroy(&cl->loop);
     pthread_mutex_destroy(&cl->lock);
     free(cl);
@@ -604,7 +609,10 @@ static void cl_draining(orr_backend *b) {
  * in the order it started the operations, whichever needed Redis. */
 static int cl_submit(orr_backend *b, const orr_reg_req *rq) {
     orr_cluster *cl = (orr_cluster *)b;
-    size_t msg_len = rq->kind == ORR_RQ_SEND || rq->kind == ORR_RQ_PUBLISH ? rq->msg_len : 0;
+    size_t msg_len =
+        rq->kind == ORR_RQ_SEND || rq->kind == ORR_RQ_PUBLISH || rq->kind == ORR_RQ_ORPHAN
+            ? rq->msg_len
+            : 0;
     orr_cl_req *q = orr_xmalloc(sizeof *q + msg_len);
     memset(q, 0, offsetof(orr_cl_req, pool));
     q->kind = rq->kind;
@@ -615,6 +623,7 @@ static int cl_submit(orr_backend *b, const orr_reg_req *rq) {
     q->op = rq->op;
     q->status = rq->status;
     q->count = rq->count;
+    q->park = rq->park;
     q->name_len = (uint16_t)rq->name_len;
     q->pool_len = (uint8_t)rq->pool_len;
     q->msg_len = (uint32_t)msg_len;
@@ -642,7 +651,7 @@ static bool cl_ready(orr_backend *b, char *why, size_t whylen) {
 
 static void cl_metrics(orr_backend *b, void (*emit)(void *arg, const char *line), void *arg) {
     orr_cluster *cl = (orr_cluster *)b;
-    char line[256];
+    char line[512];
     static const struct {
         const char *name, *type, *help;
         size_t off;
@@ -676,6 +685,9 @@ static void cl_metrics(orr_backend *b, void (*emit)(void *arg, const char *line)
         {"orrery_cluster_inbox_lost_total", "counter",
          "Times this node's inbox was found gone from Redis with messages possibly unread.",
          offsetof(orr_cluster, inbox_lost)},
+        {"orrery_cluster_park_failures_total", "counter",
+         "Names not parked (freed instead) and messages not kept for lack of Redis.",
+         offsetof(orr_cluster, park_failures)},
     };
     snprintf(line, sizeof line,
              "# HELP orrery_cluster_redis_up Whether this node reaches Redis (1) or not (0).\n"

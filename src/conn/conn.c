@@ -303,9 +303,10 @@ void conn_on_timeout(conn_worker *w, orr_conn *c) {
 void conn_drain(conn_worker *w, orr_conn *c) {
     static const char why[] = "server shutting down; please reconnect";
     c->flags |= CF_DRAIN_CLOSED;
-    out_cork(w, c);
+    bool own = w->cork_conn != c; /* a batch of its results may have it corked */
+    if (own) out_cork(w, c);
     conn_send_close(w, c, ORR_WS_CLOSE_GOING_AWAY, why, sizeof why - 1, ORR_REASON_STOP);
-    out_uncork(w);
+    if (own) out_uncork(w);
 }
 
 /* Inlined into the plain read loop (as it was before TLS had a loop of its

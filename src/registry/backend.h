@@ -30,9 +30,17 @@ typedef enum {
     ORR_RQ_JOIN,
     ORR_RQ_LEAVE,
     ORR_RQ_PUBLISH, /* this node's members have it already (local_count) */
-    ORR_RQ_GONE,    /* a connection that held something ended */
+    ORR_RQ_GONE,    /* a connection that held something ended (park: its names park) */
     ORR_RQ_ANSWER,  /* nothing to do beyond the node: only the answer */
+    /* Backends that park (parks_shared): */
+    ORR_RQ_PARK,   /* a drain: park conn's names now, before its 1001 (answered with
+                      ORR_OP_DRAIN_PARKED once what was on its way to conn has reached its
+                      worker) */
+    ORR_RQ_ORPHAN, /* a message to a name that reached conn only once it was closing or gone */
 } orr_rq_kind;
+
+/* The answer to ORR_RQ_PARK: not a gear's operation (gear.h's ops are below 64). */
+#define ORR_OP_DRAIN_PARKED ((orr_registry_op)64)
 
 /*
  * One operation, as its caller describes it. Every pointer is borrowed for
@@ -57,6 +65,7 @@ typedef struct orr_reg_req {
     const void *msg; /* SEND, PUBLISH */
     size_t msg_len;
     uint64_t local_count; /* PUBLISH: members reached on this node */
+    orr_park_limits park; /* GONE, PARK, ORPHAN: the pool's parking (park_ms 0: none) */
 } orr_reg_req;
 
 /* submit's answer: the backend completes the request later. */
@@ -91,6 +100,10 @@ typedef struct orr_delivery_ops {
     /* The name of the pool at idx, for an entry of the node's table seen
      * under its lock (its connection keeps the pool): its length, 0 if none. */
     size_t (*pool_name)(orr_delivery *d, uint32_t idx, char *out, size_t cap);
+    /* Parking counters of a pool by name (metrics): add's delivered,
+     * expired and dropped are added; names >= 0 sets the parked-names gauge. */
+    void (*park_count)(orr_delivery *d, const char *pool, size_t pool_len,
+                       const orr_park_stats *add, int64_t names);
 } orr_delivery_ops;
 
 /* Made by the server for one thread (the cluster's): not thread-safe. */
@@ -103,6 +116,12 @@ struct orr_delivery {
 typedef struct orr_backend orr_backend;
 typedef struct orr_backend_ops {
     const char *name;
+    /* Parked names live in the backend (the cluster: in Redis), not in the
+     * node's table: the node frees a connection's names and hands GONE the
+     * pool's limits, a drain submits PARK and waits for its answer before
+     * the 1001, and a message that reaches a closing connection goes back
+     * as ORPHAN. false: the node's table parks (registry.h). */
+    bool parks_shared;
     /* A connection takes a name in the node's table: 0 or its error.
      * local: registered (ORR_REGISTRY_RESTORING: a parked name with kept
      * messages, registry.h); cluster: claimed until Redis confirms, so that a

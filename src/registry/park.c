@@ -335,3 +335,14 @@ void orr_registry_park_stats(orr_registry *r, uint32_t pool, orr_park_stats *out
     *out = pool < r->n_stats ? r->stats[pool] : (orr_park_stats){0};
     pthread_mutex_unlock(&r->lock);
 }
+
+void orr_registry_park_account(orr_registry *r, uint32_t pool, const orr_park_stats *add,
+                               int64_t names) {
+    pthread_mutex_lock(&r->lock);
+    orr_park_stats *st = stats_at(r, pool);
+    st->delivered += add->delivered;
+    st->expired += add->expired;
+    st->dropped += add->dropped;
+    if (names >= 0) st->names = (uint64_t)names;
+    pthread_mutex_unlock(&r->lock);
+}

@@ -528,6 +528,19 @@ void orr_registry_conn_gone_park(orr_registry *r, uint64_t conn, const orr_park_
     pthread_mutex_unlock(&r->lock);
 }
 
+size_t orr_registry_unregister_names(orr_registry *r, uint64_t conn) {
+    size_t k = 0;
+    pthread_mutex_lock(&r->lock);
+    reg_conn *c = orr__registry_conn_find(r, conn);
+    if (c) {
+        for (orr_link *l; (l = orr_list_front(&c->names)); k++)
+            name_remove(r, ORR_CONTAINER_OF(l, reg_name, by_conn));
+        orr__registry_conn_drop_if_empty(r, c);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return k;
+}
+
 void orr_registry_get_counts(orr_registry *r, orr_registry_counts *out) {
     pthread_mutex_lock(&r->lock);
     out->names = r->names.n - r->heap_n;

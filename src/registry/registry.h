@@ -169,6 +169,13 @@ void orr_registry_park_budget(orr_registry *r, atomic_size_t *used, const atomic
  * freed. A connection's entries are all in its one pool, so one lim. */
 void orr_registry_conn_gone_park(orr_registry *r, uint64_t conn, const orr_park_limits *lim,
                                  int64_t now_ms);
+/* Gives up every name conn holds, keeping its memberships (a drain whose
+ * backend parks the names elsewhere): how many. */
+size_t orr_registry_unregister_names(orr_registry *r, uint64_t conn);
+/* Adds to a pool's counters what another party (a cluster) counted; names
+ * >= 0 sets the parked-names gauge. */
+void orr_registry_park_account(orr_registry *r, uint32_t pool, const orr_park_stats *add,
+                               int64_t names);
 /* Park conn's names now, while it is still open (a drain, before its
  * 1001): how many were parked. Its memberships stay until it ends. */
 size_t orr_registry_park_names(orr_registry *r, uint64_t conn, const orr_park_limits *lim,

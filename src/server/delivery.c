@@ -40,6 +40,7 @@ static int dv_to_conn(orr_delivery *d, uint64_t conn, const void *msg, size_t le
     orr_worker *w = worker_for(sd, conn);
     if (!w) return ORR_ENOTFOUND;
     orr_payload *m = payload_new(msg, len);
+    m->to_name = true; /* sent to its name: kept again if it cannot be delivered */
     orr_xq_link *l = worker_deliver_msg(w, m, &conn, 1);
     payload_unref(m);
     if (!l) return ORR_EAGAIN;
@@ -89,6 +90,16 @@ static size_t dv_pool_name(orr_delivery *d, uint32_t idx, char *out, size_t cap)
     return n;
 }
 
+/* A pool this node does not use has no counters here (another node counts). */
+static void dv_park_count(orr_delivery *d, const char *pool, size_t pool_len,
+                          const orr_park_stats *add, int64_t names) {
+    srv_delivery *sd = of(d);
+    orr_pool *p = pools_acquire(sd->srv, pool, pool_len, false);
+    if (!p) return;
+    orr_registry_park_account(sd->srv->registry, p->idx, add, names);
+    pool_unref(p);
+}
+
 static const orr_delivery_ops ops = {
     .to_conn = dv_to_conn,
     .to_group = dv_to_group,
@@ -96,6 +107,7 @@ static const orr_delivery_ops ops = {
     .evict = dv_evict,
     .flush = dv_flush,
     .pool_name = dv_pool_name,
+    .park_count = dv_park_count,
 };
 
 orr_delivery *delivery_new(orr_server *s) {

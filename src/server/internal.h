@@ -330,8 +330,10 @@ bool mailbox_local_holder(orr_worker *w, orr_pool *pool, const char *name, size_
 void mailbox_conn_ended(orr_worker *w, orr_conn *c);
 /* Parking (registry/registry.h), on c's worker: before the drain's 1001,
  * c's names are parked (a pool that parks), so that what is sent to them
- * from now on is kept, not lost with the close. */
-void mailbox_park_for_drain(orr_worker *w, orr_conn *c);
+ * from now on is kept, not lost with the close. true: the backend parks them
+ * (parks_shared) and answers ORR_OP_DRAIN_PARKED, whose arrival sends the
+ * 1001 (mailbox_late_result); false: send it now. */
+bool mailbox_park_for_drain(orr_worker *w, orr_conn *c);
 /* Messages for connection id that it cannot take (c: closing; NULL: gone):
  * those sent to a name are kept for its parked name, in front. */
 void mailbox_orphans(orr_worker *w, uint64_t id, orr_conn *c, const orr_payload *const *ps,

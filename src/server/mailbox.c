@@ -98,6 +98,11 @@ bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, c
 }
 
 void mailbox_late_result(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
+    if (r->op == ORR_OP_DRAIN_PARKED) { /* its names are parked: now its 1001 */
+        if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
+        conn_drain(&w->cw, c);
+        return;
+    }
     if (c->phase == PHASE_HTTP && (c->flags & CF_HTTP_WAIT)) {
         push_answer(w, c, r);
         return;
@@ -130,20 +135,47 @@ static bool parks(const orr_conn *c, orr_park_limits *lim) {
     return c->route && pool_park_limits(route_of(c->route)->pool, lim);
 }
 
-void mailbox_park_for_drain(orr_worker *w, orr_conn *c) {
+bool mailbox_park_for_drain(orr_worker *w, orr_conn *c) {
     orr_park_limits lim;
-    if ((c->flags & CF_REGISTRY) && parks(c, &lim))
+    if (!(c->flags & CF_REGISTRY) || !parks(c, &lim)) return false;
+    orr_backend *be = w->srv->backend;
+    if (!be->ops->parks_shared) {
         orr_registry_park_names(w->srv->registry, c->id, &lim, w->loop.now_ms);
+        return false;
+    }
+    /* Its names park in the backend; the 1001 goes once that is done and what
+     * was on its way to c has reached this worker (ORR_OP_DRAIN_PARKED). Its
+     * table entries go too: a send from this node now goes where the name is. */
+    orr_registry_unregister_names(w->srv->registry, c->id);
+    orr_reg_req rq = {.kind = ORR_RQ_PARK,
+                      .op = ORR_OP_DRAIN_PARKED,
+                      .conn = c->id,
+                      .reply_to = c->id,
+                      .park = lim};
+    be->ops->submit(be, &rq);
+    return true;
 }
 
 void mailbox_orphans(orr_worker *w, uint64_t id, orr_conn *c, const orr_payload *const *ps,
                      size_t n) {
     orr_park_limits lim;
     if (c && !parks(c, &lim)) return;
-    for (size_t i = 0; i < n; i++)
-        if (ps[i]->to_name)
-            orr_registry_park_orphan(w->srv->registry, id, c ? &lim : NULL, w->loop.now_ms,
-                                     ps[i]->bytes + PAYLOAD_HDR_ROOM, ps[i]->len);
+    orr_backend *be = w->srv->backend;
+    for (size_t i = 0; i < n; i++) {
+        if (!ps[i]->to_name) continue;
+        const void *msg = ps[i]->bytes + PAYLOAD_HDR_ROOM;
+        if (be->ops->parks_shared) {
+            orr_reg_req rq = {.kind = ORR_RQ_ORPHAN,
+                              .conn = id,
+                              .msg = msg,
+                              .msg_len = ps[i]->len,
+                              .park = c ? lim : (orr_park_limits){0}};
+            be->ops->submit(be, &rq);
+        } else {
+            orr_registry_park_orphan(w->srv->registry, id, c ? &lim : NULL, w->loop.now_ms, msg,
+                                     ps[i]->len);
+        }
+    }
 }
 
 static bool open_for_messages(const orr_conn *c) {
@@ -176,15 +208,18 @@ void mailbox_restore(orr_worker *w, uint64_t id, uint32_t pool, const char *name
 
 void mailbox_conn_ended(orr_worker *w, orr_conn *c) {
     if (c->flags & CF_REGISTRY) {
-        /* In a pool that parks, its names keep their messages for park_ms. */
+        /* In a pool that parks, its names keep their messages for park_ms:
+         * in the node's table, or in the backend's (parks_shared). */
+        orr_backend *be = w->srv->backend;
+        orr_reg_req rq = {.kind = ORR_RQ_GONE, .conn = c->id};
         orr_park_limits lim;
-        if (parks(c, &lim))
+        if (parks(c, &lim) && !be->ops->parks_shared)
             orr_registry_conn_gone_park(w->srv->registry, c->id, &lim, w->loop.now_ms);
         else
             orr_registry_conn_gone(w->srv->registry, c->id);
+        if (parks(c, &lim) && be->ops->parks_shared) rq.park = lim;
         c->flags &= (uint16_t)~CF_REGISTRY;
-        orr_reg_req rq = {.kind = ORR_RQ_GONE, .conn = c->id};
-        w->srv->backend->ops->submit(w->srv->backend, &rq);
+        be->ops->submit(be, &rq);
     }
     if (c->route) pool_release(route_of(c->route)->pool);
 }

@@ -38,7 +38,7 @@ static bool listed_in(const orr_pools *ps, const char *name) {
 static void set_park(const orr_pools *ps, orr_pool *p) {
     uint32_t ms, n, bytes;
     orr_config_park_policy(&ps->cfg, p->name, &ms, &n, &bytes);
-    if (ps->cfg.cluster.enabled || !(p->gear || p->listed)) ms = 0;
+    if (!(p->gear || p->listed)) ms = 0;
     atomic_store_explicit(&p->park_max_messages, n, memory_order_relaxed);
     atomic_store_explicit(&p->park_max_bytes, bytes, memory_order_relaxed);
     atomic_store_explicit(&p->park_ms, ms, memory_order_relaxed);

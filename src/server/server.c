@@ -38,14 +38,6 @@ static int make_pools_and_gears(orr_server *s, const orr_gear *const *gears, siz
     return 0;
 }
 
-/* Whether any pool (or the top level) sets park_ms. */
-static bool parking_configured(const orr_config *c) {
-    bool on = c->park_ms != 0;
-    for (size_t i = 0; i < c->n_pools; i++)
-        on = on || c->pools[i].park_ms != 0;
-    return on;
-}
-
 /* The listener's certificate and key, when the config has "tls": a file
  * OpenSSL refuses is an error at its key's place in the config. */
 static int tls_make(orr_server *s, char *err, size_t errlen) {
@@ -174,10 +166,6 @@ int orr_server_start(orr_server *s) {
     s->port = port;
     /* The registry backend: the one place that knows which there is. */
     if (s->cfg.cluster.enabled) {
-        if (parking_configured(&s->cfg))
-            orr_log(ORR_LOG_WARN, NULL,
-                    "park_ms is set but parking is single-node only for now: with \"cluster\", "
-                    "names are not parked (today's behaviour)");
         s->delivery = delivery_new(s);
         s->backend = orr_cluster_backend_start(&s->cfg, port, s->registry, s->delivery);
     } else {
@@ -302,7 +290,7 @@ static void log_parked(orr_server *s) {
         if (st.names || st.kept)
             orr_log(ORR_LOG_WARN, NULL,
                     "executor pool %s: exiting with %llu parked names keeping %llu messages "
-                    "(parking is single-node for now: they end with this node)",
+                    "(without \"cluster\" they end with this node)",
                     pp.v[i].name, (unsigned long long)st.names, (unsigned long long)st.kept);
     }
     free(pp.v);

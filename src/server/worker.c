@@ -207,10 +207,19 @@ static void drain_step(orr_worker *w) {
             break;
         }
         orr_conn *c = ORR_CONTAINER_OF(x, orr_conn, t);
-        /* Its names park before its 1001: a send from now on is kept. */
-        mailbox_park_for_drain(w, c);
-        conn_drain(&w->cw, c);
+        /* Waiting for its names to park (below): so are the ones after it,
+         * unless input moved one behind it; the next tick looks again. */
+        if (c->flags & CF_DRAIN_CLOSED) break;
         w->drain_sent++;
+        /* Its names park before its 1001: a send from now on is kept. A
+         * backend that parks them elsewhere answers first; meanwhile it waits
+         * at the back of the list. */
+        if (mailbox_park_for_drain(w, c)) {
+            c->flags |= CF_DRAIN_CLOSED;
+            conn_list_move(&w->cw, c, LIST_WS);
+            continue;
+        }
+        conn_drain(&w->cw, c);
     }
 }
 

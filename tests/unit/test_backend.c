@@ -112,8 +112,13 @@ static size_t dv_pool_name(orr_delivery *d, uint32_t idx, char *out, size_t cap)
     return (size_t)snprintf(out, cap, "%s", POOL);
 }
 
-static const orr_delivery_ops fake_ops = {dv_to_conn, dv_to_group, dv_complete,
-                                          dv_evict,   dv_flush,    dv_pool_name};
+static void dv_park_count(orr_delivery *d, const char *pool, size_t pool_len,
+                          const orr_park_stats *add, int64_t names) {
+    (void)d, (void)pool, (void)pool_len, (void)add, (void)names;
+}
+
+static const orr_delivery_ops fake_ops = {dv_to_conn, dv_to_group,  dv_complete,  dv_evict,
+                                          dv_flush,   dv_pool_name, dv_park_count};
 
 /* ---- a node: its table, its backend, its delivery ---- */
 
