@@ -220,16 +220,20 @@ static int eval_publish(orr_cluster *cl, orr_cl_req *rq) {
 /* GONE, PARK, ORPHAN: inst, conn, the pool's parking (park_ms 0: none), and
  * ORPHAN's message. */
 static int eval_park(orr_cluster *cl, orr_cl_req *rq, const char *conn, size_t cn) {
-    char pms[16], pn[16], pb[24];
-    const char *kv[6] = {cl->inst, conn, pms, pn, pb, rq->msg};
-    size_t kl[6] = {cl->inst_len,
+    char pms[16], pn[16], pb[24], key[KEY_MAX];
+    size_t keyl = rq->name_len
+                      ? cl_pool_key(key, "orr:u:", rq->pool, rq->pool_len, rq->name, rq->name_len)
+                      : 0;
+    const char *kv[7] = {cl->inst, conn, pms, pn, pb, rq->msg, key};
+    size_t kl[7] = {cl->inst_len,
                     cn,
                     (size_t)snprintf(pms, sizeof pms, "%" PRIu32, rq->park.park_ms),
                     (size_t)snprintf(pn, sizeof pn, "%" PRIu32, rq->park.max_messages),
                     (size_t)snprintf(pb, sizeof pb, "%" PRIu64, rq->park.max_bytes),
-                    rq->msg_len};
+                    rq->msg_len,
+                    keyl};
     int script = rq->kind == ORR_RQ_GONE ? SC_GONE : rq->kind == ORR_RQ_PARK ? SC_PARK : SC_ORPHAN;
-    return cl_eval(cl, script, rq, 0, kv, kl, rq->kind == ORR_RQ_ORPHAN ? 6 : 5);
+    return cl_eval(cl, script, rq, 0, kv, kl, rq->kind == ORR_RQ_ORPHAN ? 7 : 5);
 }
 
 void cl_handle_req(orr_cluster *cl, orr_cl_req *rq) {

@@ -341,25 +341,30 @@ static const char *const orr_cluster_scripts[SC_N] = {
     "  end\n"
     "end\n"
     "return {k, tonumber(redis.call('HGET', 'orr:ib:' .. ARGV[1], 'w')) or 0}\n",
-    /* ORPHAN ARGV: inst, conn, park_ms, max messages, max bytes, message: a
+    /* ORPHAN ARGV: inst, conn, park_ms, max messages, max bytes, message,
+     * and the name's key when the sender's node knew it ('' otherwise): a
      * message to one of conn's names that reached it only once it was
      * closing or gone. Kept ahead of what the name keeps (the connection's
-     * name if it still holds it and its pool parks, or the name it parked);
+     * name if it still holds it and its pool parks, or the name parked);
      * handed to the name's new holder if it has one already (late); else
-     * lost. {1 kept | 2 handed on | 0 lost, dropped past the caps, pool}. */
+     * lost. Without the key: the connection's name (one of them, if it had
+     * several). {1 kept | 2 handed on | 0 lost, dropped past the caps, pool}. */
     [SC_ORPHAN] = ORR_LUA_LIVE ORR_LUA_PARK
     "local inst, conn, msg = ARGV[1], ARGV[2], ARGV[6]\n"
     "local me = inst .. '\\t' .. conn\n"
-    "local k\n"
-    "for _, e in ipairs(redis.call('SMEMBERS', 'orr:c:' .. inst .. '\\0' .. conn)) do\n"
-    "  if string.sub(e, 1, 1) == 'u' then k = string.sub(e, 2); break end\n"
+    "local named = ARGV[7] ~= ''\n"
+    "local k = named and ARGV[7] or nil\n"
+    "if not k then\n"
+    "  for _, e in ipairs(redis.call('SMEMBERS', 'orr:c:' .. inst .. '\\0' .. conn)) do\n"
+    "    if string.sub(e, 1, 1) == 'u' then k = string.sub(e, 2); break end\n"
+    "  end\n"
     "end\n"
     "if not k then k = redis.call('SRANDMEMBER', 'orr:pk:' .. inst .. '\\0' .. conn) end\n"
     "if not k then return {0, 0, ''} end\n"
     "local v = redis.call('GET', k)\n"
     "local d, mn, mb, pn, pc = parked(v)\n"
     "if d then\n"
-    "  if pn == inst and pc == conn and d > now_ms() then\n"
+    "  if (named or (pn == inst and pc == conn)) and d > now_ms() then\n"
     "    return {1, keep(k, mn, mb, redis.call('PTTL', k), msg, true), pool_of(k)}\n"
     "  end\n"
     "elseif v and string.sub(v, 1, #me + 1) == me .. '\\t' then\n"

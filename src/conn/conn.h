@@ -155,11 +155,19 @@ typedef struct orr_payload {
     bool utf8;              /* valid UTF-8: a gear may send it on as text unchecked */
     bool to_name;           /* sent to a Unique name: one its holder cannot take may be parked */
     uint8_t hdr_len;        /* the text frame header's length */
+    uint16_t name_len;      /* to_name in a pool that parks: the name's length (payload_name) */
     _Atomic(payload_z *) z; /* its compressed forms, one per window size */
     uint8_t bytes[];        /* HDR_ROOM bytes (header at the end), then the payload */
 } orr_payload;
 /* A payload holding a copy of msg, with one reference for the caller. */
 orr_payload *payload_new(const void *msg, size_t len);
+/* The same for a message sent to `name` of the pool at pool_idx (to_name):
+ * it keeps the name too, so that a holder that cannot take it any more
+ * hands it back to that name (parking), whoever holds it by then. */
+orr_payload *payload_new_to(const void *msg, size_t len, uint32_t pool_idx, const char *name,
+                            size_t name_len);
+/* The name a payload was sent to, if it keeps one: its length (0: none). */
+size_t payload_name(const orr_payload *m, uint32_t *pool_idx, const char **name);
 /* Gives one back (any thread); m may be NULL. */
 void payload_unref(orr_payload *m);
 
@@ -173,6 +181,7 @@ typedef struct conn_route {
     uint32_t pool_idx;                 /* the pool's index: registry tables, counters */
     atomic_uint_fast64_t *slow_closes; /* the pool's count of slow consumers closed */
     atomic_uint *deflate_min;          /* the pool's deflate_min_bytes */
+    atomic_uint *park_ms;              /* the pool's park_ms (0: it does not park) */
 } conn_route;
 
 /* Per worker, per pool: counters only that worker writes (relaxed atomics,

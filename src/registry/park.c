@@ -266,6 +266,28 @@ bool orr_registry_park_orphan(orr_registry *r, uint64_t conn, const orr_park_lim
     return l != NULL;
 }
 
+int orr_registry_orphan_to(orr_registry *r, uint64_t conn, const orr_park_limits *lim,
+                           int64_t now_ms, uint32_t pool, const char *name, size_t len,
+                           const void *msg, size_t msg_len, uint64_t *holder) {
+    if (!orr__registry_valid_name(name, len)) return ORR_ORPHAN_LOST;
+    pthread_mutex_lock(&r->lock);
+    reg_conn *c = orr__registry_conn_find(r, conn);
+    if (c && lim && lim->park_ms) orr__registry_park_names(r, c, lim, now_ms);
+    reg_name *n = orr__registry_name_find(r, pool, name, len);
+    int rc = ORR_ORPHAN_LOST;
+    if (n && n->park) {
+        keep(r, n, msg, msg_len, true);
+        rc = ORR_ORPHAN_KEPT;
+    } else if (n && !n->pending && n->owner->id != conn) {
+        *holder = n->owner->id;
+        rc = ORR_ORPHAN_HOLDER;
+    } else {
+        stats_at(r, pool)->dropped++;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
 size_t orr_registry_restore_take(orr_registry *r, uint32_t pool, const char *name, size_t len,
                                  uint64_t conn, orr_park_msg **out) {
     *out = NULL;

@@ -189,6 +189,16 @@ bool orr_registry_park_send(orr_registry *r, uint32_t pool, const char *name, si
  * (park_ms > 0), names conn still holds are parked first. */
 bool orr_registry_park_orphan(orr_registry *r, uint64_t conn, const orr_park_limits *lim,
                               int64_t now_ms, const void *msg, size_t msg_len);
+/* A message to `name` (its pool parks) that conn could not take (closing
+ * or gone): with lim (park_ms > 0) the names conn still holds are parked
+ * first. Then: the name is parked or restoring: kept ahead of what it keeps
+ * (ORR_ORPHAN_KEPT); another connection holds it (restored, or taken after
+ * it expired): ORR_ORPHAN_HOLDER, *holder is it (the caller hands it the
+ * message, late); else ORR_ORPHAN_LOST (counted dropped). */
+enum { ORR_ORPHAN_LOST, ORR_ORPHAN_KEPT, ORR_ORPHAN_HOLDER };
+int orr_registry_orphan_to(orr_registry *r, uint64_t conn, const orr_park_limits *lim,
+                           int64_t now_ms, uint32_t pool, const char *name, size_t len,
+                           const void *msg, size_t msg_len, uint64_t *holder);
 /* For conn restoring name: takes its kept messages (*out, oldest first,
  * counted delivered) and answers how many; 0 once there are none, when the
  * name becomes held (lookups find it), or when conn is not restoring it. */

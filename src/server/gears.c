@@ -211,6 +211,7 @@ static void bind_pool(orr_route_target *b, orr_pool *p) {
     b->r.pool_idx = p->idx;
     b->r.slow_closes = &p->slow_closes;
     b->r.deflate_min = &p->deflate_min;
+    b->r.park_ms = &p->park_ms;
     atomic_store_explicit(&b->pool, p, memory_order_release);
 }
 

@@ -300,6 +300,8 @@ void pool_unref(orr_pool *p);
 /* The pool at idx, without a reference, or NULL: only for the idx of a
  * registry entry seen under the registry lock (its connection holds one). */
 orr_pool *pools_at(orr_server *s, uint32_t idx);
+/* The name of the pool at idx, copied under the pools' lock: its length (0: none). */
+size_t pools_name_of(orr_server *s, uint32_t idx, char *out, size_t cap);
 /* fn for each pool alive, under the pools lock (fn must not take it). */
 void pools_foreach(orr_server *s, void (*fn)(void *arg, const orr_pool *p), void *arg);
 /* Take a connection slot: true, or false at the limit (counted as rejected). */

@@ -90,8 +90,13 @@ bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, c
                   size_t msg_len) {
     uint64_t to;
     if (!mailbox_local_holder(w, pool, name, len, &to)) return false;
-    orr_payload *m = payload_new(msg, msg_len);
-    m->to_name = true;
+    orr_payload *m;
+    if (atomic_load_explicit(&pool->park_ms, memory_order_relaxed)) {
+        m = payload_new_to(msg, msg_len, pool->idx, name, len);
+    } else {
+        m = payload_new(msg, msg_len);
+        m->to_name = true;
+    }
     bool ok = mailbox_post(w->srv, w, &to, 1, m) == 1;
     payload_unref(m);
     return ok;
@@ -156,6 +161,16 @@ bool mailbox_park_for_drain(orr_worker *w, orr_conn *c) {
     return true;
 }
 
+/* One orphan that knows its name (payload_new_to): back to that name. */
+static void orphan_named(orr_worker *w, uint64_t id, const orr_park_limits *lim,
+                         const orr_payload *p, uint32_t pool, const char *name, size_t len) {
+    uint64_t holder;
+    int k = orr_registry_orphan_to(w->srv->registry, id, lim, w->loop.now_ms, pool, name, len,
+                                   p->bytes + PAYLOAD_HDR_ROOM, p->len, &holder);
+    /* Restored to another connection meanwhile: it gets it, late. */
+    if (k == ORR_ORPHAN_HOLDER) mailbox_post(w->srv, w, &holder, 1, (orr_payload *)p);
+}
+
 void mailbox_orphans(orr_worker *w, uint64_t id, orr_conn *c, const orr_payload *const *ps,
                      size_t n) {
     orr_park_limits lim;
@@ -164,13 +179,25 @@ void mailbox_orphans(orr_worker *w, uint64_t id, orr_conn *c, const orr_payload 
     for (size_t i = 0; i < n; i++) {
         if (!ps[i]->to_name) continue;
         const void *msg = ps[i]->bytes + PAYLOAD_HDR_ROOM;
+        uint32_t pool;
+        const char *name;
+        size_t len = payload_name(ps[i], &pool, &name);
         if (be->ops->parks_shared) {
             orr_reg_req rq = {.kind = ORR_RQ_ORPHAN,
                               .conn = id,
                               .msg = msg,
                               .msg_len = ps[i]->len,
                               .park = c ? lim : (orr_park_limits){0}};
+            /* Its name, when it came from this node: the pool's name from its index. */
+            char pn[ORR_POOL_NAME_MAX];
+            if (len && (rq.pool_len = pools_name_of(w->srv, pool, pn, sizeof pn))) {
+                rq.pool = pn;
+                rq.name = name;
+                rq.name_len = len;
+            }
             be->ops->submit(be, &rq);
+        } else if (len) {
+            orphan_named(w, id, c ? &lim : NULL, ps[i], pool, name, len);
         } else {
             orr_registry_park_orphan(w->srv->registry, id, c ? &lim : NULL, w->loop.now_ms, msg,
                                      ps[i]->len);
@@ -184,11 +211,11 @@ static bool open_for_messages(const orr_conn *c) {
 
 /* Hands kept messages to c one at a time: if c closes on the way, the rest
  * are parked again, first (they were sent before anything kept since). */
-static void deliver_kept(orr_worker *w, uint64_t id, orr_park_msg *ms) {
+static void deliver_kept(orr_worker *w, uint64_t id, uint32_t pool, const char *name, size_t len,
+                         orr_park_msg *ms) {
     for (orr_park_msg *m = ms; m; m = m->next) {
         orr_conn *c = orr_worker_find(w, id);
-        orr_payload *p = payload_new(m->bytes, m->len);
-        p->to_name = true;
+        orr_payload *p = payload_new_to(m->bytes, m->len, pool, name, len);
         const orr_payload *one = p;
         if (!c || !ws_deliver_server_messages(&w->cw, c, &one, 1))
             mailbox_orphans(w, id, c, &one, 1);
@@ -200,7 +227,7 @@ void mailbox_restore(orr_worker *w, uint64_t id, uint32_t pool, const char *name
     orr_park_msg *ms;
     while (open_for_messages(orr_worker_find(w, id)) &&
            orr_registry_restore_take(w->srv->registry, pool, name, len, id, &ms) > 0) {
-        deliver_kept(w, id, ms);
+        deliver_kept(w, id, pool, name, len, ms);
         orr_registry_msgs_free(ms);
     }
     /* Not open any more: its end parks the name again, messages kept. */

@@ -145,6 +145,19 @@ void pool_unref(orr_pool *p) {
     pthread_mutex_unlock(&ps->lock);
 }
 
+size_t pools_name_of(orr_server *s, uint32_t idx, char *out, size_t cap) {
+    orr_pools *ps = &s->pools;
+    size_t n = 0;
+    pthread_mutex_lock(&ps->lock);
+    const orr_pool *p = idx < ps->table.hw ? ps->all[idx] : NULL;
+    if (p && (n = strnlen(p->name, sizeof p->name)) < cap)
+        memcpy(out, p->name, n + 1);
+    else
+        n = 0;
+    pthread_mutex_unlock(&ps->lock);
+    return n;
+}
+
 orr_pool *pools_at(orr_server *s, uint32_t idx) {
     orr_pools *ps = &s->pools;
     pthread_mutex_lock(&ps->lock);

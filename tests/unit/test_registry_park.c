@@ -274,3 +274,49 @@ Test(registry_park, forget_pool) {
     cr_assert_eq(st2.names, 1);
     orr_registry_free(r);
 }
+
+/* A message that reaches the old holder only after its name was taken again
+ * (restored, and its kept messages handed over) goes to the new holder. */
+Test(registry_park, named_orphan_after_restore_goes_to_the_holder) {
+    orr_registry *r = parked_alice(10, 0);
+    send_str(r, "kept");
+    cr_assert_eq(orr_registry_register(r, 1, S("alice"), 20), ORR_REGISTRY_RESTORING);
+    /* Still restoring: it goes in front of what is left to hand over. */
+    uint64_t holder = 0;
+    cr_assert_eq(orr_registry_orphan_to(r, 10, NULL, 0, 1, S("alice"), S("late1"), &holder),
+                 ORR_ORPHAN_KEPT);
+    expect_restored(r, 20, (const char *const[]){"late1", "kept"}, 2);
+    /* Held now: handed to its holder, not lost. */
+    cr_assert_eq(orr_registry_orphan_to(r, 10, NULL, 0, 1, S("alice"), S("late2"), &holder),
+                 ORR_ORPHAN_HOLDER);
+    cr_assert_eq(holder, 20);
+    cr_assert_eq(stats(r).dropped, 0);
+    /* Nobody has it: lost, counted. */
+    orr_registry_conn_gone(r, 20);
+    cr_assert_eq(orr_registry_orphan_to(r, 10, NULL, 0, 1, S("alice"), S("late3"), &holder),
+                 ORR_ORPHAN_LOST);
+    cr_assert_eq(stats(r).dropped, 1);
+    orr_registry_free(r);
+}
+
+/* A connection with two names: each orphan goes back to the name it was sent to. */
+Test(registry_park, named_orphans_of_two_names) {
+    orr_registry *r = orr_registry_new();
+    cr_assert_eq(orr_registry_register(r, 1, S("alice"), 10), 0);
+    cr_assert_eq(orr_registry_register(r, 1, S("al"), 10), 0);
+    uint64_t holder;
+    /* Closing: its names park first. */
+    cr_assert_eq(orr_registry_orphan_to(r, 10, &LIM, 0, 1, S("al"), S("to-al"), &holder),
+                 ORR_ORPHAN_KEPT);
+    cr_assert_eq(orr_registry_orphan_to(r, 10, &LIM, 0, 1, S("alice"), S("to-alice"), &holder),
+                 ORR_ORPHAN_KEPT);
+    orr_registry_conn_gone_park(r, 10, &LIM, 0);
+    cr_assert_eq(orr_registry_register(r, 1, S("alice"), 20), ORR_REGISTRY_RESTORING);
+    expect_restored(r, 20, (const char *const[]){"to-alice"}, 1);
+    orr_park_msg *ms;
+    cr_assert_eq(orr_registry_register(r, 1, S("al"), 30), ORR_REGISTRY_RESTORING);
+    cr_assert_eq(orr_registry_restore_take(r, 1, S("al"), 30, &ms), 1);
+    cr_assert(ms->len == 5 && memcmp(ms->bytes, "to-al", 5) == 0);
+    orr_registry_msgs_free(ms);
+    orr_registry_free(r);
+}
