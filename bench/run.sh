@@ -38,6 +38,7 @@
 #                  ("n1=0 n2=1 n3=0 redis=1 gen=1"; "all" = 0,1)
 #   BENCH_CLUSTER_CASES  cluster load: which measurements
 #                  (xsend xsend-light xsend-local xsend-single fanout3)
+#   BENCH_PARK_MS  cluster load: park_ms of every node (0: parking off, the default)
 #   BUILD          build directory (build); results go to bench/results/<time>/
 set -euo pipefail
 
@@ -53,6 +54,7 @@ CL_PAIRS=${BENCH_CLUSTER_PAIRS:-100}
 CL_WINDOW=${BENCH_CLUSTER_WINDOW:-32}
 CL_CPUS=${BENCH_CLUSTER_CPUS:-n1=0 n2=1 n3=0 redis=1 gen=1}
 CL_CASES=${BENCH_CLUSTER_CASES:-xsend xsend-light xsend-local xsend-single fanout3}
+PARK_MS=${BENCH_PARK_MS:-0}
 CL_TARGET=100000 # the issue's target: cross-node sends per second
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 FANOUT_MEMBERS=${BENCH_FANOUT_MEMBERS:-10000}
@@ -628,8 +630,8 @@ cl_start() { # cl_start TAG [single]: Redis, then the three nodes; returns when 
     if [ "${2:-}" = single ]; then
         # One node without a cluster key, for comparison: no Redis, no cluster thread.
         cfg="$OUT/cluster-single.json"
-        printf '{"listen": "127.0.0.1:%d", "workers": 1, "ws_max_connections": 100000, "idle_timeout_ms": 600000}\n' \
-            "${CL_PORTS[0]}" >"$cfg"
+        printf '{"listen": "127.0.0.1:%d", "workers": 1, "ws_max_connections": 100000, "idle_timeout_ms": 600000, "park_ms": %d}\n' \
+            "${CL_PORTS[0]}" "$PARK_MS" >"$cfg"
         taskset -c "$(cl_cpu n1)" "$BUILD/orrery" --config "$cfg" >"$OUT/logs/$tag-n1.log" 2>&1 &
         CL_PID[n1]=$!
         PIDS+=("$!")
@@ -659,8 +661,8 @@ cl_start() { # cl_start TAG [single]: Redis, then the three nodes; returns when 
     for i in 1 2 3; do
         port=${CL_PORTS[$((i - 1))]}
         cfg="$OUT/cluster-n$i.json"
-        printf '{"listen": "127.0.0.1:%d", "workers": 1, "ws_max_connections": 100000, "idle_timeout_ms": 600000,\n "cluster": {"redis": "unix:%s", "node_id": "n%d", "heartbeat_ms": 1000, "node_ttl_ms": 5000}}\n' \
-            "$port" "$CL_DIR/redis.sock" "$i" >"$cfg"
+        printf '{"listen": "127.0.0.1:%d", "workers": 1, "ws_max_connections": 100000, "idle_timeout_ms": 600000, "park_ms": %d,\n "cluster": {"redis": "unix:%s", "node_id": "n%d", "heartbeat_ms": 1000, "node_ttl_ms": 5000}}\n' \
+            "$port" "$PARK_MS" "$CL_DIR/redis.sock" "$i" >"$cfg"
         taskset -c "$(cl_cpu "n$i")" "$BUILD/orrery" --config "$cfg" >"$OUT/logs/$tag-n$i.log" 2>&1 &
         CL_PID[n$i]=$!
         PIDS+=("$!")
