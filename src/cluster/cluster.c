@@ -418,6 +418,8 @@ static void on_sweep_reply(orr_redis *r, redisReply *reply, void *priv) {
         if (p->type == REDIS_REPLY_STRING && n->type == REDIS_REPLY_INTEGER && n->integer > 0)
             park_count(cl, p->str, p->len, 0, (uint64_t)n->integer, 0);
     }
+    /* A full batch: more may be due (10,000 names parked at once expire at once). */
+    if (out->type == REDIS_REPLY_ARRAY && out->elements >= 2 * SWEEP_BATCH) cl_sweep(cl);
     if (h->type != REDIS_REPLY_ARRAY) return;
     /* The gauge: every pool with parked names now, and 0 for the ones that had some. */
     orr_park_stats none = {0};
@@ -443,9 +445,10 @@ static void on_sweep_reply(orr_redis *r, redisReply *reply, void *priv) {
 }
 
 void cl_sweep(orr_cluster *cl) {
-    const char *argv[3] = {"EVALSHA", cl->sha[SC_SWEEP], "0"};
-    size_t argl[3] = {7, 40, 1};
-    if (orr_redis_command(cl->cmd, on_sweep_reply, cl, 3, argv, argl) == 0) cl->outstanding++;
+    char n[16];
+    const char *argv[4] = {"EVALSHA", cl->sha[SC_SWEEP], "0", n};
+    size_t argl[4] = {7, 40, 1, (size_t)snprintf(n, sizeof n, "%d", SWEEP_BATCH)};
+    if (orr_redis_command(cl->cmd, on_sweep_reply, cl, 4, argv, argl) == 0) cl->outstanding++;
 }
 
 static void on_reply(orr_redis *r, redisReply *reply, void *priv) {

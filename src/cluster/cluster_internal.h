@@ -24,6 +24,8 @@
 #define KEY_MAX (16 + ORR_POOL_NAME_MAX + ORR_NAME_MAX + 96)
 /* Sends queued in one loop pass go to Redis as one script call of at most this many. */
 #define SEND_BATCH 256
+/* Parked names one sweep removes at most (another follows a full one at once). */
+#define SWEEP_BATCH 1000
 
 typedef struct orr_cluster orr_cluster;
 

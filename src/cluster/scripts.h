@@ -382,13 +382,13 @@ static const char *const orr_cluster_scripts[SC_N] = {
     "  end\n"
     "end\n"
     "return {0, 0, pool_of(k)}\n",
-    /* SWEEP: parked names past their deadline go with their messages. The
-     * answer: {pool, messages expired} pairs, and orr:parkn (parked names
-     * per pool, for the gauge). */
+    /* SWEEP ARGV: at most how many. Parked names past their deadline go with
+     * their messages. The answer: {pool, messages expired} pairs, and
+     * orr:parkn (parked names per pool, for the gauge). */
     [SC_SWEEP] = ORR_LUA_PARK "local now = now_ms()\n"
                               "local out = {}\n"
                               "for _, k in ipairs(redis.call('ZRANGEBYSCORE', 'orr:parked', "
-                              "'-inf', now, 'LIMIT', 0, 256)) do\n"
+                              "'-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))) do\n"
                               "  local v = redis.call('GET', k)\n"
                               "  local d, mn, mb, pn, pc = parked(v)\n"
                               "  if d or not v then\n"

@@ -9,9 +9,9 @@
 // Redis away at the close (parking degrades to today's behaviour, counted).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWs, sleep, SLOW, SHUTDOWN_REASON } from './lib/orrery.mjs';
+import { openWs, sleep, SLOW, SHUTDOWN_REASON, TESTGEAR } from './lib/orrery.mjs';
 import {
-  TG, startCluster, startNode, waitHealth, tgUrl, tg, cmd, push, metricSum, metricTotal, until, closeAll,
+  TG, startCluster, startNode, waitHealth, tgUrl, tg, cmd, text, push, metricTotal, until, closeAll,
 } from './lib/cluster.mjs';
 
 const parkCfg = (pool) => ({ pools: { [TG]: { park_ms: 10000 * SLOW, park_max_messages: 100000, ...pool } } });
@@ -197,5 +197,37 @@ test('Redis away when a connection ends: its name is not parked (today\'s behavi
   await waitHealth(n2, 200, 10000);
   const bob = await tg(n2, 'bob');
   await until(async () => (await cmd(bob, 'send:alice:1')) === 'sent:false', 10000, 'not found, not parked');
+  await closeAll([bob]);
+});
+
+// Redis holds what parked names keep: 10,000 names parked at once stay within
+// their caps there, and expiry sweeps them all (batches of 1,000), counting
+// each kept message once and leaving Redis with what it had before.
+test('10,000 names parked in Redis: caps hold, every one expires, counted once, their keys gone', { skip: TESTGEAR !== 'testgear' && 'C testgear only' }, async (t) => {
+  const { redis, nodes } = await startCluster(t, 2, parkCfg({ park_ms: 4000 * SLOW, park_max_messages: 2 }));
+  const [n1, n2] = nodes;
+  const holders = [await tg(n1, 'h0'), await tg(n1, 'h1')];
+  const keysBefore = Number(await redis.command('DBSIZE'));
+  await Promise.all(holders.map(async (ws, h) => {
+    for (let b = 0; b < 5000; b += 500) {
+      for (let i = b; i < b + 500; i++) ws.send(`register:n${h}_${i}`);
+      for (let i = b; i < b + 500; i++) assert.equal(await text(ws), `registered:n${h}_${i}`);
+    }
+  }));
+  await closeAll(holders);
+  await until(async () => (await metricTotal(n2, 'orrery_parked_names')) === 10002, 10000 * SLOW, 'all parked', 100);
+  // Three messages to 200 of them: one over the cap of 2 each.
+  const bob = await tg(n2, 'bob');
+  for (let i = 0; i < 200; i++) for (let k = 0; k < 3; k++) bob.send(`send:n0_${i}:${k}`);
+  for (let i = 0; i < 600; i++) assert.equal(await text(bob), 'sent:parked');
+  assert.equal(await parkedSum(nodes, 'dropped'), 200);
+  assert.ok(Number(await redis.command('ZCARD', 'orr:parked')) === 10002);
+  await until(async () => (await metricTotal(n2, 'orrery_parked_names')) === 0, 20000 * SLOW, 'all expired', 200);
+  await until(async () => (await parkedSum(nodes, 'expired')) === 400, 5000, 'the kept ones counted expired once');
+  assert.equal(Number(await redis.command('ZCARD', 'orr:parked')), 0);
+  // What is left is bob's own entries, the nodes' and the inboxes: no parked name's key.
+  const left = await redis.command('KEYS', 'orr:p*');
+  assert.deepEqual(left, [], `parking keys left: ${left}`);
+  assert.ok(Number(await redis.command('DBSIZE')) <= keysBefore + 10, 'Redis holds what it held before');
   await closeAll([bob]);
 });
