@@ -103,6 +103,8 @@ typedef struct pending {
 
 static void on_reply(orr_redis *r, redisReply *reply, void *priv);
 static void on_park_reply(orr_cluster *cl, orr_cl_req *rq, const redisReply *a);
+static uint64_t parse_conn(const char *p, size_t n);
+static void hold(orr_cluster *cl, orr_cl_req *rq, long long w);
 static void park_count(orr_cluster *cl, const char *pool, size_t pool_len, uint64_t delivered,
                        uint64_t expired, uint64_t dropped);
 
@@ -150,7 +152,7 @@ void cl_handle_down(orr_cluster *cl, orr_cl_req *rq) {
         break;
     case ORR_RQ_SEND:
         atomic_fetch_add_explicit(&cl->send_failures, 1, memory_order_relaxed);
-        answer(cl, rq, ORR_OP_UNIQUE_SEND, ORR_ENOTFOUND, 0);
+        answer(cl, rq, ORR_OP_ROUTED_SEND, ORR_ENOTFOUND, 0);
         break;
     case ORR_RQ_JOIN:
         answer(cl, rq, ORR_OP_GROUP_JOIN, ORR_OK, 0);
@@ -290,7 +292,7 @@ static void answer_send(orr_cluster *cl, orr_cl_req *rq, bool ok, long long v) {
     if (v == 1) atomic_fetch_add_explicit(&cl->sent, 1, memory_order_relaxed);
     if (v < 0) atomic_fetch_add_explicit(&cl->inbox_full, 1, memory_order_relaxed);
     if (v >= 2) park_count(cl, rq->pool, rq->pool_len, 0, 0, (uint64_t)(v - 2));
-    answer(cl, rq, ORR_OP_UNIQUE_SEND, v > 0 ? ORR_OK : ORR_ENOTFOUND, v == 1);
+    answer(cl, rq, ORR_OP_ROUTED_SEND, v > 0 ? ORR_OK : ORR_ENOTFOUND, v == 1);
     cl_req_free(rq);
 }
 
@@ -304,6 +306,19 @@ static void on_send_reply(orr_redis *r, redisReply *reply, void *priv) {
     bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == b->n;
     for (size_t i = 0; i < b->n; i++) {
         const redisReply *e = ok ? reply->element[i] : NULL;
+        if (e && e->type == REDIS_REPLY_STRING) { /* "<conn>:<w>": held on this node */
+            orr_cl_req *rq = b->rq[i];
+            const char *colon = memchr(e->str, ':', e->len);
+            rq->deliver_to = colon ? parse_conn(e->str, (size_t)(colon - e->str)) : 0;
+            if (!rq->deliver_to) {
+                answer_send(cl, rq, false, 0);
+                continue;
+            }
+            /* After what its node's inbox had by then (the kept messages of a
+             * name just taken here, for one). */
+            hold(cl, rq, strtoll(colon + 1, NULL, 10));
+            continue;
+        }
         bool one = e && e->type == REDIS_REPLY_INTEGER;
         answer_send(cl, b->rq[i], one, one ? e->integer : 0);
     }
@@ -315,13 +330,15 @@ void cl_flush_sends(orr_cluster *cl) {
     size_t n = cl->n_batch;
     if (!n) return;
     cl->n_batch = 0;
-    size_t argc = 3 + n + 1 + n;
+    size_t argc = 3 + n + 2 + n;
     const char **argv = cl->batch_argv;
     size_t *argl = cl->batch_argl;
     char nk[24];
     eval_head(cl, SC_SEND, n, argv, argl, nk);
     argv[3 + n] = cl->cap;
     argl[3 + n] = cl->cap_len;
+    argv[4 + n] = cl->inst;
+    argl[4 + n] = cl->inst_len;
     send_batch *b = orr_xmalloc(sizeof *b + n * sizeof b->rq[0]);
     b->cl = cl;
     b->n = n;
@@ -331,8 +348,8 @@ void cl_flush_sends(orr_cluster *cl) {
         argv[3 + i] = cl->batch_keys[i];
         argl[3 + i] = cl_pool_key(cl->batch_keys[i], "orr:u:", rq->pool, rq->pool_len, rq->name,
                                   rq->name_len);
-        argv[4 + n + i] = rq->msg;
-        argl[4 + n + i] = rq->msg_len;
+        argv[5 + n + i] = rq->msg;
+        argl[5 + n + i] = rq->msg_len;
     }
     int rc = orr_redis_command(cl->cmd, on_send_reply, b, (int)argc, argv, argl);
     if (rc == 0) {
@@ -357,22 +374,36 @@ static long long int_at(const redisReply *a, size_t i) {
 static void hold(orr_cluster *cl, orr_cl_req *rq, long long w) {
     rq->wait_w = w > 0 ? (uint64_t)w : 0;
     rq->wait_until = cl->loop.now_ms + cl->close_timeout_ms;
-    rq->held_next = cl->held;
-    cl->held = rq;
+    rq->held_next = NULL;
+    if (cl->held_tail)
+        cl->held_tail->held_next = rq;
+    else
+        cl->held = rq;
+    cl->held_tail = rq;
     cl_release_held(cl, false);
 }
 
+/* A send whose holder is on this node, handed over by this thread (scripts.h
+ * SEND): in the order of everything else it hands to the workers. */
+static void deliver_here(orr_cluster *cl, orr_cl_req *rq) {
+    bool in = cl->dv->ops->to_conn(cl->dv, rq->deliver_to, rq->msg, rq->msg_len) == 0;
+    answer(cl, rq, ORR_OP_ROUTED_SEND, in ? ORR_OK : ORR_ENOTFOUND, in);
+}
+
+/* In order: one that waits holds those after it (a send held behind the
+ * inbox must not be overtaken by a later one). */
 void cl_release_held(orr_cluster *cl, bool all) {
     uint64_t taken = strtoull(cl->taken_w, NULL, 10);
-    for (orr_cl_req **at = &cl->held; *at;) {
-        orr_cl_req *rq = *at;
-        if (all || taken >= rq->wait_w || cl->loop.now_ms >= rq->wait_until) {
-            *at = rq->held_next;
+    while (cl->held) {
+        orr_cl_req *rq = cl->held;
+        if (!all && taken < rq->wait_w && cl->loop.now_ms < rq->wait_until) break;
+        cl->held = rq->held_next;
+        if (!cl->held) cl->held_tail = NULL;
+        if (rq->deliver_to)
+            deliver_here(cl, rq);
+        else
             answer(cl, rq, rq->op, rq->status, rq->count);
-            cl_req_free(rq);
-        } else {
-            at = &rq->held_next;
-        }
+        cl_req_free(rq);
     }
     flush_answers(cl);
 }

@@ -44,8 +44,9 @@ typedef struct orr_cl_req {
     int status;
     uint64_t count;
     orr_park_limits park; /* GONE, PARK, ORPHAN */
-    uint64_t wait_w;      /* held until the inbox is read up to this count (PARK, REGISTER) */
+    uint64_t wait_w;      /* held until the inbox is read up to this count (cl_hold) */
     int64_t wait_until;   /* ... or this monotonic ms passes */
+    uint64_t deliver_to;  /* a SEND held on this node: its holder here (0: only an answer) */
     struct orr_cl_req *held_next;
     uint16_t name_len;
     uint8_t pool_len;
@@ -88,8 +89,8 @@ struct orr_cluster {
     orr_cl_req *batch[SEND_BATCH]; /* sends waiting for cl_flush_sends, in order */
     size_t n_batch;
     char (*batch_keys)[KEY_MAX];                /* [SEND_BATCH], scratch for their keys */
-    const char *batch_argv[4 + 2 * SEND_BATCH]; /* scratch for the script call */
-    size_t batch_argl[4 + 2 * SEND_BATCH];
+    const char *batch_argv[5 + 2 * SEND_BATCH]; /* scratch for the script call */
+    size_t batch_argl[5 + 2 * SEND_BATCH];
     /* The inbox: a stream other nodes append to (scripts.h), read on the
      * second connection with XREAD BLOCK from the last id taken. */
     char box[KEY_MAX];
@@ -105,8 +106,9 @@ struct orr_cluster {
     bool box_seen;   /* the inbox exists in Redis (an entry was read from it) */
     char cap[24];    /* inbox_max_messages, as text for the scripts */
     size_t cap_len;
-    /* Answers that wait until the inbox was read far enough (cl_hold). */
-    orr_cl_req *held;
+    /* Answers (and sends to holders on this node) that wait until the inbox
+     * was read far enough, in the order they came (cl_release_held). */
+    orr_cl_req *held, *held_tail;
     /* Pools the last sweep reported parked names for (their gauge goes to 0
      * when they have none left). */
     char (*park_pools)[ORR_POOL_NAME_MAX];
@@ -144,9 +146,10 @@ void cl_handle_req(orr_cluster *cl, orr_cl_req *rq);
 void cl_flush_sends(orr_cluster *cl);
 /* Answer a request as Redis being away allows, and free it. */
 void cl_handle_down(orr_cluster *cl, orr_cl_req *rq);
-/* Answers held for the inbox (PARK, a REGISTER that moved kept messages)
- * whose count was read, or whose time is up, go (after each inbox read and
- * each tick). */
+/* Answers held for the inbox (PARK, a REGISTER that moved kept messages, a
+ * send to a holder on this node) go, in order, as far as the inbox was read
+ * (or their time is up), after each inbox read and each tick; all of them
+ * with `all`. */
 void cl_release_held(orr_cluster *cl, bool all);
 /* Parked names past their deadline go (SC_SWEEP); the gauge is refreshed. */
 void cl_sweep(orr_cluster *cl);

@@ -220,29 +220,47 @@ static const char *const orr_cluster_scripts[SC_N] = {
                       "if v and string.sub(v, 1, #me) == me then redis.call('DEL', KEYS[1]) end\n"
                       "redis.call('SREM', KEYS[2], 'u' .. KEYS[1])\n"
                       "return 1\n",
-    /* SEND (a batch, in order) KEYS: name keys; ARGV: inbox cap, then one
-     * message per key. For each: 1, queued in the holder's node's inbox;
-     * 0, no holder, or its node is dead (liveness expired, or its presence
-     * subscription gone: its process ended); -1, that inbox holds the cap
-     * already (its node is far behind); 2 + k, the name is parked and the
-     * message kept (k older ones dropped past its caps). The messages for
-     * one node go as one entry, in order. */
-    [SC_SEND] = ORR_LUA_LIVE ORR_LUA_PARK
+    /* SEND (a batch, in order) KEYS: name keys; ARGV: inbox cap, the
+     * sending instance, then one message per key. For each: 1, queued in the
+     * holder's node's inbox; 0, no holder, or its node is dead (liveness
+     * expired, or its presence subscription gone: its process ended); -1,
+     * that inbox holds the cap already (its node is far behind); 2 + k, the
+     * name is parked and the message kept (k older ones dropped past its
+     * caps); "<conn>:<w>" when the holder is on the sending node (w: its
+     * inbox's count of messages written): that node hands it over itself
+     * once it has read its inbox that far, in the order of its other
+     * deliveries, and answers only then, so that a name just taken there
+     * (sends went through Redis while its claim was pending, and go
+     * directly once it is confirmed and they are answered) gets one
+     * sender's messages in order. The messages for one node go as
+     * one entry, in order. */
+    [SC_SEND] = ORR_LUA_LIVE
+    /* Parking's functions are made only when a parked name is met: a
+     * closure each costs every call of this, the hottest script. */
+    "local function park_lib()\n" ORR_LUA_PARK "  return now_ms, parked, keep\n"
+    "end\n"
+    "local now_ms, parked, keep\n"
     "local cap = tonumber(ARGV[1])\n"
     "local room, per, order, out = {}, {}, {}, {}\n"
     "local vs = redis.call('MGET', unpack(KEYS))\n"
-    "local now\n"
+    "local now, me_w\n"
     "for i = 1, #KEYS do\n"
     "  local r = 0\n"
-    "  local n, c\n"
-    "  local d, mn, mb = parked(vs[i])\n"
+    "  local n, c, d, mn, mb\n"
+    "  if vs[i] and string.byte(vs[i], 1) == 80 then -- 'P'\n"
+    "    if not parked then now_ms, parked, keep = park_lib() end\n"
+    "    d, mn, mb = parked(vs[i])\n"
+    "  end\n"
     "  if d then\n"
     "    now = now or now_ms()\n"
     "    if d > now then\n"
-    "      r = 2 + keep(KEYS[i], mn, mb, redis.call('PTTL', KEYS[i]), ARGV[i + 1], false)\n"
+    "      r = 2 + keep(KEYS[i], mn, mb, redis.call('PTTL', KEYS[i]), ARGV[i + 2], false)\n"
     "    end\n"
     "  elseif vs[i] then n, c = string.match(vs[i], '^(.-)\\t(.-)\\t') end\n"
-    "  if n then\n"
+    "  if n == ARGV[2] then\n"
+    "    me_w = me_w or redis.call('HGET', 'orr:ib:' .. n, 'w') or '0'\n"
+    "    r = c .. ':' .. me_w\n"
+    "  elseif n then\n"
     "    local left = room[n]\n"
     "    if left == nil then left = live(n) and cap - waiting(n) or false end\n"
     "    if left == false then r = 0\n"
@@ -251,7 +269,7 @@ static const char *const orr_cluster_scripts[SC_N] = {
     "      local f = per[n]\n"
     "      if not f then f = {'n', 0}; per[n] = f; order[#order + 1] = n end\n"
     "      f[#f + 1] = c\n"
-    "      f[#f + 1] = ARGV[i + 1]\n"
+    "      f[#f + 1] = ARGV[i + 2]\n"
     "      left = left - 1\n"
     "      r = 1\n"
     "    end\n"

@@ -108,7 +108,11 @@ struct orr_conn {
     struct conn_ctl *ctl; /* a split control frame, or a pong waiting for `out` to drain */
     int64_t ctx_ms;       /* wall-clock ms of the request that opened it */
     uint32_t frames_received, frames_sent;
-    conn_addr addr;    /* client IP (last X-Forwarded-For entry, else the peer) */
+    conn_addr addr; /* client IP (last X-Forwarded-For entry, else the peer) */
+    /* Its sends to names a backend kept and has not answered yet
+     * (ORR_OP_ROUTED_SEND): while there are any, its sends do not take the
+     * direct path (gearapi/registry_api.c), which could overtake them. */
+    uint16_t routed_out;
     uint32_t out_debt; /* pongs replaced unsent since `out` last drained: counted as
                           unsent output against max_outbound_bytes */
 };

@@ -49,15 +49,17 @@ static orr_reg_req req_of(const orr_conn *c, orr_rq_kind kind, orr_registry_op o
 }
 
 /* The backend finishes rq: its answer now (to on_registry_result right
- * after the running callback), or later through the worker's inbox. */
-static void finish(conn_worker *w, orr_conn *c, const orr_reg_req *rq) {
+ * after the running callback), or later through the worker's inbox
+ * (ORR_RQ_KEPT: submit's answer). */
+static int finish(conn_worker *w, orr_conn *c, const orr_reg_req *rq) {
     orr_backend *be = w->node->gears->backend;
     int k = be->ops->submit(be, rq);
-    if (k == ORR_RQ_KEPT) return;
+    if (k == ORR_RQ_KEPT) return k;
     /* Parked: kept for the name's next holder (OK, count 0). */
     int status = k == ORR_RQ_PARKED ? ORR_OK : rq->status;
     push_result(w, c, rq->op, status, k == ORR_RQ_PARKED ? 0 : rq->count, rq->name, rq->name_len,
                 rq->tag);
+    return k;
 }
 
 /* ---- the gear API ---- */
@@ -124,7 +126,7 @@ int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, 
     uint64_t to;
     orr_reg_req rq;
     const gear_host *h = w->node->gears;
-    if (h->local_holder(w, c->route, name, len, &to)) {
+    if (!c->routed_out && h->local_holder(w, c->route, name, len, &to)) {
         /* Held on this node: delivered without asking the backend. */
         const conn_route *r = c->route;
         orr_payload *m;
@@ -141,6 +143,9 @@ int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, 
         rq = req_of(c, ORR_RQ_SEND, ORR_OP_UNIQUE_SEND, ORR_ENOTFOUND, 0, name, len, tag);
         rq.msg = msg;
         rq.msg_len = msg_len;
+        /* Answered later as ORR_OP_ROUTED_SEND (mailbox_late_result counts it back). */
+        if (finish(w, c, &rq) == ORR_RQ_KEPT && c->routed_out < UINT16_MAX) c->routed_out++;
+        return 0;
     }
     finish(w, c, &rq);
     return 0;

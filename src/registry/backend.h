@@ -41,6 +41,11 @@ typedef enum {
 
 /* The answer to ORR_RQ_PARK: not a gear's operation (gear.h's ops are below 64). */
 #define ORR_OP_DRAIN_PARKED ((orr_registry_op)64)
+/* The answer to an ORR_RQ_SEND a backend kept (it is ORR_OP_UNIQUE_SEND to
+ * the gear): its connection sends directly again only once every such send
+ * of its own was answered, so that its messages to a name cannot overtake
+ * each other when that name comes to its node. */
+#define ORR_OP_ROUTED_SEND ((orr_registry_op)65)
 
 /*
  * One operation, as its caller describes it. Every pointer is borrowed for

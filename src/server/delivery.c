@@ -4,8 +4,11 @@
  * through here, never through worker internals.
  *
  * Messages and results are chained per worker and handed over by flush
- * (one lock and at most one wake-up per worker); a publication and an
- * eviction first hand over what is chained, so that they follow it.
+ * (one lock and at most one wake-up per worker per chain); a publication
+ * and an eviction first hand over what is chained, so that they follow it.
+ * Flush hands over every worker's messages before any worker's results: a
+ * connection that sends directly again once its routed send is answered
+ * (ORR_OP_ROUTED_SEND) finds that send already on its receiver's worker.
  */
 #include "server/internal.h"
 
@@ -15,8 +18,8 @@
 typedef struct srv_delivery {
     orr_delivery base;
     orr_server *srv;
-    orr_xq_chain *post; /* [n_workers] */
-    orr_idvec scratch;  /* a publication's members, reused */
+    orr_xq_chain *post, *res; /* [n_workers]: messages, results */
+    orr_idvec scratch;        /* a publication's members, reused */
 } srv_delivery;
 
 static srv_delivery *of(orr_delivery *d) {
@@ -33,6 +36,8 @@ static void dv_flush(orr_delivery *d) {
     for (int i = 0; i < sd->srv->n_workers; i++)
         if (!orr_xq_chain_empty(&sd->post[i]))
             worker_post_chain(&sd->srv->workers[i], &sd->post[i]);
+    for (int i = 0; i < sd->srv->n_workers; i++)
+        if (!orr_xq_chain_empty(&sd->res[i])) worker_post_chain(&sd->srv->workers[i], &sd->res[i]);
 }
 
 static int dv_to_conn(orr_delivery *d, uint64_t conn, const void *msg, size_t len) {
@@ -70,7 +75,7 @@ static size_t dv_to_group(orr_delivery *d, const char *pool, size_t pool_len, co
 static void dv_complete(orr_delivery *d, uint64_t conn, const orr_registry_result *r) {
     srv_delivery *sd = of(d);
     orr_worker *w = worker_for(sd, conn);
-    if (w) orr_xq_chain_add(&sd->post[w->cw.index], worker_result_msg(conn, r));
+    if (w) orr_xq_chain_add(&sd->res[w->cw.index], worker_result_msg(conn, r));
 }
 
 static void dv_evict(orr_delivery *d, uint64_t conn) {
@@ -115,12 +120,14 @@ orr_delivery *delivery_new(orr_server *s) {
     sd->base.ops = &ops;
     sd->srv = s;
     sd->post = orr_xcalloc((size_t)s->n_workers, sizeof *sd->post);
+    sd->res = orr_xcalloc((size_t)s->n_workers, sizeof *sd->res);
     return &sd->base;
 }
 
 void delivery_free(orr_delivery *d) {
     if (!d) return;
     free(of(d)->post);
+    free(of(d)->res);
     orr_idvec_free(&of(d)->scratch);
     free(d);
 }

@@ -103,6 +103,13 @@ bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, c
 }
 
 void mailbox_late_result(orr_worker *w, orr_conn *c, const orr_registry_result *r) {
+    orr_registry_result routed;
+    if (r->op == ORR_OP_ROUTED_SEND) { /* one of its kept sends: a send to the gear */
+        if (c->routed_out) c->routed_out--;
+        routed = *r;
+        routed.op = ORR_OP_UNIQUE_SEND;
+        r = &routed;
+    }
     if (r->op == ORR_OP_DRAIN_PARKED) { /* its names are parked: now its 1001 */
         if (c->phase != PHASE_WS || (c->flags & (CF_CLOSE_SENT | CF_TERMINATED))) return;
         conn_drain(&w->cw, c);
