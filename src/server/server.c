@@ -332,7 +332,8 @@ int orr_server_run(orr_server *s) {
     /* The connections that ended last have their names to give back. */
     s->backend->ops->stop(s->backend);
     s->backend = NULL;
-    log_parked(s);
+    /* In a cluster they live in Redis (and the gauge is the cluster's). */
+    if (!s->cfg.cluster.enabled) log_parked(s);
     orr_log(ORR_LOG_INFO, NULL, "drained; exiting");
     return 0;
 }
