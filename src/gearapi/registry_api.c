@@ -143,11 +143,10 @@ int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, 
         rq = req_of(c, ORR_RQ_SEND, ORR_OP_UNIQUE_SEND, ORR_ENOTFOUND, 0, name, len, tag);
         rq.msg = msg;
         rq.msg_len = msg_len;
-        /* Answered later as ORR_OP_ROUTED_SEND (mailbox_late_result counts it back). */
-        if (finish(w, c, &rq) == ORR_RQ_KEPT && c->routed_out < UINT16_MAX) c->routed_out++;
-        return 0;
     }
-    finish(w, c, &rq);
+    /* A kept send is answered as ORR_OP_ROUTED_SEND (mailbox_late_result counts it back). */
+    if (finish(w, c, &rq) == ORR_RQ_KEPT && rq.kind == ORR_RQ_SEND && c->routed_out < UINT16_MAX)
+        c->routed_out++;
     return 0;
 }
 
