@@ -230,12 +230,10 @@ test('two chat pages exchange dms while their node drains and another takes over
   // A dm unanswered at a close may be missing: the page sent it into a socket
   // the node closed before reading it (after its close a node drops data), and
   // the page cannot tell. Every answered one must be there, once, in order.
-  // A reorder seen here: the other page's name came back on node 2, where this
-  // page already was, and dms this page sent while that claim was still
-  // pending went through Redis into node 2's inbox, then a later one, sent once
-  // the name was confirmed, was delivered on the node directly and overtook
-  // them (the limit docs/CLUSTER.md states for a name that moves to the
-  // sender's node; issue 14 wants it in order).
+  // The other page's name may come back on node 2 where this page already is:
+  // dms sent while that claim was pending go through Redis, later ones
+  // directly on the node, and the first must not be overtaken (this test
+  // found it; docs/CLUSTER.md "sending", ORR_OP_ROUTED_SEND).
   assert.equal(logs.a.sent.size, na, 'alice\'s log shows every dm she sent');
   assert.equal(logs.b.sent.size, nb, 'bob\'s log shows every dm he sent');
   for (const [what, a] of [['alice -> bob', ab], ['bob -> alice', ba]]) {
