@@ -9,7 +9,7 @@
 // Redis away at the close (parking degrades to today's behaviour, counted).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openWs, sleep, SLOW, SHUTDOWN_REASON, TESTGEAR } from './lib/orrery.mjs';
+import { openWs, sleep, SLOW, SHUTDOWN_REASON, TESTGEAR, auditSeqs } from './lib/orrery.mjs';
 import {
   TG, startCluster, startNode, waitHealth, tgUrl, tg, cmd, text, push, metricTotal, until, closeAll,
 } from './lib/cluster.mjs';
@@ -17,20 +17,7 @@ import {
 const parkCfg = (pool) => ({ pools: { [TG]: { park_ms: 10000 * SLOW, park_max_messages: 100000, ...pool } } });
 const PARKED = 'orrery_parked_messages_total';
 
-/** lost / duplicated / reordered of the sequence numbers `got` against `want` (sorted). */
-function audit(got, want) {
-  const seen = new Set();
-  let dup = 0, reordered = 0, last = 0;
-  for (const k of got) {
-    if (seen.has(k)) dup++;
-    seen.add(k);
-    if (k < last) reordered++;
-    last = Math.max(last, k);
-  }
-  let lost = 0;
-  for (const k of want) if (!seen.has(k)) lost++;
-  return { lost, dup, reordered };
-}
+const audit = auditSeqs;
 
 const seqs = (texts, from = 'bob') => texts.filter((s) => s.startsWith(`${from}:`)).map((s) => Number(s.slice(from.length + 1)));
 

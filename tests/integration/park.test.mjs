@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { startServer, openWs, httpRequest, sleep, SLOW, TESTGEAR, SHUTDOWN_REASON } from './lib/orrery.mjs';
+import { startServer, openWs, httpRequest, sleep, SLOW, TESTGEAR, SHUTDOWN_REASON, auditSeqs } from './lib/orrery.mjs';
 
 const TG = `gear:${TESTGEAR}`;
 const TOKEN = 'park-test-token';
@@ -46,20 +46,7 @@ function drain(ws) {
   return out;
 }
 
-/** lost / duplicated / reordered of the sequence numbers `got` against 1..n. */
-function audit(got, n) {
-  const seen = new Set();
-  let dup = 0, reordered = 0, last = 0;
-  for (const k of got) {
-    if (seen.has(k)) dup++;
-    seen.add(k);
-    if (k < last) reordered++;
-    last = Math.max(last, k);
-  }
-  let lost = 0;
-  for (let k = 1; k <= n; k++) if (!seen.has(k)) lost++;
-  return { lost, dup, reordered };
-}
+const audit = auditSeqs;
 
 function seqs(texts, from = 'bob') {
   return texts.filter((t) => t.startsWith(`${from}:`)).map((t) => Number(t.slice(from.length + 1)));

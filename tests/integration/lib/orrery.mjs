@@ -704,3 +704,22 @@ export function parseClose(payload) {
   if (payload.length < 2) return { code: null, reason: '' };
   return { code: payload.readUInt16BE(0), reason: payload.subarray(2).toString('utf8') };
 }
+
+/**
+ * lost / duplicated / reordered of the sequence numbers `got` (in arrival
+ * order) against `want`: a number, meaning 1..want, or the list expected.
+ */
+export function auditSeqs(got, want) {
+  const seen = new Set();
+  let dup = 0, reordered = 0, last = 0;
+  for (const k of got) {
+    if (seen.has(k)) dup++;
+    seen.add(k);
+    if (k < last) reordered++;
+    last = Math.max(last, k);
+  }
+  const all = typeof want === 'number' ? Array.from({ length: want }, (_, i) => i + 1) : want;
+  let lost = 0;
+  for (const k of all) if (!seen.has(k)) lost++;
+  return { lost, dup, reordered };
+}
