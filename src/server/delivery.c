@@ -87,12 +87,7 @@ static void dv_evict(orr_delivery *d, uint64_t conn) {
 }
 
 static size_t dv_pool_name(orr_delivery *d, uint32_t idx, char *out, size_t cap) {
-    const orr_pool *p = pools_at(of(d)->srv, idx);
-    if (!p) return 0;
-    size_t n = strnlen(p->name, sizeof p->name);
-    if (n >= cap) return 0;
-    memcpy(out, p->name, n + 1);
-    return n;
+    return pools_name_of(of(d)->srv, idx, out, cap);
 }
 
 /* A pool this node does not use has no counters here (another node counts). */

@@ -297,9 +297,6 @@ orr_pool *pools_acquire(orr_server *s, const char *name, size_t len, bool create
 void pool_ref(orr_pool *p);
 /* Gives one back: an unlisted tenant pool goes with its last. p may be NULL. */
 void pool_unref(orr_pool *p);
-/* The pool at idx, without a reference, or NULL: only for the idx of a
- * registry entry seen under the registry lock (its connection holds one). */
-orr_pool *pools_at(orr_server *s, uint32_t idx);
 /* The name of the pool at idx, copied under the pools' lock: its length (0: none). */
 size_t pools_name_of(orr_server *s, uint32_t idx, char *out, size_t cap);
 /* fn for each pool alive, under the pools lock (fn must not take it). */

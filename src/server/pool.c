@@ -158,14 +158,6 @@ size_t pools_name_of(orr_server *s, uint32_t idx, char *out, size_t cap) {
     return n;
 }
 
-orr_pool *pools_at(orr_server *s, uint32_t idx) {
-    orr_pools *ps = &s->pools;
-    pthread_mutex_lock(&ps->lock);
-    orr_pool *p = idx < ps->table.hw ? ps->all[idx] : NULL;
-    pthread_mutex_unlock(&ps->lock);
-    return p;
-}
-
 void pools_foreach(orr_server *s, void (*fn)(void *arg, const orr_pool *p), void *arg) {
     orr_pools *ps = &s->pools;
     pthread_mutex_lock(&ps->lock);
