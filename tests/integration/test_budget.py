@@ -254,6 +254,11 @@ class TestOutputShed(BudgetTestCase):
                 return "TCP closed without a close frame"
         codes = [await self.in_thread(ending, ws) for ws in clients]
         refused = self.metric('orrery_budget_closes_total{reason="message_refused"}')
+        # Read again: a slow (sanitized) node may still have been working
+        # through the pipelined messages after the first reading, and shed
+        # more (a fresh-clone TSan run: 6 then 8, every one of them 1008).
+        shed = self.metric('orrery_budget_closes_total{reason="output_shed"}')
+        self.assertLess(shed, N, "not every connection is shed")
         self.assertEqual(codes.count((1008, b"server over its memory budget")), shed, codes)
         self.assertEqual(codes.count((1013, b"server busy: try again later")), refused, codes)
         self.assertEqual(codes.count("open"), N - shed - refused, codes)
