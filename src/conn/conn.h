@@ -170,6 +170,10 @@ orr_payload *payload_new(const void *msg, size_t len);
  * hands it back to that name (parking), whoever holds it by then. */
 orr_payload *payload_new_to(const void *msg, size_t len, uint32_t pool_idx, const char *name,
                             size_t name_len);
+/* A message sent to `name` of the pool at pool_idx: payload_new_to when
+ * that pool parks (`parks`), else payload_new marked to_name. */
+orr_payload *payload_to_name(const void *msg, size_t len, bool parks, uint32_t pool_idx,
+                             const char *name, size_t name_len);
 /* The name a payload was sent to, if it keeps one: its length (0: none). */
 size_t payload_name(const orr_payload *m, uint32_t *pool_idx, const char **name);
 /* Gives one back (any thread); m may be NULL. */

@@ -40,6 +40,14 @@ orr_payload *payload_new_to(const void *msg, size_t len, uint32_t pool_idx, cons
     return m;
 }
 
+orr_payload *payload_to_name(const void *msg, size_t len, bool parks, uint32_t pool_idx,
+                             const char *name, size_t name_len) {
+    if (parks) return payload_new_to(msg, len, pool_idx, name, name_len);
+    orr_payload *m = make(msg, len, 0);
+    m->to_name = true;
+    return m;
+}
+
 size_t payload_name(const orr_payload *m, uint32_t *pool_idx, const char **name) {
     if (!m->name_len) return 0;
     const uint8_t *at = m->bytes + PAYLOAD_HDR_ROOM + m->len;

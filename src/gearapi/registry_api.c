@@ -129,13 +129,9 @@ int orr_unique_send(orr_conn *c, const char *name, size_t len, const void *msg, 
     if (!c->routed_out && h->local_holder(w, c->route, name, len, &to)) {
         /* Held on this node: delivered without asking the backend. */
         const conn_route *r = c->route;
-        orr_payload *m;
-        if (atomic_load_explicit(r->park_ms, memory_order_relaxed)) {
-            m = payload_new_to(msg, msg_len, r->pool_idx, name, len);
-        } else {
-            m = payload_new(msg, msg_len);
-            m->to_name = true;
-        }
+        orr_payload *m =
+            payload_to_name(msg, msg_len, atomic_load_explicit(r->park_ms, memory_order_relaxed),
+                            r->pool_idx, name, len);
         rc = h->post(w, to, m) ? 0 : ORR_EAGAIN;
         payload_unref(m);
         rq = req_of(c, ORR_RQ_ANSWER, ORR_OP_UNIQUE_SEND, rc, rc == 0, name, len, tag);

@@ -90,13 +90,9 @@ bool mailbox_send(orr_worker *w, orr_pool *pool, const char *name, size_t len, c
                   size_t msg_len) {
     uint64_t to;
     if (!mailbox_local_holder(w, pool, name, len, &to)) return false;
-    orr_payload *m;
-    if (atomic_load_explicit(&pool->park_ms, memory_order_relaxed)) {
-        m = payload_new_to(msg, msg_len, pool->idx, name, len);
-    } else {
-        m = payload_new(msg, msg_len);
-        m->to_name = true;
-    }
+    orr_payload *m =
+        payload_to_name(msg, msg_len, atomic_load_explicit(&pool->park_ms, memory_order_relaxed),
+                        pool->idx, name, len);
     bool ok = mailbox_post(w->srv, w, &to, 1, m) == 1;
     payload_unref(m);
     return ok;
@@ -247,11 +243,12 @@ void mailbox_conn_ended(orr_worker *w, orr_conn *c) {
         orr_backend *be = w->srv->backend;
         orr_reg_req rq = {.kind = ORR_RQ_GONE, .conn = c->id};
         orr_park_limits lim;
-        if (parks(c, &lim) && !be->ops->parks_shared)
+        bool park = parks(c, &lim);
+        if (park && !be->ops->parks_shared)
             orr_registry_conn_gone_park(w->srv->registry, c->id, &lim, w->loop.now_ms);
         else
             orr_registry_conn_gone(w->srv->registry, c->id);
-        if (parks(c, &lim) && be->ops->parks_shared) rq.park = lim;
+        if (park && be->ops->parks_shared) rq.park = lim;
         c->flags &= (uint16_t)~CF_REGISTRY;
         be->ops->submit(be, &rq);
     }
